@@ -1,0 +1,57 @@
+"""One settings object, read once at start-up from the environment (never at import time)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+@dataclass(frozen=True, slots=True)
+class Topics:
+    interactions: str = "interactions"
+    items: str = "items"
+    dlq: str = "interactions.dlq"
+    updates: str = "recs.updates"
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    kafka_bootstrap: str = "127.0.0.1:9092"
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    run_dir: Path = Path("run")
+    topics: Topics = field(default_factory=Topics)
+    partitions: int = 4
+    http_host: str = "127.0.0.1"
+    http_port: int = 8000
+    # event-time behaviour
+    out_of_orderness_ms: int = 2_000
+    session_gap_ms: int = 30 * 60_000
+    session_ttl_ms: int = 30 * 86_400_000
+    # Flink
+    parallelism: int = 1
+    checkpoint_interval_ms: int = 5_000
+    emit_interval_ms: int = 100
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        """Read ``RECS_*`` variables (and ``REDIS_URL`` / ``KAFKA_BOOTSTRAP``)."""
+        e = os.environ if env is None else env
+        d = cls()
+        return cls(
+            kafka_bootstrap=e.get("KAFKA_BOOTSTRAP", e.get("RECS_KAFKA_BOOTSTRAP",
+                                                           d.kafka_bootstrap)),
+            redis_url=e.get("REDIS_URL", e.get("RECS_REDIS_URL", d.redis_url)),
+            run_dir=Path(e.get("RECS_RUN_DIR", str(d.run_dir))),
+            partitions=int(e.get("RECS_PARTITIONS", d.partitions)),
+            http_host=e.get("RECS_HTTP_HOST", d.http_host),
+            http_port=int(e.get("RECS_HTTP_PORT", d.http_port)),
+            out_of_orderness_ms=int(e.get("RECS_OUT_OF_ORDERNESS_MS", d.out_of_orderness_ms)),
+            session_gap_ms=int(e.get("RECS_SESSION_GAP_MS", d.session_gap_ms)),
+            session_ttl_ms=int(e.get("RECS_SESSION_TTL_MS", d.session_ttl_ms)),
+            parallelism=int(e.get("RECS_PARALLELISM", d.parallelism)),
+            checkpoint_interval_ms=int(e.get("RECS_CHECKPOINT_INTERVAL_MS",
+                                             d.checkpoint_interval_ms)),
+            emit_interval_ms=int(e.get("RECS_EMIT_INTERVAL_MS", d.emit_interval_ms)),
+        )

@@ -1,0 +1,95 @@
+"""The one Redis key builder. Every key the engine reads or writes is made here.
+
+Layout version 1 (``recs:v1:`` prefix). Bump :data:`LAYOUT_VERSION` for any incompatible change;
+old and new layouts can then live side by side during a migration.
+
+==========================  =========================================================
+key                         value (JSON envelope ``{"v": version, "t": as_of_ms, "d": ...}``)
+==========================  =========================================================
+recs:v1:session:{user}      session state: recent events, basket, purchases
+recs:v1:similar:{item}      co-visitation neighbours ``[[item, log_score], ...]``
+recs:v1:bought:{item}       co-purchase / co-cart neighbours ``[[item, log_score], ...]``
+recs:v1:trending:{scope}    decayed top-K; scope ``global`` or ``cat:{category}``
+recs:v1:item:{item}         catalogue metadata (title, category, brand, price, stock)
+recs:v1:itemstats:{item}    per-item counters by event type and decayed popularity
+recs:v1:meta:freshness      hash: writer name -> newest event time applied (ms)
+==========================  =========================================================
+
+>>> session_key("u42")
+'recs:v1:session:u42'
+>>> trending_key(category="shoes")
+'recs:v1:trending:cat:shoes'
+>>> key_for("similar", "i7")
+'recs:v1:similar:i7'
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+LAYOUT_VERSION: Final = 1
+PREFIX: Final = f"recs:v{LAYOUT_VERSION}:"
+
+KIND_SESSION: Final = "session"
+KIND_SIMILAR: Final = "similar"
+KIND_BOUGHT: Final = "bought"
+KIND_TRENDING: Final = "trending"
+KIND_ITEM: Final = "item"
+KIND_ITEMSTATS: Final = "itemstats"
+KINDS: Final = (KIND_SESSION, KIND_SIMILAR, KIND_BOUGHT, KIND_TRENDING, KIND_ITEM,
+                KIND_ITEMSTATS)
+
+GLOBAL_SCOPE: Final = "global"
+FRESHNESS_KEY: Final = PREFIX + "meta:freshness"
+
+
+def key_for(kind: str, entity: str) -> str:
+    """Key of one entity of one kind; the kind must be one of :data:`KINDS`."""
+    if kind not in KINDS:
+        raise ValueError(f"state.keys: unknown kind {kind!r}, expected one of {KINDS}")
+    if not entity:
+        raise ValueError(f"state.keys: empty entity id for kind {kind!r}")
+    return f"{PREFIX}{kind}:{entity}"
+
+
+def split_key(key: str) -> tuple[str, str]:
+    """Inverse of :func:`key_for`.
+
+    >>> split_key("recs:v1:trending:cat:shoes")
+    ('trending', 'cat:shoes')
+    """
+    if not key.startswith(PREFIX):
+        raise ValueError(f"state.keys: {key!r} is not a layout-v{LAYOUT_VERSION} key")
+    kind, _, entity = key[len(PREFIX):].partition(":")
+    if kind not in KINDS or not entity:
+        raise ValueError(f"state.keys: {key!r} has no known kind")
+    return kind, entity
+
+
+def session_key(user_id: str) -> str:
+    return key_for(KIND_SESSION, user_id)
+
+
+def similar_key(item_id: str) -> str:
+    return key_for(KIND_SIMILAR, item_id)
+
+
+def bought_key(item_id: str) -> str:
+    return key_for(KIND_BOUGHT, item_id)
+
+
+def item_key(item_id: str) -> str:
+    return key_for(KIND_ITEM, item_id)
+
+
+def itemstats_key(item_id: str) -> str:
+    return key_for(KIND_ITEMSTATS, item_id)
+
+
+def trending_scope(category: str | None = None) -> str:
+    """Scope name of a trending list: ``global`` or ``cat:{category}``."""
+    return GLOBAL_SCOPE if category is None else f"cat:{category}"
+
+
+def trending_key(category: str | None = None) -> str:
+    return key_for(KIND_TRENDING, trending_scope(category))

@@ -1,0 +1,138 @@
+"""Redis implementation of the store protocol, plus the async reader the server uses.
+
+Writes go through one Lua script that applies a whole batch in one round trip: for each key it
+compares the stored envelope's version (the envelope starts with ``{"v":<int>`` by construction)
+with the update's and writes only when the update is not older. Deletes are written as
+tombstones (``"d": null``) that keep their version, so a replayed older update cannot resurrect a
+deleted key; tombstones expire after :data:`TOMBSTONE_TTL_S`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any, Final
+
+import redis
+import redis.asyncio as aioredis
+
+from state.keys import FRESHNESS_KEY, KIND_SESSION, PREFIX, split_key
+from state.records import Envelope, Update, decode_envelope, encode_envelope
+
+TOMBSTONE_TTL_S: Final = 86_400
+BATCH: Final = 500
+
+# KEYS: the keys. ARGV: version, envelope bytes, ttl seconds (0 = none), per key.
+_APPLY_LUA: Final = """
+local applied = 0
+for i, key in ipairs(KEYS) do
+  local base = (i - 1) * 3
+  local ver = tonumber(ARGV[base + 1])
+  local cur = redis.call('GET', key)
+  local older = false
+  if cur then
+    local cv = tonumber(string.match(cur, '^{"v":(%d+)'))
+    if cv and cv > ver then older = true end
+  end
+  if not older then
+    local ttl = tonumber(ARGV[base + 3])
+    if ttl > 0 then
+      redis.call('SET', key, ARGV[base + 2], 'EX', ttl)
+    else
+      redis.call('SET', key, ARGV[base + 2])
+    end
+    applied = applied + 1
+  end
+end
+return applied
+"""
+
+
+def ttl_for(key: str, session_ttl_s: int) -> int:
+    """Seconds a key lives in Redis: sessions expire, relations and catalogue do not."""
+    kind, _ = split_key(key)
+    return session_ttl_s if kind == KIND_SESSION else 0
+
+
+class RedisStore:
+    """Synchronous store used by the update loader and the tests."""
+
+    def __init__(self, client: redis.Redis, *, session_ttl_s: int = 30 * 86_400) -> None:
+        self._r = client
+        self._session_ttl_s = session_ttl_s
+        self._apply = client.register_script(_APPLY_LUA)
+
+    @classmethod
+    def from_url(cls, url: str, **kwargs: Any) -> RedisStore:
+        return cls(redis.Redis.from_url(url), **kwargs)
+
+    @property
+    def client(self) -> redis.Redis:
+        return self._r
+
+    def apply(self, updates: Iterable[Update]) -> int:
+        batch = list(updates)
+        applied = 0
+        for start in range(0, len(batch), BATCH):
+            chunk = batch[start:start + BATCH]
+            keys = [u.key for u in chunk]
+            args: list[Any] = []
+            for upd in chunk:
+                ttl = TOMBSTONE_TTL_S if upd.data is None else ttl_for(upd.key, self._session_ttl_s)
+                args += [upd.version, encode_envelope(upd), ttl]
+            applied += int(self._apply(keys=keys, args=args))
+        return applied
+
+    def get(self, key: str) -> Envelope | None:
+        return _live(self._r.get(key))
+
+    def get_many(self, keys: Sequence[str]) -> list[Envelope | None]:
+        if not keys:
+            return []
+        return [_live(raw) for raw in self._r.mget(keys)]
+
+    def keys(self, prefix: str = PREFIX) -> list[str]:
+        found = [k.decode() for k in self._r.scan_iter(match=prefix + "*", count=1000)]
+        found = [k for k in found if k != FRESHNESS_KEY]
+        live = self.get_many(found)
+        return sorted(k for k, env in zip(found, live, strict=True) if env is not None)
+
+    def mark_fresh(self, writer: str, event_ts: int) -> None:
+        cur = self._r.hget(FRESHNESS_KEY, writer)
+        if cur is None or int(cur) < event_ts:
+            self._r.hset(FRESHNESS_KEY, writer, event_ts)
+
+    def freshness(self) -> dict[str, int]:
+        return {k.decode(): int(v) for k, v in self._r.hgetall(FRESHNESS_KEY).items()}
+
+
+class AsyncReader:
+    """Read side for the async server: one MGET per request."""
+
+    def __init__(self, client: aioredis.Redis) -> None:
+        self._r = client
+
+    @classmethod
+    def from_url(cls, url: str, **kwargs: Any) -> AsyncReader:
+        return cls(aioredis.Redis.from_url(url, **kwargs))
+
+    async def get_many(self, keys: Sequence[str]) -> list[Envelope | None]:
+        if not keys:
+            return []
+        return [_live(raw) for raw in await self._r.mget(keys)]
+
+    async def freshness(self) -> dict[str, int]:
+        raw = await self._r.hgetall(FRESHNESS_KEY)
+        return {k.decode(): int(v) for k, v in raw.items()}
+
+    async def ping(self) -> bool:
+        return bool(await self._r.ping())
+
+    async def close(self) -> None:
+        await self._r.aclose()
+
+
+def _live(raw: bytes | None) -> Envelope | None:
+    if raw is None:
+        return None
+    env = decode_envelope(raw)
+    return None if env.data is None else env
