@@ -1,9 +1,12 @@
 """The update record every writer applies, and the envelope stored under each key.
 
-An :class:`Update` is a whole materialized value (never a delta) with a monotonically increasing
-``version`` per key and the event time ``as_of`` it reflects. A store applies it only when
-``version`` is not below the stored one, so replays after a crash are harmless: an old update is
-ignored, an equal one rewrites the same bytes.
+An :class:`Update` is a whole materialized value (never a delta) with a ``version`` that never
+decreases per key and the event time ``as_of`` it reflects. The stream uses the event time itself
+as the version: a store applies an update only when its version is not below the stored one, so a
+replay after a crash cannot move a key back in time (its older updates are ignored) and converges
+to the same final value (the last update of the replay carries the newest event time, and an equal
+version is applied). Updates of one key reach the loader in the order they were emitted (the
+``recs.updates`` topic has one partition), so among equal versions the newest wins.
 
 >>> u = Update("recs:v1:item:i1", 3, 1_700_000_000_000, {"title": "Mug"})
 >>> encode_envelope(u)

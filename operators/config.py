@@ -1,0 +1,58 @@
+"""Tunable parameters of every operator, in one frozen object passed in by the shells."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Final
+
+# How much one event says about interest in its item. Impressions say nothing (weight 0).
+DEFAULT_EVENT_WEIGHTS: Final = MappingProxyType(
+    {"view": 1.0, "click": 2.0, "add_to_cart": 4.0, "purchase": 8.0, "rating": 2.0,
+     "impression": 0.0}
+)
+INTEREST_TYPES: Final = frozenset({"view", "click", "add_to_cart", "purchase", "rating"})
+BASKET_TYPES: Final = frozenset({"add_to_cart", "purchase"})
+
+
+@dataclass(frozen=True, slots=True)
+class SessionConfig:
+    max_events: int = 20          # last-N events kept per user
+    gap_ms: int = 30 * 60_000     # inactivity gap that starts a new session
+    ttl_ms: int = 30 * 86_400_000  # state older than this (event time) is forgotten
+    pair_window: int = 5          # previous distinct session items paired with a new one
+    backward_weight: float = 0.5  # weight of b -> a when b follows a (a -> b gets 1)
+    max_basket: int = 20
+    max_purchased: int = 100
+    cart_pair_weight: float = 0.5
+    purchase_pair_weight: float = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class NeighbourConfig:
+    capacity: int = 100           # neighbours tracked per item (Space-Saving)
+    top_k: int = 50               # neighbours published per item
+    half_life_s: float = 7 * 86_400.0
+
+
+@dataclass(frozen=True, slots=True)
+class TrendingConfig:
+    half_life_s: float = 6 * 3_600.0
+    top_k: int = 100
+
+
+@dataclass(frozen=True, slots=True)
+class EngineConfig:
+    session: SessionConfig = field(default_factory=SessionConfig)
+    similar: NeighbourConfig = field(default_factory=NeighbourConfig)
+    bought: NeighbourConfig = field(
+        default_factory=lambda: NeighbourConfig(half_life_s=30 * 86_400.0))
+    trending: TrendingConfig = field(default_factory=TrendingConfig)
+    event_weights: MappingProxyType[str, float] = field(
+        default_factory=lambda: DEFAULT_EVENT_WEIGHTS)
+
+    def weight(self, etype: str, value: float | None = None) -> float:
+        if etype == "rating" and value is not None:
+            # a rating is interest in proportion to how much the user liked it (5 -> full weight)
+            return self.event_weights["rating"] * max(value, 0.0) / 5.0
+        return self.event_weights.get(etype, 0.0)
