@@ -13,7 +13,14 @@ class Topics:
     interactions: str = "interactions"
     items: str = "items"
     dlq: str = "interactions.dlq"
-    updates: str = "recs.updates"
+    updates: str = "recs.updates"  # one partition: per-key order of updates is preserved
+
+    @classmethod
+    def with_prefix(cls, prefix: str) -> Topics:
+        """Topic names under a prefix, so several deployments or test runs share one broker."""
+        d = cls()
+        return cls(prefix + d.interactions, prefix + d.items, prefix + d.dlq,
+                   prefix + d.updates)
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +51,7 @@ class Settings:
                                                            d.kafka_bootstrap)),
             redis_url=e.get("REDIS_URL", e.get("RECS_REDIS_URL", d.redis_url)),
             run_dir=Path(e.get("RECS_RUN_DIR", str(d.run_dir))),
+            topics=Topics.with_prefix(e.get("RECS_TOPIC_PREFIX", "")),
             partitions=int(e.get("RECS_PARTITIONS", d.partitions)),
             http_host=e.get("RECS_HTTP_HOST", d.http_host),
             http_port=int(e.get("RECS_HTTP_PORT", d.http_port)),

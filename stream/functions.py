@@ -1,0 +1,221 @@
+"""Thin PyFlink shells around the pure operators.
+
+Each keyed function decodes its state (JSON, explicit codecs), calls the operator, encodes the
+state back, and schedules the publication of the key's materialized view:
+
+- a processing-time timer on the next ``emit_interval_ms`` boundary (Flink keeps one timer per
+  key and timestamp, so a hot key is published at most once per interval: coalescing for free,
+  and checkpointed with the state, so a crash cannot lose a pending publication);
+- an event-time timer at the end of time, which fires only when a bounded input ends, so a
+  finite run publishes its final state too.
+
+Publications are :class:`~state.records.Update` wire lines sent to the ``updates`` side output.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Final
+
+import orjson
+from pyflink.common import Row
+from pyflink.common.typeinfo import Types
+from pyflink.datastream import (
+    KeyedCoProcessFunction,
+    KeyedProcessFunction,
+    OutputTag,
+    ProcessFunction,
+    RuntimeContext,
+)
+from pyflink.datastream.state import ValueStateDescriptor
+
+from operators import neighbours, session, trending
+from operators.config import EngineConfig
+from schemas.events import SchemaError, decode_interaction, decode_item, interaction_from_dict
+from state import keys
+from stream import views
+from stream.dlq import dead_letter
+from stream.reference import item_targets
+
+log = logging.getLogger(__name__)
+
+UPDATES: Final = OutputTag("updates", Types.STRING())
+DLQ: Final = OutputTag("dlq", Types.STRING())
+END_OF_TIME: Final = 2**62  # a watermark only a finished bounded input reaches
+
+EVENT_ROW: Final = Types.ROW_NAMED(["user_id", "ts", "body"],
+                                   [Types.STRING(), Types.LONG(), Types.STRING()])
+ITEM_EVENT_ROW: Final = Types.ROW_NAMED(
+    ["item_id", "type", "value", "ts", "body"],
+    [Types.STRING(), Types.STRING(), Types.DOUBLE(), Types.LONG(), Types.STRING()])
+PAIR_ROW: Final = Types.ROW_NAMED(["relation", "src", "dst", "weight", "ts"],
+                                  [Types.STRING(), Types.STRING(), Types.STRING(),
+                                   Types.DOUBLE(), Types.LONG()])
+SCORE_ROW: Final = Types.ROW_NAMED(["scope", "item_id", "log_score", "ts"],
+                                   [Types.STRING(), Types.STRING(), Types.DOUBLE(),
+                                    Types.LONG()])
+
+
+def _json_state(name: str) -> ValueStateDescriptor:
+    return ValueStateDescriptor(name, Types.STRING())
+
+
+def _schedule(ctx: Any, interval_ms: int) -> None:
+    timers = ctx.timer_service()
+    now = timers.current_processing_time()
+    timers.register_processing_time_timer((now // interval_ms + 1) * interval_ms)
+    timers.register_event_time_timer(END_OF_TIME)
+
+
+class ParseInteractions(ProcessFunction):  # type: ignore[misc]
+    """Validate raw interaction JSON; malformed input goes to the DLQ side output, never fails."""
+
+    def process_element(self, value: str, ctx: ProcessFunction.Context) -> Any:
+        try:
+            event = decode_interaction(value.encode("utf-8", "surrogateescape"))
+        except SchemaError as exc:
+            yield DLQ, dead_letter(value, exc)
+            return
+        yield Row(user_id=event.user_id, ts=event.ts, body=event.to_json().decode())
+
+
+class ParseItems(ProcessFunction):  # type: ignore[misc]
+    def process_element(self, value: str, ctx: ProcessFunction.Context) -> Any:
+        try:
+            item = decode_item(value.encode("utf-8", "surrogateescape"))
+        except SchemaError as exc:
+            yield DLQ, dead_letter(value, exc)
+            return
+        yield Row(item_id=item.item_id, ts=item.ts, body=item.to_json().decode())
+
+
+def explode_items(row: Row) -> Any:
+    """One row per item an interaction touches (impressions touch every shown item)."""
+    event = interaction_from_dict(orjson.loads(row.body))
+    for item_id in item_targets(event):
+        yield Row(item_id=item_id, type=event.type, value=event.value, ts=event.ts, body="")
+
+
+class SessionFunction(KeyedProcessFunction):  # type: ignore[misc]
+    """Keyed by user: session state; emits co-visitation / co-purchase pairs downstream."""
+
+    def __init__(self, cfg: EngineConfig, emit_interval_ms: int) -> None:
+        self.cfg = cfg
+        self.interval = emit_interval_ms
+
+    def open(self, runtime_context: RuntimeContext) -> None:
+        self.state = runtime_context.get_state(_json_state("session"))
+
+    def process_element(self, value: Row, ctx: KeyedProcessFunction.Context) -> Any:
+        event = interaction_from_dict(orjson.loads(value.body))
+        raw = self.state.value()
+        old = None if raw is None else session.decode(orjson.loads(raw))
+        new, pairs = session.step(old, event, self.cfg.session)
+        if new is not old and new is not None:
+            self.state.update(orjson.dumps(session.encode(new)).decode())
+            _schedule(ctx, self.interval)
+        for p in pairs:
+            yield Row(relation=p.relation, src=p.src, dst=p.dst, weight=p.weight, ts=p.ts)
+
+    def on_timer(self, timestamp: int, ctx: KeyedProcessFunction.OnTimerContext) -> Any:
+        raw = self.state.value()
+        if raw is not None:
+            upd = views.session_update(ctx.get_current_key(), session.decode(orjson.loads(raw)))
+            yield UPDATES, upd.to_wire().decode()
+
+
+class NeighbourFunction(KeyedProcessFunction):  # type: ignore[misc]
+    """Keyed by ``relation|src``: bounded decayed neighbours of one item."""
+
+    def __init__(self, cfg: EngineConfig, emit_interval_ms: int) -> None:
+        self.cfg = cfg
+        self.interval = emit_interval_ms
+
+    def open(self, runtime_context: RuntimeContext) -> None:
+        self.state = runtime_context.get_state(_json_state("neighbours"))
+
+    def process_element(self, value: Row, ctx: KeyedProcessFunction.Context) -> Any:
+        ncfg = self.cfg.similar if value.relation == keys.KIND_SIMILAR else self.cfg.bought
+        raw = self.state.value()
+        old = None if raw is None else neighbours.decode(orjson.loads(raw))
+        pair = session.Pair(value.relation, value.src, value.dst, value.weight, value.ts)
+        new = neighbours.step(old, pair, ncfg)
+        self.state.update(orjson.dumps(neighbours.encode(new)).decode())
+        _schedule(ctx, self.interval)
+        return iter(())
+
+    def on_timer(self, timestamp: int, ctx: KeyedProcessFunction.OnTimerContext) -> Any:
+        raw = self.state.value()
+        if raw is not None:
+            relation, _, src = ctx.get_current_key().partition("|")
+            upd = views.neighbour_update(relation, src, neighbours.decode(orjson.loads(raw)),
+                                         self.cfg)
+            yield UPDATES, upd.to_wire().decode()
+
+
+class ItemFunction(KeyedCoProcessFunction):  # type: ignore[misc]
+    """Keyed by item: catalogue metadata (input 2), popularity and counters (input 1)."""
+
+    def __init__(self, cfg: EngineConfig, emit_interval_ms: int) -> None:
+        self.cfg = cfg
+        self.interval = emit_interval_ms
+
+    def open(self, runtime_context: RuntimeContext) -> None:
+        self.state = runtime_context.get_state(_json_state("item"))
+
+    def _load(self) -> trending.ItemState | None:
+        raw = self.state.value()
+        return None if raw is None else trending.decode_item(orjson.loads(raw))
+
+    def _store(self, state: trending.ItemState, ctx: Any) -> None:
+        self.state.update(orjson.dumps(trending.encode_item(state)).decode())
+        _schedule(ctx, self.interval)
+
+    def process_element1(self, value: Row, ctx: KeyedCoProcessFunction.Context) -> Any:
+        new, scores = trending.item_event_step(self._load(), value.item_id, value.type,
+                                               value.value, value.ts, self.cfg)
+        self._store(new, ctx)
+        for s in scores:
+            yield Row(scope=s.scope, item_id=s.item_id, log_score=s.log_score, ts=s.ts)
+
+    def process_element2(self, value: Row, ctx: KeyedCoProcessFunction.Context) -> Any:
+        item = decode_item(value.body)
+        new, scores = trending.item_upsert_step(self._load(), item)
+        self._store(new, ctx)
+        for s in scores:
+            yield Row(scope=s.scope, item_id=s.item_id, log_score=s.log_score, ts=s.ts)
+
+    def on_timer(self, timestamp: int, ctx: KeyedCoProcessFunction.OnTimerContext) -> Any:
+        state = self._load()
+        if state is not None:
+            for upd in views.item_updates(ctx.get_current_key(), state):
+                yield UPDATES, upd.to_wire().decode()
+
+
+class TopKFunction(KeyedProcessFunction):  # type: ignore[misc]
+    """Keyed by trending scope: exact streaming top-K of monotone forward-decayed scores."""
+
+    def __init__(self, cfg: EngineConfig, emit_interval_ms: int) -> None:
+        self.cfg = cfg
+        self.interval = emit_interval_ms
+
+    def open(self, runtime_context: RuntimeContext) -> None:
+        self.state = runtime_context.get_state(_json_state("topk"))
+
+    def process_element(self, value: Row, ctx: KeyedProcessFunction.Context) -> Any:
+        raw = self.state.value()
+        old = None if raw is None else trending.decode_topk(orjson.loads(raw))
+        score = trending.ScopeScore(value.scope, value.item_id, value.log_score, value.ts)
+        new, changed = trending.topk_step(old, score)
+        if changed and new is not None:
+            new = trending.trim(new, self.cfg.trending)
+            self.state.update(orjson.dumps(trending.encode_topk(new)).decode())
+            _schedule(ctx, self.interval)
+        return iter(())
+
+    def on_timer(self, timestamp: int, ctx: KeyedProcessFunction.OnTimerContext) -> Any:
+        raw = self.state.value()
+        if raw is not None:
+            upd = views.trending_update(ctx.get_current_key(),
+                                        trending.decode_topk(orjson.loads(raw)), self.cfg)
+            yield UPDATES, upd.to_wire().decode()

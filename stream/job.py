@@ -1,0 +1,172 @@
+"""The PyFlink job: Kafka sources -> :func:`stream.topology.define_workflow` -> Kafka sinks.
+
+    recs job [--parallelism N] [--checkpoint-dir DIR] [--restore latest|PATH] [--bounded]
+
+Runs on Flink's local mini-cluster in this process (thread mode: the Python operators run inside
+the JVM, the only fast mode for keyed Python state). To run on a Flink cluster instead:
+``flink run -py stream/job.py --jarfile <flink-sql-connector-kafka jar> -pyexec <venv python>``.
+
+Delivery: Kafka offsets live in Flink's checkpoints (and are committed back to the group on each
+checkpoint for lag monitoring); updates go to ``recs.updates`` with at-least-once delivery
+(flushed on every checkpoint), and ``stream.loader`` applies them to Redis with versioned writes,
+so a restart from the last checkpoint converges to the same Redis state.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import site
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from recs.settings import Settings
+
+log = logging.getLogger(__name__)
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True, slots=True)
+class JobOptions:
+    parallelism: int = 1
+    checkpoint_dir: Path | None = None
+    restore_from: Path | None = None
+    bounded: bool = False
+    group_id: str = "recs-stream"
+    job_name: str = "recs-stream"
+
+
+def prepare_python_env() -> None:
+    """Thread mode embeds CPython in the JVM: give it this interpreter's import path."""
+    paths = [str(PROJECT_ROOT), *site.getsitepackages()]
+    current = os.environ.get("PYTHONPATH")
+    os.environ["PYTHONPATH"] = os.pathsep.join(paths + ([current] if current else []))
+
+
+def latest_checkpoint(checkpoint_dir: Path) -> Path | None:
+    """The newest completed checkpoint (``chk-N`` holding ``_metadata``) under a job's dir."""
+    best: tuple[int, Path] | None = None
+    for meta in checkpoint_dir.glob("*/chk-*/_metadata"):
+        n = int(meta.parent.name.split("-", 1)[1])
+        if best is None or n > best[0]:
+            best = (n, meta.parent)
+    return None if best is None else best[1]
+
+
+def build(settings: Settings, opts: JobOptions):  # type: ignore[no-untyped-def]
+    """Create the environment and the whole pipeline; returns the environment to execute."""
+    from pyflink.common import Configuration, WatermarkStrategy
+    from pyflink.common.serialization import SimpleStringSchema
+    from pyflink.datastream import CheckpointingMode, StreamExecutionEnvironment
+    from pyflink.datastream.connectors.base import DeliveryGuarantee
+    from pyflink.datastream.connectors.kafka import (
+        KafkaOffsetsInitializer,
+        KafkaRecordSerializationSchema,
+        KafkaSink,
+        KafkaSource,
+    )
+    from pyflink.datastream.externalized_checkpoint_retention import (
+        ExternalizedCheckpointRetention,
+    )
+
+    from infra.services import flink_connector_jar
+    from operators.config import EngineConfig, SessionConfig
+    from stream.topology import TopologyConfig, define_workflow
+
+    prepare_python_env()
+    conf = Configuration()
+    conf.set_string("python.execution-mode", "thread")
+    conf.set_string("python.executable", sys.executable)
+    conf.set_string("python.client.executable", sys.executable)
+    conf.set_string("pipeline.jars", flink_connector_jar().resolve().as_uri())
+    conf.set_string("pipeline.name", opts.job_name)
+    conf.set_string("taskmanager.numberOfTaskSlots", str(max(1, opts.parallelism)))
+    conf.set_string("restart-strategy.type", "fixed-delay")
+    conf.set_string("restart-strategy.fixed-delay.attempts", "3")
+    conf.set_string("restart-strategy.fixed-delay.delay", "2 s")
+    if opts.restore_from is not None:
+        conf.set_string("execution.state-recovery.path", str(opts.restore_from))
+    env = StreamExecutionEnvironment.get_execution_environment(conf)
+    env.set_parallelism(opts.parallelism)
+    if opts.checkpoint_dir is not None:
+        env.enable_checkpointing(settings.checkpoint_interval_ms, CheckpointingMode.EXACTLY_ONCE)
+        ck = env.get_checkpoint_config()
+        ck.set_checkpoint_storage_dir(opts.checkpoint_dir.resolve().as_uri())
+        ck.set_externalized_checkpoint_retention(
+            ExternalizedCheckpointRetention.RETAIN_ON_CANCELLATION)
+        ck.set_min_pause_between_checkpoints(500)
+
+    def source(topic: str, name: str):  # type: ignore[no-untyped-def]
+        builder = (KafkaSource.builder()
+                   .set_bootstrap_servers(settings.kafka_bootstrap)
+                   .set_topics(topic)
+                   .set_group_id(f"{opts.group_id}-{name}")
+                   .set_starting_offsets(KafkaOffsetsInitializer.earliest())
+                   .set_value_only_deserializer(SimpleStringSchema())
+                   .set_property("commit.offsets.on.checkpoint", "true")
+                   .set_property("partition.discovery.interval.ms", "10000"))
+        if opts.bounded:
+            builder = builder.set_bounded(KafkaOffsetsInitializer.latest())
+        return env.from_source(builder.build(), WatermarkStrategy.no_watermarks(), name)
+
+    def sink(topic: str):  # type: ignore[no-untyped-def]
+        return (KafkaSink.builder()
+                .set_bootstrap_servers(settings.kafka_bootstrap)
+                .set_record_serializer(KafkaRecordSerializationSchema.builder()
+                                       .set_topic(topic)
+                                       .set_value_serialization_schema(SimpleStringSchema())
+                                       .build())
+                .set_delivery_guarantee(DeliveryGuarantee.AT_LEAST_ONCE)
+                .set_property("linger.ms", "5")
+                .set_property("compression.type", "lz4")
+                .build())
+
+    engine = EngineConfig(session=SessionConfig(gap_ms=settings.session_gap_ms,
+                                                ttl_ms=settings.session_ttl_ms))
+    topo = TopologyConfig(engine=engine, out_of_orderness_ms=settings.out_of_orderness_ms,
+                          emit_interval_ms=settings.emit_interval_ms)
+    updates, dead = define_workflow(source(settings.topics.interactions, "interactions"),
+                                    source(settings.topics.items, "items"), topo)
+    updates.sink_to(sink(settings.topics.updates)).name("updates-sink")
+    dead.sink_to(sink(settings.topics.dlq)).name("dlq-sink")
+    return env
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="recs job", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--parallelism", type=int, default=None)
+    parser.add_argument("--checkpoint-dir", type=Path, default=None,
+                        help="enables checkpointing (default: <run dir>/checkpoints)")
+    parser.add_argument("--no-checkpoints", action="store_true")
+    parser.add_argument("--restore", default=None,
+                        help="'latest' (newest checkpoint under --checkpoint-dir) or a path")
+    parser.add_argument("--bounded", action="store_true",
+                        help="stop at the end offsets seen at start-up (tests, backfills)")
+    parser.add_argument("--group-id", default="recs-stream")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    settings = Settings.from_env()
+    ck_dir = None if args.no_checkpoints else (args.checkpoint_dir
+                                                or settings.run_dir / "checkpoints")
+    restore = None
+    if args.restore == "latest":
+        if ck_dir is None:
+            parser.error("--restore latest needs checkpoints")
+        restore = latest_checkpoint(ck_dir)
+        log.info("restoring from %s", restore or "nothing (no completed checkpoint)")
+    elif args.restore:
+        restore = Path(args.restore)
+    opts = JobOptions(parallelism=args.parallelism or settings.parallelism,
+                      checkpoint_dir=ck_dir, restore_from=restore, bounded=args.bounded,
+                      group_id=args.group_id)
+    env = build(settings, opts)
+    env.execute(opts.job_name)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))

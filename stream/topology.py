@@ -1,0 +1,108 @@
+"""The topology as a function of its input streams: ``define_workflow(interactions, items)``.
+
+Kept apart from sources and sinks (``stream/job.py``) so tests can feed it collections.
+
+    interactions (raw JSON) -> ParseInteractions --(malformed)--> dlq
+         | watermarks (bounded out-of-orderness, idle partitions do not stall)
+         |-- key_by(user) ----------> SessionFunction --pairs--> key_by(relation|src) -> NeighbourFunction
+         '-- explode(items touched) -> key_by(item) -+-> ItemFunction --scores--> key_by(scope) -> TopKFunction
+    items (raw JSON) -> ParseItems --(malformed)--> dlq      '-- key_by(item) ---'
+    every keyed function --updates--> union -> updates (Update wire lines)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from pyflink.common import Duration, Row, WatermarkStrategy
+from pyflink.common.typeinfo import Types
+from pyflink.common.watermark_strategy import TimestampAssigner
+from pyflink.datastream import DataStream
+
+from operators.config import EngineConfig
+from stream.functions import (
+    DLQ,
+    EVENT_ROW,
+    ITEM_EVENT_ROW,
+    PAIR_ROW,
+    SCORE_ROW,
+    UPDATES,
+    ItemFunction,
+    NeighbourFunction,
+    ParseInteractions,
+    ParseItems,
+    SessionFunction,
+    TopKFunction,
+    explode_items,
+)
+
+ITEM_ROW = Types.ROW_NAMED(["item_id", "ts", "body"],
+                           [Types.STRING(), Types.LONG(), Types.STRING()])
+
+
+@dataclass(frozen=True, slots=True)
+class TopologyConfig:
+    engine: EngineConfig
+    out_of_orderness_ms: int = 2_000
+    idleness_ms: int = 5_000
+    emit_interval_ms: int = 100
+
+
+class EventTime(TimestampAssigner):  # type: ignore[misc]
+    def extract_timestamp(self, value: Row, record_timestamp: int) -> int:
+        return int(value.ts)
+
+
+def define_workflow(interactions: DataStream, items: DataStream,
+                    cfg: TopologyConfig) -> tuple[DataStream, DataStream]:
+    """Wire the operators; returns ``(updates, dead_letters)``, both streams of strings."""
+    engine, interval = cfg.engine, cfg.emit_interval_ms
+    watermarks = (
+        WatermarkStrategy.for_bounded_out_of_orderness(Duration.of_millis(cfg.out_of_orderness_ms))
+        .with_timestamp_assigner(EventTime())
+        .with_idleness(Duration.of_millis(cfg.idleness_ms))
+    )
+    parsed = interactions.process(ParseInteractions(), output_type=EVENT_ROW).name("parse")
+    events = parsed.assign_timestamps_and_watermarks(watermarks).name("watermarks")
+    parsed_items = items.process(ParseItems(), output_type=ITEM_ROW).name("parse-items")
+    catalogue = parsed_items.assign_timestamps_and_watermarks(watermarks).name("item-watermarks")
+
+    sessions = (events.key_by(_user, key_type=Types.STRING())
+                .process(SessionFunction(engine, interval), output_type=PAIR_ROW)
+                .name("sessions"))
+    relations = (sessions.key_by(_relation_key, key_type=Types.STRING())
+                 .process(NeighbourFunction(engine, interval), output_type=Types.STRING())
+                 .name("neighbours"))
+    touched = events.flat_map(explode_items, output_type=ITEM_EVENT_ROW).name("items-touched")
+    item_scores = (touched.connect(catalogue)
+                   .key_by(_item, _item, key_type=Types.STRING())
+                   .process(ItemFunction(engine, interval), output_type=SCORE_ROW)
+                   .name("items"))
+    trending = (item_scores.key_by(_scope, key_type=Types.STRING())
+                .process(TopKFunction(engine, interval), output_type=Types.STRING())
+                .name("trending"))
+
+    updates = sessions.get_side_output(UPDATES).union(
+        relations.get_side_output(UPDATES),
+        item_scores.get_side_output(UPDATES),
+        trending.get_side_output(UPDATES),
+    )
+    dead = parsed.get_side_output(DLQ).union(parsed_items.get_side_output(DLQ))
+    return updates, dead
+
+
+def _user(row: Any) -> str:
+    return str(row.user_id)
+
+
+def _relation_key(row: Any) -> str:
+    return f"{row.relation}|{row.src}"
+
+
+def _item(row: Any) -> str:
+    return str(row.item_id)
+
+
+def _scope(row: Any) -> str:
+    return str(row.scope)
