@@ -72,7 +72,7 @@ def build(settings: Settings, opts: JobOptions):  # type: ignore[no-untyped-def]
         ExternalizedCheckpointRetention,
     )
 
-    from infra.services import flink_connector_jar
+    from infra.paths import flink_connector_jar
     from operators.config import EngineConfig, SessionConfig
     from stream.topology import TopologyConfig, define_workflow
 
@@ -87,6 +87,8 @@ def build(settings: Settings, opts: JobOptions):  # type: ignore[no-untyped-def]
     conf.set_string("restart-strategy.type", "fixed-delay")
     conf.set_string("restart-strategy.fixed-delay.attempts", "3")
     conf.set_string("restart-strategy.fixed-delay.delay", "2 s")
+    if opts.checkpoint_dir is not None:
+        conf.set_string("execution.checkpointing.dir", opts.checkpoint_dir.resolve().as_uri())
     if opts.restore_from is not None:
         conf.set_string("execution.state-recovery.path", str(opts.restore_from))
     env = StreamExecutionEnvironment.get_execution_environment(conf)
@@ -94,7 +96,6 @@ def build(settings: Settings, opts: JobOptions):  # type: ignore[no-untyped-def]
     if opts.checkpoint_dir is not None:
         env.enable_checkpointing(settings.checkpoint_interval_ms, CheckpointingMode.EXACTLY_ONCE)
         ck = env.get_checkpoint_config()
-        ck.set_checkpoint_storage_dir(opts.checkpoint_dir.resolve().as_uri())
         ck.set_externalized_checkpoint_retention(
             ExternalizedCheckpointRetention.RETAIN_ON_CANCELLATION)
         ck.set_min_pause_between_checkpoints(500)

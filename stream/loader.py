@@ -95,6 +95,8 @@ def run(settings: Settings, store: Store, *, group_id: str = "recs-loader",
                 apply_batch(store, values, stats)
                 consumer.commit()
                 last_data = now
+            elif not consumer.assignment():
+                last_data = now  # idle time counts from the moment partitions are assigned
             elif idle_exit_s is not None and now - last_data >= idle_exit_s:
                 break
             if max_seconds is not None and now - stats.started >= max_seconds:
@@ -116,6 +118,7 @@ def main(argv: list[str]) -> int:
                         help="exit after this many seconds without updates")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logging.getLogger("kafka").setLevel(logging.WARNING)
     settings = Settings.from_env()
     store = RedisStore.from_url(settings.redis_url,
                                 session_ttl_s=settings.session_ttl_ms // 1000)
