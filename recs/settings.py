@@ -41,6 +41,27 @@ class Settings:
     checkpoint_interval_ms: int = 5_000
     emit_interval_ms: int = 100
 
+    def to_env(self) -> dict[str, str]:
+        """Environment that makes a child process's :meth:`from_env` equal to these settings."""
+        return {
+            "KAFKA_BOOTSTRAP": self.kafka_bootstrap,
+            "REDIS_URL": self.redis_url,
+            "RECS_RUN_DIR": str(self.run_dir),
+            "RECS_TOPIC_INTERACTIONS": self.topics.interactions,
+            "RECS_TOPIC_ITEMS": self.topics.items,
+            "RECS_TOPIC_DLQ": self.topics.dlq,
+            "RECS_TOPIC_UPDATES": self.topics.updates,
+            "RECS_PARTITIONS": str(self.partitions),
+            "RECS_HTTP_HOST": self.http_host,
+            "RECS_HTTP_PORT": str(self.http_port),
+            "RECS_OUT_OF_ORDERNESS_MS": str(self.out_of_orderness_ms),
+            "RECS_SESSION_GAP_MS": str(self.session_gap_ms),
+            "RECS_SESSION_TTL_MS": str(self.session_ttl_ms),
+            "RECS_PARALLELISM": str(self.parallelism),
+            "RECS_CHECKPOINT_INTERVAL_MS": str(self.checkpoint_interval_ms),
+            "RECS_EMIT_INTERVAL_MS": str(self.emit_interval_ms),
+        }
+
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         """Read ``RECS_*`` variables (and ``REDIS_URL`` / ``KAFKA_BOOTSTRAP``)."""
@@ -51,7 +72,7 @@ class Settings:
                                                            d.kafka_bootstrap)),
             redis_url=e.get("REDIS_URL", e.get("RECS_REDIS_URL", d.redis_url)),
             run_dir=Path(e.get("RECS_RUN_DIR", str(d.run_dir))),
-            topics=Topics.with_prefix(e.get("RECS_TOPIC_PREFIX", "")),
+            topics=_topics_from_env(e),
             partitions=int(e.get("RECS_PARTITIONS", d.partitions)),
             http_host=e.get("RECS_HTTP_HOST", d.http_host),
             http_port=int(e.get("RECS_HTTP_PORT", d.http_port)),
@@ -63,3 +84,13 @@ class Settings:
                                              d.checkpoint_interval_ms)),
             emit_interval_ms=int(e.get("RECS_EMIT_INTERVAL_MS", d.emit_interval_ms)),
         )
+
+
+def _topics_from_env(e: Mapping[str, str]) -> Topics:
+    base = Topics.with_prefix(e.get("RECS_TOPIC_PREFIX", ""))
+    return Topics(
+        interactions=e.get("RECS_TOPIC_INTERACTIONS", base.interactions),
+        items=e.get("RECS_TOPIC_ITEMS", base.items),
+        dlq=e.get("RECS_TOPIC_DLQ", base.dlq),
+        updates=e.get("RECS_TOPIC_UPDATES", base.updates),
+    )

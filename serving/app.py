@@ -1,0 +1,178 @@
+"""The ASGI application and ``recs serve`` (granian).
+
+``create_app(settings, reader=None, now_ms=...)`` builds the app. When no reader is given the
+lifespan opens an :class:`~state.redis_store.AsyncReader` on ``settings.redis_url`` at start-up
+and closes it at shutdown; a reader passed in belongs to the caller. The clock is injected so that
+scores and freshness are deterministic under test.
+
+``recs serve --host H --port P --workers N [--redis-url URL]`` runs it under granian; each
+worker builds its app with :func:`app_from_env` from the same environment.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import logging
+import os
+import time
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any, Final
+
+from recs.settings import Settings
+from serving.params import Query
+from serving.responses import ApiError, Response, error_response, internal_error
+from serving.routes import Handlers, Reader, build_router
+
+log = logging.getLogger("serving")
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+# fail fast when Redis is gone: data endpoints answer degraded instead of hanging
+REDIS_CONNECT_TIMEOUT_S: Final = 0.25
+REDIS_SOCKET_TIMEOUT_S: Final = 0.5
+
+
+def wall_clock_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def open_reader(redis_url: str) -> Reader:
+    from state.redis_store import AsyncReader
+
+    return AsyncReader.from_url(redis_url, socket_connect_timeout=REDIS_CONNECT_TIMEOUT_S,
+                                socket_timeout=REDIS_SOCKET_TIMEOUT_S)
+
+
+class App:
+    """Bare ASGI 3 application: routes HTTP requests, runs the lifespan."""
+
+    def __init__(self, settings: Settings, reader: Reader | None,
+                 now_ms: Callable[[], int]) -> None:
+        self.settings = settings
+        self.handlers = Handlers(reader, now_ms)
+        self._router = build_router(self.handlers)
+        self._owns_reader = False  # True once the lifespan opened the reader itself
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind == "http":
+            await self._http(scope, send)
+        elif kind == "lifespan":
+            await self._lifespan(receive, send)
+        else:  # websockets: not served
+            raise ValueError(f"serving.app: unsupported ASGI scope type {kind!r}")
+
+    async def _http(self, scope: Scope, send: Send) -> None:
+        raw_path = scope.get("raw_path")
+        path = raw_path.decode("latin-1") if raw_path else scope["path"]
+        try:
+            handler, params = self._router.match(scope["method"], path)
+            response = await handler(params, Query.parse(scope.get("query_string", b"")))
+        except ApiError as err:
+            response = error_response(err)
+        except Exception:
+            log.exception("serving: unhandled error method=%s path=%s query=%r",
+                          scope.get("method"), path, scope.get("query_string", b""))
+            response = internal_error()
+        await _send(send, response)
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                try:
+                    await self.startup()
+                except Exception as exc:
+                    log.exception("serving: start-up failed")
+                    await send({"type": "lifespan.startup.failed", "message": repr(exc)})
+                    return
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await self.shutdown()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    async def startup(self) -> None:
+        if self.handlers.reader is None:
+            self.handlers.reader = open_reader(self.settings.redis_url)
+            self._owns_reader = True
+        log.info("serving: started redis_url=%s", _redact(self.settings.redis_url))
+
+    async def shutdown(self) -> None:
+        reader = self.handlers.reader
+        if self._owns_reader and reader is not None:  # a reader passed in is the caller's
+            self.handlers.reader = None
+            self._owns_reader = False
+            await reader.close()
+
+
+async def _send(send: Send, response: Response) -> None:
+    await send({"type": "http.response.start", "status": response.status,
+                "headers": response.raw_headers()})
+    await send({"type": "http.response.body", "body": response.body})
+
+
+def _redact(url: str) -> str:
+    """A Redis URL without its password, for logs."""
+    scheme, sep, rest = url.partition("://")
+    _creds, at, host = rest.rpartition("@")
+    return f"{scheme}{sep}{'***@' if at else ''}{host}" if sep else url
+
+
+def create_app(settings: Settings, reader: Reader | None = None, *,
+               now_ms: Callable[[], int] = wall_clock_ms) -> App:
+    return App(settings, reader, now_ms)
+
+
+def app_from_env() -> App:
+    """Granian's factory target: one app per worker, configured from the environment."""
+    return create_app(Settings.from_env())
+
+
+def _parse(argv: list[str], defaults: Settings) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="recs serve", description="run the HTTP server")
+    parser.add_argument("--host", default=defaults.http_host)
+    parser.add_argument("--port", type=int, default=defaults.http_port)
+    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--redis-url", default=None,
+                        help="Redis to read (default: REDIS_URL / RECS_REDIS_URL)")
+    parser.add_argument("--log-level", default="info",
+                        choices=["debug", "info", "warning", "error"])
+    parser.add_argument("--access-log", action="store_true", help="log every request")
+    args = parser.parse_args(argv)
+    if args.workers < 1:
+        parser.error(f"--workers must be >= 1, got {args.workers}")
+    if not 0 < args.port < 65536:
+        parser.error(f"--port must be in 1..65535, got {args.port}")
+    return args
+
+
+def main(argv: list[str]) -> int:
+    """``recs serve``: run granian with :func:`app_from_env` until interrupted."""
+    from granian.constants import Interfaces
+    from granian.log import LOGGING_CONFIG, LogLevels
+    from granian.server import Server
+
+    args = _parse(argv, Settings.from_env())
+    if args.redis_url:
+        os.environ["REDIS_URL"] = args.redis_url  # read by every worker's app_from_env
+    log_config: dict[str, Any] = copy.deepcopy(LOGGING_CONFIG)
+    log_config["loggers"]["serving"] = {"handlers": ["console"], "level": args.log_level.upper(),
+                                        "propagate": False}
+    server = Server(
+        "serving.app:app_from_env",
+        address=args.host,
+        port=args.port,
+        interface=Interfaces.ASGI,
+        workers=args.workers,
+        factory=True,
+        log_level=LogLevels(args.log_level),
+        log_dictconfig=log_config,
+        log_access=args.access_log,
+    )
+    server.serve()
+    return 0

@@ -1,0 +1,84 @@
+"""Validation of request input at the edge: query strings and path ids.
+
+Every rejection is a 422 naming the parameter and the value received; nothing a client sends can
+reach the handlers unvalidated, so bad input is never a 500.
+
+>>> q = Query.parse(b"k=5&exclude=a,,b&category=shoes")
+>>> q.k(), sorted(q.exclude()), q.category()
+(5, ['a', 'b'], 'shoes')
+>>> Query.parse(b"k=0").k()
+Traceback (most recent call last):
+...
+serving.responses.ApiError: k must be an integer in 1..100, got '0'
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Final
+from urllib.parse import parse_qsl
+
+from serving.responses import INVALID_PARAMETER, ApiError
+
+DEFAULT_K: Final = 10
+MAX_K: Final = 100
+MAX_ID_LEN: Final = 256
+MAX_EXCLUDE: Final = 500
+
+
+def invalid(name: str, value: str, rule: str) -> ApiError:
+    shown = value if len(value) <= 80 else value[:80] + "..."
+    return ApiError(422, INVALID_PARAMETER, f"{name} must be {rule}, got {shown!r}",
+                    parameter=name, value=shown)
+
+
+class Query:
+    """The query string of one request; the last value wins when a name repeats."""
+
+    __slots__ = ("_values",)
+
+    def __init__(self, values: Mapping[str, str]) -> None:
+        self._values = values
+
+    @classmethod
+    def parse(cls, raw: bytes) -> Query:
+        if not raw:
+            return cls({})
+        return cls(dict(parse_qsl(raw.decode("latin-1"), keep_blank_values=True)))
+
+    def k(self, default: int = DEFAULT_K) -> int:
+        raw = self._values.get("k")
+        if raw is None:
+            return default
+        rule = f"an integer in 1..{MAX_K}"
+        if not raw.isascii() or not raw.isdigit():
+            raise invalid("k", raw, rule)
+        value = int(raw)
+        if not 1 <= value <= MAX_K:
+            raise invalid("k", raw, rule)
+        return value
+
+    def category(self) -> str | None:
+        raw = self._values.get("category")
+        if raw is None:
+            return None
+        return entity_id("category", raw)
+
+    def exclude(self) -> frozenset[str]:
+        raw = self._values.get("exclude")
+        if not raw:
+            return frozenset()
+        ids = [part.strip() for part in raw.split(",")]
+        ids = [i for i in ids if i]
+        if len(ids) > MAX_EXCLUDE:
+            raise invalid("exclude", raw, f"at most {MAX_EXCLUDE} comma-separated ids")
+        for item_id in ids:
+            entity_id("exclude", item_id)
+        return frozenset(ids)
+
+
+def entity_id(name: str, value: str) -> str:
+    """A user id, item id or category: non-empty, at most :data:`MAX_ID_LEN` characters."""
+    if not value or len(value) > MAX_ID_LEN or not value.isprintable():
+        raise invalid(name, value, f"a non-empty printable id of at most {MAX_ID_LEN} characters")
+    return value

@@ -1,0 +1,171 @@
+"""Shared pieces of the end-to-end stream tests: logs, publishing, draining, comparing stores."""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from kafka import KafkaConsumer, KafkaProducer
+
+from infra.kafka_broker import TopicSpec, ensure_topics
+from operators.config import EngineConfig
+from recs.settings import Settings
+from schemas.events import Interaction, ItemUpsert
+from state import keys
+from state.store import Store
+from stream.reference import ReferenceRunner
+
+T0 = 1_700_000_000_000
+
+
+def create_engine_topics(settings: Settings, partitions: int = 4) -> None:
+    t = settings.topics
+    ensure_topics(settings.kafka_bootstrap, [
+        TopicSpec(t.interactions, partitions),
+        TopicSpec(t.items, partitions, {"cleanup.policy": "compact"}),
+        TopicSpec(t.dlq, 1),
+        TopicSpec(t.updates, 1),
+    ])
+
+
+@dataclass(frozen=True)
+class Log:
+    items: list[ItemUpsert]
+    events: list[Interaction]
+
+
+def generated_log(n_events: int, *, n_users: int = 1500, n_items: int = 800,
+                  seed: int = 7) -> Log:
+    """Sessions over a Zipf-popular catalogue with funnels and small out-of-order jitter."""
+    rng = random.Random(seed)
+    items = [ItemUpsert(f"i{i}", T0 - 1_000, title=f"Item {i}", category=f"c{i % 12}",
+                        brand=f"b{i % 30}", price=float(5 + i % 95), stock=i % 7)
+             for i in range(n_items)]
+    weights = [1.0 / (r + 1) ** 1.1 for r in range(n_items)]
+    events: list[Interaction] = []
+    clock: dict[str, int] = {}
+    session_no: dict[str, int] = {}
+    t = T0
+    for n in range(n_events):
+        user = f"u{rng.randrange(n_users)}"
+        t += rng.randrange(1, 20)
+        last = clock.get(user, 0)
+        if t - last > 20 * 60_000 or rng.random() < 0.05:
+            session_no[user] = session_no.get(user, 0) + 1
+        clock[user] = t
+        item = f"i{rng.choices(range(n_items), weights)[0]}"
+        etype = rng.choices(["view", "click", "add_to_cart", "purchase", "impression"],
+                            [70, 12, 8, 4, 6])[0]
+        ts = t - rng.randrange(0, 1_500)  # out of order by up to 1.5 s
+        sid = f"{user}-s{session_no[user]}"
+        if etype == "impression":
+            shown = tuple(f"i{rng.randrange(n_items)}" for _ in range(5))
+            events.append(Interaction(f"e{n}", etype, user, sid, ts, item_ids=shown))
+        else:
+            events.append(Interaction(f"e{n}", etype, user, sid, ts, item_id=item,
+                                      context={"device": rng.choice(["web", "ios"])}))
+    return Log(items, events)
+
+
+# Each malformed record and the field its DLQ reason must name.
+MALFORMED: Sequence[tuple[bytes, str]] = (
+    (b'{"event_id": "m1", "type": "view"', "<document>"),                       # bad JSON
+    (b'[1, 2, 3]', "<document>"),                                               # not an object
+    (b'{"event_id":"m3","type":"view","session_id":"s","item_id":"i1","ts":1700000000000}',
+     "user_id"),                                                                # missing field
+    (b'{"event_id":"m4","type":"view","user_id":7,"session_id":"s","item_id":"i1",'
+     b'"ts":1700000000000}', "user_id"),                                         # wrong type
+    (b'{"event_id":"m5","type":"like","user_id":"u","session_id":"s","item_id":"i1",'
+     b'"ts":1700000000000}', "type"),                                            # unknown type
+    (b'{"event_id":"m6","type":"view","user_id":"u","session_id":"s","item_id":"i1",'
+     b'"ts":1700000000}', "ts"),                                                 # seconds, not ms
+    (b'{"event_id":"m7","type":"view","user_id":"u","session_id":"s","item_id":"i1",'
+     b'"ts":32503680000000}', "ts"),                                             # year 3000
+    (b'{"event_id":"m8","type":"view","user_id":"u","session_id":"s","item_id":"i1",'
+     b'"ts":1700000000000,"context":{"blob":"' + b"x" * 20_000 + b'"}}', "<document>"),  # 20 KB
+    (b'{"event_id":"m9","type":"impression","user_id":"u","session_id":"s",'
+     b'"ts":1700000000000}', "item_ids"),                                        # no items shown
+    (b'{"event_id":"m10","type":"view","user_id":"u","session_id":"s","item_id":"i1",'
+     b'"ts":1700000000000,"colour":"red"}', "colour"),                           # unknown field
+)
+
+
+def publish(settings: Settings, log: Log, malformed: Iterable[bytes] = (),
+            *, every: int = 2_000) -> None:
+    """Items first, then events keyed by user; one malformed record every ``every`` events."""
+    producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap, linger_ms=10,
+                             batch_size=256 * 1024, max_request_size=2 * 1024 * 1024)
+    for item in log.items:
+        producer.send(settings.topics.items, key=item.item_id.encode(), value=item.to_json())
+    bad = list(malformed)
+    for n, event in enumerate(log.events):
+        producer.send(settings.topics.interactions, key=event.user_id.encode(),
+                      value=event.to_json())
+        if bad and n % every == every - 1:
+            producer.send(settings.topics.interactions, key=b"bad", value=bad.pop())
+    for raw in bad:
+        producer.send(settings.topics.interactions, key=b"bad", value=raw)
+    producer.flush()
+    producer.close()
+
+
+def drain(settings: Settings, topic: str, expect: int, timeout_s: float = 30.0) -> list[bytes]:
+    consumer = KafkaConsumer(topic, bootstrap_servers=settings.kafka_bootstrap,
+                             auto_offset_reset="earliest", enable_auto_commit=False,
+                             group_id=None, consumer_timeout_ms=1_000)
+    out: list[bytes] = []
+    deadline = time.monotonic() + timeout_s
+    while len(out) < expect and time.monotonic() < deadline:
+        out += [rec.value for rec in consumer]
+    consumer.close()
+    return out
+
+
+def reference(log: Log, cfg: EngineConfig | None = None) -> ReferenceRunner:
+    runner = ReferenceRunner(cfg)
+    runner.run([*log.items, *log.events])
+    return runner
+
+
+def _close(a: Any, b: Any) -> bool:
+    if isinstance(a, float) and isinstance(b, float):
+        return math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-9)
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(_close(x, y) for x, y in zip(a, b, strict=True))
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_close(a[k], b[k]) for k in a)
+    return bool(a == b)
+
+
+def differences(ref: ReferenceRunner, store: Store, *, head: int = 5) -> list[str]:
+    """Keys whose value differs between the reference run and ``store``.
+
+    Neighbour lists whose Space-Saving table overflowed depend on the order pairs arrived in
+    (documented in operators/neighbours.py); for those only the ``head`` strongest neighbours
+    must agree. Everything else must match exactly (floats to 1e-9) with equal versions.
+    """
+    want, got = ref.store.keys(), store.keys()
+    diffs = [f"missing {k}" for k in sorted(set(want) - set(got))]
+    diffs += [f"unexpected {k}" for k in sorted(set(got) - set(want))]
+    for key in sorted(set(want) & set(got)):
+        a, b = ref.store.get(key), store.get(key)
+        if a is None or b is None:
+            diffs.append(f"unreadable {key}")
+            continue
+        kind, entity = keys.split_key(key)
+        if kind in (keys.KIND_SIMILAR, keys.KIND_BOUGHT):
+            cfg = ref.cfg.similar if kind == keys.KIND_SIMILAR else ref.cfg.bought
+            state = ref.relations[(kind, entity)]
+            if len(state.scores) >= cfg.capacity:
+                top_a = {i for i, _ in a.data["items"][:head]}
+                top_b = {i for i, _ in b.data["items"][:head]}
+                if top_a != top_b:
+                    diffs.append(f"head {key}: {sorted(top_a)} != {sorted(top_b)}")
+                continue
+        if a.version != b.version or not _close(a.data, b.data):
+            diffs.append(f"value {key}")
+    return diffs
