@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# Make sure a `redis-server` binary is available; the project starts its own Redis processes
+# (infra/services.py) on free loopback ports, so no system daemon is wanted.
+#
+#   already on PATH          -> nothing to do
+#   root with apt-get        -> apt-get install redis-server, with the package's daemon kept from
+#                               starting (policy-rc.d) and its unit disabled
+#   otherwise                -> fail, saying what to install (or point REDIS_URL at a Redis)
+set -euo pipefail
+
+log() { echo "ensure-redis: $*"; }
+die() { echo "ensure-redis: $*" >&2; exit 1; }
+
+if command -v redis-server >/dev/null 2>&1; then
+    log "redis-server found: $(redis-server --version | head -n1)"
+    exit 0
+fi
+
+if [[ "${EUID:-$(id -u)}" -ne 0 ]]; then
+    die "redis-server is not on PATH and this is not root, so it cannot be installed here.
+Install it (Debian/Ubuntu: sudo apt-get install redis-server; macOS: brew install redis),
+or export REDIS_URL=redis://host:port/0 to use a Redis that is already running."
+fi
+command -v apt-get >/dev/null 2>&1 \
+    || die "redis-server is not on PATH and apt-get is not available; install Redis 6 or newer"
+
+# Keep the package's own daemon from starting: invoke-rc.d and deb-systemd-invoke both ask
+# policy-rc.d, and 101 means "action forbidden". Only a policy file we created is removed.
+policy=/usr/sbin/policy-rc.d
+created_policy=""
+if [[ ! -e "$policy" ]]; then
+    printf '#!/bin/sh\nexit 101\n' >"$policy"
+    chmod 0755 "$policy"
+    created_policy=1
+fi
+cleanup() { if [[ -n "$created_policy" ]]; then rm -f "$policy"; fi; }
+trap cleanup EXIT
+
+export DEBIAN_FRONTEND=noninteractive
+pidfile=/run/redis/redis-server.pid
+had_pidfile=""
+[[ -e "$pidfile" ]] && had_pidfile=1
+
+log "installing redis-server with apt-get"
+# The package lists are refreshed once, and only when the install cannot proceed without it.
+if ! apt-get install -y -q --no-install-recommends redis-server; then
+    apt-get update -q
+    apt-get install -y -q --no-install-recommends redis-server
+fi
+
+# Under systemd the package enables its unit; this project never uses the system service.
+if [[ -d /run/systemd/system ]] && command -v systemctl >/dev/null 2>&1; then
+    systemctl disable --now redis-server.service >/dev/null 2>&1 || true
+fi
+# Should a daemon have started despite the policy, stop that one process by the pid it wrote.
+if [[ -z "$had_pidfile" && -s "$pidfile" ]]; then
+    pid="$(cat "$pidfile")"
+    if kill -0 "$pid" 2>/dev/null; then
+        log "stopping the redis-server daemon the install started (pid $pid)"
+        kill "$pid" || true
+    fi
+fi
+
+command -v redis-server >/dev/null 2>&1 || die "redis-server still not on PATH after install"
+log "installed: $(redis-server --version | head -n1)"

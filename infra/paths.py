@@ -1,0 +1,75 @@
+"""Where the resolved jars and the shipped configuration live.
+
+``infra/lib/`` is filled by ``bash infra/fetch-jars.sh`` (run by ``make install``) from
+``infra/pom.xml``; nothing under it is committed.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+from typing import Final
+
+INFRA_DIR: Final = Path(__file__).resolve().parent
+LIB_DIR: Final = INFRA_DIR / "lib"
+KAFKA_LIB: Final = LIB_DIR / "kafka"
+FLINK_LIB: Final = LIB_DIR / "flink"
+LOG4J_CONFIG: Final = INFRA_DIR / "log4j2.properties"
+CONNECTOR_GLOB: Final = "flink-sql-connector-kafka-*.jar"
+
+_HOW_TO_FETCH: Final = "run `make install` or `bash infra/fetch-jars.sh` (needs Java 17 and Maven)"
+
+
+class MissingDependency(RuntimeError):
+    """A binary or jar the local services need is not installed."""
+
+
+def flink_connector_jar(lib_dir: Path = FLINK_LIB) -> Path:
+    """The shaded ``flink-sql-connector-kafka`` jar PyFlink jobs add with ``add_jars``."""
+    jars = sorted(lib_dir.glob(CONNECTOR_GLOB))
+    if not jars:
+        raise MissingDependency(
+            f"infra: no {CONNECTOR_GLOB} in {lib_dir}; {_HOW_TO_FETCH}")
+    return jars[-1]
+
+
+def kafka_classpath(lib_dir: Path = KAFKA_LIB) -> str:
+    """Java class path of the broker (``lib/kafka/*``), checked to hold the broker jar."""
+    if not any(lib_dir.glob("kafka_2.13-*.jar")):
+        raise MissingDependency(
+            f"infra: the Kafka broker jars are not in {lib_dir}; {_HOW_TO_FETCH}")
+    return str(lib_dir / "*")
+
+
+def java_binary() -> str:
+    """``$JAVA_HOME/bin/java`` when set, else ``java`` from PATH."""
+    home = os.environ.get("JAVA_HOME")
+    if home and (Path(home) / "bin" / "java").is_file():
+        return str(Path(home) / "bin" / "java")
+    found = shutil.which("java")
+    if found is None:
+        raise MissingDependency("infra: `java` (17 or newer) is not on PATH and JAVA_HOME is unset")
+    return found
+
+
+def redis_server_binary() -> str:
+    found = shutil.which("redis-server")
+    if found is None:
+        raise MissingDependency(
+            "infra: `redis-server` is not on PATH; run `bash infra/ensure-redis.sh` "
+            "(or `make install`), or export REDIS_URL to use a running Redis")
+    return found
+
+
+def local_prerequisites(*, kafka: bool = True, redis: bool = True) -> list[str]:
+    """What is missing to start Kafka and/or Redis as local processes (empty when all is there)."""
+    checks = [kafka_classpath, java_binary] if kafka else []
+    checks += [redis_server_binary] if redis else []
+    missing = []
+    for check in checks:
+        try:
+            check()
+        except MissingDependency as exc:
+            missing.append(str(exc))
+    return missing
