@@ -38,7 +38,7 @@ lint: $(BIN)/.installed
 	$(BIN)/ruff check .
 
 typecheck: $(BIN)/.installed
-	$(BIN)/mypy schemas state operators
+	$(BIN)/mypy schemas state operators serving stream recs infra
 
 bench-stream: install
 	$(BIN)/recs bench-stream

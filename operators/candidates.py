@@ -36,6 +36,8 @@ class Candidate:
 def recent_items(session: Mapping[str, Any], n: int = DEFAULT_RECENT) -> list[str]:
     """Distinct items of the session, newest first, at most ``n``."""
     seen: list[str] = []
+    if n <= 0:
+        return seen
     for item_id, _etype, _ts in reversed(session.get("events", [])):
         if item_id not in seen:
             seen.append(item_id)
@@ -72,7 +74,7 @@ def session_candidates(
             # scores are log-weights; exp of the difference is the ratio to the strongest one
             vote = weight * math.exp(float(log_score) - top)
             scores[item_id] = scores.get(item_id, 0.0) + vote
-            if vote > best.get(item_id, (0.0, ""))[0]:
+            if item_id not in best or vote > best[item_id][0]:
                 best[item_id] = (vote, src)
     ranked = sorted(scores.items(), key=lambda kv: (-kv[1], kv[0]))[:k]
     return [Candidate(item_id, score, best[item_id][1]) for item_id, score in ranked]

@@ -27,6 +27,13 @@ class SessionConfig:
     cart_pair_weight: float = 0.5
     purchase_pair_weight: float = 1.0
 
+    def __post_init__(self) -> None:
+        for name in ("max_events", "gap_ms", "ttl_ms", "pair_window", "max_basket",
+                     "max_purchased"):
+            _positive(self, name)
+        for name in ("backward_weight", "cart_pair_weight", "purchase_pair_weight"):
+            _non_negative(self, name)
+
 
 @dataclass(frozen=True, slots=True)
 class NeighbourConfig:
@@ -34,11 +41,19 @@ class NeighbourConfig:
     top_k: int = 50               # neighbours published per item
     half_life_s: float = 7 * 86_400.0
 
+    def __post_init__(self) -> None:
+        for name in ("capacity", "top_k", "half_life_s"):
+            _positive(self, name)
+
 
 @dataclass(frozen=True, slots=True)
 class TrendingConfig:
     half_life_s: float = 6 * 3_600.0
     top_k: int = 100
+
+    def __post_init__(self) -> None:
+        for name in ("half_life_s", "top_k"):
+            _positive(self, name)
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,3 +71,15 @@ class EngineConfig:
             # a rating is interest in proportion to how much the user liked it (5 -> full weight)
             return self.event_weights["rating"] * max(value, 0.0) / 5.0
         return self.event_weights.get(etype, 0.0)
+
+
+def _positive(cfg: object, name: str) -> None:
+    value = getattr(cfg, name)
+    if not value > 0:
+        raise ValueError(f"{type(cfg).__name__}.{name}: must be > 0, got {value!r}")
+
+
+def _non_negative(cfg: object, name: str) -> None:
+    value = getattr(cfg, name)
+    if not value >= 0:
+        raise ValueError(f"{type(cfg).__name__}.{name}: must be >= 0, got {value!r}")

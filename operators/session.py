@@ -86,12 +86,13 @@ def step(state: SessionState | None, event: Interaction,
             if prev == item:
                 continue
             pairs.append(Pair("similar", prev, item, 1.0 / dist, ts))
-            pairs.append(Pair("similar", item, prev, cfg.backward_weight / dist, ts))
+            if cfg.backward_weight > 0:
+                pairs.append(Pair("similar", item, prev, cfg.backward_weight / dist, ts))
     basket = state.basket
     purchased = state.purchased
     if event.type in BASKET_TYPES:
         weight = cfg.purchase_pair_weight if event.type == "purchase" else cfg.cart_pair_weight
-        for other in basket:
+        for other in basket if weight > 0 else ():
             if other != item:
                 pairs.append(Pair("bought", other, item, weight, ts))
                 pairs.append(Pair("bought", item, other, weight, ts))

@@ -7,7 +7,9 @@
 
 Forward-decayed log scores only ever grow and share one landmark, so the streaming top-K is exact
 (up to ties) whatever order the scope scores arrive in: an item that is not in the top-K when its
-final score arrives had at least K others ahead of it. No periodic rescans.
+final score arrives had at least K others ahead of it. No periodic rescans. The one exception is
+a retraction (an item recategorised or deleted), which removes the item from a scope; that list
+then holds fewer than K items until another one rises into it.
 
 >>> cfg = TrendingConfig(top_k=2, half_life_s=1e12)
 >>> s = None
@@ -37,6 +39,9 @@ class ItemState:
     log_pop: float
     seq: int                     # events applied: the version of recs:v1:itemstats
     as_of: int
+
+
+RETRACT = NEG_INF  # a ScopeScore with this log score removes the item from the scope
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,10 +103,18 @@ def item_upsert_step(state: ItemState | None,
     meta.pop("schema_version", None)
     old_cat = category_of(cur)
     new = replace(cur, meta=meta, meta_ts=upsert.ts)
+    new_cat = category_of(new)
+    out: list[ScopeScore] = []
+    if upsert.deleted:
+        # a retired item leaves every list it is on
+        scopes = [trending_scope(), *([trending_scope(old_cat)] if old_cat else [])]
+        return new, [ScopeScore(s, upsert.item_id, RETRACT, upsert.ts) for s in scopes]
+    if old_cat is not None and old_cat != new_cat:
+        out.append(ScopeScore(trending_scope(old_cat), upsert.item_id, RETRACT, upsert.ts))
     # The item's score only needs re-announcing when it gains a category scope.
-    if category_of(new) is not None and category_of(new) != old_cat:
-        return new, [s for s in _scores(upsert.item_id, new, upsert.ts) if s.scope != "global"]
-    return new, []
+    if new_cat is not None and new_cat != old_cat:
+        out += [s for s in _scores(upsert.item_id, new, upsert.ts) if s.scope != "global"]
+    return new, out
 
 
 def render_stats(state: ItemState) -> dict[str, Any]:
@@ -123,6 +136,13 @@ def topk_step(state: TopKState | None, score: ScopeScore) -> tuple[TopKState | N
     Returns the new state and whether the published list may have changed.
     """
     items = {} if state is None else state.items
+    if score.log_score == RETRACT:
+        # Retraction (recategorised or deleted item). The list may hold fewer than top_k
+        # items until others rise into it: evicted runners-up are not remembered.
+        if state is None or score.item_id not in items:
+            return state, False
+        kept = {i: s for i, s in items.items() if i != score.item_id}
+        return TopKState(kept, state.seq + 1, max(state.as_of, score.ts)), True
     if items.get(score.item_id, NEG_INF) >= score.log_score:
         return state, False
     new_items = dict(items)

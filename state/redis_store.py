@@ -10,7 +10,7 @@ deleted key; tombstones expire after :data:`TOMBSTONE_TTL_S`.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import Any, Final
+from typing import Any, Final, cast
 
 import redis
 import redis.asyncio as aioredis
@@ -83,12 +83,12 @@ class RedisStore:
         return applied
 
     def get(self, key: str) -> Envelope | None:
-        return _live(self._r.get(key))
+        return _live(cast(bytes | None, self._r.get(key)))
 
     def get_many(self, keys: Sequence[str]) -> list[Envelope | None]:
         if not keys:
             return []
-        return [_live(raw) for raw in self._r.mget(keys)]
+        return [_live(raw) for raw in cast(list[bytes | None], self._r.mget(keys))]
 
     def keys(self, prefix: str = PREFIX) -> list[str]:
         found = [k.decode() for k in self._r.scan_iter(match=prefix + "*", count=1000)]
@@ -97,12 +97,13 @@ class RedisStore:
         return sorted(k for k, env in zip(found, live, strict=True) if env is not None)
 
     def mark_fresh(self, writer: str, event_ts: int) -> None:
-        cur = self._r.hget(FRESHNESS_KEY, writer)
+        cur = cast(bytes | None, self._r.hget(FRESHNESS_KEY, writer))
         if cur is None or int(cur) < event_ts:
-            self._r.hset(FRESHNESS_KEY, writer, event_ts)
+            self._r.hset(FRESHNESS_KEY, writer, str(event_ts))
 
     def freshness(self) -> dict[str, int]:
-        return {k.decode(): int(v) for k, v in self._r.hgetall(FRESHNESS_KEY).items()}
+        raw = cast(dict[bytes, bytes], self._r.hgetall(FRESHNESS_KEY))
+        return {k.decode(): int(v) for k, v in raw.items()}
 
 
 class AsyncReader:
@@ -121,7 +122,7 @@ class AsyncReader:
         return [_live(raw) for raw in await self._r.mget(keys)]
 
     async def freshness(self) -> dict[str, int]:
-        raw = await self._r.hgetall(FRESHNESS_KEY)
+        raw = cast(dict[bytes, bytes], await self._r.hgetall(FRESHNESS_KEY))  # type: ignore[misc]
         return {k.decode(): int(v) for k, v in raw.items()}
 
     async def ping(self) -> bool:

@@ -98,10 +98,6 @@ def test_k_limits_and_empty_inputs() -> None:
     assert session_candidates(session_of("a"), {"a": []}) == []
 
 
-@pytest.mark.xfail(strict=True, raises=KeyError, reason=(
-    "operators/candidates.py: a vote of exactly 0.0 (recency_decay=0, or exp underflow when a "
-    "neighbour's log score is > ~745 below the list's best) sets scores[item] but never best[item]"
-    " (`vote > 0.0` is False), so building the Candidate raises KeyError"))
 @pytest.mark.parametrize(("neighbours", "decay"), [
     ({"b": [["c", 1.0]], "a": [["d", 1.0]]}, 0.0),
     ({"b": [["c", 0.0], ["d", -1000.0]]}, 0.7),
@@ -111,9 +107,6 @@ def test_zero_vote_does_not_crash(neighbours: dict[str, list[list[Any]]], decay:
     assert "c" in ids(got)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "operators/candidates.py recent_items: n=0 never hits `len(seen) == n`, so recent=0 returns"
-    " every distinct session item (all of them vote and are banned) instead of none"))
 def test_recent_zero_means_no_recent_items() -> None:
     assert recent_items(session_of("a", "b"), 0) == []
 

@@ -221,10 +221,6 @@ def test_state_matches_naive_bounded_model(log: list[Record]) -> None:
             [e.item_id for e in session if e.item_id], cfg.pair_window)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "operators/session.py: a bound of 0 keeps everything, because `seq[-0:]` is the whole "
-    "sequence (_append_bounded and the events slice); pair_window=0 even pairs with the entire "
-    "session instead of disabling pairs"))
 def test_zero_bounds_keep_nothing_or_are_rejected() -> None:
     try:
         cfg = SessionConfig(pair_window=0, max_events=0, max_basket=0, max_purchased=0)

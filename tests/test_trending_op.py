@@ -205,9 +205,6 @@ def test_category_trending_picks_up_item_whose_upsert_arrives_after_its_events()
     assert trending_items(runner, "c0") == [["i1", runner.items["i1"].log_pop]]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "operators/trending.py: an item whose category changes (upsert c0 -> c1, or category "
-    "removed) stays in trending cat:c0 forever; topk_step can only add/raise, nothing retracts it"))
 def test_item_leaves_its_old_category_when_recategorised() -> None:
     runner = ReferenceRunner(CFG)
     runner.run([ItemUpsert("i1", T0, category="c0"), view("i1", T0 + 1),
