@@ -15,6 +15,7 @@ Publications are :class:`~state.records.Update` wire lines sent to the ``updates
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any, Final
 
 import orjson
@@ -60,11 +61,28 @@ def _json_state(name: str) -> ValueStateDescriptor:
     return ValueStateDescriptor(name, Types.STRING())
 
 
-def _schedule(ctx: Any, interval_ms: int) -> None:
-    timers = ctx.timer_service()
-    now = timers.current_processing_time()
-    timers.register_processing_time_timer((now // interval_ms + 1) * interval_ms)
-    timers.register_event_time_timer(END_OF_TIME)
+class Publisher:
+    """Schedules a key's publication with as few calls into the JVM as possible.
+
+    Every call into Flink's timer service crosses the Python/Java boundary, which costs more
+    than the operator itself, so a key's tick is registered once per tick (remembered here; a
+    forgotten entry only costs a duplicate registration, which Flink ignores) and the
+    end-of-input timer once per key (when its state is created; timers are checkpointed).
+    """
+
+    def __init__(self, interval_ms: int) -> None:
+        self.interval = interval_ms
+        self._ticks: dict[Any, int] = {}
+
+    def schedule(self, ctx: Any, key: Any, *, new_key: bool) -> None:
+        tick = (int(time.time() * 1000) // self.interval + 1) * self.interval
+        if self._ticks.get(key) != tick:
+            if len(self._ticks) > 100_000:
+                self._ticks.clear()
+            self._ticks[key] = tick
+            ctx.timer_service().register_processing_time_timer(tick)
+        if new_key:
+            ctx.timer_service().register_event_time_timer(END_OF_TIME)
 
 
 class ParseInteractions(ProcessFunction):  # type: ignore[misc]
@@ -101,7 +119,7 @@ class SessionFunction(KeyedProcessFunction):  # type: ignore[misc]
 
     def __init__(self, cfg: EngineConfig, emit_interval_ms: int) -> None:
         self.cfg = cfg
-        self.interval = emit_interval_ms
+        self.publisher = Publisher(emit_interval_ms)
 
     def open(self, runtime_context: RuntimeContext) -> None:
         self.state = runtime_context.get_state(_json_state("session"))
@@ -113,7 +131,7 @@ class SessionFunction(KeyedProcessFunction):  # type: ignore[misc]
         new, pairs = session.step(old, event, self.cfg.session)
         if new is not old and new is not None:
             self.state.update(orjson.dumps(session.encode(new)).decode())
-            _schedule(ctx, self.interval)
+            self.publisher.schedule(ctx, value.user_id, new_key=raw is None)
         for p in pairs:
             yield Row(relation=p.relation, src=p.src, dst=p.dst, weight=p.weight, ts=p.ts)
 
@@ -129,7 +147,7 @@ class NeighbourFunction(KeyedProcessFunction):  # type: ignore[misc]
 
     def __init__(self, cfg: EngineConfig, emit_interval_ms: int) -> None:
         self.cfg = cfg
-        self.interval = emit_interval_ms
+        self.publisher = Publisher(emit_interval_ms)
 
     def open(self, runtime_context: RuntimeContext) -> None:
         self.state = runtime_context.get_state(_json_state("neighbours"))
@@ -141,7 +159,7 @@ class NeighbourFunction(KeyedProcessFunction):  # type: ignore[misc]
         pair = session.Pair(value.relation, value.src, value.dst, value.weight, value.ts)
         new = neighbours.step(old, pair, ncfg)
         self.state.update(orjson.dumps(neighbours.encode(new)).decode())
-        _schedule(ctx, self.interval)
+        self.publisher.schedule(ctx, (value.relation, value.src), new_key=raw is None)
         return iter(())
 
     def on_timer(self, timestamp: int, ctx: KeyedProcessFunction.OnTimerContext) -> Any:
@@ -158,7 +176,7 @@ class ItemFunction(KeyedCoProcessFunction):  # type: ignore[misc]
 
     def __init__(self, cfg: EngineConfig, emit_interval_ms: int) -> None:
         self.cfg = cfg
-        self.interval = emit_interval_ms
+        self.publisher = Publisher(emit_interval_ms)
 
     def open(self, runtime_context: RuntimeContext) -> None:
         self.state = runtime_context.get_state(_json_state("item"))
@@ -167,21 +185,24 @@ class ItemFunction(KeyedCoProcessFunction):  # type: ignore[misc]
         raw = self.state.value()
         return None if raw is None else trending.decode_item(orjson.loads(raw))
 
-    def _store(self, state: trending.ItemState, ctx: Any) -> None:
+    def _store(self, item_id: str, old: trending.ItemState | None, state: trending.ItemState,
+               ctx: Any) -> None:
         self.state.update(orjson.dumps(trending.encode_item(state)).decode())
-        _schedule(ctx, self.interval)
+        self.publisher.schedule(ctx, item_id, new_key=old is None)
 
     def process_element1(self, value: Row, ctx: KeyedCoProcessFunction.Context) -> Any:
-        new, scores = trending.item_event_step(self._load(), value.item_id, value.type,
+        old = self._load()
+        new, scores = trending.item_event_step(old, value.item_id, value.type,
                                                value.value, value.ts, self.cfg)
-        self._store(new, ctx)
+        self._store(value.item_id, old, new, ctx)
         for s in scores:
             yield Row(scope=s.scope, item_id=s.item_id, log_score=s.log_score, ts=s.ts)
 
     def process_element2(self, value: Row, ctx: KeyedCoProcessFunction.Context) -> Any:
         item = decode_item(value.body)
-        new, scores = trending.item_upsert_step(self._load(), item)
-        self._store(new, ctx)
+        old = self._load()
+        new, scores = trending.item_upsert_step(old, item)
+        self._store(item.item_id, old, new, ctx)
         for s in scores:
             yield Row(scope=s.scope, item_id=s.item_id, log_score=s.log_score, ts=s.ts)
 
@@ -197,7 +218,7 @@ class TopKFunction(KeyedProcessFunction):  # type: ignore[misc]
 
     def __init__(self, cfg: EngineConfig, emit_interval_ms: int) -> None:
         self.cfg = cfg
-        self.interval = emit_interval_ms
+        self.publisher = Publisher(emit_interval_ms)
 
     def open(self, runtime_context: RuntimeContext) -> None:
         self.state = runtime_context.get_state(_json_state("topk"))
@@ -210,7 +231,7 @@ class TopKFunction(KeyedProcessFunction):  # type: ignore[misc]
         if changed and new is not None:
             new = trending.trim(new, self.cfg.trending)
             self.state.update(orjson.dumps(trending.encode_topk(new)).decode())
-            _schedule(ctx, self.interval)
+            self.publisher.schedule(ctx, value.scope, new_key=raw is None)
         return iter(())
 
     def on_timer(self, timestamp: int, ctx: KeyedProcessFunction.OnTimerContext) -> Any:

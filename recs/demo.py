@@ -1,0 +1,272 @@
+"""``recs demo`` (``make demo``): the whole engine on this machine, end to end.
+
+Starts a real Kafka broker (KRaft) and Redis, the PyFlink job, the update loader and the HTTP
+server; publishes a synthetic storefront (catalogue + clickstream at ``DEMO_RATE`` events/s, with
+a few malformed events that must land in the dead-letter topic); and plays one shopper,
+``demo-shopper``, who clicks a product every few seconds while the demo measures how long the
+"because you viewed" answer takes to change. Every 5 s it prints a status line.
+
+``DEMO_SECONDS=N`` stops after N seconds; otherwise it runs until Ctrl-C. Either way it stops
+everything it started and prints, as its last line, one JSON summary.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import os
+import random
+import signal
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from typing import Any
+
+import orjson
+import redis
+
+from recs.bench_stream import Prober, percentile
+from recs.settings import Settings
+from schemas.events import Interaction
+from state import keys
+
+SHOPPER = "demo-shopper"
+MALFORMED = (b'{"event_id": "bad-1", "type": "view"', b'{"event_id":"bad-2","type":"like",'
+             b'"user_id":"u","session_id":"s","item_id":"i1","ts":1700000000000}')
+
+
+@dataclasses.dataclass
+class Counters:
+    produced: int = 0
+    processed: int = 0  # highest committed-offset total seen (commits happen on checkpoints)
+    malformed: int = 0
+    http_ok: int = 0
+    http_failed: int = 0
+    clicks: list[float] = dataclasses.field(default_factory=list)  # ms until recs changed
+    lock: threading.Lock = dataclasses.field(default_factory=threading.Lock)
+
+
+def http_get(base: str, path: str, counters: Counters) -> dict[str, Any] | None:
+    try:
+        with urllib.request.urlopen(base + path, timeout=2) as resp:  # noqa: S310 - loopback
+            body = orjson.loads(resp.read())
+        with counters.lock:
+            counters.http_ok += 1
+        return body  # type: ignore[no-any-return]
+    except (urllib.error.URLError, OSError, ValueError):
+        with counters.lock:
+            counters.http_failed += 1
+        return None
+
+
+def _produce(settings: Settings, stop: threading.Event, rate: float, counters: Counters,
+             prober: Prober) -> None:
+    from kafka import KafkaProducer
+
+    from recs.synthetic import Storefront
+
+    shop = Storefront(seed=3, n_items=2_000, n_users=20_000)
+    producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap, linger_ms=5)
+    catalogue = shop.catalogue(int(time.time() * 1000) - 60_000)
+    for item in catalogue:
+        producer.send(settings.topics.items, key=item.item_id.encode(), value=item.to_json())
+    producer.flush()
+    # the clickstream starts once the job is up (the catalogue is visible in Redis), so the
+    # freshness figures measure the running pipeline, not the JVM's start-up
+    client = redis.Redis.from_url(settings.redis_url)
+    while not stop.is_set() and not client.exists(keys.item_key(catalogue[-1].item_id)):
+        time.sleep(0.2)
+    print("recs demo: the job is running; publishing the clickstream at "
+          f"{rate:.0f} events/s", flush=True)
+    events: Iterator[Interaction] = shop.events(10**9, start_ts=int(time.time() * 1000))
+    started = time.perf_counter()
+    sent = 0
+    while not stop.is_set():
+        due = int((time.perf_counter() - started) * rate)
+        while sent < due:
+            now = time.time()
+            ev = dataclasses.replace(next(events), ts=int(now * 1000))
+            producer.send(settings.topics.interactions, key=ev.user_id.encode(),
+                          value=ev.to_json())
+            sent += 1
+            if sent % 25 == 0 and ev.item_id is not None and ev.type != "impression":
+                prober.add(ev.user_id, ev.ts, now)
+            if sent % 5_000 == 100:
+                producer.send(settings.topics.interactions, key=b"bad",
+                              value=MALFORMED[(sent // 5_000) % len(MALFORMED)])
+                counters.malformed += 1
+        counters.produced = sent
+        time.sleep(0.005)
+    producer.flush()
+    producer.close()
+
+
+def _shopper(settings: Settings, base: str, stop: threading.Event, counters: Counters) -> None:
+    """Click an item, wait for the session recommendations to change, repeat."""
+    from kafka import KafkaProducer
+
+    producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap, linger_ms=0)
+    rng = random.Random(5)
+    path = f"/v1/users/{SHOPPER}/session-recommendations?k=5"
+    n = 0
+    while not stop.wait(2.0):
+        trending = http_get(base, "/v1/trending?k=50", counters)
+        pool = [i["item_id"] for i in (trending or {}).get("items", [])]
+        if not pool:
+            continue
+        before = http_get(base, path, counters) or {}
+        item = rng.choice(pool)
+        n += 1
+        now = time.time()
+        ev = Interaction(f"demo-click-{n}", "click", SHOPPER, "demo-session", int(now * 1000),
+                         item_id=item, context={"device": "web", "page": "demo"})
+        producer.send(settings.topics.interactions, key=SHOPPER.encode(), value=ev.to_json())
+        producer.flush()
+        deadline = now + 5.0
+        while time.time() < deadline and not stop.is_set():
+            after = http_get(base, path, counters) or {}
+            if after.get("items") != before.get("items") and after.get("source") == "session":
+                waited = (time.time() - now) * 1000
+                counters.clicks.append(waited)
+                top = ", ".join(i["item_id"] for i in after["items"][:3])
+                print(f"  click {item} -> 'because you viewed' changed in {waited:.0f} ms: {top}",
+                      flush=True)
+                break
+            time.sleep(0.02)
+    producer.close()
+
+
+def _processed(settings: Settings) -> int:
+    """Events the job has consumed, from its committed offsets (committed on checkpoints)."""
+    from kafka import KafkaAdminClient
+
+    with contextlib.closing(KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)) as adm:
+        group = "recs-stream-interactions"
+        offsets = adm.list_group_offsets(group).get(group, {})
+    return sum(meta.offset for tp, meta in offsets.items()
+               if tp.topic == settings.topics.interactions and meta.offset >= 0)
+
+
+def _dlq_count(settings: Settings) -> int:
+    from kafka import KafkaConsumer, TopicPartition
+
+    consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap)
+    parts = [TopicPartition(settings.topics.dlq, p)
+             for p in consumer.partitions_for_topic(settings.topics.dlq) or ()]
+    total = sum(consumer.end_offsets(parts).values()) - sum(
+        consumer.beginning_offsets(parts).values())
+    consumer.close()
+    return int(total)
+
+
+def _users_with_session_recs(client: redis.Redis) -> tuple[int, int]:
+    """(users with a session, users whose session yields candidates right now)."""
+    from operators.candidates import recent_items, session_candidates
+
+    names = list(client.scan_iter(match=keys.session_key("*"), count=1000))
+    with_recs = 0
+    for start in range(0, len(names), 500):
+        chunk = names[start:start + 500]
+        sessions = [orjson.loads(r)["d"] if r else None for r in client.mget(chunk)]
+        wanted = sorted({i for s in sessions if s for i in recent_items(s)})
+        lists = dict(zip(wanted, client.mget([keys.similar_key(i) for i in wanted]) if wanted
+                         else [], strict=True))
+        for s in sessions:
+            if not s:
+                continue
+            nb = {i: orjson.loads(lists[i])["d"]["items"] for i in recent_items(s) if lists.get(i)}
+            if session_candidates(s, nb, k=1):
+                with_recs += 1
+    return len(names), with_recs
+
+
+def main(argv: list[str]) -> int:
+    from infra.procs import free_port, port_is_free
+    from infra.services import Services
+    from recs import engine
+
+    seconds = float(os.environ.get("DEMO_SECONDS", "0")) or None
+    rate = float(os.environ.get("DEMO_RATE", "300"))
+    base_settings = Settings.from_env()
+    run_dir = base_settings.run_dir / "demo"
+    port = base_settings.http_port if port_is_free(base_settings.http_port) else free_port()
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    counters = Counters()
+    started = time.monotonic()
+    print(f"recs demo: starting Kafka, Redis, the Flink job, the loader and the server "
+          f"(logs under {run_dir}/logs)", flush=True)
+    with Services(run_dir / "services", settings=base_settings) as svc:
+        settings = dataclasses.replace(svc.settings, run_dir=run_dir, http_port=port)
+        logs = run_dir / "logs"
+        job = engine.start_job(settings, logs, checkpoint_dir=run_dir / "checkpoints",
+                               restore="latest")
+        load = engine.start_loader(settings, logs)
+        server = engine.start_server(settings, logs)
+        base = f"http://{settings.http_host}:{port}"
+        client = redis.Redis.from_url(settings.redis_url)
+        prober = Prober(client)
+        threads = [threading.Thread(target=prober.run, daemon=True),
+                   threading.Thread(target=_produce, args=(settings, stop, rate, counters,
+                                                           prober), daemon=True),
+                   threading.Thread(target=_shopper, args=(settings, base, stop, counters),
+                                    daemon=True)]
+        print(f"recs demo: server at {base}  (try {base}/v1/trending, "
+              f"{base}/v1/users/{SHOPPER}/session-recommendations)", flush=True)
+        for t in threads:
+            t.start()
+        latencies: list[float] = []
+        try:
+            while not stop.wait(5.0):
+                latencies += prober.take()
+                for proc in (job, load, server):
+                    if not proc.alive():
+                        raise RuntimeError(f"{proc.name} exited:\n{proc.tail()}")
+                elapsed = time.monotonic() - started
+                counters.processed = max(counters.processed, _processed(settings))
+                print(f"[{elapsed:5.0f}s] produced={counters.produced} "
+                      f"processed={counters.processed} dlq={_dlq_count(settings)} "
+                      f"http_ok={counters.http_ok} "
+                      f"freshness_p99_ms={percentile(latencies, 99):.0f}", flush=True)
+                if seconds is not None and elapsed >= seconds:
+                    break
+        except KeyboardInterrupt:
+            pass
+        finally:
+            stop.set()
+            for t in threads[1:]:
+                t.join(timeout=10)
+            latencies += prober.take()
+            prober.stop.set()
+            summary = _summary(settings, client, counters, latencies, time.monotonic() - started)
+            server.stop()
+            job.stop()
+            load.stop()
+    sys.stdout.write(orjson.dumps(summary).decode() + "\n")
+    return 0
+
+
+def _summary(settings: Settings, client: redis.Redis, counters: Counters,
+             latencies: list[float], elapsed: float) -> dict[str, Any]:
+    users, with_recs = _users_with_session_recs(client)
+    return {
+        "seconds": round(elapsed, 1),
+        "events_produced": counters.produced,
+        "malformed_produced": counters.malformed,
+        "events_processed": max(counters.processed, _processed(settings)),
+        "dlq": _dlq_count(settings),
+        "users_with_session": users,
+        "users_with_session_recs": with_recs,
+        "http_requests_ok": counters.http_ok,
+        "http_requests_failed": counters.http_failed,
+        "freshness_p50_ms": round(percentile(latencies, 50), 1) if latencies else None,
+        "freshness_p99_ms": round(percentile(latencies, 99), 1) if latencies else None,
+        "click_to_recs_p50_ms": round(percentile(counters.clicks, 50), 1)
+        if counters.clicks else None,
+        "clicks": len(counters.clicks),
+    }
+
+
