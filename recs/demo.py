@@ -241,6 +241,11 @@ def main(argv: list[str]) -> int:
                 t.join(timeout=10)
             latencies += prober.take()
             prober.stop.set()
+            # offsets are committed on checkpoints: give the job one interval to commit the tail
+            deadline = time.monotonic() + 2 * settings.checkpoint_interval_ms / 1000 + 2
+            while time.monotonic() < deadline and counters.processed < counters.produced:
+                counters.processed = max(counters.processed, _processed(settings))
+                time.sleep(0.5)
             summary = _summary(settings, client, counters, latencies, time.monotonic() - started)
             server.stop()
             job.stop()

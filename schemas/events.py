@@ -38,6 +38,7 @@ _INTERACTION_FIELDS: Final = frozenset(
         "ts", "value", "context", "rec_id", "variant",
     }
 )
+_CONTEXT_STRINGS: Final = frozenset({"device", "country", "page", "referrer"})
 _ITEM_FIELDS: Final = frozenset(
     {"schema_version", "item_id", "ts", "title", "category", "brand", "price", "stock", "tags",
      "deleted"}
@@ -235,7 +236,11 @@ def interaction_from_dict(doc: dict[str, Any]) -> Interaction:
     if len(context) > MAX_CONTEXT_KEYS:
         raise SchemaError(contract, "context", f"more than {MAX_CONTEXT_KEYS} keys", len(context))
     for key, val in context.items():
-        if val is not None and not isinstance(val, str | int | float | bool):
+        if val is None:
+            continue
+        if key in _CONTEXT_STRINGS and not isinstance(val, str):
+            raise SchemaError(contract, f"context.{key}", "expected a string", val)
+        if not isinstance(val, str | int | float | bool):
             raise SchemaError(contract, f"context.{key}", "expected a scalar", val)
     rec_id = _string(contract, doc, "rec_id", required=False)
     variant = _string(contract, doc, "variant", required=False, max_len=64)
