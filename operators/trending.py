@@ -38,7 +38,8 @@ class ItemState:
     counts: dict[str, int]
     log_pop: float
     seq: int                     # events applied: the version of recs:v1:itemstats
-    as_of: int
+    as_of: int                   # newest event touching the item
+    pop_ts: int = 0              # newest event that added to log_pop
 
 
 RETRACT = NEG_INF  # a ScopeScore with this log score removes the item from the scope
@@ -63,6 +64,14 @@ def category_of(state: ItemState | None) -> str | None:
     return cat if isinstance(cat, str) else None
 
 
+def current_scores(item_id: str, state: ItemState) -> list[ScopeScore]:
+    """The item's score in every scope it belongs to, as of its newest event.
+
+    Offering these instead of every intermediate score gives the same top-K, since scores only
+    grow (shells that coalesce publications use this)."""
+    return _scores(item_id, state, state.pop_ts)
+
+
 def _scores(item_id: str, state: ItemState, ts: int) -> list[ScopeScore]:
     if state.log_pop == NEG_INF:
         return []
@@ -82,7 +91,8 @@ def item_event_step(state: ItemState | None, item_id: str, etype: str, value: fl
     weight = cfg.weight(etype, value)
     log_pop = add(cur.log_pop, weight, ts, cfg.trending.half_life_s) if weight > 0 else cur.log_pop
     new = replace(cur, counts=counts, log_pop=log_pop, seq=cur.seq + 1,
-                  as_of=max(cur.as_of, ts))
+                  as_of=max(cur.as_of, ts),
+                  pop_ts=max(cur.pop_ts, ts) if weight > 0 else cur.pop_ts)
     return new, (_scores(item_id, new, ts) if weight > 0 else [])
 
 
@@ -108,12 +118,14 @@ def item_upsert_step(state: ItemState | None,
     if upsert.deleted:
         # a retired item leaves every list it is on
         scopes = [trending_scope(), *([trending_scope(old_cat)] if old_cat else [])]
-        return new, [ScopeScore(s, upsert.item_id, RETRACT, upsert.ts) for s in scopes]
+        return new, [ScopeScore(s, upsert.item_id, RETRACT, cur.pop_ts) for s in scopes]
     if old_cat is not None and old_cat != new_cat:
-        out.append(ScopeScore(trending_scope(old_cat), upsert.item_id, RETRACT, upsert.ts))
-    # The item's score only needs re-announcing when it gains a category scope.
+        out.append(ScopeScore(trending_scope(old_cat), upsert.item_id, RETRACT, cur.pop_ts))
+    # The item's score only needs re-announcing when it gains a category scope. Scope scores
+    # carry the time of the item's newest scoring event, so a list's version is the newest
+    # interaction it reflects (catalogue upserts do not move it).
     if new_cat is not None and new_cat != old_cat:
-        out += [s for s in _scores(upsert.item_id, new, upsert.ts) if s.scope != "global"]
+        out += [s for s in _scores(upsert.item_id, new, new.pop_ts) if s.scope != "global"]
     return new, out
 
 
@@ -144,6 +156,10 @@ def topk_step(state: TopKState | None, score: ScopeScore) -> tuple[TopKState | N
         kept = {i: s for i, s in items.items() if i != score.item_id}
         return TopKState(kept, state.seq + 1, max(state.as_of, score.ts)), True
     if items.get(score.item_id, NEG_INF) >= score.log_score:
+        if state is not None and score.ts > state.as_of:
+            # nothing moved, but the list now reflects a newer event: advance its version,
+            # so the version is the newest offered time whichever offers change the list
+            return replace(state, seq=state.seq + 1, as_of=score.ts), True
         return state, False
     new_items = dict(items)
     new_items[score.item_id] = score.log_score
@@ -172,7 +188,7 @@ def render_topk(state: TopKState, cfg: TrendingConfig) -> dict[str, Any]:
 def encode_item(state: ItemState) -> dict[str, Any]:
     return {"_c": 1, "meta": state.meta, "meta_ts": state.meta_ts, "counts": state.counts,
             "log_pop": None if state.log_pop == NEG_INF else state.log_pop,
-            "seq": state.seq, "as_of": state.as_of}
+            "seq": state.seq, "as_of": state.as_of, "pop_ts": state.pop_ts}
 
 
 def decode_item(doc: dict[str, Any]) -> ItemState:
@@ -180,7 +196,7 @@ def decode_item(doc: dict[str, Any]) -> ItemState:
         raise ValueError(f"operators.trending: unknown item codec {doc.get('_c')!r}")
     log_pop = NEG_INF if doc["log_pop"] is None else float(doc["log_pop"])
     return ItemState(doc["meta"], doc["meta_ts"], dict(doc["counts"]), log_pop, doc["seq"],
-                     doc["as_of"])
+                     doc["as_of"], doc.get("pop_ts", 0))
 
 
 def encode_topk(state: TopKState) -> dict[str, Any]:

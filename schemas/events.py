@@ -251,6 +251,17 @@ def interaction_from_dict(doc: dict[str, Any]) -> Interaction:
     )
 
 
+def interaction_from_canonical(doc: dict[str, Any]) -> Interaction:
+    """Rebuild an event from its own canonical form (:meth:`Interaction.to_dict`) without
+    validating again: for records the engine validated itself at the edge, never for input."""
+    return Interaction(
+        event_id=doc["event_id"], type=doc["type"], user_id=doc["user_id"],
+        session_id=doc["session_id"], ts=doc["ts"], item_id=doc.get("item_id"),
+        item_ids=tuple(doc.get("item_ids", ())), value=doc.get("value"),
+        context=doc.get("context", {}), rec_id=doc.get("rec_id"), variant=doc.get("variant"),
+    )
+
+
 def decode_item(raw: bytes | str) -> ItemUpsert:
     """Validate one item upsert document; raise :class:`SchemaError` on the first problem."""
     return item_from_dict(_load("item", raw))

@@ -32,7 +32,7 @@ from pyflink.datastream.state import ValueStateDescriptor
 
 from operators import neighbours, session, trending
 from operators.config import EngineConfig
-from schemas.events import SchemaError, decode_interaction, decode_item, interaction_from_dict
+from schemas.events import SchemaError, decode_interaction, decode_item, interaction_from_canonical
 from state import keys
 from stream import views
 from stream.dlq import dead_letter
@@ -49,9 +49,11 @@ EVENT_ROW: Final = Types.ROW_NAMED(["user_id", "ts", "body"],
 ITEM_EVENT_ROW: Final = Types.ROW_NAMED(
     ["item_id", "type", "value", "ts", "body"],
     [Types.STRING(), Types.STRING(), Types.DOUBLE(), Types.LONG(), Types.STRING()])
-PAIR_ROW: Final = Types.ROW_NAMED(["relation", "src", "dst", "weight", "ts"],
-                                  [Types.STRING(), Types.STRING(), Types.STRING(),
-                                   Types.DOUBLE(), Types.LONG()])
+# the pairs of one event that share a source item travel as one record
+PAIRS_ROW: Final = Types.ROW_NAMED(
+    ["relation", "src", "dsts", "weights", "ts"],
+    [Types.STRING(), Types.STRING(), Types.LIST(Types.STRING()), Types.LIST(Types.DOUBLE()),
+     Types.LONG()])
 SCORE_ROW: Final = Types.ROW_NAMED(["scope", "item_id", "log_score", "ts"],
                                    [Types.STRING(), Types.STRING(), Types.DOUBLE(),
                                     Types.LONG()])
@@ -109,9 +111,24 @@ class ParseItems(ProcessFunction):  # type: ignore[misc]
 
 def explode_items(row: Row) -> Any:
     """One row per item an interaction touches (impressions touch every shown item)."""
-    event = interaction_from_dict(orjson.loads(row.body))
+    event = interaction_from_canonical(orjson.loads(row.body))
     for item_id in item_targets(event):
         yield Row(item_id=item_id, type=event.type, value=event.value, ts=event.ts, body="")
+
+
+def group_pairs(pairs: list[session.Pair]) -> Any:
+    """One row per (relation, source) with its destinations in emission order.
+
+    Every neighbour key still sees its pairs in the order the operator emitted them, so the
+    result equals applying the pairs one by one, with fewer records crossing into Python.
+    """
+    groups: dict[tuple[str, str], tuple[list[str], list[float], int]] = {}
+    for p in pairs:
+        dsts, weights, _ = groups.setdefault((p.relation, p.src), ([], [], p.ts))
+        dsts.append(p.dst)
+        weights.append(p.weight)
+    for (relation, src), (dsts, weights, ts) in groups.items():
+        yield Row(relation=relation, src=src, dsts=dsts, weights=weights, ts=ts)
 
 
 class SessionFunction(KeyedProcessFunction):  # type: ignore[misc]
@@ -125,15 +142,14 @@ class SessionFunction(KeyedProcessFunction):  # type: ignore[misc]
         self.state = runtime_context.get_state(_json_state("session"))
 
     def process_element(self, value: Row, ctx: KeyedProcessFunction.Context) -> Any:
-        event = interaction_from_dict(orjson.loads(value.body))
+        event = interaction_from_canonical(orjson.loads(value.body))
         raw = self.state.value()
         old = None if raw is None else session.decode(orjson.loads(raw))
         new, pairs = session.step(old, event, self.cfg.session)
         if new is not old and new is not None:
             self.state.update(orjson.dumps(session.encode(new)).decode())
             self.publisher.schedule(ctx, value.user_id, new_key=raw is None)
-        for p in pairs:
-            yield Row(relation=p.relation, src=p.src, dst=p.dst, weight=p.weight, ts=p.ts)
+        yield from group_pairs(pairs)
 
     def on_timer(self, timestamp: int, ctx: KeyedProcessFunction.OnTimerContext) -> Any:
         raw = self.state.value()
@@ -155,9 +171,12 @@ class NeighbourFunction(KeyedProcessFunction):  # type: ignore[misc]
     def process_element(self, value: Row, ctx: KeyedProcessFunction.Context) -> Any:
         ncfg = self.cfg.similar if value.relation == keys.KIND_SIMILAR else self.cfg.bought
         raw = self.state.value()
-        old = None if raw is None else neighbours.decode(orjson.loads(raw))
-        pair = session.Pair(value.relation, value.src, value.dst, value.weight, value.ts)
-        new = neighbours.step(old, pair, ncfg)
+        new = None if raw is None else neighbours.decode(orjson.loads(raw))
+        for dst, weight in zip(value.dsts, value.weights, strict=True):
+            pair = session.Pair(value.relation, value.src, dst, weight, value.ts)
+            new = neighbours.step(new, pair, ncfg)
+        if new is None:
+            return iter(())
         self.state.update(orjson.dumps(neighbours.encode(new)).decode())
         self.publisher.schedule(ctx, (value.relation, value.src), new_key=raw is None)
         return iter(())
@@ -191,12 +210,13 @@ class ItemFunction(KeyedCoProcessFunction):  # type: ignore[misc]
         self.publisher.schedule(ctx, item_id, new_key=old is None)
 
     def process_element1(self, value: Row, ctx: KeyedCoProcessFunction.Context) -> Any:
+        # Scores only grow, so the trending top-K needs the latest score of an item, not every
+        # intermediate one: they are offered on the item's publication timer (coalesced).
         old = self._load()
-        new, scores = trending.item_event_step(old, value.item_id, value.type,
-                                               value.value, value.ts, self.cfg)
+        new, _ = trending.item_event_step(old, value.item_id, value.type,
+                                          value.value, value.ts, self.cfg)
         self._store(value.item_id, old, new, ctx)
-        for s in scores:
-            yield Row(scope=s.scope, item_id=s.item_id, log_score=s.log_score, ts=s.ts)
+        return iter(())
 
     def process_element2(self, value: Row, ctx: KeyedCoProcessFunction.Context) -> Any:
         item = decode_item(value.body)
@@ -209,8 +229,11 @@ class ItemFunction(KeyedCoProcessFunction):  # type: ignore[misc]
     def on_timer(self, timestamp: int, ctx: KeyedCoProcessFunction.OnTimerContext) -> Any:
         state = self._load()
         if state is not None:
-            for upd in views.item_updates(ctx.get_current_key(), state):
+            item_id = ctx.get_current_key()
+            for upd in views.item_updates(item_id, state):
                 yield UPDATES, upd.to_wire().decode()
+            for s in trending.current_scores(item_id, state):
+                yield Row(scope=s.scope, item_id=s.item_id, log_score=s.log_score, ts=s.ts)
 
 
 class TopKFunction(KeyedProcessFunction):  # type: ignore[misc]

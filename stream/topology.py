@@ -25,7 +25,7 @@ from stream.functions import (
     DLQ,
     EVENT_ROW,
     ITEM_EVENT_ROW,
-    PAIR_ROW,
+    PAIRS_ROW,
     SCORE_ROW,
     UPDATES,
     ItemFunction,
@@ -69,7 +69,7 @@ def define_workflow(interactions: DataStream, items: DataStream,
     catalogue = parsed_items.assign_timestamps_and_watermarks(watermarks).name("item-watermarks")
 
     sessions = (events.key_by(_user, key_type=Types.STRING())
-                .process(SessionFunction(engine, interval), output_type=PAIR_ROW)
+                .process(SessionFunction(engine, interval), output_type=PAIRS_ROW)
                 .name("sessions"))
     relations = (sessions.key_by(_relation_key, key_type=Types.STRING())
                  .process(NeighbourFunction(engine, interval), output_type=Types.STRING())

@@ -199,7 +199,8 @@ def test_category_trending_picks_up_item_whose_upsert_arrives_after_its_events()
     env = runner.store.get(keys.trending_key("c0"))
     assert env is not None
     assert env.data["items"] == [["i1", runner.items["i1"].log_pop]]
-    assert env.version == T0 + 5_000
+    # a list's version is the newest interaction it reflects; the catalogue upsert does not move it
+    assert env.version == T0 + 1_000
     # later events keep the category list current
     runner.run([view("i1", T0 + 6_000)])
     assert trending_items(runner, "c0") == [["i1", runner.items["i1"].log_pop]]
@@ -217,8 +218,12 @@ def test_top_k_step_ignores_lower_scores_and_trim_keeps_best() -> None:
     cfg = TrendingConfig(top_k=2)
     s, changed = trending.topk_step(None, trending.ScopeScore("global", "a", 1.0, T0))
     assert changed and s is not None and (s.seq, s.as_of) == (1, T0)
-    same, changed = trending.topk_step(s, trending.ScopeScore("global", "a", 0.5, T0 + 9))
+    same, changed = trending.topk_step(s, trending.ScopeScore("global", "a", 0.5, T0))
     assert same is s and not changed
+    # a lower score with a newer time leaves the items alone but advances the version
+    newer, changed = trending.topk_step(s, trending.ScopeScore("global", "a", 0.5, T0 + 9))
+    assert changed and newer is not None
+    assert (newer.items, newer.as_of) == (s.items, T0 + 9)
     for item, score in (("b", 2.0), ("c", 2.0), ("d", 0.1)):
         s, _ = trending.topk_step(s, trending.ScopeScore("global", item, score, T0 + DAY))
         s = trending.trim(s, cfg) if s is not None else s
