@@ -26,6 +26,7 @@ import sys
 import threading
 import time
 import uuid
+from pathlib import Path
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -88,6 +89,23 @@ class Prober:
         with self.lock:
             pairs, self.done = self.done, []
         return pairs
+
+
+def group_cpu_seconds(pgid: int) -> float:
+    """User + system CPU seconds of every live process in a process group (Linux /proc).
+
+    The job's CPU cost per event is a figure that other load on the machine does not distort
+    the way wall-clock throughput is distorted."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid:  # pgrp
+            total += int(fields[11]) + int(fields[12])  # utime + stime
+    return total / ticks
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -200,7 +218,11 @@ def main(argv: list[str]) -> int:
             while prober.outstanding() and time.monotonic() < deadline:
                 time.sleep(0.2)
             prober.take()
+            cpu_before = group_cpu_seconds(job.pid)
             backlog = _backlog(producer, settings, events, prober, args.backlog)
+            cpu = group_cpu_seconds(job.pid) - cpu_before
+            backlog["job_cpu_s"] = round(cpu, 1)
+            backlog["job_cpu_us_per_event"] = round(cpu / args.backlog * 1e6)
             print(orjson.dumps({"backlog": backlog}).decode(), flush=True)
         finally:
             prober.stop.set()
@@ -215,6 +237,7 @@ def main(argv: list[str]) -> int:
         "freshness_p99_ms": ref.get("p99_ms"),
         "freshness_at_rate": ref.get("rate"),
         "backlog_events_per_s": backlog.get("events_per_s"),
+        "job_cpu_us_per_event": backlog.get("job_cpu_us_per_event"),
         "parallelism": args.parallelism,
         "cpu_count": os.cpu_count(),
         "machine": f"{platform.machine()} {os.cpu_count()} cores, {platform.python_version()}",
