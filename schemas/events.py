@@ -23,7 +23,7 @@ import orjson
 
 SCHEMA_VERSION: Final = 1
 MAX_EVENT_BYTES: Final = 16 * 1024
-MIN_TS_MS: Final = 946_684_800_000  # 2000-01-01
+MIN_TS_MS: Final = 631_152_000_000  # 1990-01-01: real logs go back to the 1990s
 MAX_TS_MS: Final = 4_102_444_800_000  # 2100-01-01
 MAX_ID_LEN: Final = 128
 MAX_IMPRESSION_ITEMS: Final = 200
