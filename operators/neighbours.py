@@ -1,4 +1,5 @@
-"""Bounded, decayed item neighbours: co-visitation (similar items) and co-purchase (bought together).
+"""Bounded, decayed item neighbours: co-visitation (similar items) and co-purchase (bought
+together).
 
 Keyed by ``(relation, source item)``. Each state tracks at most ``capacity`` neighbours with
 forward-decayed log scores (:mod:`operators.decay`) and publishes the best ``top_k``. When the
@@ -8,6 +9,7 @@ the ``1/capacity`` share of the item's total is never lost. Below capacity the s
 sums, so the result does not depend on the order pairs arrive in; above it, Space-Saving's
 guarantees hold but ties at the bottom may resolve differently for different arrival orders.
 
+>>> import math
 >>> cfg = NeighbourConfig(capacity=2, top_k=2, half_life_s=1e12)
 >>> s = None
 >>> for dst in ["x", "x", "y", "z"]:
@@ -18,7 +20,6 @@ guarantees hold but ties at the bottom may resolve differently for different arr
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any
 

@@ -56,7 +56,7 @@ class Pair:
 
 def _append_bounded(items: tuple[str, ...], item: str, limit: int) -> tuple[str, ...]:
     """Move ``item`` to the end (distinct), keep the newest ``limit``."""
-    kept = tuple(x for x in items if x != item) + (item,)
+    kept = (*(x for x in items if x != item), item)
     return kept[-limit:]
 
 

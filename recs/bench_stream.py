@@ -26,8 +26,8 @@ import sys
 import threading
 import time
 import uuid
-from pathlib import Path
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -140,11 +140,11 @@ def _publish_paced(producer: Any, settings: Settings, events: Any, rate: float, 
 
 
 def main(argv: list[str]) -> int:
+    from kafka import KafkaProducer
+
     from infra.services import Services
     from infra.topics import TopicSpec, ensure_topics
     from recs import engine
-    from kafka import KafkaProducer
-
     from recs.synthetic import Storefront
 
     parser = argparse.ArgumentParser(prog="recs bench-stream", description=__doc__,

@@ -82,7 +82,7 @@ def spawn(name: str, args: list[str], settings: Settings, log_dir: Path,
     log_path = log_dir / f"{name}.log"
     env = {**os.environ, **settings.to_env(), **(extra_env or {})}
     with open(log_path, "ab") as out:
-        popen = subprocess.Popen(  # noqa: S603 - our own console entry point
+        popen = subprocess.Popen(
             [sys.executable, "-m", "recs.cli", *args], stdout=out, stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL, env=env, start_new_session=True,
             cwd=Path(__file__).resolve().parent.parent,

@@ -10,8 +10,8 @@ Every rejection is a :class:`SchemaError` naming the field and the value receive
 >>> try:
 ...     decode_interaction(raw)
 ... except SchemaError as exc:
-...     print(exc.field, exc.value, "|", exc)
-type like | interaction.type: expected one of ['add_to_cart', 'click', 'impression', 'purchase', 'rating', 'view'], got 'like'
+...     print(exc.field, exc.value, "|", exc.contract)
+type like | interaction
 """
 
 from __future__ import annotations

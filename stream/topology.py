@@ -4,8 +4,9 @@ Kept apart from sources and sinks (``stream/job.py``) so tests can feed it colle
 
     interactions (raw JSON) -> ParseInteractions --(malformed)--> dlq
          | watermarks (bounded out-of-orderness, idle partitions do not stall)
-         |-- key_by(user) ----------> SessionFunction --pairs--> key_by(relation|src) -> NeighbourFunction
-         '-- explode(items touched) -> key_by(item) -+-> ItemFunction --scores--> key_by(scope) -> TopKFunction
+         |-- key_by(user) -> SessionFunction --pairs--> key_by(relation|src) -> NeighbourFunction
+         '-- explode(items touched) -> key_by(item) -+-> ItemFunction --scores--> key_by(scope)
+                                                     |                          -> TopKFunction
     items (raw JSON) -> ParseItems --(malformed)--> dlq      '-- key_by(item) ---'
     every keyed function --updates--> union -> updates (Update wire lines)
 """

@@ -38,7 +38,7 @@ def test_split_inverts_key_for(kind: str) -> None:
 @pytest.mark.parametrize("bad", ["recs:v2:session:u", "other:v1:session:u", "recs:v1:nope:x",
                                  "recs:v1:session:"])
 def test_split_rejects_foreign_keys(bad: str) -> None:
-    with pytest.raises(ValueError, match="state.keys"):
+    with pytest.raises(ValueError, match=r"state\.keys"):
         keys.split_key(bad)
 
 
