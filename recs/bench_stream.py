@@ -28,7 +28,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import orjson
 import redis
@@ -65,7 +65,7 @@ class Prober:
             if not names:
                 time.sleep(0.005)
                 continue
-            values = self.client.mget(names)
+            values = cast(list[bytes | None], self.client.mget(names))
             now = time.time()
             with self.lock:
                 for name, raw in zip(names, values, strict=True):

@@ -32,6 +32,7 @@ from recs.bench_stream import Prober, percentile
 from recs.settings import Settings
 from schemas.events import Interaction
 from state import keys
+from state.redis_store import RedisStore
 
 SHOPPER = "demo-shopper"
 MALFORMED = (b'{"event_id": "bad-1", "type": "view"', b'{"event_id":"bad-2","type":"like",'
@@ -166,18 +167,16 @@ def _users_with_session_recs(client: redis.Redis) -> tuple[int, int]:
     """(users with a session, users whose session yields candidates right now)."""
     from operators.candidates import recent_items, session_candidates
 
-    names = list(client.scan_iter(match=keys.session_key("*"), count=1000))
+    store = RedisStore(client)
+    names = [k.decode() for k in client.scan_iter(match=keys.session_key("*"), count=1000)]
     with_recs = 0
     for start in range(0, len(names), 500):
-        chunk = names[start:start + 500]
-        sessions = [orjson.loads(r)["d"] if r else None for r in client.mget(chunk)]
-        wanted = sorted({i for s in sessions if s for i in recent_items(s)})
-        lists = dict(zip(wanted, client.mget([keys.similar_key(i) for i in wanted]) if wanted
-                         else [], strict=True))
+        sessions = [env.data for env in store.get_many(names[start:start + 500]) if env]
+        wanted = sorted({i for s in sessions for i in recent_items(s)})
+        lists = dict(zip(wanted, store.get_many([keys.similar_key(i) for i in wanted]),
+                         strict=True))
         for s in sessions:
-            if not s:
-                continue
-            nb = {i: orjson.loads(lists[i])["d"]["items"] for i in recent_items(s) if lists.get(i)}
+            nb = {i: env.data["items"] for i in recent_items(s) if (env := lists.get(i))}
             if session_candidates(s, nb, k=1):
                 with_recs += 1
     return len(names), with_recs
