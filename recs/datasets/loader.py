@@ -1,0 +1,148 @@
+"""Whole data sets: :func:`load` finds a set's files, reads them and sorts the events by time."""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from operator import attrgetter
+from pathlib import Path
+from typing import Final
+
+from recs.datasets._errors import LOG_MIN_TS_MS, DatasetError
+from recs.datasets.diginetica import (
+    read_diginetica_categories,
+    read_diginetica_purchases,
+    read_diginetica_views,
+)
+from recs.datasets.generic_csv import ColumnMap, read_csv
+from recs.datasets.globo import iter_globo
+from recs.datasets.movielens import read_ml100k_items, read_ml100k_ratings
+from recs.datasets.sessionrec import read_session_tsv
+from schemas.events import Interaction, ItemUpsert
+
+DATASETS: Final = ("ml100k", "diginetica", "rsc15", "globo", "csv")
+
+
+@dataclass(frozen=True, slots=True)
+class Dataset:
+    """A loaded log: events sorted by event time (stable), plus item metadata when the set has it.
+
+    ``test_sessions`` names the sessions of a held-out test file (rsc15: the last day) and
+    ``test_start_ts`` the first event time among them; both are empty when the set has no split.
+    """
+
+    name: str
+    events: list[Interaction]
+    items: list[ItemUpsert] = field(default_factory=list)
+    test_sessions: frozenset[str] = frozenset()
+    test_start_ts: int | None = None
+
+    def train_events(self) -> list[Interaction]:
+        """Events of the training part (all events when there is no split), time-sorted."""
+        test = self.test_sessions
+        return [e for e in self.events if e.session_id not in test] if test else self.events
+
+    def test_events(self) -> list[Interaction]:
+        """Events of the held-out test part, time-sorted (empty when there is no split)."""
+        test = self.test_sessions
+        return [e for e in self.events if e.session_id in test]
+
+
+def sort_by_time(events: Iterable[Interaction]) -> list[Interaction]:
+    """Events sorted by ``ts``; stable, so events with equal times keep their input order."""
+    return sorted(events, key=attrgetter("ts"))
+
+
+def _find(folder: Path, names: Iterable[str], expected: str) -> Path:
+    if folder.is_file():
+        return folder
+    for name in names:
+        found = sorted(folder.glob(name)) if folder.is_dir() else []
+        if found:
+            return found[0]
+    what = "folder" if folder.is_dir() else "path (does not exist)"
+    raise DatasetError(folder, f"{what} holds no {expected}")
+
+
+def _one_user_per_session(events: list[Interaction]) -> list[Interaction]:
+    """Give every event of a session the session's first known user id (``NA`` rows otherwise
+    stand in as ``s:<session>``), so a shopper who logs in mid-session stays one key."""
+    known: dict[str, str] = {}
+    for e in events:
+        if not e.user_id.startswith("s:"):
+            known.setdefault(e.session_id, e.user_id)
+    return [dataclasses.replace(e, user_id=known[e.session_id])
+            if e.session_id in known and e.user_id != known[e.session_id] else e
+            for e in events]
+
+
+def _first_ts(events: list[Interaction]) -> int:
+    return events[0].ts if events else LOG_MIN_TS_MS
+
+
+def load(dataset_name: str, path: Path | str, *, limit: int | None = None,
+         columns: ColumnMap | str | None = None, ts_unit: str = "s",
+         delimiter: str = ",") -> Dataset:
+    """Load a public data set from its folder (or main file), events sorted by time.
+
+    ``limit`` caps the events read from each file, in file order, before sorting. Item upserts
+    (MovieLens ``u.item``, Diginetica categories) are kept for the items the events mention and
+    stamped with the first event time, so a replay publishes them before any event. Diginetica
+    purchases are kept for the sessions whose views were loaded (the public sample has views for
+    a few thousand sessions but purchases for all), and each Diginetica session gets one user:
+    the first real user id among its rows, else ``s:<session>``. ``columns``, ``ts_unit`` and
+    ``delimiter`` apply to ``csv`` only.
+    """
+    path = Path(path)
+
+    def take(events: Iterable[Interaction]) -> Iterator[Interaction]:
+        return itertools.islice(events, limit)
+
+    if dataset_name == "ml100k":
+        data = _find(path, ["u.data"], "MovieLens 100K u.data")
+        events = sort_by_time(take(read_ml100k_ratings(data)))
+        items: list[ItemUpsert] = []
+        if (data.parent / "u.item").is_file():
+            seen = {e.item_id for e in events}
+            items = [i for i in read_ml100k_items(data.parent / "u.item", _first_ts(events))
+                     if i.item_id in seen]
+        return Dataset(dataset_name, events, items)
+    if dataset_name == "diginetica":
+        views = _find(path, ["train-item-views.csv", "*item-views*.csv"],
+                      "Diginetica item views (train-item-views.csv)")
+        events = list(take(read_diginetica_views(views)))
+        folder = views.parent
+        purchases_file = folder / "train-purchases.csv"
+        if purchases_file.is_file():
+            sessions = {e.session_id for e in events}
+            events += [p for p in take(read_diginetica_purchases(purchases_file))
+                       if p.session_id in sessions]
+        events = _one_user_per_session(sort_by_time(events))
+        items = []
+        if (folder / "product-categories.csv").is_file():
+            seen = {e.item_id for e in events}
+            items = [i for i in read_diginetica_categories(folder / "product-categories.csv",
+                                                           _first_ts(events))
+                     if i.item_id in seen]
+        return Dataset(dataset_name, events, items)
+    if dataset_name == "rsc15":
+        if path.is_file():
+            return Dataset(dataset_name, sort_by_time(take(read_session_tsv(path))))
+        train = _find(path, ["*_train_full.txt"], "session-rec training file *_train_full.txt")
+        test = _find(path, ["*_test.txt"], "session-rec test file *_test.txt")
+        train_events = list(take(read_session_tsv(train, "rsc15", "train")))
+        test_events = list(take(read_session_tsv(test, "rsc15", "test")))
+        return Dataset(dataset_name, sort_by_time(train_events + test_events),
+                       test_sessions=frozenset(e.session_id for e in test_events),
+                       test_start_ts=min((e.ts for e in test_events), default=None))
+    if dataset_name == "globo":
+        return Dataset(dataset_name, sort_by_time(iter_globo(path, limit=limit)))
+    if dataset_name == "csv":
+        if columns is None:
+            raise ValueError("csv: a column map is required (e.g. user=uid,item=sku,ts=time)")
+        cmap = ColumnMap.parse(columns) if isinstance(columns, str) else columns
+        return Dataset(dataset_name, sort_by_time(take(
+            read_csv(path, cmap, ts_unit=ts_unit, delimiter=delimiter))))
+    raise ValueError(f"dataset: expected one of {list(DATASETS)}, got {dataset_name!r}")
