@@ -17,7 +17,6 @@ import time
 import uuid
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from types import TracebackType
 from typing import Final
 
 from kafka.errors import KafkaError
@@ -25,6 +24,7 @@ from kafka.errors import KafkaError
 from infra import paths
 from infra.procs import (
     LOOPBACK,
+    LocalService,
     Proc,
     free_port,
     port_is_free,
@@ -87,10 +87,12 @@ def cluster_id() -> str:
     return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
 
 
-class KafkaBroker:
+class KafkaBroker(LocalService):
     """One local KRaft broker; ``start()`` is a no-op when it already runs for this run dir."""
 
     managed = True  # a process this object can stop, kill and restart
+
+    stop_timeout_s = 30.0
 
     def __init__(self, run_dir: Path, *, port: int | None = None,
                  controller_port: int | None = None, heap: str = "1g",
@@ -130,16 +132,11 @@ class KafkaBroker:
             raise RuntimeError("infra: KafkaBroker is not started")
         return f"{LOOPBACK}:{self.port}"
 
-    @property
-    def pid(self) -> int | None:
-        return self.proc.pid if self.proc is not None else None
 
     def _markers(self) -> tuple[str, ...]:
         return ("kafka.Kafka", str(self.config_path))
 
     # -- lifecycle ---------------------------------------------------------------------------
-    def alive(self) -> bool:
-        return self.proc is not None and self.proc.alive()
 
     def adopt(self) -> bool:
         """Attach to a broker a previous ``start()`` (maybe another process) left running."""
@@ -201,25 +198,8 @@ class KafkaBroker:
                  self.proc.pid, time.monotonic() - started)
         return self
 
-    def stop(self, timeout_s: float = 30.0) -> None:
-        if self.proc is None:
-            self.adopt()
-        if self.proc is not None:
-            self.proc.stop(timeout_s)
-            self.proc = None
-        self.pid_path.unlink(missing_ok=True)
 
-    def kill(self) -> None:
-        """SIGKILL the broker (crash simulation); ``start()`` brings it back on the same ports."""
-        if self.proc is not None:
-            self.proc.kill()
 
-    def __enter__(self) -> KafkaBroker:
-        return self.start()
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        self.stop()
 
     # -- helpers -----------------------------------------------------------------------------
     def _pick_ports(self) -> None:

@@ -20,7 +20,8 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from types import TracebackType
+from typing import Any, Self
 
 LOOPBACK = "127.0.0.1"
 
@@ -203,3 +204,52 @@ def wait_until(ready: Callable[[], bool], *, proc: Proc, timeout: float, what: s
 
 def _log_tails(logs: Sequence[Path]) -> str:
     return "\n".join(f"--- {p} ---\n{tail(p)}" for p in logs)
+
+
+class LocalService:
+    """Lifecycle shared by the services the project runs as local processes.
+
+    Subclasses set ``proc`` when they start or adopt a process and define ``pid_path``,
+    :meth:`adopt` and :meth:`start`; stopping, killing and the context manager live here.
+    """
+
+    proc: Proc | None = None
+    stop_timeout_s: float = 10.0
+
+    @property
+    def pid_path(self) -> Path:
+        raise NotImplementedError
+
+    def adopt(self) -> bool:
+        raise NotImplementedError
+
+    def start(self, *, bind_to_parent: bool = False) -> Self:
+        raise NotImplementedError
+
+    @property
+    def pid(self) -> int | None:
+        return self.proc.pid if self.proc is not None else None
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.alive()
+
+    def stop(self, timeout_s: float | None = None) -> None:
+        """Stop the process by its pid (adopting one a previous run left, if any)."""
+        if self.proc is None:
+            self.adopt()
+        if self.proc is not None:
+            self.proc.stop(self.stop_timeout_s if timeout_s is None else timeout_s)
+            self.proc = None
+        self.pid_path.unlink(missing_ok=True)
+
+    def kill(self) -> None:
+        """SIGKILL (crash simulation); ``start()`` brings the service back on the same ports."""
+        if self.proc is not None:
+            self.proc.kill()
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.stop()

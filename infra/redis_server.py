@@ -11,13 +11,13 @@ from __future__ import annotations
 import logging
 import time
 from pathlib import Path
-from types import TracebackType
 
 import redis
 
 from infra import paths
 from infra.procs import (
     LOOPBACK,
+    LocalService,
     Proc,
     free_port,
     port_is_free,
@@ -31,7 +31,7 @@ from infra.procs import (
 log = logging.getLogger(__name__)
 
 
-class RedisServer:
+class RedisServer(LocalService):
     """One local Redis; ``start()`` is a no-op when it already runs for this run dir."""
 
     def __init__(self, run_dir: Path, *, port: int | None = None,
@@ -70,16 +70,11 @@ class RedisServer:
             raise RuntimeError("infra: RedisServer is not started")
         return f"redis://{LOOPBACK}:{self.port}/{db}"
 
-    @property
-    def pid(self) -> int | None:
-        return self.proc.pid if self.proc is not None else None
 
     def _markers(self) -> tuple[str, ...]:
         # redis-server rewrites its process title to "redis-server 127.0.0.1:PORT".
         return ("redis-server", f"{LOOPBACK}:{self.port}")
 
-    def alive(self) -> bool:
-        return self.proc is not None and self.proc.alive()
 
     def ping(self) -> bool:
         if not self.port:
@@ -148,22 +143,5 @@ class RedisServer:
         """Start again on the same port after :meth:`kill` or :meth:`stop` (data is gone)."""
         return self.start()
 
-    def stop(self, timeout_s: float = 10.0) -> None:
-        if self.proc is None:
-            self.adopt()
-        if self.proc is not None:
-            self.proc.stop(timeout_s)
-            self.proc = None
-        self.pid_path.unlink(missing_ok=True)
 
-    def kill(self) -> None:
-        """SIGKILL the server (simulates Redis dying); :meth:`restart` brings it back."""
-        if self.proc is not None:
-            self.proc.kill()
 
-    def __enter__(self) -> RedisServer:
-        return self.start()
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        self.stop()
