@@ -198,13 +198,18 @@ def main(argv: list[str]) -> int:
     started = time.monotonic()
     print(f"recs demo: starting Kafka, Redis, the Flink job, the loader and the server "
           f"(logs under {run_dir}/logs)", flush=True)
-    with Services(run_dir / "services", settings=base_settings) as svc:
+    with contextlib.ExitStack() as owned:
+        svc = owned.enter_context(Services(run_dir / "services", settings=base_settings))
         settings = dataclasses.replace(svc.settings, run_dir=run_dir, http_port=port)
         logs = run_dir / "logs"
+        # each process is stopped on the way out, whatever happens after it started
         job = engine.start_job(settings, logs, checkpoint_dir=run_dir / "checkpoints",
                                restore="latest")
+        owned.callback(job.stop)
         load = engine.start_loader(settings, logs)
+        owned.callback(load.stop)
         server = engine.start_server(settings, logs)
+        owned.callback(server.stop)
         base = f"http://{settings.http_host}:{port}"
         client = redis.Redis.from_url(settings.redis_url)
         prober = Prober(client)
@@ -238,17 +243,14 @@ def main(argv: list[str]) -> int:
             stop.set()
             for t in threads[1:]:
                 t.join(timeout=10)
-            latencies += prober.take()
             prober.stop.set()
-            # offsets are committed on checkpoints: give the job one interval to commit the tail
-            deadline = time.monotonic() + 2 * settings.checkpoint_interval_ms / 1000 + 2
-            while time.monotonic() < deadline and counters.processed < counters.produced:
-                counters.processed = max(counters.processed, _processed(settings))
-                time.sleep(0.5)
-            summary = _summary(settings, client, counters, latencies, time.monotonic() - started)
-            server.stop()
-            job.stop()
-            load.stop()
+        latencies += prober.take()
+        # offsets are committed on checkpoints: give the job one interval to commit the tail
+        deadline = time.monotonic() + 2 * settings.checkpoint_interval_ms / 1000 + 2
+        while time.monotonic() < deadline and counters.processed < counters.produced:
+            counters.processed = max(counters.processed, _processed(settings))
+            time.sleep(0.5)
+        summary = _summary(settings, client, counters, latencies, time.monotonic() - started)
     sys.stdout.write(orjson.dumps(summary).decode() + "\n")
     return 0
 
