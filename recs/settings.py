@@ -39,7 +39,9 @@ class Settings:
     # Flink
     parallelism: int = 1
     checkpoint_interval_ms: int = 5_000
-    emit_interval_ms: int = 100
+    # how often a changed neighbour list, item value or trending list is published at most
+    # (sessions are published on every change)
+    emit_interval_ms: int = 1_000
 
     def to_env(self) -> dict[str, str]:
         """Environment that makes a child process's :meth:`from_env` equal to these settings."""

@@ -1,7 +1,9 @@
 """Thin PyFlink shells around the pure operators.
 
 Each keyed function decodes its state (JSON, explicit codecs), calls the operator, encodes the
-state back, and schedules the publication of the key's materialized view:
+state back, and publishes the key's materialized view. Sessions are published on every change.
+Neighbour lists, item values and trending lists, whose hot keys change many times a second,
+are published through timers:
 
 - a processing-time timer on the next ``emit_interval_ms`` boundary (Flink keeps one timer per
   key and timestamp, so a hot key is published at most once per interval: coalescing for free,
@@ -132,11 +134,14 @@ def group_pairs(pairs: list[session.Pair]) -> Any:
 
 
 class SessionFunction(KeyedProcessFunction):  # type: ignore[misc]
-    """Keyed by user: session state; emits co-visitation / co-purchase pairs downstream."""
+    """Keyed by user: session state; emits co-visitation / co-purchase pairs downstream.
 
-    def __init__(self, cfg: EngineConfig, emit_interval_ms: int) -> None:
+    A user's session is published on every change, straight away: one user rarely sends two
+    events within a publication interval, so a timer would coalesce almost nothing and cost two
+    more calls into the JVM per event (and delay the "because you viewed" answer)."""
+
+    def __init__(self, cfg: EngineConfig) -> None:
         self.cfg = cfg
-        self.publisher = Publisher(emit_interval_ms)
 
     def open(self, runtime_context: RuntimeContext) -> None:
         self.state = runtime_context.get_state(_json_state("session"))
@@ -148,14 +153,8 @@ class SessionFunction(KeyedProcessFunction):  # type: ignore[misc]
         new, pairs = session.step(old, event, self.cfg.session)
         if new is not old and new is not None:
             self.state.update(orjson.dumps(session.encode(new)).decode())
-            self.publisher.schedule(ctx, value.user_id, new_key=raw is None)
+            yield UPDATES, views.session_update(value.user_id, new).to_wire().decode()
         yield from group_pairs(pairs)
-
-    def on_timer(self, timestamp: int, ctx: KeyedProcessFunction.OnTimerContext) -> Any:
-        raw = self.state.value()
-        if raw is not None:
-            upd = views.session_update(ctx.get_current_key(), session.decode(orjson.loads(raw)))
-            yield UPDATES, upd.to_wire().decode()
 
 
 class NeighbourFunction(KeyedProcessFunction):  # type: ignore[misc]

@@ -47,7 +47,7 @@ class TopologyConfig:
     engine: EngineConfig
     out_of_orderness_ms: int = 2_000
     idleness_ms: int = 5_000
-    emit_interval_ms: int = 100
+    emit_interval_ms: int = 1_000  # neighbour lists, item values, trending lists
 
 
 class EventTime(TimestampAssigner):  # type: ignore[misc]
@@ -70,7 +70,7 @@ def define_workflow(interactions: DataStream, items: DataStream,
     catalogue = parsed_items.assign_timestamps_and_watermarks(watermarks).name("item-watermarks")
 
     sessions = (events.key_by(_user, key_type=Types.STRING())
-                .process(SessionFunction(engine, interval), output_type=PAIRS_ROW)
+                .process(SessionFunction(engine), output_type=PAIRS_ROW)
                 .name("sessions"))
     relations = (sessions.key_by(_relation_key, key_type=Types.STRING())
                  .process(NeighbourFunction(engine, interval), output_type=Types.STRING())
