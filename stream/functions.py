@@ -18,9 +18,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections import OrderedDict
-from collections.abc import Callable
-from typing import Any, Final, Generic, TypeVar
+from typing import Any, Final
 
 import orjson
 from pyflink.common import Row
@@ -63,54 +61,8 @@ SCORE_ROW: Final = Types.ROW_NAMED(["scope", "item_id", "log_score", "ts"],
                                     Types.LONG()])
 
 
-S = TypeVar("S")
-CACHE_ENTRIES: Final = 20_000
-
-
-class CachedJsonState(Generic[S]):
-    """One keyed ``ValueState`` holding an operator state as JSON, with a bounded cache of the
-    decoded states in this process.
-
-    Writes always go to Flink's state (so checkpoints hold every change); reads of a cached key
-    skip the call into the JVM and the decoding. This is safe because only this function writes
-    the state of its keys, and a restart or restore creates a new function instance whose cache
-    starts empty. ``key`` must be the key Flink has set as current.
-    """
-
-    def __init__(self, runtime_context: RuntimeContext, name: str,
-                 decode: Callable[[Any], S], encode: Callable[[S], Any],
-                 capacity: int = CACHE_ENTRIES) -> None:
-        self._state = runtime_context.get_state(ValueStateDescriptor(name, Types.STRING()))
-        self._decode, self._encode = decode, encode
-        self._cache: OrderedDict[Any, S] = OrderedDict()
-        self._capacity = capacity
-
-    def get(self, key: Any) -> S | None:
-        hit = self._cache.get(key)
-        if hit is not None:
-            self._cache.move_to_end(key)
-            return hit
-        raw = self._state.value()
-        if raw is None:
-            return None
-        value = self._decode(orjson.loads(raw))
-        self._remember(key, value)
-        return value
-
-    def put(self, key: Any, value: S) -> None:
-        self._state.update(orjson.dumps(self._encode(value)).decode())
-        self._remember(key, value)
-
-    def _remember(self, key: Any, value: S) -> None:
-        self._cache[key] = value
-        self._cache.move_to_end(key)
-        if len(self._cache) > self._capacity:
-            self._cache.popitem(last=False)
-
-
-def relation_key(relation: str, src: str) -> str:
-    """The key of the neighbour function: one list per relation and source item."""
-    return f"{relation}|{src}"
+def _json_state(name: str) -> ValueStateDescriptor:
+    return ValueStateDescriptor(name, Types.STRING())
 
 
 class Publisher:
@@ -192,14 +144,15 @@ class SessionFunction(KeyedProcessFunction):  # type: ignore[misc]
         self.cfg = cfg
 
     def open(self, runtime_context: RuntimeContext) -> None:
-        self.state = CachedJsonState(runtime_context, "session", session.decode, session.encode)
+        self.state = runtime_context.get_state(_json_state("session"))
 
     def process_element(self, value: Row, ctx: KeyedProcessFunction.Context) -> Any:
         event = interaction_from_canonical(orjson.loads(value.body))
-        old = self.state.get(value.user_id)
+        raw = self.state.value()
+        old = None if raw is None else session.decode(orjson.loads(raw))
         new, pairs = session.step(old, event, self.cfg.session)
         if new is not old and new is not None:
-            self.state.put(value.user_id, new)
+            self.state.update(orjson.dumps(session.encode(new)).decode())
             yield UPDATES, views.session_update(value.user_id, new).to_wire().decode()
         yield from group_pairs(pairs)
 
@@ -212,28 +165,27 @@ class NeighbourFunction(KeyedProcessFunction):  # type: ignore[misc]
         self.publisher = Publisher(emit_interval_ms)
 
     def open(self, runtime_context: RuntimeContext) -> None:
-        self.state = CachedJsonState(runtime_context, "neighbours", neighbours.decode,
-                                     neighbours.encode)
+        self.state = runtime_context.get_state(_json_state("neighbours"))
 
     def process_element(self, value: Row, ctx: KeyedProcessFunction.Context) -> Any:
         ncfg = self.cfg.similar if value.relation == keys.KIND_SIMILAR else self.cfg.bought
-        key = relation_key(value.relation, value.src)
-        old = new = self.state.get(key)
+        raw = self.state.value()
+        new = None if raw is None else neighbours.decode(orjson.loads(raw))
         for dst, weight in zip(value.dsts, value.weights, strict=True):
             pair = session.Pair(value.relation, value.src, dst, weight, value.ts)
             new = neighbours.step(new, pair, ncfg)
         if new is None:
             return iter(())
-        self.state.put(key, new)
-        self.publisher.schedule(ctx, key, new_key=old is None)
+        self.state.update(orjson.dumps(neighbours.encode(new)).decode())
+        self.publisher.schedule(ctx, (value.relation, value.src), new_key=raw is None)
         return iter(())
 
     def on_timer(self, timestamp: int, ctx: KeyedProcessFunction.OnTimerContext) -> Any:
-        key = ctx.get_current_key()
-        state = self.state.get(key)
-        if state is not None:
-            relation, _, src = key.partition("|")
-            upd = views.neighbour_update(relation, src, state, self.cfg)
+        raw = self.state.value()
+        if raw is not None:
+            relation, _, src = ctx.get_current_key().partition("|")
+            upd = views.neighbour_update(relation, src, neighbours.decode(orjson.loads(raw)),
+                                         self.cfg)
             yield UPDATES, upd.to_wire().decode()
 
 
@@ -245,18 +197,21 @@ class ItemFunction(KeyedCoProcessFunction):  # type: ignore[misc]
         self.publisher = Publisher(emit_interval_ms)
 
     def open(self, runtime_context: RuntimeContext) -> None:
-        self.state = CachedJsonState(runtime_context, "item", trending.decode_item,
-                                     trending.encode_item)
+        self.state = runtime_context.get_state(_json_state("item"))
+
+    def _load(self) -> trending.ItemState | None:
+        raw = self.state.value()
+        return None if raw is None else trending.decode_item(orjson.loads(raw))
 
     def _store(self, item_id: str, old: trending.ItemState | None, state: trending.ItemState,
                ctx: Any) -> None:
-        self.state.put(item_id, state)
+        self.state.update(orjson.dumps(trending.encode_item(state)).decode())
         self.publisher.schedule(ctx, item_id, new_key=old is None)
 
     def process_element1(self, value: Row, ctx: KeyedCoProcessFunction.Context) -> Any:
         # Scores only grow, so the trending top-K needs the latest score of an item, not every
         # intermediate one: they are offered on the item's publication timer (coalesced).
-        old = self.state.get(value.item_id)
+        old = self._load()
         new, _ = trending.item_event_step(old, value.item_id, value.type,
                                           value.value, value.ts, self.cfg)
         self._store(value.item_id, old, new, ctx)
@@ -264,16 +219,16 @@ class ItemFunction(KeyedCoProcessFunction):  # type: ignore[misc]
 
     def process_element2(self, value: Row, ctx: KeyedCoProcessFunction.Context) -> Any:
         item = decode_item(value.body)
-        old = self.state.get(item.item_id)
+        old = self._load()
         new, scores = trending.item_upsert_step(old, item)
         self._store(item.item_id, old, new, ctx)
         for s in scores:
             yield Row(scope=s.scope, item_id=s.item_id, log_score=s.log_score, ts=s.ts)
 
     def on_timer(self, timestamp: int, ctx: KeyedCoProcessFunction.OnTimerContext) -> Any:
-        item_id = ctx.get_current_key()
-        state = self.state.get(item_id)
+        state = self._load()
         if state is not None:
+            item_id = ctx.get_current_key()
             for upd in views.item_updates(item_id, state):
                 yield UPDATES, upd.to_wire().decode()
             for s in trending.current_scores(item_id, state):
@@ -288,20 +243,22 @@ class TopKFunction(KeyedProcessFunction):  # type: ignore[misc]
         self.publisher = Publisher(emit_interval_ms)
 
     def open(self, runtime_context: RuntimeContext) -> None:
-        self.state = CachedJsonState(runtime_context, "topk", trending.decode_topk,
-                                     trending.encode_topk)
+        self.state = runtime_context.get_state(_json_state("topk"))
 
     def process_element(self, value: Row, ctx: KeyedProcessFunction.Context) -> Any:
-        old = self.state.get(value.scope)
+        raw = self.state.value()
+        old = None if raw is None else trending.decode_topk(orjson.loads(raw))
         score = trending.ScopeScore(value.scope, value.item_id, value.log_score, value.ts)
         new, changed = trending.topk_step(old, score)
         if changed and new is not None:
-            self.state.put(value.scope, trending.trim(new, self.cfg.trending))
-            self.publisher.schedule(ctx, value.scope, new_key=old is None)
+            new = trending.trim(new, self.cfg.trending)
+            self.state.update(orjson.dumps(trending.encode_topk(new)).decode())
+            self.publisher.schedule(ctx, value.scope, new_key=raw is None)
         return iter(())
 
     def on_timer(self, timestamp: int, ctx: KeyedProcessFunction.OnTimerContext) -> Any:
-        scope = ctx.get_current_key()
-        state = self.state.get(scope)
-        if state is not None:
-            yield UPDATES, views.trending_update(scope, state, self.cfg).to_wire().decode()
+        raw = self.state.value()
+        if raw is not None:
+            upd = views.trending_update(ctx.get_current_key(),
+                                        trending.decode_topk(orjson.loads(raw)), self.cfg)
+            yield UPDATES, upd.to_wire().decode()

@@ -36,7 +36,6 @@ from stream.functions import (
     SessionFunction,
     TopKFunction,
     explode_items,
-    relation_key,
 )
 
 ITEM_ROW = Types.ROW_NAMED(["item_id", "ts", "body"],
@@ -99,7 +98,7 @@ def _user(row: Any) -> str:
 
 
 def _relation_key(row: Any) -> str:
-    return relation_key(row.relation, row.src)
+    return f"{row.relation}|{row.src}"
 
 
 def _item(row: Any) -> str:
