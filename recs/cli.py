@@ -18,6 +18,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("recs.demo", "run everything end to end and print a summary"),
     "bench-stream": ("recs.bench_stream", "drive Kafka -> Flink -> Redis at rising rates"),
     "replay": ("stream.reference", "apply a log with the in-process reference runner"),
+    "eval": ("recs.evaluation.cli", "prequential evaluation: the engine vs baselines on a log"),
 }
 
 

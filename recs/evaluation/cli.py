@@ -1,0 +1,158 @@
+"""``recs eval``: prequential evaluation of the engine and the baselines on a public log.
+
+    recs eval --dataset rsc15 --data-dir ../shared/data
+    recs eval --dataset ml100k --data-dir ../shared/data --report docs/quality
+
+Prints the protocol, a Markdown table and, as the last line, one JSON object mapping each method
+to its metrics plus ``events`` and ``seconds``. ``--report DIR`` also stores the run as
+``DIR/<dataset>.json`` with an HR@K plot ``DIR/<dataset>.png`` and regenerates the results page
+beside ``DIR`` (``docs/quality`` -> ``docs/quality.md``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Final
+
+import orjson
+
+from recs import datasets
+from recs.evaluation import protocols, report
+from recs.evaluation.api import Method
+from recs.evaluation.baselines import (
+    AssociationRules,
+    CoVisitation,
+    Popularity,
+    RecentPopularity,
+    SequentialRules,
+)
+from recs.evaluation.engine_recs import TUNED_BLEND, TUNED_CONFIG, describe, engine_methods
+from recs.evaluation.harness import Outcome, run
+from recs.evaluation.sknn import VSKNN
+
+#: folder of each data set under ``--data-dir`` (the layout of ``../shared/data``)
+FOLDERS: Final = {"ml100k": "ml-100k", "diginetica": "diginetica", "rsc15": "rsc15-sample",
+                  "globo": "globo-news", "csv": "."}
+#: Globo has 3M clicks; by default the first 100k lines of the file, which holds sessions in
+#: the order they started (the sessions of about the first day, 2017-10-01).
+DEFAULT_LIMIT: Final = {"globo": 100_000}
+PAGE_ORDER: Final = ("rsc15", "ml100k", "diginetica", "globo", "csv")
+BASELINES: Final[dict[str, Callable[[], Method]]] = {
+    "pop": Popularity, "recent_pop": RecentPopularity, "covisit": CoVisitation,
+    "ar": AssociationRules, "sr": SequentialRules, "vsknn": VSKNN,
+}
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="recs eval", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--dataset", required=True, choices=datasets.DATASETS)
+    p.add_argument("--data-dir", type=Path, default=Path("../shared/data"),
+                   help="folder holding the data sets' folders (default: ../shared/data)")
+    p.add_argument("--path", type=Path, default=None,
+                   help="the data set's own folder or file (overrides --data-dir)")
+    p.add_argument("--protocol", choices=("auto", *protocols.PROTOCOLS), default="auto",
+                   help="auto: streaming for ml100k, time-split for rsc15, else next-item")
+    p.add_argument("--limit", type=int, default=None,
+                   help="read at most N events per file (globo default: 100000; 0 = all)")
+    p.add_argument("--warmup", type=float, default=0.2,
+                   help="next-item: share of events that only train (default 0.2)")
+    p.add_argument("--frozen", action="store_true",
+                   help="time-split: do not learn the test part (session-rec's protocol)")
+    p.add_argument("--no-repeats", action="store_true",
+                   help="next-item: a click on an item already in the session is no target")
+    p.add_argument("--methods", default=None,
+                   help="comma-separated subset, e.g. engine,ar,sr (default: all)")
+    p.add_argument("--columns", default=None, help="csv: column map, e.g. user=u,item=i,ts=t")
+    p.add_argument("--ts-unit", default="s", help="csv: s, ms, us or iso")
+    p.add_argument("--report", type=Path, default=None,
+                   help="store JSON + plot in this folder and regenerate <folder>.md")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    return p
+
+
+def build_methods(selected: list[str] | None) -> list[Method]:
+    methods: list[Method] = [*engine_methods(TUNED_CONFIG, TUNED_BLEND)]
+    methods += [make() for make in BASELINES.values()]
+    if selected is None:
+        return methods
+    known = {m.name for m in methods}
+    unknown = [s for s in selected if s not in known]
+    if unknown:
+        raise ValueError(f"--methods: unknown {unknown}; choose from {sorted(known)}")
+    return [m for m in methods if m.name in selected]
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    path = args.path or args.data_dir / FOLDERS[args.dataset]
+    limit = args.limit if args.limit is not None else DEFAULT_LIMIT.get(args.dataset)
+    limit = limit or None
+    started = time.perf_counter()
+    try:
+        methods = build_methods(args.methods.split(",") if args.methods else None)
+        data = datasets.load(args.dataset, path, limit=limit, columns=args.columns,
+                             ts_unit=args.ts_unit)
+    except (datasets.DatasetError, ValueError) as exc:
+        print(f"recs eval: {exc}", file=sys.stderr)
+        return 2
+    if not data.events:
+        print(f"recs eval: {path}: no events", file=sys.stderr)
+        return 2
+    protocol = protocols.default_protocol(args.dataset) if args.protocol == "auto" \
+        else args.protocol
+    plan = protocols.make_plan(protocol, data, warmup=args.warmup, frozen=args.frozen,
+                               repeats=not args.no_repeats)
+    what = f"{args.dataset} from {path.name}: {len(data.events):,} events"
+    if limit:
+        what += f" (the first {limit:,} per file, in file order)"
+    notes = [what, *plan.notes]
+    for line in notes:
+        print(f"# {line}")
+    sys.stdout.flush()
+    outcome = run(plan, methods, items=data.items, label=args.dataset,
+                  progress=not args.no_progress)
+    outcome.seconds = time.perf_counter() - started  # loading included
+    outcome.notes = notes
+    descriptions = {m.name: m.description for m in methods}
+    table = report.table(outcome, protocol, descriptions)
+    print(table)
+    for line in report.comparison(outcome):
+        print(f"# {line}")
+    if args.report is not None:
+        _write_report(args, protocol, outcome, table, path, limit)
+    print(orjson.dumps(report.summary(outcome, protocol)).decode())
+    return 0
+
+
+def _write_report(args: argparse.Namespace, protocol: str, outcome: Outcome, table: str,
+                  path: Path, limit: int | None) -> None:
+    folder: Path = args.report
+    name = args.dataset
+    if protocol != protocols.default_protocol(args.dataset):
+        name += f"-{protocol}"
+    if args.frozen:
+        name += "-frozen"
+    png = folder / f"{name}.png"
+    drawn = report.plot(outcome.curves, png, f"{name}: HR@K, {protocol}")
+    if not drawn:
+        print("# no plot: matplotlib is not installed", file=sys.stderr)
+    command = f"recs eval --dataset {args.dataset} --data-dir ../shared/data"
+    if args.protocol != "auto":
+        command += f" --protocol {args.protocol}"
+    if args.limit is not None:
+        command += f" --limit {args.limit}"
+    if args.frozen:
+        command += " --frozen"
+    command += f" --report {folder.as_posix()}"
+    data_name = f"`{path.name}`" + (f", first {limit:,} events per file" if limit else "")
+    rec = report.record(run=name, dataset=args.dataset, data=data_name, protocol=protocol,
+                        command=command, outcome=outcome, table_md=table,
+                        engine=describe(TUNED_CONFIG, TUNED_BLEND),
+                        plot_name=png.name if drawn else None)
+    report.write_json(folder / f"{name}.json", rec, outcome.curves)
+    report.write_page(folder, folder.with_suffix(".md"), PAGE_ORDER)

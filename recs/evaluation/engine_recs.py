@@ -1,0 +1,301 @@
+"""The engine's recommendations, read from the reference runner's states as the server reads Redis.
+
+One :class:`EngineLearner` applies every event with :class:`stream.reference.ReferenceRunner`
+(the same operators and routing as the Flink job) and renders the states with the operators' own
+``render`` functions (the values the job publishes). Several methods read it:
+
+- ``engine.session``: "because you viewed" exactly as the server answers it
+  (:func:`operators.candidates.session_candidates` over the similar-items lists of the user's
+  recent items, no repeats, no fallback);
+- ``engine.similar``: the similar-items list of the user's last item;
+- ``engine.bought``: the bought-together list of the user's last item;
+- ``engine.trending``: the global trending list;
+- ``engine``: the full blend (:class:`Blend`): session candidates (repeats allowed), plus
+  bought-together candidates, plus a reminder score for the recent items themselves, then filled
+  up from trending in the category of the last item and the global trending list.
+
+Exclusions (the streaming protocol's known items) apply to every source.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from operators import neighbours, session, trending
+from operators.candidates import recent_items, session_candidates
+from operators.config import INTEREST_TYPES, EngineConfig, NeighbourConfig
+from recs.evaluation.api import Learner, Method, Query
+from schemas.events import Interaction, ItemUpsert
+from state import keys
+from stream.reference import ReferenceRunner
+
+MAX_REMIND = 20     # recent items whose repeat rates are measured
+PRIOR_EVENTS = 10   # smoothing of the measured rates
+
+
+@dataclass(frozen=True, slots=True)
+class Blend:
+    """How the full blend combines the engine's sources (see the module docstring)."""
+
+    recent: int = 5               # recent items whose neighbours vote
+    recency_decay: float = 0.7    # weight of the r-th most recent item: decay ** r
+    allow_repeats: bool = True    # may recommend items of the user's recent history
+    calibrated_remind: bool = True  # score recent items by their measured repeat rate (below)
+    remind_weight: float = 0.0    # else: score of the r-th most recent item is w * decay ** r
+    remind_decay: float = 0.5
+    bought_weight: float = 0.5    # weight of bought-together candidates (same scoring)
+    trending_weight: float = 0.0  # weight of global trending, as a share of the top item's score
+    category_fill: bool = True    # fill from the last item's category trending first
+    pool: int = 200               # candidates scored before cutting to k
+
+
+#: The configuration ``recs eval`` runs the engine with (effects measured: docs/quality.md and
+#: the module docstring). Only the similar-items half-life differs from ``EngineConfig()``.
+TUNED_CONFIG = EngineConfig(similar=NeighbourConfig(half_life_s=90 * 86_400.0))
+TUNED_BLEND = Blend(recent=5, recency_decay=0.5)
+
+
+@dataclass
+class EngineLearner:
+    """The reference runner plus render caches keyed by state identity (states are immutable)."""
+
+    cfg: EngineConfig = field(default_factory=EngineConfig)
+    runner: ReferenceRunner = field(init=False)
+    _cache: dict[tuple[str, str], tuple[object, Any]] = field(default_factory=dict, init=False)
+
+    repeat_hits: list[int] = field(default_factory=lambda: [0] * MAX_REMIND, init=False)
+    repeat_events: int = field(default=0, init=False)
+    top_hits: int = field(default=0, init=False)
+    top_events: int = field(default=0, init=False)
+
+    def __post_init__(self) -> None:
+        self.runner = ReferenceRunner(self.cfg)
+
+    def learn(self, event: Interaction) -> None:
+        self._calibrate(event)
+        self.runner.on_event(event)
+
+    def _calibrate(self, event: Interaction) -> None:
+        """Count, before learning ``event``, whether it repeats the user's r-th most recent item
+        and whether it is the top similar item of the last one (test-then-train, no leak)."""
+        item = event.item_id
+        if item is None or event.type not in INTEREST_TYPES:
+            return
+        sess = self.session(event.user_id)
+        history = recent_items(sess, MAX_REMIND) if sess is not None else []
+        if not history:
+            return
+        self.repeat_events += 1
+        if item in history:
+            self.repeat_hits[history.index(item)] += 1
+        top = self.neighbour_list(keys.KIND_SIMILAR, history[0])
+        if top:
+            self.top_events += 1
+            self.top_hits += top[0][0] == item
+
+    def remind_scores(self, n: int) -> list[float]:
+        """Score of the r-th most recent item: P(next = it) / P(next = top similar item).
+
+        Session candidates score about 1 for the last item's top similar item, so dividing
+        the repeat rate by that item's hit rate puts reminders on the same scale. Smoothed
+        with a prior of ``PRIOR_EVENTS`` events without repeats.
+        """
+        p_top = (self.top_hits + 1) / (self.top_events + PRIOR_EVENTS)
+        denom = (self.repeat_events + PRIOR_EVENTS) * p_top
+        return [h / denom for h in self.repeat_hits[:n]]
+
+    def observe(self, event: Interaction) -> None:
+        """Frozen part: only the user's session state moves, no relation or trending learns."""
+        sessions = self.runner.sessions
+        new, _pairs = session.step(sessions.get(event.user_id), event, self.cfg.session)
+        if new is None:
+            sessions.pop(event.user_id, None)
+        else:
+            sessions[event.user_id] = new
+
+    def on_item(self, upsert: ItemUpsert) -> None:
+        self.runner.on_item(upsert)
+
+    def _cached(self, kind: str, key: str, state: object, make: Any) -> Any:
+        hit = self._cache.get((kind, key))
+        if hit is not None and hit[0] is state:
+            return hit[1]
+        value = make()
+        self._cache[(kind, key)] = (state, value)
+        return value
+
+    def session(self, user_id: str) -> dict[str, Any] | None:
+        st = self.runner.sessions.get(user_id)
+        if st is None:
+            return None
+        return self._cached("session", user_id, st, lambda: session.render(st))  # type: ignore[no-any-return]
+
+    def neighbour_list(self, relation: str, item_id: str) -> list[list[Any]]:
+        st = self.runner.relations.get((relation, item_id))
+        if st is None:
+            return []
+        ncfg = self.cfg.similar if relation == keys.KIND_SIMILAR else self.cfg.bought
+        return self._cached(relation, item_id, st,  # type: ignore[no-any-return]
+                            lambda: neighbours.render(st, ncfg)["items"])
+
+    def neighbour_lists(self, relation: str, items: Sequence[str]) -> dict[str, list[list[Any]]]:
+        return {i: self.neighbour_list(relation, i) for i in items}
+
+    def trending_list(self, category: str | None = None) -> list[list[Any]]:
+        scope = keys.trending_scope(category)
+        st = self.runner.topk.get(scope)
+        if st is None:
+            return []
+        return self._cached("trending", scope, st,  # type: ignore[no-any-return]
+                            lambda: trending.render_topk(st, self.cfg.trending)["items"])
+
+    def category(self, item_id: str) -> str | None:
+        return trending.category_of(self.runner.items.get(item_id))
+
+
+def _take(lst: Sequence[Sequence[Any]], k: int, banned: Collection[str]) -> list[str]:
+    out: list[str] = []
+    for entry in lst:
+        if entry[0] not in banned:
+            out.append(entry[0])
+            if len(out) == k:
+                break
+    return out
+
+
+class _EngineMethod:
+    name = "engine"
+    description = ""
+
+    def __init__(self, learner: EngineLearner) -> None:
+        self._learner = learner
+
+    @property
+    def learner(self) -> Learner:
+        return self._learner
+
+    def recommend(self, query: Query, k: int) -> list[str]:
+        raise NotImplementedError
+
+    def _last(self, sess: Mapping[str, Any] | None) -> str | None:
+        events = sess.get("events") if sess else None
+        return events[-1][0] if events else None
+
+
+class SessionSource(_EngineMethod):
+    name = "engine.session"
+    description = "engine: because you viewed (as served: no repeats, no fallback)"
+
+    def recommend(self, query: Query, k: int) -> list[str]:
+        sess = self._learner.session(query.user_id)
+        if sess is None:
+            return []
+        lists = self._learner.neighbour_lists(keys.KIND_SIMILAR, recent_items(sess))
+        return [c.item_id for c in session_candidates(sess, lists, k=k, exclude=query.exclude)]
+
+
+class RelationSource(_EngineMethod):
+    def __init__(self, learner: EngineLearner, relation: str) -> None:
+        super().__init__(learner)
+        self.relation = relation
+        label = "similar" if relation == keys.KIND_SIMILAR else "bought"
+        self.name = f"engine.{label}"
+        self.description = f"engine: {label} items of the last item"
+
+    def recommend(self, query: Query, k: int) -> list[str]:
+        last = self._last(self._learner.session(query.user_id))
+        if last is None:
+            return []
+        return _take(self._learner.neighbour_list(self.relation, last), k, query.exclude)
+
+
+class TrendingSource(_EngineMethod):
+    name = "engine.trending"
+    description = "engine: global trending"
+
+    def recommend(self, query: Query, k: int) -> list[str]:
+        return _take(self._learner.trending_list(), k, query.exclude)
+
+
+class FullBlend(_EngineMethod):
+    name = "engine"
+    description = "engine: full blend"
+
+    def __init__(self, learner: EngineLearner, blend: Blend = TUNED_BLEND) -> None:
+        super().__init__(learner)
+        self.blend = blend
+
+    def recommend(self, query: Query, k: int) -> list[str]:
+        b, eng = self.blend, self._learner
+        sess = eng.session(query.user_id)
+        exclude = query.exclude
+        scores: dict[str, float] = {}
+        history: list[str] = []
+        if sess is not None:
+            history = recent_items(sess, b.recent)
+            sources = [(keys.KIND_SIMILAR, 1.0), (keys.KIND_BOUGHT, b.bought_weight)]
+            for relation, weight in sources:
+                if weight <= 0:
+                    continue
+                lists = eng.neighbour_lists(relation, history)
+                for c in session_candidates(sess, lists, k=b.pool, recent=b.recent,
+                                            recency_decay=b.recency_decay, exclude=exclude,
+                                            allow_repeats=b.allow_repeats):
+                    scores[c.item_id] = scores.get(c.item_id, 0.0) + weight * c.score
+            if b.allow_repeats:
+                weights = (eng.remind_scores(len(history)) if b.calibrated_remind else
+                           [b.remind_weight * b.remind_decay**r for r in range(len(history))])
+                for item, weight in zip(history, weights, strict=False):
+                    if item not in exclude and weight > 0:
+                        scores[item] = scores.get(item, 0.0) + weight
+        if b.trending_weight > 0:
+            lst = eng.trending_list()
+            top = float(lst[0][1]) if lst else 0.0
+            for item_id, log_score in lst:
+                if item_id not in exclude:
+                    share = math.exp(float(log_score) - top)
+                    scores[item_id] = scores.get(item_id, 0.0) + b.trending_weight * share
+        ranked = sorted(scores, key=lambda i: (-scores[i], i))[:k]
+        if len(ranked) < k:
+            banned = set(exclude) | set(ranked)
+            if not b.allow_repeats:
+                banned |= set(history)
+            if sess is not None:
+                banned |= set(sess.get("purchased", ()))
+            last = self._last(sess)
+            cat = eng.category(last) if (b.category_fill and last is not None) else None
+            fills = [eng.trending_list(cat)] if cat is not None else []
+            fills.append(eng.trending_list())
+            for lst in fills:
+                more = _take(lst, k - len(ranked), banned)
+                ranked += more
+                banned.update(more)
+                if len(ranked) >= k:
+                    break
+        return ranked
+
+
+def engine_methods(cfg: EngineConfig = TUNED_CONFIG, blend: Blend = TUNED_BLEND,
+                   ) -> list[Method]:
+    """The full blend first, then each source alone, all on one learner."""
+    learner = EngineLearner(cfg)
+    return [FullBlend(learner, blend), SessionSource(learner),
+            RelationSource(learner, keys.KIND_SIMILAR), RelationSource(learner, keys.KIND_BOUGHT),
+            TrendingSource(learner)]
+
+
+def describe(cfg: EngineConfig, blend: Blend) -> dict[str, Any]:
+    """The engine's settings as plain data, for the report."""
+    return {
+        "session": _fields(cfg.session), "similar": _fields(cfg.similar),
+        "bought": _fields(cfg.bought), "trending": _fields(cfg.trending),
+        "blend": _fields(blend),
+    }
+
+
+def _fields(obj: Any) -> dict[str, Any]:
+    return {name: getattr(obj, name) for name in obj.__dataclass_fields__}
+

@@ -1,0 +1,94 @@
+"""``recs eval`` end to end on small generated logs in the public formats (never shared data)."""
+
+from __future__ import annotations
+
+import importlib.util
+import random
+from pathlib import Path
+
+import orjson
+import pytest
+
+from recs.cli import COMMANDS
+from recs.evaluation.cli import main
+
+T0 = 1_396_310_400  # 2014-04-01, unix seconds
+
+
+def write_rsc15(folder: Path, seed: int = 0) -> None:
+    rng = random.Random(seed)
+    folder.mkdir(parents=True)
+    train, test = ["SessionId\tItemId\tTime"], ["SessionId\tItemId\tTime"]
+    for s in range(150):
+        day = 6 if s >= 120 else s // 20
+        t = T0 + day * 86_400 + (s % 20) * 600
+        item = rng.randrange(40)
+        rows = test if day == 6 else train
+        for j in range(rng.randint(2, 5)):
+            item = (item + rng.choice([0, 1, 1, 3])) % 40
+            rows.append(f"{s}\t{100 + item}\t{t + 30 * j}.5")
+    (folder / "tiny_train_full.txt").write_text("\n".join(train) + "\n")
+    (folder / "tiny_test.txt").write_text("\n".join(test) + "\n")
+
+
+def write_ml100k(folder: Path, seed: int = 0) -> None:
+    rng = random.Random(seed)
+    folder.mkdir(parents=True)
+    rows = []
+    for n in range(600):
+        user, item = rng.randrange(30), rng.randrange(60)
+        rows.append(f"{user + 1}\t{item + 1}\t{rng.choice([3, 4, 5, 5])}\t{881_250_000 + 97 * n}")
+    (folder / "u.data").write_text("\n".join(rows) + "\n")
+
+
+def last_json(out: str) -> dict[str, dict[str, float]]:
+    return orjson.loads(out.strip().splitlines()[-1])  # type: ignore[no-any-return]
+
+
+def test_eval_is_a_recs_command() -> None:
+    assert COMMANDS["eval"][0] == "recs.evaluation.cli"
+
+
+def test_rsc15_prints_table_and_one_json_line_and_writes_the_report(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    write_rsc15(tmp_path / "rsc15-sample")
+    report = tmp_path / "docs" / "quality"
+    code = main(["--dataset", "rsc15", "--data-dir", str(tmp_path), "--no-progress",
+                 "--report", str(report)])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "| `engine` |" in out and "| `vsknn` |" in out
+    result = last_json(out)
+    methods = {"engine", "engine.session", "engine.similar", "engine.bought",
+               "engine.trending", "pop", "recent_pop", "covisit", "ar", "sr", "vsknn"}
+    assert set(result) == methods | {"events", "seconds"}
+    for name in methods:
+        for key in ("hr@20", "mrr@20", "ndcg@20", "coverage@20"):
+            assert 0.0 <= result[name][key] <= 1.0
+    assert result["events"] > 0  # type: ignore[operator]
+    assert (report / "rsc15.json").is_file()
+    page = (tmp_path / "docs" / "quality.md").read_text()
+    assert "## rsc15" in page and "| `engine` |" in page
+    if importlib.util.find_spec("matplotlib") is not None:
+        assert (report / "rsc15.png").stat().st_size < 200_000
+        assert "quality/rsc15.png" in page
+
+
+def test_ml100k_streaming_reports_recall_and_mpr(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    write_ml100k(tmp_path / "ml")
+    code = main(["--dataset", "ml100k", "--path", str(tmp_path / "ml"), "--no-progress",
+                 "--methods", "engine,pop,ar"])
+    assert code == 0
+    result = last_json(capsys.readouterr().out)
+    assert set(result) == {"engine", "pop", "ar", "events", "seconds"}
+    for name in ("engine", "pop", "ar"):
+        assert 0.0 <= result[name]["recall@10"] <= 1.0
+        assert 0.0 <= result[name]["mpr"] <= 100.0
+
+
+def test_errors_name_the_problem(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--dataset", "rsc15", "--path", str(tmp_path / "nowhere")]) == 2
+    assert "nowhere" in capsys.readouterr().err
+    assert main(["--dataset", "rsc15", "--path", str(tmp_path), "--methods", "magic"]) == 2
+    assert "magic" in capsys.readouterr().err
