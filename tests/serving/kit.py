@@ -1,0 +1,187 @@
+"""Helpers of the server tests: constants, a minimal in-process ASGI client, the data every
+test starts from."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+import socket
+from collections.abc import Awaitable, Callable, MutableMapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote
+
+import orjson
+
+from recs.settings import Settings
+from serving.app import App, create_app
+from state.keys import (
+    bought_key,
+    item_key,
+    session_key,
+    similar_key,
+    trending_key,
+)
+from state.records import Update
+from state.redis_store import AsyncReader, RedisStore
+
+REPO = Path(__file__).resolve().parents[2]
+NOW = 1_700_000_000_000  # the injected clock, ms
+HOUR_S = 3600.0
+T_TREND = NOW - 60_000
+T_SIM = NOW - 120_000
+T_SESSION = NOW - 5_000
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+# ---- a minimal in-process ASGI client ------------------------------------------------------
+
+@dataclass(frozen=True)
+class Reply:
+    status: int
+    headers: dict[bytes, bytes]
+    json: Any
+
+
+class AsgiClient:
+    """Sends GETs straight into an ASGI app; runs its lifespan on request."""
+
+    def __init__(self, app: App) -> None:
+        self.app = app
+
+    async def get(self, url: str) -> Reply:
+        path, _, query = url.partition("?")
+        scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1",
+                 "method": "GET", "scheme": "http", "path": unquote(path),
+                 "raw_path": path.encode(), "query_string": query.encode(), "headers": [],
+                 "client": ("127.0.0.1", 50000), "server": ("127.0.0.1", 80)}
+        return await self.request(scope)
+
+    async def request(self, scope: MutableMapping[str, Any]) -> Reply:
+        sent: list[MutableMapping[str, Any]] = []
+
+        async def receive() -> MutableMapping[str, Any]:
+            return {"type": "http.request", "body": b"", "more_body": False}
+
+        async def send(message: MutableMapping[str, Any]) -> None:
+            sent.append(message)
+
+        await self.app(scope, receive, send)
+        start, body = sent[0], b"".join(m.get("body", b"") for m in sent[1:])
+        assert start["type"] == "http.response.start"
+        headers = dict(start["headers"])
+        assert headers[b"content-length"] == str(len(body)).encode()
+        return Reply(start["status"], headers, orjson.loads(body))
+
+    async def lifespan(self, event: str) -> str:
+        queue: asyncio.Queue[MutableMapping[str, Any]] = asyncio.Queue()
+        await queue.put({"type": f"lifespan.{event}"})
+        replies: list[str] = []
+
+        async def send(message: MutableMapping[str, Any]) -> None:
+            replies.append(message["type"])
+
+        task = asyncio.ensure_future(self.app({"type": "lifespan"}, queue.get, send))
+        while not replies:
+            await asyncio.sleep(0.001)
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        return replies[0]
+
+
+def run(redis_url: str, body: Callable[[AsgiClient], Awaitable[Any]], *,
+         now: int = NOW, reader_url: str | None = None) -> Any:
+    """Build an app on a fresh reader inside one event loop, run ``body``, close the reader."""
+    async def go() -> Any:
+        reader = AsyncReader.from_url(reader_url or redis_url, socket_connect_timeout=0.5,
+                                      socket_timeout=0.5)
+        try:
+            app = create_app(Settings(redis_url=redis_url), reader, now_ms=lambda: now)
+            return await body(AsgiClient(app))
+        finally:
+            await reader.close()
+    return asyncio.run(go())
+
+
+def get(redis_url: str, *urls: str, **kwargs: Any) -> list[Reply]:
+    async def body(client: AsgiClient) -> list[Reply]:
+        return [await client.get(u) for u in urls]
+    return list(run(redis_url, body, **kwargs))
+
+
+def one(redis_url: str, url: str, **kwargs: Any) -> Reply:
+    return get(redis_url, url, **kwargs)[0]
+
+
+# ---- data ----------------------------------------------------------------------------------
+
+def log_score(weight: float, ts_ms: int, half_life_s: float = HOUR_S) -> float:
+    """What the stream writes: log(w) + λ·t_s (forward decay)."""
+    return math.log(weight) + math.log(2) / half_life_s * ts_ms / 1000.0
+
+
+def decayed(weight: float, ts_ms: int, now: int = NOW, half_life_s: float = HOUR_S) -> float:
+    return weight * math.pow(2.0, -(now - ts_ms) / 1000.0 / half_life_s)
+
+
+def ranked(*pairs: tuple[str, float, int]) -> dict[str, Any]:
+    return {"items": [[i, log_score(w, ts)] for i, w, ts in pairs], "half_life_s": HOUR_S}
+
+
+CATALOGUE: dict[str, dict[str, Any]] = {
+    "i1": {"title": "Red Mug", "category": "kitchen", "price": 9.5},
+    "i2": {"title": "Blue Mug", "category": "kitchen", "price": 8.0},
+    "i3": {"title": "Teapot", "category": "kitchen", "price": 25.0},
+    "i4": {"title": "Coasters", "category": "kitchen", "price": 4.0},
+    "i5": {"title": "Running Shoe", "category": "shoes", "price": 80.0},
+    "i6": {"title": "Socks", "category": "shoes", "price": 5.0},
+    "i7": {"title": "Old Lamp", "category": "home", "price": 30.0, "deleted": True},
+    "lonely": {"title": "Lonely Item", "category": "shoes", "price": 1.0},
+    "nocat": {"title": "No Category"},
+}
+
+
+def fill(store: RedisStore) -> None:
+    ups = [Update(item_key(i), 1, NOW - 86_400_000, {"item_id": i, **m})
+           for i, m in CATALOGUE.items()]
+    ups += [
+        Update(trending_key(), 3, T_TREND,
+               ranked(("i3", 8.0, T_TREND), ("i1", 4.0, T_TREND), ("i7", 3.0, T_TREND),
+                      ("i2", 2.0, T_TREND - 3_600_000), ("i5", 1.0, T_TREND))),
+        Update(trending_key("shoes"), 2, T_TREND - 1000,
+               ranked(("i6", 5.0, T_TREND), ("i5", 4.0, T_TREND), ("lonely", 1.0, T_TREND))),
+        Update(similar_key("i1"), 4, T_SIM,
+               ranked(("i2", 6.0, T_SIM), ("i7", 5.0, T_SIM), ("i3", 3.0, T_SIM),
+                      ("i1", 2.0, T_SIM), ("i4", 1.0, T_SIM))),
+        Update(bought_key("i1"), 2, T_SIM - 500,
+               ranked(("i4", 2.0, T_SIM), ("i3", 1.0, T_SIM))),
+        Update(similar_key("i5"), 1, T_SIM - 9_000,
+               ranked(("i6", 4.0, T_SIM), ("i2", 1.0, T_SIM))),
+        # neighbours with no catalogue entry, and an item with neighbours but no metadata
+        Update(similar_key("ghost"), 1, T_SIM, ranked(("i3", 1.0, T_SIM), ("x9", 1.0, T_SIM))),
+        Update(similar_key("a/b"), 1, T_SIM, ranked(("i4", 1.0, T_SIM))),
+        Update(session_key("u1"), 7, T_SESSION, {
+            "session_id": "s1", "start": NOW - 600_000, "last_ts": T_SESSION,
+            "events": [["i1", "view", NOW - 60_000], ["i5", "view", T_SESSION]],
+            "basket": [], "purchased": []}),
+        Update(session_key("u_dead_end"), 1, T_SESSION, {
+            "session_id": "s2", "start": NOW - 600_000, "last_ts": T_SESSION,
+            "events": [["lonely", "view", T_SESSION]], "basket": [], "purchased": ["i3"]}),
+        Update(session_key("u_empty"), 1, T_SESSION, {
+            "session_id": "s3", "start": T_SESSION, "last_ts": T_SESSION, "events": [],
+            "basket": [], "purchased": []}),
+    ]
+    store.apply(ups)
+
+
+def ids(reply: Reply) -> list[str]:
+    return [i["item_id"] for i in reply.json["items"]]
+
