@@ -143,7 +143,7 @@ def main(argv: list[str]) -> int:
     from kafka import KafkaProducer
 
     from infra.services import Services
-    from infra.topics import TopicSpec, ensure_topics
+    from infra.topics import engine_topics, ensure_topics
     from recs import engine
     from recs.synthetic import Storefront
 
@@ -167,10 +167,7 @@ def main(argv: list[str]) -> int:
         settings = dataclasses.replace(svc.settings, topics=Topics.with_prefix(prefix),
                                        run_dir=run_dir, parallelism=args.parallelism)
         t = settings.topics
-        ensure_topics(settings.kafka_bootstrap, [
-            TopicSpec(t.interactions, settings.partitions),
-            TopicSpec(t.items, settings.partitions, {"cleanup.policy": "compact"}),
-            TopicSpec(t.dlq, 1), TopicSpec(t.updates, 1)])
+        ensure_topics(settings.kafka_bootstrap, engine_topics(t, settings.partitions))
         shop = Storefront(seed=11, n_items=5_000, n_users=50_000)
         producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap, linger_ms=5,
                                  batch_size=256 * 1024)

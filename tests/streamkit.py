@@ -11,7 +11,7 @@ from typing import Any
 
 from kafka import KafkaConsumer, KafkaProducer
 
-from infra.kafka_broker import TopicSpec, ensure_topics
+from infra.topics import engine_topics, ensure_topics
 from operators.config import EngineConfig
 from recs.settings import Settings
 from schemas.events import Interaction, ItemUpsert
@@ -23,13 +23,7 @@ T0 = 1_700_000_000_000
 
 
 def create_engine_topics(settings: Settings, partitions: int = 4) -> None:
-    t = settings.topics
-    ensure_topics(settings.kafka_bootstrap, [
-        TopicSpec(t.interactions, partitions),
-        TopicSpec(t.items, partitions, {"cleanup.policy": "compact"}),
-        TopicSpec(t.dlq, 1),
-        TopicSpec(t.updates, 1),
-    ])
+    ensure_topics(settings.kafka_bootstrap, engine_topics(settings.topics, partitions))
 
 
 @dataclass(frozen=True)

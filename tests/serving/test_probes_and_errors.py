@@ -16,6 +16,7 @@ from typing import Any
 import orjson
 import pytest
 
+from infra.procs import free_port
 from recs.settings import Settings
 from serving.app import create_app
 from serving.router import Router
@@ -24,7 +25,7 @@ from state.keys import (
 )
 from state.records import Envelope
 from state.redis_store import AsyncReader, RedisStore
-from tests.serving.kit import NOW, REPO, T_TREND, AsgiClient, Reply, free_port, get, ids, one, run
+from tests.serving.kit import NOW, REPO, T_TREND, AsgiClient, Reply, get, ids, one, run
 
 # ---- probes, routing, errors ---------------------------------------------------------------
 
