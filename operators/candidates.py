@@ -8,6 +8,8 @@ Scoring: each recent item ``a`` at recency rank ``r`` (0 = newest) votes for eac
 with ``recency_decay ** r * normalised_score(a -> b)``, where the normalised score divides by the
 strongest neighbour of ``a`` so lists with many events do not drown out the rest. Items the user
 already bought, the recent items themselves (unless ``allow_repeats``) and ``exclude`` are removed.
+Items the user was merely shown (the session's ``shown`` list, from impressions) are not
+interactions: they neither vote nor count as recent, and this module never reads them.
 
 >>> session = {"events": [["a", "view", 1], ["b", "view", 2]], "purchased": ["z"]}
 >>> neighbours = {"b": [["c", 2.0], ["z", 1.9], ["a", 1.0]], "a": [["d", 5.0], ["c", 4.0]]}

@@ -12,6 +12,7 @@ DEFAULT_EVENT_WEIGHTS: Final = MappingProxyType(
      "impression": 0.0}
 )
 INTEREST_TYPES: Final = frozenset({"view", "click", "add_to_cart", "purchase", "rating"})
+IMPRESSION: Final = "impression"  # the items a storefront showed: recorded, never an interest
 BASKET_TYPES: Final = frozenset({"add_to_cart", "purchase"})
 
 
@@ -26,10 +27,11 @@ class SessionConfig:
     max_purchased: int = 100
     cart_pair_weight: float = 0.5
     purchase_pair_weight: float = 1.0
+    max_shown: int = 100          # distinct items remembered as shown to the user (impressions)
 
     def __post_init__(self) -> None:
         for name in ("max_events", "gap_ms", "ttl_ms", "pair_window", "max_basket",
-                     "max_purchased"):
+                     "max_purchased", "max_shown"):
             _positive(self, name)
         for name in ("backward_weight", "cart_pair_weight", "purchase_pair_weight"):
             _non_negative(self, name)
@@ -50,9 +52,10 @@ class NeighbourConfig:
 class TrendingConfig:
     half_life_s: float = 6 * 3_600.0
     top_k: int = 100
+    max_context_scopes: int = 16  # context scopes (device, country, daypart) scored per item
 
     def __post_init__(self) -> None:
-        for name in ("half_life_s", "top_k"):
+        for name in ("half_life_s", "top_k", "max_context_scopes"):
             _positive(self, name)
 
 

@@ -1,15 +1,30 @@
-"""Decayed trending, global and per category, in two keyed steps.
+"""Decayed trending, global, per category and per context, in two keyed steps.
 
 1. :func:`item_step` (keyed by item) keeps the item's forward-decayed popularity ``log_pop``, its
-   counters by event type, and its catalogue metadata. Every change of ``log_pop`` emits a
-   :class:`ScopeScore` for the ``global`` scope and for the item's category scope.
+   counters by event type, its catalogue metadata and a forward-decayed score per context scope
+   it was interacted in. Every change of ``log_pop`` emits a :class:`ScopeScore` for the
+   ``global`` scope, for the item's category scope and for the event's context scopes.
 2. :func:`topk_step` (keyed by scope) keeps the best ``top_k`` items of the scope.
 
 Forward-decayed log scores only ever grow and share one landmark, so the streaming top-K is exact
 (up to ties) whatever order the scope scores arrive in: an item that is not in the top-K when its
 final score arrives had at least K others ahead of it. No periodic rescans. The one exception is
-a retraction (an item recategorised or deleted), which removes the item from a scope; that list
-then holds fewer than K items until another one rises into it.
+a retraction (an item recategorised or deleted, or a context scope it stopped tracking), which
+removes the item from a scope; that list then holds fewer than K items until another one rises
+into it, and which runner-up fills the gap depends on the arrival order.
+
+Context scopes (cold-start lists by situation): ``ctx:device:{device}`` and
+``ctx:country:{country}`` from the event's context (normalised by
+:func:`state.keys.context_value`; a missing, empty or over-long value gives no scope) and
+``ctx:daypart:{daypart(ts)}`` from its event time. They are scored with the same weights and
+half-life as ``log_pop`` (so an item's context scores never exceed it), for events that add
+weight only. An item tracks at most ``max_context_scopes`` of them. When an event would exceed
+the bound the item keeps the highest-scoring ones (ties: the smaller scope name) and retracts
+the tracked ones it drops. Highest-scoring rather than first-come: scores share one landmark, so
+the item keeps the scopes with the most *current* weight, and a scope where it stopped being
+popular makes room for a new one instead of blocking it for good. A dropped scope that comes
+back starts again from its new events. Below the bound the context lists are exact, like the
+others.
 
 >>> cfg = TrendingConfig(top_k=2, half_life_s=1e12)
 >>> s = None
@@ -18,17 +33,31 @@ then holds fewer than K items until another one rises into it.
 ...     s = trim(s, cfg) if s is not None else s
 >>> [item for item, _ in ranked(s)]
 ['a', 'c']
+>>> _, scores = item_event_step(None, "i1", "view", None, 1_700_000_000_000, EngineConfig(),
+...                             device="Mobile", country=" DE")
+>>> [x.scope for x in scores]
+['global', 'ctx:device:mobile', 'ctx:country:de', 'ctx:daypart:evening']
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
-from typing import Any
+from dataclasses import dataclass, field, replace
+from typing import Any, Final
 
 from operators.config import EngineConfig, TrendingConfig
 from operators.decay import NEG_INF, add
 from schemas.events import Interaction, ItemUpsert
-from state.keys import trending_scope
+from state.keys import (
+    CONTEXT_COUNTRY,
+    CONTEXT_DAYPART,
+    CONTEXT_DEVICE,
+    context_value,
+    trending_context_scope,
+    trending_scope,
+)
+
+HOUR_MS: Final = 3_600_000
+DAYPARTS: Final = ("night", "morning", "afternoon", "evening")  # UTC hours [0,6) [6,12) ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +69,8 @@ class ItemState:
     seq: int                     # events applied: the version of recs:v1:itemstats
     as_of: int                   # newest event touching the item
     pop_ts: int = 0              # newest event that added to log_pop
+    # context scope -> (log score, newest event that added to it); at most max_context_scopes
+    ctx: dict[str, tuple[float, int]] = field(default_factory=dict)
 
 
 RETRACT = NEG_INF  # a ScopeScore with this log score removes the item from the scope
@@ -57,6 +88,35 @@ def _empty() -> ItemState:
     return ItemState(None, 0, {}, NEG_INF, 0, 0)
 
 
+def daypart(ts_ms: int) -> str:
+    """Part of the day of an event time, by its UTC hour: ``night`` [0, 6), ``morning`` [6, 12),
+    ``afternoon`` [12, 18), ``evening`` [18, 24).
+
+    >>> [daypart(h * HOUR_MS) for h in (0, 5, 6, 11, 12, 17, 18, 23)]
+    ['night', 'night', 'morning', 'morning', 'afternoon', 'afternoon', 'evening', 'evening']
+    >>> daypart(1_700_000_000_000), daypart(-1)  # 2023-11-14 22:13 UTC; 1969-12-31 23:59
+    ('evening', 'evening')
+    """
+    return DAYPARTS[ts_ms // HOUR_MS % 24 // 6]
+
+
+def context_field(event: Interaction, name: str) -> str | None:
+    """The raw string ``event.context[name]``, or ``None`` (missing or not a string)."""
+    value = event.context.get(name)
+    return value if isinstance(value, str) else None
+
+
+def context_scopes(device: str | None, country: str | None, ts: int) -> list[str]:
+    """The context scopes an event at ``ts`` with this device and country scores in."""
+    out = []
+    for dimension, raw in ((CONTEXT_DEVICE, device), (CONTEXT_COUNTRY, country)):
+        value = context_value(raw)
+        if value is not None:
+            out.append(trending_context_scope(dimension, value))
+    out.append(trending_context_scope(CONTEXT_DAYPART, daypart(ts)))
+    return out
+
+
 def category_of(state: ItemState | None) -> str | None:
     if state is None or state.meta is None:
         return None
@@ -65,14 +125,19 @@ def category_of(state: ItemState | None) -> str | None:
 
 
 def current_scores(item_id: str, state: ItemState) -> list[ScopeScore]:
-    """The item's score in every scope it belongs to, as of its newest event.
+    """The item's score in every scope it belongs to, as of its newest event in that scope.
 
     Offering these instead of every intermediate score gives the same top-K, since scores only
-    grow (shells that coalesce publications use this)."""
-    return _scores(item_id, state, state.pop_ts)
+    grow (shells that coalesce publications use this). A context score carries the time of the
+    newest event that added to it, so a list's version is the newest event it reflects."""
+    out = _scores(item_id, state, state.pop_ts)
+    out += [ScopeScore(scope, item_id, score, ts)
+            for scope, (score, ts) in sorted(state.ctx.items())]
+    return out
 
 
 def _scores(item_id: str, state: ItemState, ts: int) -> list[ScopeScore]:
+    """Global and category scores (both follow ``log_pop``)."""
     if state.log_pop == NEG_INF:
         return []
     out = [ScopeScore(trending_scope(), item_id, state.log_pop, ts)]
@@ -82,25 +147,51 @@ def _scores(item_id: str, state: ItemState, ts: int) -> list[ScopeScore]:
     return out
 
 
+def _add_context(ctx: dict[str, tuple[float, int]], scopes: list[str], weight: float, ts: int,
+                 cfg: TrendingConfig) -> dict[str, tuple[float, int]]:
+    """Add one event to its context scopes; keep the ``max_context_scopes`` best."""
+    new = dict(ctx)
+    for scope in scopes:
+        score, newest = new.get(scope, (NEG_INF, ts))
+        new[scope] = (add(score, weight, ts, cfg.half_life_s), max(newest, ts))
+    if len(new) <= cfg.max_context_scopes:
+        return new
+    keep = set(sorted(new, key=lambda s: (-new[s][0], s))[:cfg.max_context_scopes])
+    return {s: v for s, v in new.items() if s in keep}
+
+
 def item_event_step(state: ItemState | None, item_id: str, etype: str, value: float | None,
-                    ts: int, cfg: EngineConfig) -> tuple[ItemState, list[ScopeScore]]:
-    """Apply one interaction with ``item_id`` (impressions count, but do not trend)."""
+                    ts: int, cfg: EngineConfig, *, device: str | None = None,
+                    country: str | None = None) -> tuple[ItemState, list[ScopeScore]]:
+    """Apply one interaction with ``item_id`` (impressions count, but do not trend).
+
+    ``device`` and ``country`` are the raw strings of the event's context (see
+    :func:`context_field`); they only matter for events that add weight."""
     cur = state or _empty()
     counts = dict(cur.counts)
     counts[etype] = counts.get(etype, 0) + 1
     weight = cfg.weight(etype, value)
-    log_pop = add(cur.log_pop, weight, ts, cfg.trending.half_life_s) if weight > 0 else cur.log_pop
-    new = replace(cur, counts=counts, log_pop=log_pop, seq=cur.seq + 1,
-                  as_of=max(cur.as_of, ts),
-                  pop_ts=max(cur.pop_ts, ts) if weight > 0 else cur.pop_ts)
-    return new, (_scores(item_id, new, ts) if weight > 0 else [])
+    if not weight > 0:
+        return replace(cur, counts=counts, seq=cur.seq + 1, as_of=max(cur.as_of, ts)), []
+    scopes = context_scopes(device, country, ts)
+    ctx = _add_context(cur.ctx, scopes, weight, ts, cfg.trending)
+    log_pop = add(cur.log_pop, weight, ts, cfg.trending.half_life_s)
+    new = replace(cur, counts=counts, log_pop=log_pop, seq=cur.seq + 1, as_of=max(cur.as_of, ts),
+                  pop_ts=max(cur.pop_ts, ts), ctx=ctx)
+    out = _scores(item_id, new, ts)
+    out += [ScopeScore(s, item_id, ctx[s][0], ts) for s in scopes if s in ctx]
+    # scopes the bound pushed out leave their lists (at their own time: no version moves)
+    out += [ScopeScore(s, item_id, RETRACT, t) for s, (_, t) in cur.ctx.items() if s not in ctx]
+    return new, out
 
 
 def item_step(state: ItemState | None, event: Interaction,
               cfg: EngineConfig) -> tuple[ItemState, list[ScopeScore]]:
     if event.item_id is None:
         raise ValueError(f"operators.trending: event {event.event_id!r} has no item_id")
-    return item_event_step(state, event.item_id, event.type, event.value, event.ts, cfg)
+    return item_event_step(state, event.item_id, event.type, event.value, event.ts, cfg,
+                           device=context_field(event, CONTEXT_DEVICE),
+                           country=context_field(event, CONTEXT_COUNTRY))
 
 
 def item_upsert_step(state: ItemState | None,
@@ -118,14 +209,16 @@ def item_upsert_step(state: ItemState | None,
     if upsert.deleted:
         # a retired item leaves every list it is on
         scopes = [trending_scope(), *([trending_scope(old_cat)] if old_cat else [])]
-        return new, [ScopeScore(s, upsert.item_id, RETRACT, cur.pop_ts) for s in scopes]
+        out = [ScopeScore(s, upsert.item_id, RETRACT, cur.pop_ts) for s in scopes]
+        out += [ScopeScore(s, upsert.item_id, RETRACT, t) for s, (_, t) in cur.ctx.items()]
+        return new, out
     if old_cat is not None and old_cat != new_cat:
         out.append(ScopeScore(trending_scope(old_cat), upsert.item_id, RETRACT, cur.pop_ts))
     # The item's score only needs re-announcing when it gains a category scope. Scope scores
     # carry the time of the item's newest scoring event, so a list's version is the newest
     # interaction it reflects (catalogue upserts do not move it).
-    if new_cat is not None and new_cat != old_cat:
-        out += [s for s in _scores(upsert.item_id, new, new.pop_ts) if s.scope != "global"]
+    if new_cat is not None and new_cat != old_cat and new.log_pop != NEG_INF:
+        out.append(ScopeScore(trending_scope(new_cat), upsert.item_id, new.log_pop, new.pop_ts))
     return new, out
 
 
@@ -188,15 +281,19 @@ def render_topk(state: TopKState, cfg: TrendingConfig) -> dict[str, Any]:
 def encode_item(state: ItemState) -> dict[str, Any]:
     return {"_c": 1, "meta": state.meta, "meta_ts": state.meta_ts, "counts": state.counts,
             "log_pop": None if state.log_pop == NEG_INF else state.log_pop,
-            "seq": state.seq, "as_of": state.as_of, "pop_ts": state.pop_ts}
+            "seq": state.seq, "as_of": state.as_of, "pop_ts": state.pop_ts,
+            "ctx": {scope: [score, ts] for scope, (score, ts) in state.ctx.items()}}
 
 
 def decode_item(doc: dict[str, Any]) -> ItemState:
+    """Inverse of :func:`encode_item`; states checkpointed before ``pop_ts`` or ``ctx`` existed
+    decode with ``0`` and no context scores."""
     if doc.get("_c") != 1:
         raise ValueError(f"operators.trending: unknown item codec {doc.get('_c')!r}")
     log_pop = NEG_INF if doc["log_pop"] is None else float(doc["log_pop"])
+    ctx = {scope: (float(v[0]), int(v[1])) for scope, v in doc.get("ctx", {}).items()}
     return ItemState(doc["meta"], doc["meta_ts"], dict(doc["counts"]), log_pop, doc["seq"],
-                     doc["as_of"], doc.get("pop_ts", 0))
+                     doc["as_of"], doc.get("pop_ts", 0), ctx)
 
 
 def encode_topk(state: TopKState) -> dict[str, Any]:

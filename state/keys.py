@@ -6,10 +6,12 @@ old and new layouts can then live side by side during a migration.
 ==========================  =========================================================
 key                         value (JSON envelope ``{"v": version, "t": as_of_ms, "d": ...}``)
 ==========================  =========================================================
-recs:v1:session:{user}      session state: recent events, basket, purchases
+recs:v1:session:{user}      session state: recent events, basket, purchases, items shown
 recs:v1:similar:{item}      co-visitation neighbours ``[[item, log_score], ...]``
 recs:v1:bought:{item}       co-purchase / co-cart neighbours ``[[item, log_score], ...]``
-recs:v1:trending:{scope}    decayed top-K; scope ``global`` or ``cat:{category}``
+recs:v1:trending:{scope}    decayed top-K; scope ``global``, ``cat:{category}`` or
+                            ``ctx:{dimension}:{value}`` (dimension ``device``, ``country``
+                            or ``daypart``; value stripped, lower-cased, 1..64 chars)
 recs:v1:item:{item}         catalogue metadata (title, category, brand, price, stock)
 recs:v1:itemstats:{item}    per-item counters by event type and decayed popularity
 recs:v1:meta:freshness      hash: writer name -> newest event time applied (ms)
@@ -19,6 +21,8 @@ recs:v1:meta:freshness      hash: writer name -> newest event time applied (ms)
 'recs:v1:session:u42'
 >>> trending_key(category="shoes")
 'recs:v1:trending:cat:shoes'
+>>> trending_context_key("device", " Mobile ")
+'recs:v1:trending:ctx:device:mobile'
 >>> key_for("similar", "i7")
 'recs:v1:similar:i7'
 """
@@ -40,6 +44,11 @@ KINDS: Final = (KIND_SESSION, KIND_SIMILAR, KIND_BOUGHT, KIND_TRENDING, KIND_ITE
                 KIND_ITEMSTATS)
 
 GLOBAL_SCOPE: Final = "global"
+CONTEXT_DEVICE: Final = "device"
+CONTEXT_COUNTRY: Final = "country"
+CONTEXT_DAYPART: Final = "daypart"
+CONTEXT_DIMENSIONS: Final = (CONTEXT_DEVICE, CONTEXT_COUNTRY, CONTEXT_DAYPART)
+MAX_CONTEXT_VALUE_LEN: Final = 64
 FRESHNESS_KEY: Final = PREFIX + "meta:freshness"
 
 
@@ -93,3 +102,34 @@ def trending_scope(category: str | None = None) -> str:
 
 def trending_key(category: str | None = None) -> str:
     return key_for(KIND_TRENDING, trending_scope(category))
+
+
+def context_value(value: object) -> str | None:
+    """A context value as it appears in a scope: stripped and lower-cased, or ``None`` when it
+    is not a string, is empty or is longer than :data:`MAX_CONTEXT_VALUE_LEN` (then no scope).
+
+    >>> context_value("  DE "), context_value("   "), context_value("x" * 65), context_value(3)
+    ('de', None, None, None)
+    """
+    if not isinstance(value, str):
+        return None
+    norm = value.strip().lower()
+    return norm if 0 < len(norm) <= MAX_CONTEXT_VALUE_LEN else None
+
+
+def trending_context_scope(dimension: str, value: str) -> str:
+    """Scope of a context trending list: ``ctx:{dimension}:{value}``, value normalised by
+    :func:`context_value`; an unknown dimension or an unusable value raises ``ValueError``."""
+    if dimension not in CONTEXT_DIMENSIONS:
+        raise ValueError(f"state.keys.trending_context_scope: unknown dimension {dimension!r}, "
+                         f"expected one of {CONTEXT_DIMENSIONS}")
+    norm = context_value(value)
+    if norm is None:
+        raise ValueError(f"state.keys.trending_context_scope: {dimension} value must be a string "
+                         f"of 1..{MAX_CONTEXT_VALUE_LEN} characters once stripped, got "
+                         f"{value!r:.100}")
+    return f"ctx:{dimension}:{norm}"
+
+
+def trending_context_key(dimension: str, value: str) -> str:
+    return key_for(KIND_TRENDING, trending_context_scope(dimension, value))

@@ -45,12 +45,15 @@ log = logging.getLogger(__name__)
 UPDATES: Final = OutputTag("updates", Types.STRING())
 DLQ: Final = OutputTag("dlq", Types.STRING())
 END_OF_TIME: Final = 2**62  # a watermark only a finished bounded input reaches
+_NOTHING_PENDING: Final[frozenset[str]] = frozenset()  # shared: no scope changed since an offer
 
 EVENT_ROW: Final = Types.ROW_NAMED(["user_id", "ts", "body"],
                                    [Types.STRING(), Types.LONG(), Types.STRING()])
+# device and country: the raw context strings (or None) the context trending scopes come from
 ITEM_EVENT_ROW: Final = Types.ROW_NAMED(
-    ["item_id", "type", "value", "ts", "body"],
-    [Types.STRING(), Types.STRING(), Types.DOUBLE(), Types.LONG(), Types.STRING()])
+    ["item_id", "type", "value", "ts", "device", "country", "body"],
+    [Types.STRING(), Types.STRING(), Types.DOUBLE(), Types.LONG(), Types.STRING(),
+     Types.STRING(), Types.STRING()])
 # the pairs of one event that share a source item travel as one record
 PAIRS_ROW: Final = Types.ROW_NAMED(
     ["relation", "src", "dsts", "weights", "ts"],
@@ -114,8 +117,12 @@ class ParseItems(ProcessFunction):  # type: ignore[misc]
 def explode_items(row: Row) -> Any:
     """One row per item an interaction touches (impressions touch every shown item)."""
     event = interaction_from_canonical(orjson.loads(row.body))
+    device = trending.context_field(event, keys.CONTEXT_DEVICE)
+    country = trending.context_field(event, keys.CONTEXT_COUNTRY)
     for item_id in item_targets(event):
-        yield Row(item_id=item_id, type=event.type, value=event.value, ts=event.ts, body="")
+        # fields in ITEM_EVENT_ROW's order
+        yield Row(item_id=item_id, type=event.type, value=event.value, ts=event.ts,
+                  device=device, country=country, body="")
 
 
 def group_pairs(pairs: list[session.Pair]) -> Any:
@@ -190,11 +197,20 @@ class NeighbourFunction(KeyedProcessFunction):  # type: ignore[misc]
 
 
 class ItemFunction(KeyedCoProcessFunction):  # type: ignore[misc]
-    """Keyed by item: catalogue metadata (input 2), popularity and counters (input 1)."""
+    """Keyed by item: catalogue metadata (input 2), popularity and counters (input 1).
+
+    Scores only grow, so the trending top-K needs the latest score of an item, not every
+    intermediate one: they are offered on the item's publication timer (coalesced), and only
+    for the scopes that changed since the item's previous offer. Those are remembered in memory
+    (``_pending``, not checkpointed), starting at an offer: an item with no entry (its first
+    timer in this process, after a restore, or once the map was cleared) offers all of its
+    scopes, which is always correct. Retractions are emitted at once (the item's state no
+    longer knows a scope it dropped)."""
 
     def __init__(self, cfg: EngineConfig, emit_interval_ms: int) -> None:
         self.cfg = cfg
         self.publisher = Publisher(emit_interval_ms)
+        self._pending: dict[str, set[str] | frozenset[str]] = {}
 
     def open(self, runtime_context: RuntimeContext) -> None:
         self.state = runtime_context.get_state(_json_state("item"))
@@ -209,13 +225,19 @@ class ItemFunction(KeyedCoProcessFunction):  # type: ignore[misc]
         self.publisher.schedule(ctx, item_id, new_key=old is None)
 
     def process_element1(self, value: Row, ctx: KeyedCoProcessFunction.Context) -> Any:
-        # Scores only grow, so the trending top-K needs the latest score of an item, not every
-        # intermediate one: they are offered on the item's publication timer (coalesced).
         old = self._load()
-        new, _ = trending.item_event_step(old, value.item_id, value.type,
-                                          value.value, value.ts, self.cfg)
+        new, scores = trending.item_event_step(old, value.item_id, value.type, value.value,
+                                               value.ts, self.cfg, device=value.device,
+                                               country=value.country)
         self._store(value.item_id, old, new, ctx)
-        return iter(())
+        pending = self._pending.get(value.item_id)
+        for s in scores:
+            if s.log_score == trending.RETRACT:
+                yield Row(scope=s.scope, item_id=s.item_id, log_score=s.log_score, ts=s.ts)
+            elif pending is not None:
+                if isinstance(pending, frozenset):
+                    pending = self._pending[value.item_id] = set()
+                pending.add(s.scope)
 
     def process_element2(self, value: Row, ctx: KeyedCoProcessFunction.Context) -> Any:
         item = decode_item(value.body)
@@ -229,10 +251,15 @@ class ItemFunction(KeyedCoProcessFunction):  # type: ignore[misc]
         state = self._load()
         if state is not None:
             item_id = ctx.get_current_key()
+            pending = self._pending.get(item_id)
             for upd in views.item_updates(item_id, state):
                 yield UPDATES, upd.to_wire().decode()
             for s in trending.current_scores(item_id, state):
-                yield Row(scope=s.scope, item_id=s.item_id, log_score=s.log_score, ts=s.ts)
+                if pending is None or s.scope in pending:
+                    yield Row(scope=s.scope, item_id=s.item_id, log_score=s.log_score, ts=s.ts)
+            if item_id not in self._pending and len(self._pending) >= 100_000:
+                self._pending.clear()  # forgetting only means offering all scopes next time
+            self._pending[item_id] = _NOTHING_PENDING
 
 
 class TopKFunction(KeyedProcessFunction):  # type: ignore[misc]

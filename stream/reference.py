@@ -66,9 +66,12 @@ class ReferenceRunner:
             ncfg = self.cfg.similar if pair.relation == keys.KIND_SIMILAR else self.cfg.bought
             self.relations[rkey] = neighbours.step(self.relations.get(rkey), pair, ncfg)
             self._dirty_relations.add(rkey)
+        device = trending.context_field(event, keys.CONTEXT_DEVICE)
+        country = trending.context_field(event, keys.CONTEXT_COUNTRY)
         for item_id in item_targets(event):
             state, scores = trending.item_event_step(
-                self.items.get(item_id), item_id, event.type, event.value, event.ts, self.cfg)
+                self.items.get(item_id), item_id, event.type, event.value, event.ts, self.cfg,
+                device=device, country=country)
             self.items[item_id] = state
             self._dirty_items.add(item_id)
             self._offer(scores)

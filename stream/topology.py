@@ -9,6 +9,11 @@ Kept apart from sources and sinks (``stream/job.py``) so tests can feed it colle
                                                      |                          -> TopKFunction
     items (raw JSON) -> ParseItems --(malformed)--> dlq      '-- key_by(item) ---'
     every keyed function --updates--> union -> updates (Update wire lines)
+
+Every valid event reaches SessionFunction, impressions included (they update the user's
+``shown`` list). The rows to ItemFunction carry the event's device and country by name; its
+scores go to the global, category and context scopes (``ctx:device:...``, ``ctx:country:...``,
+``ctx:daypart:...``), all through the same TopKFunction keyed by scope.
 """
 
 from __future__ import annotations

@@ -16,7 +16,9 @@ def session_update(user_id: str, state: session.SessionState | None,
                    tombstone_ts: int = 0) -> Update:
     if state is None:
         return Update(keys.session_key(user_id), tombstone_ts, tombstone_ts, None)
-    return Update(keys.session_key(user_id), state.last_ts, state.last_ts, session.render(state))
+    # impressions move the version too (they change ``shown``), not the session's last_ts
+    ts = session.version(state)
+    return Update(keys.session_key(user_id), ts, ts, session.render(state))
 
 
 def neighbour_update(relation: str, item_id: str, state: neighbours.NeighbourState,

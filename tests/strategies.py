@@ -18,6 +18,7 @@ import random
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from itertools import pairwise
 from types import EllipsisType
 from typing import Any
@@ -59,6 +60,10 @@ Record = Interaction | ItemUpsert
 # 0 = a view of i0 by u0 in s0 with no time step), and a whole log costs one byte-string draw.
 
 RATINGS = (0.0, 0.5, 1.0, 2.5, 4.0, 5.0, 7.5, 10.0)
+# Context values: some normalise to the same scope ("mobile", " Mobile"), some to none (blank,
+# over 64 characters). At most 2 devices + 2 countries + 4 dayparts = 8 scopes per item.
+DEVICES = (None, "mobile", " Mobile", "web", "   ", "x" * 65)
+COUNTRIES = (None, "de", "DE ", "us")
 BACKDATES = (0, 0, 5_000, 2 * DAY)  # how far an upsert's event time lags its log position
 KIND_SLOTS = 20                     # upsert_rate is quantised to twentieths
 
@@ -73,14 +78,18 @@ def _digits(code: int, *radices: int) -> list[int]:
 
 def decode_interaction(code: int, ts: int, event_id: str, types: Sequence[str] = EVENT_TYPES,
                        items: Sequence[str] = ITEMS) -> Interaction:
-    etype_i, user_i, sess_i, item_i, rating_i, mask = _digits(
-        code, len(types), len(USERS), len(SESSIONS), len(items), len(RATINGS), 1 << len(items))
+    etype_i, user_i, sess_i, item_i, rating_i, mask, device_i, country_i = _digits(
+        code, len(types), len(USERS), len(SESSIONS), len(items), len(RATINGS), 1 << len(items),
+        len(DEVICES), len(COUNTRIES))
     etype, user, sess = types[etype_i], USERS[user_i], SESSIONS[sess_i]
+    context = {k: v for k, v in (("device", DEVICES[device_i]),
+                                 ("country", COUNTRIES[country_i])) if v is not None}
     if etype == "impression":
         shown = tuple(i for b, i in enumerate(items) if mask >> b & 1)[:4] or (items[item_i],)
-        return Interaction(event_id, etype, user, sess, ts, item_ids=shown)
+        return Interaction(event_id, etype, user, sess, ts, item_ids=shown, context=context)
     value = RATINGS[rating_i] if etype == "rating" else None
-    return Interaction(event_id, etype, user, sess, ts, item_id=items[item_i], value=value)
+    return Interaction(event_id, etype, user, sess, ts, item_id=items[item_i], value=value,
+                       context=context)
 
 
 def decode_upsert(code: int, ts: int, item: str | None = None,
@@ -181,13 +190,15 @@ class RandomLog:
             ts += rnd.choice(self.steps)
             etype = rnd.choice(EVENT_TYPES)
             user, sess = rnd.choice(USERS), rnd.choice(SESSIONS)
+            context = {k: v for k, v in (("device", rnd.choice(DEVICES)),
+                                         ("country", rnd.choice(COUNTRIES))) if v is not None}
             if etype == "impression":
                 shown = tuple(rnd.sample(ITEMS, rnd.randint(1, 4)))
                 out.append(Interaction(f"e{k}", etype, user, sess, ts, item_ids=shown))
             else:
                 value = rnd.choice((0.0, 2.5, 5.0, 10.0)) if etype == "rating" else None
                 out.append(Interaction(f"e{k}", etype, user, sess, ts,
-                                       item_id=rnd.choice(ITEMS), value=value))
+                                       item_id=rnd.choice(ITEMS), value=value, context=context))
         return out
 
 
@@ -225,6 +236,37 @@ def naive_popularity(log: Iterable[Record], cfg: EngineConfig) -> dict[str, floa
         if score != float("-inf"):
             out[item] = score
     return out
+
+
+def naive_context_scopes(event: Interaction) -> list[str]:
+    """Context trending scopes of one event, from ``operators/trending.py``'s docstring: device
+    and country stripped and lower-cased when 1..64 characters long, daypart by UTC hour."""
+    out = []
+    for dimension in ("device", "country"):
+        raw = event.context.get(dimension)
+        value = raw.strip().lower() if isinstance(raw, str) else ""
+        if 1 <= len(value) <= 64:
+            out.append(f"ctx:{dimension}:{value}")
+    hour = datetime.fromtimestamp(event.ts / 1000, tz=UTC).hour
+    part = ("night" if hour < 6 else "morning" if hour < 12 else "afternoon" if hour < 18
+            else "evening")
+    return [*out, f"ctx:daypart:{part}"]
+
+
+def naive_context_popularity(log: Iterable[Record], cfg: EngineConfig
+                             ) -> dict[str, dict[str, float]]:
+    """``scope -> {item: log Σ w·exp(λ t)}`` over the positive-weight interactions of each item
+    in each context scope, recomputed from the whole log (no bound on scopes per item)."""
+    terms: dict[tuple[str, str], list[tuple[float, int]]] = defaultdict(list)
+    for rec in log:
+        if isinstance(rec, Interaction) and rec.item_id is not None:
+            weight = naive_weight(rec.type, rec.value)
+            for scope in naive_context_scopes(rec) if weight > 0 else ():
+                terms[(scope, rec.item_id)].append((weight, rec.ts))
+    out: dict[str, dict[str, float]] = defaultdict(dict)
+    for (scope, item), ts_terms in terms.items():
+        out[scope][item] = naive_log_sum(ts_terms, cfg.trending.half_life_s)
+    return dict(out)
 
 
 def naive_categories(log: Iterable[Record]) -> dict[str, str | None]:
@@ -282,6 +324,8 @@ def naive_pairs(log: Iterable[Record], cfg: SessionConfig) -> list[Pair]:
     but skipped) at ``d`` steps back gives ``a -> b`` weight ``1/d`` and ``b -> a`` weight
     ``backward_weight/d``. A carted/bought item pairs both ways with every other item already in
     the session's basket. The basket is not bounded here: keep logs within ``max_basket``.
+    Impressions emit nothing; the TTL expiry an impression may cause changes nothing either in
+    logs whose event time never decreases (the next interest event would expire the state too).
     """
     users: dict[str, _NaiveSession] = {}
     out: list[Pair] = []
@@ -341,3 +385,48 @@ def is_json_plain(value: Any) -> bool:
     if isinstance(value, dict):
         return all(isinstance(k, str) and is_json_plain(v) for k, v in value.items())
     return False
+
+
+@dataclass
+class NaiveUser:
+    """One user's state by the rules of ``operators/session.py``'s docstring."""
+
+    session_id: str
+    interest: list[Interaction] = field(default_factory=list)  # since the last TTL expiry
+    shown: list[tuple[str, int, int]] = field(default_factory=list)  # newest-shown last
+    seq: int = 0
+    newest: int = 0
+
+
+def naive_users(log: Iterable[Record], cfg: SessionConfig) -> dict[str, NaiveUser]:
+    """Per user: interest events alive since the last TTL expiry, the shown entries and the
+    number of changes since the state last started over, for logs whose event time never
+    decreases (so every event is the newest one, and ``shown`` in event-time order is
+    simply in the order entries were last updated)."""
+    users: dict[str, NaiveUser] = {}
+    for rec in log:
+        if not isinstance(rec, Interaction):
+            continue
+        impression = rec.type == "impression"
+        if not impression and (rec.type not in INTEREST_TYPES or rec.item_id is None):
+            continue
+        ts, user = rec.ts, users.get(rec.user_id)
+        if user is not None:
+            user.shown = [e for e in user.shown if ts - e[2] <= cfg.ttl_ms]
+            if user.interest and ts - user.interest[-1].ts > cfg.ttl_ms:
+                user.interest = []  # impressions expire the interest part too
+            if not user.interest and not user.shown:
+                user = None  # nothing alive: start over
+        if user is None:
+            user = users[rec.user_id] = NaiveUser(rec.session_id)
+        if impression:
+            for item in dict.fromkeys(rec.item_ids):
+                count = next((c for i, c, _ in user.shown if i == item), 0)
+                user.shown = [e for e in user.shown if e[0] != item] + [(item, count + 1, ts)]
+            user.shown = user.shown[-cfg.max_shown:]
+        else:
+            user.interest.append(rec)
+            user.session_id = rec.session_id
+        user.seq += 1
+        user.newest = ts
+    return users

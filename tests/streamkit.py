@@ -34,7 +34,8 @@ class Log:
 
 def generated_log(n_events: int, *, n_users: int = 1500, n_items: int = 800,
                   seed: int = 7) -> Log:
-    """Sessions over a Zipf-popular catalogue with funnels and small out-of-order jitter."""
+    """Sessions over a Zipf-popular catalogue with funnels and small out-of-order jitter;
+    impressions (recorded in sessions' ``shown``) and device/country context (trending scopes)."""
     rng = random.Random(seed)
     items = [ItemUpsert(f"i{i}", T0 - 1_000, title=f"Item {i}", category=f"c{i % 12}",
                         brand=f"b{i % 30}", price=float(5 + i % 95), stock=i % 7)
@@ -60,8 +61,11 @@ def generated_log(n_events: int, *, n_users: int = 1500, n_items: int = 800,
             shown = tuple(f"i{rng.randrange(n_items)}" for _ in range(5))
             events.append(Interaction(f"e{n}", etype, user, sid, ts, item_ids=shown))
         else:
+            # context trending: mixed case and padding normalise to one scope per value
+            context = {"device": rng.choice(["web", "ios", "Web "]),
+                       "country": rng.choice(["de", "us", "FR"])}
             events.append(Interaction(f"e{n}", etype, user, sid, ts, item_id=item,
-                                      context={"device": rng.choice(["web", "ios"])}))
+                                      context=context))
     return Log(items, events)
 
 

@@ -16,6 +16,10 @@ GOLDEN = [
     (keys.itemstats_key("i7"), "recs:v1:itemstats:i7"),
     (keys.trending_key(), "recs:v1:trending:global"),
     (keys.trending_key("shoes"), "recs:v1:trending:cat:shoes"),
+    (keys.trending_context_key("device", "mobile"), "recs:v1:trending:ctx:device:mobile"),
+    (keys.trending_context_key("country", " DE "), "recs:v1:trending:ctx:country:de"),
+    (keys.trending_context_key("daypart", "evening"), "recs:v1:trending:ctx:daypart:evening"),
+    (keys.trending_context_scope("device", "Smart TV"), "ctx:device:smart tv"),
     (keys.FRESHNESS_KEY, "recs:v1:meta:freshness"),
 ]
 
@@ -55,3 +59,26 @@ def test_envelope_bytes_are_pinned() -> None:
     raw = encode_envelope(update)
     assert raw == b'{"v":1700000000123,"t":1700000000123,"d":{"items":[["i1",1.5]]}}'
     assert decode_envelope(raw).data == {"items": [["i1", 1.5]]}
+
+
+def test_context_scope_splits_back() -> None:
+    key = keys.trending_context_key("country", "us")
+    assert keys.split_key(key) == (keys.KIND_TRENDING, "ctx:country:us")
+
+
+@pytest.mark.parametrize(("dimension", "value", "match"), [
+    ("browser", "firefox", "unknown dimension 'browser'"),
+    ("device", "", "device value must be a string of 1..64 characters once stripped, got ''"),
+    ("device", "   ", "got '   '"),
+    ("country", "x" * 65, "country value must be"),
+])
+def test_context_scope_rejects_unknown_dimensions_and_unusable_values(
+        dimension: str, value: str, match: str) -> None:
+    with pytest.raises(ValueError, match=rf"state\.keys\.trending_context_scope: .*{match}"):
+        keys.trending_context_key(dimension, value)
+
+
+def test_context_values_up_to_64_characters_after_stripping() -> None:
+    assert keys.context_value(" " + "A" * 64 + " ") == "a" * 64
+    assert keys.context_value("a" * 65) is None
+    assert keys.context_value(None) is None

@@ -38,11 +38,13 @@ from state.records import Update
 from stream import views
 from tests.strategies import DAY, ITEMS, T0, interactions, is_json_plain, upserts
 
-# Small bounds so short random sequences hit every branch: evictions, trims, new sessions, TTL.
+# Small bounds so short random sequences hit every branch: evictions, trims, new sessions, TTL,
+# shown lists and context scopes over their bounds.
 CFG = EngineConfig(
-    session=SessionConfig(max_events=4, pair_window=3, max_basket=3, max_purchased=2),
+    session=SessionConfig(max_events=4, pair_window=3, max_basket=3, max_purchased=2,
+                          max_shown=3),
     similar=NeighbourConfig(capacity=3, top_k=2, half_life_s=3_600.0),
-    trending=TrendingConfig(half_life_s=3_600.0, top_k=3),
+    trending=TrendingConfig(half_life_s=3_600.0, top_k=3, max_context_scopes=2),
 )
 ITEM = "i0"
 
@@ -79,7 +81,9 @@ def _item_step(state: Any, rec: Interaction | ItemUpsert) -> tuple[Any, Any]:
         return trending.item_upsert_step(state, rec)
     if rec.item_id is not None:
         return trending.item_step(state, rec, CFG)
-    return trending.item_event_step(state, ITEM, rec.type, rec.value, rec.ts, CFG)
+    return trending.item_event_step(state, ITEM, rec.type, rec.value, rec.ts, CFG,
+                                    device=trending.context_field(rec, "device"),
+                                    country=trending.context_field(rec, "country"))
 
 
 def _topk_step(state: Any, score: trending.ScopeScore) -> tuple[Any, Any]:
@@ -97,7 +101,7 @@ pairs = st.builds(
 )
 scope_scores = st.builds(
     trending.ScopeScore,
-    scope=st.just("global"),
+    scope=st.just("ctx:device:web"),
     item_id=st.sampled_from(ITEMS),
     log_score=st.floats(-50.0, 50.0, allow_nan=False),
     ts=st.integers(T0, T0 + DAY),
@@ -127,7 +131,7 @@ SPECS = [
         "topk", _topk_step, scope_scores,
         trending.encode_topk, trending.decode_topk,
         lambda s: trending.render_topk(s, CFG.trending),
-        lambda s: [views.trending_update("global", s, CFG)],
+        lambda s: [views.trending_update("ctx:device:web", s, CFG)],
     ),
 ]
 IDS = [s.name for s in SPECS]

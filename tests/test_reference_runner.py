@@ -27,6 +27,8 @@ from tests.strategies import (
     Record,
     logs,
     naive_categories,
+    naive_context_popularity,
+    naive_context_scopes,
     naive_pairs,
     naive_popularity,
     naive_weight,
@@ -53,7 +55,10 @@ def expected_versions(log: list[Record]) -> dict[str, int]:
     """Key -> the newest event time it reflects, recomputed from the log.
 
     Valid for logs whose catalogue comes first and that span less than ~13 trending half-lives
-    of ~37 (no event too old to move a float sum), as :func:`logs` with ``catalogue_first`` makes.
+    of ~37 (no event too old to move a float sum), as :func:`logs` with ``catalogue_first`` makes,
+    and whose items stay within ``max_context_scopes`` (at most 8 here). Event time never
+    decreases in them, so every impression and interest event is its user's newest and moves
+    the session's version.
     """
     newest: dict[str, int] = defaultdict(int)
 
@@ -67,12 +72,16 @@ def expected_versions(log: list[Record]) -> dict[str, int]:
             continue
         for item in item_targets(rec):
             bump(keys.itemstats_key(item), rec.ts)
+        if rec.type == "impression":
+            bump(keys.session_key(rec.user_id), rec.ts)  # the user's shown list changed
         if rec.type in INTEREST_TYPES and rec.item_id is not None:
             bump(keys.session_key(rec.user_id), rec.ts)
             if naive_weight(rec.type, rec.value) > 0:
                 bump(keys.trending_key(), rec.ts)
                 if cats.get(rec.item_id) is not None:
                     bump(keys.trending_key(cats[rec.item_id]), rec.ts)
+                for scope in naive_context_scopes(rec):
+                    bump(keys.key_for(keys.KIND_TRENDING, scope), rec.ts)
     for pair in naive_pairs(log, CFG.session):
         bump(keys.key_for(pair.relation, pair.src), pair.ts)
     return dict(newest)
@@ -103,6 +112,7 @@ def test_keys_and_versions_with_late_catalogue(log: list[Record]) -> None:
     want = {k for k in expected_versions(log) if keys.split_key(k)[0] != keys.KIND_TRENDING}
     want |= {keys.trending_key()} if pops else set()
     want |= {keys.trending_key(cats[i]) for i in pops if cats.get(i) is not None}
+    want |= {keys.key_for(keys.KIND_TRENDING, s) for s in naive_context_popularity(log, CFG)}
     assert set(runner.store.keys(keys.PREFIX)) == want
     times = {r.ts for r in log}
     for key in want:

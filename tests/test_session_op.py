@@ -1,27 +1,44 @@
 """Session operator (``operators/session.py``): boundaries, bounds, pairs against naive counting.
 
 Unit tests pin each documented boundary (``session_id`` change, inactivity gap, TTL in event time,
-with the exact-boundary cases), the bounds (last-N, basket, purchased) and what is not an interest
-event. Property tests fold random logs user by user and compare the emitted pairs with
+with the exact-boundary cases), the bounds (last-N, basket, purchased, shown) and what is not an
+interest event: impressions only record what was shown, never start, extend or keep a session
+alive. Property tests fold random logs user by user and compare the emitted pairs with
 :func:`strategies.naive_pairs`, a from-scratch implementation of the docstring's rules, and the
-state with a naive model of the same bounds.
+state with a naive model of the same bounds (:func:`strategies.naive_users`).
 """
 
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import replace
 
 import pytest
 from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from operators.config import BASKET_TYPES, INTEREST_TYPES, SessionConfig
-from operators.session import Pair, SessionState, step
+from operators import session
+from operators.candidates import recent_items, session_candidates
+from operators.config import BASKET_TYPES, SessionConfig
+from operators.session import Pair, SessionState, step, version
 from schemas.events import Interaction
-from tests.strategies import DAY, MINUTE, T0, TTL_STEPS, Record, logs, naive_pairs
+from serving.answers import session_seen
+from tests.strategies import (
+    DAY,
+    ITEMS,
+    MINUTE,
+    T0,
+    TTL_STEPS,
+    Record,
+    interactions,
+    logs,
+    naive_pairs,
+    naive_users,
+)
 
 CFG = SessionConfig()
 SMALL = SessionConfig(max_events=5, pair_window=2, backward_weight=0.25, gap_ms=10 * MINUTE,
-                      ttl_ms=2 * DAY, max_basket=3, max_purchased=2)
+                      ttl_ms=2 * DAY, max_basket=3, max_purchased=2, max_shown=3)
 
 
 def ev(item: str | None, ts: int, etype: str = "view", sess: str = "s",
@@ -29,6 +46,11 @@ def ev(item: str | None, ts: int, etype: str = "view", sess: str = "s",
     if etype == "impression":
         return Interaction(f"e{ts}", etype, "u", sess, ts, item_ids=(item or "x",))
     return Interaction(f"e{ts}", etype, "u", sess, ts, item_id=item, value=value)
+
+
+def shown(items: str, ts: int, sess: str = "s") -> Interaction:
+    """An impression of the one-letter items ``items``, in slot order."""
+    return Interaction(f"imp{ts}", "impression", "u", sess, ts, item_ids=tuple(items))
 
 
 def run(events: list[Interaction], cfg: SessionConfig = CFG
@@ -109,12 +131,153 @@ def test_basket_and_purchased_bounded_distinct_newest_last() -> None:
     assert s.purchased == ("b", "e")
 
 
-def test_impressions_and_itemless_events_leave_state_untouched() -> None:
+def test_itemless_events_leave_state_untouched() -> None:
     s, _ = run([ev("a", T0)])
-    for other in (ev("z", T0 + 1, "impression"), ev(None, T0 + 2, "view")):
-        s2, pairs = step(s, other, CFG)
-        assert s2 is s and pairs == []
-    assert step(None, ev("z", T0, "impression"), CFG) == (None, [])
+    s2, pairs = step(s, ev(None, T0 + 2, "view"), CFG)
+    assert s2 is s and pairs == []
+    assert step(None, ev(None, T0, "click"), CFG) == (None, [])
+
+
+# -- impressions: what was shown ---------------------------------------------------------------
+
+def test_impression_records_shown_and_touches_nothing_else() -> None:
+    s, _ = run([ev("a", T0, "add_to_cart"), ev("b", T0 + 1_000, "purchase")])
+    assert s is not None
+    s2, pairs = step(s, shown("cza", T0 + 2_000, sess="other"), CFG)
+    assert pairs == [] and s2 is not None
+    assert s2.shown == (("c", 1, T0 + 2_000), ("z", 1, T0 + 2_000), ("a", 1, T0 + 2_000))
+    # no new session, no change to anything an interest event drives; the version moves
+    assert s2 == replace(s, shown=s2.shown, seq=s.seq + 1)
+    assert (version(s), version(s2)) == (T0 + 1_000, T0 + 2_000)
+
+
+def _fields(s: SessionState) -> dict[str, object]:
+    return {name: getattr(s, name) for name in SessionState.__slots__}
+
+
+def test_counts_order_and_duplicates() -> None:
+    s, _ = run([shown("ab", T0), shown("bc", T0 + 1), shown("bb", T0 + 2)])
+    assert s is not None
+    # newest-shown last, an item listed twice in one impression counts once
+    assert s.shown == (("a", 1, T0), ("c", 1, T0 + 1), ("b", 3, T0 + 2))
+    assert session.render(s)["shown"] == [["a", 1, T0], ["c", 1, T0 + 1], ["b", 3, T0 + 2]]
+
+
+def test_shown_bounded_keeps_newest() -> None:
+    s, _ = run([shown("abc", T0), shown("a", T0 + 1), shown("e", T0 + 2)], SMALL)
+    assert s is not None
+    assert s.shown == (("c", 1, T0), ("a", 2, T0 + 1), ("e", 1, T0 + 2))  # b fell out
+    # within one impression later slots count as newer: a page larger than the bound keeps
+    # its last slots, and an item that fell out starts counting again
+    s, _ = run([shown("abcd", T0), shown("a", T0 + 1)], SMALL)
+    assert s is not None and s.shown == (("c", 1, T0), ("d", 1, T0), ("a", 1, T0 + 1))
+
+
+def test_late_impression_takes_its_place_in_event_time() -> None:
+    s, _ = run([shown("a", T0 + 10), shown("ba", T0 + 5)])
+    assert s is not None
+    assert s.shown == (("b", 1, T0 + 5), ("a", 2, T0 + 10)) and version(s) == T0 + 10
+
+
+def test_impression_too_old_for_the_ttl_is_ignored() -> None:
+    s, _ = run([shown("a", T0 + CFG.ttl_ms + 1)])
+    s2, pairs = step(s, shown("b", T0), CFG)
+    assert s2 is s and pairs == []
+    s3, _ = step(s, shown("b", T0 + 1), CFG)  # exactly ttl_ms older: still kept
+    assert s3 is not None and [e[0] for e in s3.shown] == ["b", "a"]
+
+
+def test_impression_on_empty_state_creates_one_without_a_session() -> None:
+    s, pairs = step(None, shown("ab", T0, sess="imp"), CFG)
+    assert pairs == [] and s is not None
+    assert (s.session_id, s.start, s.last_ts, s.events, s.session_items, s.basket, s.seq) == (
+        "imp", 0, 0, (), (), (), 1)
+    assert version(s) == T0
+    rendered = session.render(s)
+    # readers see no session: no recent items, nothing "seen", no candidates
+    assert recent_items(rendered) == [] and session_seen(rendered) == frozenset()
+    assert session_candidates(rendered, {"a": [["x", 1.0]]}) == []
+
+
+@pytest.mark.parametrize("sess", ["imp", "s2"])
+def test_first_interest_after_only_impressions_starts_its_own_session(sess: str) -> None:
+    pre, _ = run([shown("ab", T0, sess="imp"), shown("c", T0 + 1_000, sess="imp")])
+    later = [ev("x", T0 + 5_000, "add_to_cart", sess=sess), ev("y", T0 + 6_000, sess=sess)]
+    s, pairs = pre, []
+    for e in later:
+        s, out = step(s, e, CFG)
+        pairs += out
+    fresh, fresh_pairs = run(later)
+    assert s is not None and fresh is not None
+    assert pairs == fresh_pairs
+    assert _fields(s) == {**_fields(fresh), "shown": pre.shown if pre else (), "seq": 4}
+    assert s.start == T0 + 5_000 and s.session_id == sess
+
+
+def test_impressions_neither_extend_the_gap_nor_cut_the_session() -> None:
+    # an impression with another session id in between: still one session
+    _, pairs = run([ev("a", T0), shown("z", T0 + 1, sess="s2"), ev("b", T0 + 2)])
+    assert similar(pairs) == [("a", "b", 1.0), ("b", "a", 0.5)]
+    # impressions inside the gap do not keep the session going
+    s, pairs = run([ev("a", T0), shown("z", T0 + CFG.gap_ms), ev("b", T0 + CFG.gap_ms + 1)])
+    assert pairs == [] and s is not None and s.start == T0 + CFG.gap_ms + 1
+
+
+def test_impressions_do_not_keep_a_session_alive_past_the_ttl() -> None:
+    s, _ = run([ev("a", T0, "purchase"), shown("z", T0 + 1)])
+    s2, _ = step(s, shown("y", T0 + CFG.ttl_ms + 1), CFG)
+    assert s2 is not None
+    # the interest part expired (in event time, relative to the last interest event)
+    assert (s2.events, s2.purchased, s2.session_items, s2.start, s2.last_ts) == ((), (), (), 0, 0)
+    assert s2.session_id == "s" and [e[0] for e in s2.shown] == ["z", "y"] and s2.seq == 3
+    s3, pairs = step(s2, ev("b", T0 + CFG.ttl_ms + 2), CFG)
+    assert pairs == [] and s3 is not None and s3.events == (("b", "view", T0 + CFG.ttl_ms + 2),)
+
+
+def test_interest_event_drops_stale_shown_and_starts_over_when_nothing_is_alive() -> None:
+    s, _ = run([shown("z", T0), ev("a", T0 + DAY), shown("y", T0 + 2 * DAY)])
+    s2, _ = step(s, ev("b", T0 + CFG.ttl_ms + 1), CFG)
+    assert s2 is not None and [e[0] for e in s2.shown] == ["y"]  # z is older than the TTL
+    assert [e[0] for e in s2.events] == ["a", "b"] and s2.seq == 4
+    s3, _ = step(s2, ev("c", T0 + 2 * DAY + 2 * CFG.ttl_ms), CFG)
+    assert s3 is not None
+    assert (s3.events, s3.shown, s3.seq) == ((("c", "view", T0 + 2 * DAY + 2 * CFG.ttl_ms),), (), 1)
+
+
+def test_session_codec_round_trips_shown_and_reads_old_checkpoints() -> None:
+    s, _ = run([ev("a", T0), shown("ab", T0 + 1)])
+    assert s is not None
+    assert session.decode(session.encode(s)) == s
+    old = session.encode(s)
+    del old["shown"]  # checkpointed before impressions were recorded
+    assert session.decode(old) == replace(s, shown=())
+
+
+def test_max_shown_is_validated() -> None:
+    with pytest.raises(ValueError, match=r"SessionConfig\.max_shown: must be > 0, got 0"):
+        SessionConfig(max_shown=0)
+
+
+@settings(max_examples=60, deadline=None)
+@given(events=st.lists(interactions(span=40 * DAY, items=ITEMS[:5]), max_size=30))
+def test_version_never_decreases_and_shown_stays_bounded(events: list[Interaction]) -> None:
+    """Out-of-order events included: the published version only grows, shown stays sorted by
+    time, bounded, within the TTL of the version, and never counts as an interaction."""
+    state: SessionState | None = None
+    for e in events:
+        before = state
+        state, _ = step(state, e, SMALL)
+        assert state is not None or before is None
+        if state is None:
+            continue
+        assert before is None or version(state) >= version(before)
+        times = [t for _, _, t in state.shown]
+        assert times == sorted(times) and len(times) <= SMALL.max_shown
+        assert all(version(state) - t <= SMALL.ttl_ms for t in times)
+        assert len({i for i, _, _ in state.shown}) == len(state.shown)
+        assert all(c >= 1 for _, c, _ in state.shown)
+        assert session_seen(session.render(state)) == (
+            {i for i, _, _ in state.events} | set(state.purchased))
 
 
 def test_rating_is_an_interest_event() -> None:
@@ -186,21 +349,25 @@ def test_pairs_equal_naive_counting(cfg: SessionConfig, log: list[Record]) -> No
 def test_state_matches_naive_bounded_model(log: list[Record]) -> None:
     cfg = SMALL
     states, _ = fold_per_user(log, cfg)
+    naive = naive_users(log, cfg)
     for user, state in states.items():
-        mine = [e for e in log if isinstance(e, Interaction) and e.user_id == user
-                and e.type in INTEREST_TYPES and e.item_id is not None]
-        if not mine:
+        want = naive.get(user)
+        if want is None:
             assert state is None
             continue
         assert state is not None
-        # the user's history since the last TTL expiry (event time only moves forward here)
-        cut = max((k for k in range(1, len(mine)) if mine[k].ts - mine[k - 1].ts > cfg.ttl_ms),
-                  default=0)
-        alive = mine[cut:]
+        assert state.shown == tuple(want.shown)
+        assert (state.seq, version(state)) == (want.seq, want.newest)
+        alive = want.interest
+        if not alive:
+            assert (state.session_id, state.start, state.last_ts) == (want.session_id, 0, 0)
+            assert (state.events, state.session_items, state.basket, state.purchased) == (
+                (), (), (), ())
+            continue
         sess_start = max((k for k in range(1, len(alive))
                           if alive[k].session_id != alive[k - 1].session_id
                           or alive[k].ts - alive[k - 1].ts > cfg.gap_ms), default=0)
-        session = alive[sess_start:]
+        current = alive[sess_start:]
 
         def newest_distinct(items: list[str], n: int) -> tuple[str, ...]:
             out: list[str] = []
@@ -210,15 +377,14 @@ def test_state_matches_naive_bounded_model(log: list[Record]) -> None:
             return tuple(reversed(out[:n]))
 
         assert state.events == tuple((e.item_id, e.type, e.ts) for e in alive[-cfg.max_events:])
-        assert state.seq == len(alive)
         assert state.last_ts == alive[-1].ts
-        assert (state.session_id, state.start) == (session[0].session_id, session[0].ts)
+        assert (state.session_id, state.start) == (current[0].session_id, current[0].ts)
         assert state.basket == newest_distinct(
-            [e.item_id for e in session if e.type in BASKET_TYPES and e.item_id], cfg.max_basket)
+            [e.item_id for e in current if e.type in BASKET_TYPES and e.item_id], cfg.max_basket)
         assert state.purchased == newest_distinct(
             [e.item_id for e in alive if e.type == "purchase" and e.item_id], cfg.max_purchased)
         assert state.session_items == newest_distinct(
-            [e.item_id for e in session if e.item_id], cfg.pair_window)
+            [e.item_id for e in current if e.item_id], cfg.pair_window)
 
 
 def test_zero_bounds_keep_nothing_or_are_rejected() -> None:

@@ -1,7 +1,8 @@
 """The real stream path: Kafka -> PyFlink (local mini-cluster) -> recs.updates -> loader -> Redis.
 
 - parity: a generated log (20k events, 4 partitions, malformed records mixed in) through the
-  Flink job at parallelism 1 and 2 gives the same Redis state as the reference runner;
+  Flink job at parallelism 1 and 2 gives the same Redis state as the reference runner, context
+  trending lists (``trending:ctx:...``) and sessions' ``shown`` lists included;
 - bad input: every malformed record is in the DLQ with a reason naming its field, every valid
   event is applied, the job finishes normally;
 - restart: the job is killed mid-stream and restarted from its last checkpoint; the final Redis
@@ -19,8 +20,10 @@ from typing import Any
 import orjson
 import pytest
 
+from operators.trending import daypart
 from recs import engine
 from recs.settings import Settings, Topics
+from state import keys
 from state.redis_store import RedisStore
 from stream import loader
 from stream.job import latest_checkpoint
@@ -71,6 +74,14 @@ def test_flink_job_matches_reference_and_dead_letters_bad_input(
     assert stats.malformed == 0
     diffs = streamkit.differences(ref, redis_store)
     assert diffs == [], f"{len(diffs)} differences, first: {diffs[:10]}"
+    # the context trending lists and the sessions' shown lists made it to Redis
+    for dimension, value in (("device", "web"), ("device", "ios"), ("country", "fr"),
+                             ("daypart", daypart(streamkit.T0))):
+        env = redis_store.get(keys.trending_context_key(dimension, value))
+        assert env is not None and env.data["items"], (dimension, value)
+    shown_users = {e.user_id for e in log.events if e.type == "impression"}
+    sessions = [redis_store.get(keys.session_key(u)) for u in sorted(shown_users)[:50]]
+    assert all(env is not None and env.data["shown"] for env in sessions)
     assert redis_store.freshness()["stream"] == max(e.ts for e in log.events)
 
     dead = [orjson.loads(raw) for raw in

@@ -1,18 +1,25 @@
-"""Service-free pieces of the stream shells: pair grouping, checkpoint discovery, loader batches."""
+"""Service-free pieces of the stream shells: pair grouping, checkpoint discovery, loader batches,
+the rows an event becomes, and the item function's coalesced offers (with fake Flink contexts)."""
 
 from __future__ import annotations
 
 import random
 from pathlib import Path
+from typing import Any
 
-from operators import neighbours
-from operators.config import NeighbourConfig
+import orjson
+from pyflink.common import Row
+
+from operators import neighbours, trending
+from operators.config import EngineConfig, NeighbourConfig, TrendingConfig
 from operators.session import Pair
+from schemas.events import Interaction
 from state.records import Update
 from state.store import MemoryStore
-from stream.functions import group_pairs
+from stream.functions import UPDATES, ItemFunction, SessionFunction, explode_items, group_pairs
 from stream.job import latest_checkpoint
 from stream.loader import LoaderStats, apply_batch
+from stream.reference import ReferenceRunner
 
 
 def test_grouped_pairs_give_the_same_neighbours_as_one_by_one() -> None:
@@ -66,3 +73,135 @@ def test_loader_batch_keeps_newest_per_key_and_skips_malformed() -> None:
     apply_batch(store, [Update("k1", 5, 5, "old").to_wire()], stats)
     env = store.get("k1")
     assert env is not None and env.data == "new"
+
+
+T0 = 1_700_000_000_000
+
+
+def _row(event: Interaction) -> Row:
+    return Row(user_id=event.user_id, ts=event.ts, body=event.to_json().decode())
+
+
+def test_explode_items_carries_context_by_name() -> None:
+    view = Interaction("e1", "view", "u", "s", T0, item_id="i1",
+                       context={"device": " Web", "country": "DE", "page": "home"})
+    (row,) = explode_items(_row(view))
+    assert (row.item_id, row.type, row.value, row.ts, row.device, row.country) == (
+        "i1", "view", None, T0, " Web", "DE")
+    shown = Interaction("e2", "impression", "u", "s", T0, item_ids=("i1", "i2"))
+    assert [(r.item_id, r.device, r.country) for r in explode_items(_row(shown))] == [
+        ("i1", None, None), ("i2", None, None)]
+
+
+class _Keyed:
+    """Flink's keyed state and timer service, enough for ItemFunction."""
+
+    def __init__(self) -> None:
+        self.key = ""
+        self.values: dict[str, str] = {}
+
+    # runtime context / value state
+    def get_state(self, descriptor: Any) -> _Keyed:
+        return self
+
+    def value(self) -> str | None:
+        return self.values.get(self.key)
+
+    def update(self, value: str) -> None:
+        self.values[self.key] = value
+
+    # context / timer service
+    def timer_service(self) -> _Keyed:
+        return self
+
+    def register_processing_time_timer(self, ts: int) -> None:
+        pass
+
+    def register_event_time_timer(self, ts: int) -> None:
+        pass
+
+    def get_current_key(self) -> str:
+        return self.key
+
+
+def _scores(out: Any) -> list[trending.ScopeScore]:
+    return [trending.ScopeScore(r.scope, r.item_id, r.log_score, r.ts) for r in out
+            if not (isinstance(r, tuple) and r[0] == UPDATES)]
+
+
+def test_item_function_offers_changed_scopes_and_matches_the_reference() -> None:
+    """Offers on ticks, only of scopes changed since the item's last offer (all of them after a
+    restore), with retractions of dropped context scopes at once: the top-K lists and item
+    states equal the reference runner's, which offers every score as it happens. Three items
+    and top_k 3: no list is ever trimmed, so retractions cannot make them differ."""
+    cfg = EngineConfig(trending=TrendingConfig(top_k=3, max_context_scopes=2))
+    rng = random.Random(5)
+    events = []
+    for n in range(60):
+        ts, context = T0 + n * 1_800_000, {"device": rng.choice(["web", "ios"]),
+                                           "country": rng.choice(["de", "us", "fr"])}
+        if n % 7 == 0:
+            events.append(Interaction(f"e{n}", "impression", "u", "s", ts,
+                                      item_ids=(f"i{n % 3}", "i9"), context=context))
+        else:
+            events.append(Interaction(f"e{n}", rng.choice(["view", "click"]), "u", "s", ts,
+                                      item_id=f"i{n % 3}", context=context))
+    keyed = _Keyed()
+    fn = ItemFunction(cfg, 1_000)
+    fn.open(keyed)
+    offered: list[trending.ScopeScore] = []
+    offers, all_scopes = 0, 0
+
+    def tick() -> None:
+        nonlocal offers, all_scopes
+        for item in sorted(keyed.values):
+            keyed.key = item
+            scores = _scores(fn.on_timer(0, keyed))
+            offers += len(scores)
+            all_scopes += len(trending.current_scores(item, trending.decode_item(
+                orjson.loads(keyed.values[item]))))
+            offered.extend(scores)
+
+    for n, event in enumerate(events):
+        for row in explode_items(_row(event)):
+            keyed.key = row.item_id
+            offered.extend(_scores(fn.process_element1(row, keyed)))
+        if n % 4 == 3:
+            tick()
+        if n == 31:
+            fn = ItemFunction(cfg, 1_000)  # a restore: what was pending is forgotten
+            fn.open(keyed)
+    tick()
+    topk: dict[str, trending.TopKState] = {}
+    for score in offered:
+        state, changed = trending.topk_step(topk.get(score.scope), score)
+        if changed and state is not None:
+            topk[score.scope] = trending.trim(state, cfg.trending)
+    ref = ReferenceRunner(cfg)
+    ref.run(events)
+    assert any(s.log_score == trending.RETRACT for s in offered)
+    assert {k: (v.items, v.as_of) for k, v in topk.items()} == {
+        k: (v.items, v.as_of) for k, v in ref.topk.items()}
+    assert {k: trending.decode_item(orjson.loads(v)) for k, v in keyed.values.items()} == (
+        ref.items)
+    assert offers < all_scopes  # unchanged scopes are not offered again
+    before = offers
+    tick()
+    assert offers == before  # nothing changed since the last tick: nothing offered
+
+
+def test_session_function_publishes_impressions() -> None:
+    keyed = _Keyed()
+    keyed.key = "u"
+    fn = SessionFunction(EngineConfig())
+    fn.open(keyed)
+    view = Interaction("e1", "view", "u", "s", T0, item_id="i1")
+    shown = Interaction("e2", "impression", "u", "s", T0 + 5, item_ids=("i2", "i1"))
+    list(fn.process_element(_row(view), keyed))
+    out = list(fn.process_element(_row(shown), keyed))
+    (update,) = [Update.from_wire(wire.encode()) for tag, wire in out if tag == UPDATES]
+    assert (update.key, update.version) == ("recs:v1:session:u", T0 + 5)
+    assert update.data["shown"] == [["i2", 1, T0 + 5], ["i1", 1, T0 + 5]]
+    assert update.data["last_ts"] == T0 and len(out) == 1  # no pairs
+    stale = Interaction("e0", "impression", "u", "s", T0 - 40 * 86_400_000, item_ids=("i3",))
+    assert list(fn.process_element(_row(stale), keyed)) == []  # ignored: nothing published
