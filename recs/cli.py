@@ -19,6 +19,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "bench-stream": ("recs.bench_stream", "drive Kafka -> Flink -> Redis at rising rates"),
     "replay": ("stream.reference", "apply a log with the in-process reference runner"),
     "eval": ("recs.evaluation.cli", "prequential evaluation: the engine vs baselines on a log"),
+    "ab": ("recs.abtest.cli", "A/B experiment report: CTR, conversion, lift, p-values"),
 }
 
 
