@@ -29,6 +29,7 @@ demo: install
 	$(BIN)/recs demo
 
 test: install
+	bash infra/ensure-chromium.sh  # the storefront widget's browser test
 	$(BIN)/pytest
 
 test-unit: $(BIN)/.installed

@@ -182,6 +182,18 @@ def _users_with_session_recs(client: redis.Redis) -> tuple[int, int]:
     return len(names), with_recs
 
 
+def _open_browser(url: str) -> None:
+    """Open the storefront where a desktop is available (``DISPLAY`` or ``BROWSER`` set);
+    on a headless machine the URL printed above is the way in."""
+    if not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")
+            or os.environ.get("BROWSER")):
+        return
+    import webbrowser
+
+    with contextlib.suppress(webbrowser.Error):
+        webbrowser.open_new_tab(url)
+
+
 def main(argv: list[str]) -> int:
     from infra.procs import free_port, port_is_free
     from infra.services import Services
@@ -220,6 +232,9 @@ def main(argv: list[str]) -> int:
                                     daemon=True)]
         print(f"recs demo: server at {base}  (try {base}/v1/trending, "
               f"{base}/v1/users/{SHOPPER}/session-recommendations)", flush=True)
+        print(f"recs demo: open the storefront at {base}/storefront  (click products; the "
+              f"'Because you viewed' rail follows)  API docs: {base}/docs", flush=True)
+        _open_browser(f"{base}/storefront")
         for t in threads:
             t.start()
         latencies: list[float] = []

@@ -42,6 +42,12 @@ class Settings:
     # how often a changed neighbour list, item value or trending list is published at most
     # (sessions are published on every change)
     emit_interval_ms: int = 1_000
+    # serving: rules and experiments files ("" = the ones shipped in serving/config), how long
+    # shared lists stay in the server's cache, the time budget of its Redis reads
+    rules_file: str = ""
+    experiments_file: str = ""
+    serve_cache_ttl_ms: int = 1_000
+    serve_budget_ms: int = 100
 
     def to_env(self) -> dict[str, str]:
         """Environment that makes a child process's :meth:`from_env` equal to these settings."""
@@ -62,6 +68,10 @@ class Settings:
             "RECS_PARALLELISM": str(self.parallelism),
             "RECS_CHECKPOINT_INTERVAL_MS": str(self.checkpoint_interval_ms),
             "RECS_EMIT_INTERVAL_MS": str(self.emit_interval_ms),
+            "RECS_RULES_FILE": self.rules_file,
+            "RECS_EXPERIMENTS_FILE": self.experiments_file,
+            "RECS_SERVE_CACHE_TTL_MS": str(self.serve_cache_ttl_ms),
+            "RECS_SERVE_BUDGET_MS": str(self.serve_budget_ms),
         }
 
     @classmethod
@@ -85,6 +95,10 @@ class Settings:
             checkpoint_interval_ms=int(e.get("RECS_CHECKPOINT_INTERVAL_MS",
                                              d.checkpoint_interval_ms)),
             emit_interval_ms=int(e.get("RECS_EMIT_INTERVAL_MS", d.emit_interval_ms)),
+            rules_file=e.get("RECS_RULES_FILE", d.rules_file),
+            experiments_file=e.get("RECS_EXPERIMENTS_FILE", d.experiments_file),
+            serve_cache_ttl_ms=int(e.get("RECS_SERVE_CACHE_TTL_MS", d.serve_cache_ttl_ms)),
+            serve_budget_ms=int(e.get("RECS_SERVE_BUDGET_MS", d.serve_budget_ms)),
         )
 
 

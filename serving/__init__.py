@@ -3,20 +3,30 @@
 Modules, one concept each:
 
 * :mod:`serving.app`: the ASGI application, its lifespan, ``create_app`` and ``recs serve``;
-* :mod:`serving.routes`: the endpoints (thin handlers and their Redis round trips);
-* :mod:`serving.answers`: pure answer building (decayed scores, reasons, freshness, rendering);
-* :mod:`serving.router`: path templates with ``{param}`` segments;
-* :mod:`serving.params`: query and path validation (422s);
-* :mod:`serving.responses`: the response value and the error body;
-* :mod:`serving.cache`: the LRU behind degraded answers.
+* :mod:`serving.routes`: the endpoints and their Redis round trips;
+* :mod:`serving.handlers`: what they share: options, A/B assignment, finishing, impressions,
+  degraded answers;
+* :mod:`serving.pipeline`: pure candidate assembly (lists, context blend, cart), exploration,
+  explanations (the homepage blend itself is :mod:`operators.blend`);
+* :mod:`serving.rules`: re-ranking and business rules (``config/rules.toml``);
+* :mod:`serving.experiments`: A/B experiments and assignment (``config/experiments.toml``);
+* :mod:`serving.fetch`: Redis reads through the in-process cache, inside a time budget;
+* :mod:`serving.ingest`, :mod:`serving.publish`: ``POST /v1/events`` and Kafka publishing;
+* :mod:`serving.metrics`, :mod:`serving.openapi`, :mod:`serving.pages`: ``/metrics``,
+  ``/openapi.json`` and ``/docs``, the storefront and widget;
+* :mod:`serving.router`, :mod:`serving.params`, :mod:`serving.request`,
+  :mod:`serving.responses`, :mod:`serving.answers`, :mod:`serving.cache`: routing, validation,
+  the request and response values, scores and freshness, a small LRU.
 
-Every data endpoint answers::
+Every recommendation endpoint answers::
 
-    {"items": [{"item_id", "score", "source", "reason", "title"?, "category"?, "price"?}, ...],
-     "source": "trending" | "similar" | "bought_together" | "session",
+    {"items": [{"item_id", "score", "source", "reason", "title"?, "category"?, "brand"?,
+                "price"?, "rules"?, "sponsored"?, "explanation"? (explain=true)}, ...],
+     "source": the first item's source,
      "freshness": {"as_of_ms": oldest event time used, "newest_ms": newest, "age_ms": now - as_of},
-     "degraded": false,
-     "fallback"?: "no_session" | "no_candidates" | "no_neighbours" | "redis_unavailable"}
+     "degraded": false, "rec_id": "...", "variant": "experiment/variant" | "default",
+     "fallback"?: "no_session" | "no_candidates" | "no_neighbours" | "redis_unavailable",
+     "exploration"?: {"item_id", "slot", "propensity"}}
 
-and every error ``{"error": {"code", "message", ...}}``.
+and every error ``{"error": {"code", "message", ...}}``. ``docs/api.md`` is the user's guide.
 """

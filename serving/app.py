@@ -17,12 +17,24 @@ import logging
 import os
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
+from pathlib import Path
 from typing import Any, Final
 
 from recs.settings import Settings
+from serving.experiments import load_experiments
+from serving.fetch import Reader
 from serving.params import Query
-from serving.responses import ApiError, Response, error_response, internal_error
-from serving.routes import Handlers, Reader, build_router
+from serving.publish import Publisher
+from serving.request import MAX_BODY_BYTES, Request
+from serving.responses import (
+    PAYLOAD_TOO_LARGE,
+    ApiError,
+    Response,
+    error_response,
+    internal_error,
+)
+from serving.routes import Handlers, build_router
+from serving.rules import load_rules
 
 log = logging.getLogger("serving")
 
@@ -34,6 +46,7 @@ Send = Callable[[Message], Awaitable[None]]
 # fail fast when Redis is gone: data endpoints answer degraded instead of hanging
 REDIS_CONNECT_TIMEOUT_S: Final = 0.25
 REDIS_SOCKET_TIMEOUT_S: Final = 0.5
+BODY_METHODS: Final = frozenset({"POST", "PUT", "PATCH"})
 
 
 def wall_clock_ms() -> int:
@@ -51,33 +64,50 @@ class App:
     """Bare ASGI 3 application: routes HTTP requests, runs the lifespan."""
 
     def __init__(self, settings: Settings, reader: Reader | None,
-                 now_ms: Callable[[], int]) -> None:
+                 now_ms: Callable[[], int], publisher: Publisher | None) -> None:
         self.settings = settings
-        self.handlers = Handlers(reader, now_ms)
+        rules = load_rules(Path(settings.rules_file) if settings.rules_file else None)
+        experiments = load_experiments(
+            Path(settings.experiments_file) if settings.experiments_file else None, rules)
+        self.handlers = Handlers(reader, now_ms, experiments=experiments, publisher=publisher,
+                                 cache_ttl_ms=settings.serve_cache_ttl_ms,
+                                 budget_s=settings.serve_budget_ms / 1000)
         self._router = build_router(self.handlers)
+        self._owns_publisher = False
         self._owns_reader = False  # True once the lifespan opened the reader itself
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
         if kind == "http":
-            await self._http(scope, send)
+            await self._http(scope, receive, send)
         elif kind == "lifespan":
             await self._lifespan(receive, send)
         else:  # websockets: not served
             raise ValueError(f"serving.app: unsupported ASGI scope type {kind!r}")
 
-    async def _http(self, scope: Scope, send: Send) -> None:
+    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         raw_path = scope.get("raw_path")
         path = raw_path.decode("latin-1") if raw_path else scope["path"]
+        start = time.perf_counter()
+        endpoint = "unmatched"
         try:
             handler, params = self._router.match(scope["method"], path)
-            response = await handler(params, Query.parse(scope.get("query_string", b"")))
+            endpoint = getattr(handler, "__name__", "other")
+            headers = {k.decode("latin-1").lower(): v.decode("latin-1")
+                       for k, v in scope.get("headers", ())}
+            body = await _read_body(receive) if scope["method"] in BODY_METHODS else b""
+            response = await handler(Request(scope["method"], path, params,
+                                             Query.parse(scope.get("query_string", b"")),
+                                             headers, body))
         except ApiError as err:
             response = error_response(err)
         except Exception:
             log.exception("serving: unhandled error method=%s path=%s query=%r",
                           scope.get("method"), path, scope.get("query_string", b""))
             response = internal_error()
+        metrics = self.handlers.metrics
+        metrics.latency.labels(endpoint).observe(time.perf_counter() - start)
+        metrics.requests.labels(endpoint, str(response.status)).inc()
         await _send(send, response)
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
@@ -100,6 +130,10 @@ class App:
         if self.handlers.reader is None:
             self.handlers.reader = open_reader(self.settings.redis_url)
             self._owns_reader = True
+        if self.handlers.publisher is None and self.settings.kafka_bootstrap:
+            self.handlers.publisher = Publisher(self.settings.kafka_bootstrap,
+                                                self.settings.topics.interactions)
+            self._owns_publisher = True
         log.info("serving: started redis_url=%s", _redact(self.settings.redis_url))
 
     async def shutdown(self) -> None:
@@ -108,6 +142,31 @@ class App:
             self.handlers.reader = None
             self._owns_reader = False
             await reader.close()
+        publisher = self.handlers.publisher
+        if self._owns_publisher and publisher is not None:
+            self.handlers.publisher = None
+            self._owns_publisher = False
+            await publisher.close()
+
+
+async def _read_body(receive: Receive) -> bytes:
+    """The whole request body; a 413 once it passes :data:`MAX_BODY_BYTES`."""
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            break
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            raise ApiError(413, PAYLOAD_TOO_LARGE,
+                           f"request body must be at most {MAX_BODY_BYTES} bytes, got more",
+                           limit_bytes=MAX_BODY_BYTES)
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            break
+    return b"".join(chunks)
 
 
 async def _send(send: Send, response: Response) -> None:
@@ -124,8 +183,11 @@ def _redact(url: str) -> str:
 
 
 def create_app(settings: Settings, reader: Reader | None = None, *,
-               now_ms: Callable[[], int] = wall_clock_ms) -> App:
-    return App(settings, reader, now_ms)
+               now_ms: Callable[[], int] = wall_clock_ms,
+               publisher: Publisher | None = None) -> App:
+    """The app; ``reader`` and ``publisher`` passed in belong to the caller, else the lifespan
+    opens them from ``settings`` (Redis at start-up, Kafka lazily on first use)."""
+    return App(settings, reader, now_ms, publisher)
 
 
 def app_from_env() -> App:

@@ -24,6 +24,10 @@ DEFAULT_K: Final = 10
 MAX_K: Final = 100
 MAX_ID_LEN: Final = 256
 MAX_EXCLUDE: Final = 500
+CONTEXT_KEYS: Final = ("device", "country", "page")
+MAX_CONTEXT_VALUE: Final = 64
+TRUE_WORDS: Final = ("1", "true", "yes")
+FALSE_WORDS: Final = ("", "0", "false", "no")
 
 
 def invalid(name: str, value: str, rule: str) -> ApiError:
@@ -75,6 +79,39 @@ class Query:
         for item_id in ids:
             entity_id("exclude", item_id)
         return frozenset(ids)
+
+
+    def context(self) -> dict[str, str]:
+        """``context=device:mobile,country:DE,page:home``: the request's context."""
+        raw = self._values.get("context")
+        if not raw:
+            return {}
+        out: dict[str, str] = {}
+        rule = (f"comma-separated key:value pairs with keys in {list(CONTEXT_KEYS)} and values "
+                f"of 1..{MAX_CONTEXT_VALUE} characters")
+        for part in raw.split(","):
+            key, sep, value = part.strip().partition(":")
+            value = value.strip()
+            if not sep or key not in CONTEXT_KEYS or not value or \
+                    len(value) > MAX_CONTEXT_VALUE or not value.isprintable():
+                raise invalid("context", raw, rule)
+            out[key] = value
+        return out
+
+    def flag(self, name: str) -> bool:
+        raw = self._values.get(name)
+        if raw is None:
+            return False
+        low = raw.lower()
+        if low in TRUE_WORDS:
+            return True
+        if low in FALSE_WORDS:
+            return False
+        raise invalid(name, raw, f"one of {list(TRUE_WORDS + FALSE_WORDS[1:])}")
+
+    def user_id(self) -> str | None:
+        raw = self._values.get("user_id")
+        return None if raw is None else entity_id("user_id", raw)
 
 
 def entity_id(name: str, value: str) -> str:

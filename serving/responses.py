@@ -25,6 +25,7 @@ NOT_FOUND: Final = "not_found"
 METHOD_NOT_ALLOWED: Final = "method_not_allowed"
 INVALID_PARAMETER: Final = "invalid_parameter"
 INTERNAL: Final = "internal"
+PAYLOAD_TOO_LARGE: Final = "payload_too_large"
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,11 +33,12 @@ class Response:
     status: int
     body: bytes
     headers: tuple[tuple[bytes, bytes], ...] = ()
+    content_type: bytes = JSON_CONTENT_TYPE
 
     def raw_headers(self) -> list[tuple[bytes, bytes]]:
         """Headers in ASGI form: content type and length first, then the extra ones."""
         return [
-            (b"content-type", JSON_CONTENT_TYPE),
+            (b"content-type", self.content_type),
             (b"content-length", str(len(self.body)).encode()),
             *self.headers,
         ]

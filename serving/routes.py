@@ -1,251 +1,382 @@
-"""The endpoints: thin handlers that fetch from Redis in as few round trips as possible and hand
-the envelopes to the pure functions of :mod:`serving.answers`.
+"""The endpoints: each fetches what it needs from Redis in as few round trips as it can, builds
+a :class:`~serving.handlers.Draft` with the pure functions of :mod:`serving.pipeline` and
+:mod:`operators.blend`, and lets :meth:`~serving.handlers.Core.finish` apply the rules, explain
+and log the impression.
 
-Round trips per request (all MGET, so each is one network exchange):
+Round trips (MGET each; shared lists and metadata come from the in-process cache when younger
+than its bound, so most requests need only the first):
 
-* trending: the list; then the metadata of the items shown.
-* similar / bought together: the list and the item's own metadata together; then the metadata of
-  the items shown.
-* session recommendations: the session; then the neighbour lists *and* the metadata of its recent
-  items together; then the metadata of the items shown.
-
-When Redis cannot be reached a data endpoint still answers at once (``"degraded": true``) from the
-last trending lists this process fetched (:class:`serving.cache.Lru`).
+* homepage: the session; then the neighbour lists, metadata of the recent items and the trending
+  lists (global, the request's context, the asked category); then the category list of the last
+  item; then the metadata of the candidates.
+* session ("because you viewed"): the session; then the similar-items lists; then metadata.
+* similar / bought together: the list and the item; then metadata.
+* cart: the lists of the cart items and their metadata; then metadata.
 """
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any, Final, Protocol
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, Final
 
 import redis.exceptions
 
-from operators.candidates import DEFAULT_RECENT, recent_items
-from serving import answers as A
-from serving.cache import Lru
-from serving.params import Query, entity_id
+from operators.blend import (
+    BOUGHT_TOGETHER,
+    TRENDING,
+    TRENDING_CATEGORY,
+    BlendParams,
+    Fill,
+    blend,
+)
+from operators.candidates import recent_items
+from operators.trending import daypart
+from serving import ingest
+from serving import pipeline as P
+from serving.answers import session_seen
+from serving.handlers import (
+    FALLBACK_NO_CANDIDATES,
+    FALLBACK_NO_NEIGHBOURS,
+    FALLBACK_NO_SESSION,
+    UNAVAILABLE,
+    Core,
+    Draft,
+    Options,
+    new_rec_id,
+    ok,
+)
+from serving.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
+from serving.openapi import docs_page, openapi_document
+from serving.pages import add_page_routes
+from serving.params import MAX_EXCLUDE, entity_id, invalid
+from serving.publish import PublishUnavailable
+from serving.request import Request
 from serving.responses import NOT_FOUND, ApiError, Response, json_response
 from serving.router import Router
-from state.keys import bought_key, item_key, session_key, similar_key, trending_key
-from state.records import Envelope
+from state.keys import (
+    bought_key,
+    item_key,
+    session_key,
+    similar_key,
+    trending_context_key,
+    trending_context_scope,
+    trending_key,
+)
 
-log = logging.getLogger("serving")
-
-# errors that mean "Redis is not reachable now", as opposed to a bug or bad data
-UNAVAILABLE: Final = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError)
-TRENDING_CACHE_SIZE: Final = 64
-DELETED_SLACK: Final = 10  # extra candidates fetched so that deleted items can be dropped
-
-
-class Reader(Protocol):
-    """What the server needs from Redis (:class:`state.redis_store.AsyncReader` is one)."""
-
-    async def get_many(self, keys: Sequence[str]) -> list[Envelope | None]: ...
-
-    async def freshness(self) -> dict[str, int]: ...
-
-    async def ping(self) -> bool: ...
-
-    async def close(self) -> None: ...
-
-
-Handler = Callable[[Mapping[str, str], Query], Awaitable[Response]]
+Handler = Callable[[Request], Awaitable[Response]]
 Meta = dict[str, Mapping[str, Any] | None]
+SESSION_PARAMS: Final = BlendParams(recent=5, recency_decay=0.7, bought_weight=0.0)
+MAX_CART: Final = 100
+CONTEXT_SCOPES: Final = ("country", "device")
 
 
-class RedisUnavailable(ConnectionError):
-    """No reader is open (the lifespan has not started it)."""
-
-
-@dataclass(frozen=True, slots=True)
-class _CachedTrending:
-    category: str | None
-    payload: Mapping[str, Any]
-    as_of: int
-    meta: Meta
-
-
-class Handlers:
-    def __init__(self, reader: Reader | None, now_ms: Callable[[], int]) -> None:
-        self.reader = reader
-        self._now_ms = now_ms
-        self._trending_cache: Lru[str | None, _CachedTrending] = Lru(TRENDING_CACHE_SIZE)
-        self._redis_ok = True
-
-    # ---- probes -------------------------------------------------------------------------
-    async def healthz(self, params: Mapping[str, str], query: Query) -> Response:
+class Handlers(Core):
+    # ---- probes and documents -----------------------------------------------------------
+    async def healthz(self, req: Request) -> Response:
         return json_response({"status": "ok"})
 
-    async def readyz(self, params: Mapping[str, str], query: Query) -> Response:
+    async def readyz(self, req: Request) -> Response:
         try:
-            reader = self._reader()
+            reader = self.fetch.open_reader()
             await reader.ping()
             stamps = await reader.freshness()
-        except (redis.exceptions.RedisError, OSError, ValueError) as exc:
+        except (*UNAVAILABLE, redis.exceptions.RedisError, ValueError) as exc:
             return json_response({"status": "unavailable", "reason": f"redis: {exc}"}, 503)
-        now = self._now_ms()
+        now = self.now_ms()
         return json_response({
             "status": "ready",
             "freshness": {w: {"as_of_ms": t, "age_ms": now - t} for w, t in sorted(stamps.items())},
         })
 
-    # ---- data endpoints -----------------------------------------------------------------
-    async def trending(self, params: Mapping[str, str], query: Query) -> Response:
-        k, category = query.k(), query.category()
-        now = self._now_ms()
+    async def metrics_text(self, req: Request) -> Response:
+        return Response(200, self.metrics.render(), content_type=METRICS_CONTENT_TYPE)
+
+    async def openapi(self, req: Request) -> Response:
+        return json_response(openapi_document())
+
+    async def docs(self, req: Request) -> Response:
+        return Response(200, docs_page(), content_type=b"text/html; charset=utf-8")
+
+    # ---- the recommendation endpoints -----------------------------------------------------
+    async def _answer(self, endpoint: str, placement: str, req: Request, opts: Options,
+                      build: Callable[[Options, int], Awaitable[Draft]],
+                      degraded_exclude: frozenset[str] = frozenset()) -> Response:
+        now = self.now_ms()
+        rec_id = new_rec_id()
+        variant = self.assign(placement, opts, rec_id)
         try:
-            doc = await self._trending(now, category, k, frozenset(), fallback=None,
-                                       global_if_missing=False)
+            draft = await build(opts, now)
+            if variant.strategy == TRENDING and placement == "homepage":
+                draft = await self._trending_draft(opts, now, placement, exclude=opts.exclude)
+            doc = await self.finish(draft, opts, variant, rec_id, now)
         except UNAVAILABLE as exc:
-            return self._degraded(exc, now, category, k, frozenset(), fallback=None)
-        return json_response(doc)
+            doc = await self.degraded(exc, placement, opts, variant, rec_id, now,
+                                      exclude=degraded_exclude)
+        return ok(doc)
 
-    async def similar(self, params: Mapping[str, str], query: Query) -> Response:
-        return await self._neighbours(params, query, similar_key, A.SIMILAR, "often viewed with")
+    async def trending(self, req: Request) -> Response:
+        opts = Options.of(req)
 
-    async def bought_together(self, params: Mapping[str, str], query: Query) -> Response:
-        return await self._neighbours(params, query, bought_key, A.BOUGHT_TOGETHER,
-                                      "often bought with")
+        async def build(o: Options, now: int) -> Draft:
+            return await self._trending_draft(o, now, "trending", global_if_missing=False)
 
-    async def session_recommendations(self, params: Mapping[str, str],
-                                      query: Query) -> Response:
-        user = entity_id("user_id", params["user_id"])
-        k, exclude = query.k(), query.exclude()
-        now = self._now_ms()
-        try:
-            doc = await self._session(now, user, k, exclude)
-        except UNAVAILABLE as exc:
-            return self._degraded(exc, now, None, k, exclude,
-                                  fallback=A.FALLBACK_REDIS_UNAVAILABLE)
-        return json_response(doc)
+        return await self._answer("trending", "trending", req, opts, build)
 
-    # ---- steps --------------------------------------------------------------------------
-    async def _session(self, now: int, user: str, k: int,
-                       exclude: frozenset[str]) -> dict[str, Any]:
-        (env,) = await self._get([session_key(user)])
-        session = env.data if env is not None else None
-        if env is None or not session or not session.get("events"):
-            seen = A.session_seen(session) if session else frozenset()
-            return await self._trending(now, None, k, exclude | seen,
-                                        fallback=A.FALLBACK_NO_SESSION)
-        recent = recent_items(session, DEFAULT_RECENT)
-        found = await self._get([similar_key(i) for i in recent] + [item_key(i) for i in recent])
-        lists, metas = found[:len(recent)], found[len(recent):]
-        neighbours = {i: e.data.get("items", ()) for i, e in zip(recent, lists, strict=True)
-                      if e is not None}
-        titles = {i: A.title_of(i, m.data if m is not None else None)
-                  for i, m in zip(recent, metas, strict=True)}
-        recs = A.session_recs(session, neighbours, titles, limit=k + DELETED_SLACK,
-                              recent=DEFAULT_RECENT, exclude=exclude)
-        if not recs:
-            return await self._trending(now, None, k, exclude | A.session_seen(session),
-                                        fallback=A.FALLBACK_NO_CANDIDATES,
-                                        extra_times=(env.as_of,))
-        times = (env.as_of, *(e.as_of for e in lists if e is not None))
-        doc, _ = await self._finish(now, A.Answer(tuple(recs), A.SESSION, times), k)
-        return doc
+    async def similar(self, req: Request) -> Response:
+        return await self._neighbours(req, "similar", similar_key, P.SIMILAR)
 
-    async def _neighbours(self, params: Mapping[str, str], query: Query,
-                          key_of: Callable[[str], str], source: str, verb: str) -> Response:
-        item = entity_id("item_id", params["item_id"])
-        k, exclude = query.k(), query.exclude()
-        now = self._now_ms()
-        try:
-            lst, meta_env = await self._get([key_of(item), item_key(item)])
+    async def bought_together(self, req: Request) -> Response:
+        return await self._neighbours(req, "bought_together", bought_key, BOUGHT_TOGETHER)
+
+    async def _neighbours(self, req: Request, placement: str, key_of: Callable[[str], str],
+                          source: str) -> Response:
+        item = entity_id("item_id", req.params["item_id"])
+        opts = Options.of(req)
+
+        async def build(o: Options, now: int) -> Draft:
+            lst, meta_env = await self.get([key_of(item), item_key(item)])
             meta = meta_env.data if meta_env is not None else None
-            if (lst is None and meta is None) or A.is_deleted(meta):
+            if (lst is None and meta is None) or (meta and meta.get("deleted")):
                 raise ApiError(404, NOT_FOUND, f"unknown item {item!r}", item_id=item)
-            excluded = exclude | {item}
-            recs = [] if lst is None else A.ranked_list(
-                lst.data, source=source, reason=f"{verb} {A.title_of(item, meta)}",
-                now_ms=now, limit=k + DELETED_SLACK, exclude=excluded)
-            if recs and lst is not None:
-                doc, _ = await self._finish(now, A.Answer(tuple(recs), source, (lst.as_of,)), k)
-            else:
-                category = meta.get("category") if meta else None
-                doc = await self._trending(now, str(category) if category else None, k,
-                                           excluded, fallback=A.FALLBACK_NO_NEIGHBOURS)
-        except UNAVAILABLE as exc:
-            return self._degraded(exc, now, None, k, exclude | {item},
-                                  fallback=A.FALLBACK_REDIS_UNAVAILABLE)
-        return json_response(doc)
+            excluded = o.exclude | {item}
+            cands = [] if lst is None else P.from_list(lst.data, source, item, now, o.pool,
+                                                       excluded)
+            if cands and lst is not None:
+                return Draft(placement, cands, [lst.as_of], because=[item],
+                             meta={item: meta})
+            category = meta.get("category") if meta else None
+            fb = Options(o.k, excluded, str(category) if category else None, o.context,
+                         o.explain, o.user)
+            draft = await self._trending_draft(fb, now, placement, exclude=excluded)
+            draft.fallback = FALLBACK_NO_NEIGHBOURS
+            return draft
 
-    async def _trending(self, now: int, category: str | None, k: int, exclude: frozenset[str],
-                        *,
-                        fallback: str | None, global_if_missing: bool = True,
-                        extra_times: tuple[int, ...] = ()) -> dict[str, Any]:
-        """Trending in ``category`` (or global); a missing category list falls back to the
-        global one when ``global_if_missing`` (both are read in the same round trip)."""
-        keys = [trending_key(category)]
-        if category is not None and global_if_missing:
-            keys.append(trending_key(None))
-        envs = await self._get(keys)
-        scope, env = category, envs[0]
-        if env is None and len(envs) > 1:
-            scope, env = None, envs[1]
+        return await self._answer(placement, placement, req, opts, build,
+                                  degraded_exclude=frozenset({item}))
+
+    async def session_recommendations(self, req: Request) -> Response:
+        user = entity_id("user_id", req.params["user_id"])
+        opts = Options.of(req, user)
+
+        async def build(o: Options, now: int) -> Draft:
+            (env,) = await self.get([session_key(user)], cache=False)
+            session = env.data if env is not None else None
+            if not session or not session.get("events"):
+                seen = session_seen(session)
+                draft = await self._trending_draft(o, now, "session", exclude=o.exclude | seen)
+                draft.fallback, draft.session = FALLBACK_NO_SESSION, session
+                return draft
+            recent = recent_items(session, SESSION_PARAMS.recent)
+            found = await self.get([similar_key(i) for i in recent])
+            lists = {i: e.data.get("items", ()) for i, e in zip(recent, found, strict=True)
+                     if e is not None}
+            cands = blend(session, lists, {}, (), SESSION_PARAMS, k=o.pool, exclude=o.exclude)
+            if not cands:
+                draft = await self._trending_draft(o, now, "session",
+                                                   exclude=o.exclude | session_seen(session))
+                draft.fallback, draft.session = FALLBACK_NO_CANDIDATES, session
+                draft.times.append(env.as_of)
+                return draft
+            times = [env.as_of, *(e.as_of for e in found if e is not None)]
+            return Draft("session", cands, times, session=session, because=recent)
+
+        return await self._answer("session", "session", req, opts, build)
+
+    async def homepage(self, req: Request) -> Response:
+        user = entity_id("user_id", req.params["user_id"])
+        opts = Options.of(req, user)
+
+        async def build(o: Options, now: int) -> Draft:
+            return await self._homepage_draft(o, now, user)
+
+        return await self._answer("homepage", "homepage", req, opts, build)
+
+    async def _homepage_draft(self, o: Options, now: int, user: str) -> Draft:
+        (env,) = await self.get([session_key(user)], cache=False)
+        session = env.data if env is not None else None
+        params = self.experiments.assign("homepage", user).rules.blend
+        recent = recent_items(session, params.recent) if session else []
+        ctx_keys = self._context_keys(o, now)
+        shared = [trending_key(None), *(k for _, k in ctx_keys)]
+        if o.category is not None:
+            shared.append(trending_key(o.category))
+        keys = [*(similar_key(i) for i in recent), *(bought_key(i) for i in recent),
+                *(item_key(i) for i in recent), *shared]
+        found = await self.get(keys)
+        n = len(recent)
+        similar = {i: e.data.get("items", ()) for i, e in zip(recent, found[:n], strict=True)
+                   if e is not None}
+        bought = {i: e.data.get("items", ()) for i, e in zip(recent, found[n:2 * n], strict=True)
+                  if e is not None}
+        metas: Meta = {i: (e.data if e is not None else None)
+                       for i, e in zip(recent, found[2 * n:3 * n], strict=True)}
+        trending_envs = found[3 * n:]
+        global_env, ctx_envs = trending_envs[0], trending_envs[1:1 + len(ctx_keys)]
+        fills: list[Fill] = []
+        if o.category is not None and trending_envs[-1] is not None:
+            fills.append(Fill(TRENDING_CATEGORY, o.category, trending_envs[-1].data["items"]))
+        last_cat = _category(metas.get(recent[0])) if recent else None
+        times = [e.as_of for e in found if e is not None]
+        if last_cat is not None and last_cat != o.category:
+            (cat_env,) = await self.get([trending_key(last_cat)])
+            if cat_env is not None:
+                fills.append(Fill(TRENDING_CATEGORY, last_cat, cat_env.data["items"]))
+        global_items = global_env.data["items"] if global_env is not None else []
+        ctx_lists = [(scope, e.data["items"]) for (scope, _), e in zip(ctx_keys, ctx_envs,
+                                                                       strict=True)
+                     if e is not None]
+        fills.append(P.context_fill(ctx_lists, global_items) if ctx_lists else
+                     Fill(TRENDING, "global", global_items))
+        cands = blend(session, similar, bought, fills, params, k=o.pool, exclude=o.exclude)
+        fallback = None if recent else FALLBACK_NO_SESSION
+        return Draft("homepage", cands, times, fallback=fallback, session=session,
+                     because=recent, meta=dict(metas))
+
+    def _context_keys(self, o: Options, now: int) -> list[tuple[str, str]]:
+        """``(scope, key)`` of the context trending lists for this request: its country and
+        device when given, and the current daypart."""
+        pairs = [(dim, o.context[dim]) for dim in CONTEXT_SCOPES if dim in o.context]
+        pairs.append(("daypart", daypart(now)))
+        return [(trending_context_scope(dim, value), trending_context_key(dim, value))
+                for dim, value in pairs]
+
+    async def cart(self, req: Request) -> Response:
+        body = _json_object(req.body)
+        cart = _id_list(body, "items")
+        user = body.get("user_id")
+        if user is not None:
+            user = entity_id("user_id", user) if isinstance(user, str) else \
+                _bad("user_id", user, "a string")
+        base = Options.of(req, user)
+        extra = _id_list(body, "exclude", required=False)
+        opts = Options(base.k, base.exclude | frozenset(extra), base.category, base.context,
+                       base.explain, base.user)
+
+        async def build(o: Options, now: int) -> Draft:
+            n = len(cart)
+            found = await self.get([*(bought_key(i) for i in cart),
+                                    *(similar_key(i) for i in cart),
+                                    *(item_key(i) for i in cart)])
+            bought = {i: e.data.get("items", ()) for i, e in zip(cart, found[:n], strict=True)
+                      if e is not None}
+            similar = {i: e.data.get("items", ()) for i, e in zip(cart, found[n:2 * n],
+                                                                  strict=True) if e is not None}
+            metas: Meta = {i: (e.data if e is not None else None)
+                           for i, e in zip(cart, found[2 * n:], strict=True)}
+            cands = P.cart_candidates(cart, bought, similar, pool=o.pool, exclude=o.exclude)
+            times = [e.as_of for e in found[:2 * n] if e is not None]
+            if cands:
+                return Draft("cart", cands, times, because=cart, meta=dict(metas))
+            cats = [c for c in (_category(metas.get(i)) for i in cart) if c is not None]
+            fb = Options(o.k, o.exclude | set(cart), cats[0] if cats else None, o.context,
+                         o.explain, o.user)
+            draft = await self._trending_draft(fb, now, "cart", exclude=fb.exclude)
+            draft.fallback = FALLBACK_NO_NEIGHBOURS
+            return draft
+
+        return await self._answer("cart", "cart", req, opts, build,
+                                  degraded_exclude=frozenset(cart))
+
+    async def _trending_draft(self, o: Options, now: int, placement: str, *,
+                              exclude: frozenset[str] | None = None,
+                              global_if_missing: bool = True) -> Draft:
+        """Trending in the asked category (falling back to global when ``global_if_missing``);
+        with a context and no category, the blend of :func:`serving.pipeline.context_fill`."""
+        excluded = o.exclude if exclude is None else exclude
+        if o.category is not None:
+            keys = [trending_key(o.category)] + ([trending_key(None)] if global_if_missing else [])
+            envs = await self.get(keys)
+            for scope, env in zip([o.category, None], envs, strict=False):
+                if env is not None:
+                    because = scope if scope is not None else "global"
+                    return Draft(placement, P.from_list(env.data, TRENDING, because, now,
+                                                        o.pool, excluded), [env.as_of])
+            return Draft(placement, [])
+        if o.context:
+            ctx_keys = self._context_keys(o, now)
+            envs = await self.get([trending_key(None), *(k for _, k in ctx_keys)])
+            lists = [(scope, e.data["items"]) for (scope, _), e in zip(ctx_keys, envs[1:],
+                                                                       strict=True)
+                     if e is not None]
+            if lists:
+                fill = P.context_fill(lists, envs[0].data["items"] if envs[0] else [])
+                cands = blend(None, {}, {}, [fill], BlendParams(), k=o.pool, exclude=excluded)
+                return Draft(placement, cands, [e.as_of for e in envs if e is not None])
+        (env,) = await self.get([trending_key(None)])
         if env is None:
-            return A.render(A.Answer((), A.TRENDING, extra_times, fallback), {}, now)
-        recs = A.ranked_list(env.data, source=A.TRENDING, reason=A.trending_reason(scope),
-                             now_ms=now, limit=k + DELETED_SLACK, exclude=exclude)
-        doc, meta = await self._finish(
-            now, A.Answer(tuple(recs), A.TRENDING, (env.as_of, *extra_times), fallback), k)
-        self._trending_cache.put(scope, _CachedTrending(scope, env.data, env.as_of, meta))
-        return doc
+            return Draft(placement, [])
+        return Draft(placement, P.from_list(env.data, TRENDING, "global", now, o.pool, excluded),
+                     [env.as_of])
 
-    async def _finish(self, now: int, answer: A.Answer, k: int) -> tuple[dict[str, Any], Meta]:
-        """Enrich with metadata (one MGET), drop deleted items, keep ``k``, render."""
-        live, meta = await self._enrich(answer.recs, k)
-        kept = A.Answer(tuple(live), answer.source, answer.event_times, answer.fallback)
-        return A.render(kept, meta, now), meta
+    # ---- ingestion ------------------------------------------------------------------------
+    async def events(self, req: Request) -> Response:
+        events, errors = ingest.validate(req.body)
+        if errors:
+            self.metrics.rejected.inc(max(1, len({e["index"] for e in errors})))
+            return json_response({"error": {
+                "code": "invalid_events",
+                "message": f"{len(errors)} invalid field(s); nothing was published",
+                "errors": errors}}, 422)
+        if self.publisher is None:
+            return json_response({"error": {"code": "unavailable",
+                                            "message": "no Kafka configured"}}, 503)
+        try:
+            await self.publisher.publish([ingest.record(e) for e in events], wait=True)
+        except PublishUnavailable as exc:
+            return json_response({"error": {"code": "unavailable", "message": str(exc)}}, 503,
+                                 ((b"retry-after", b"1"),))
+        self.metrics.events.inc(len(events))
+        return json_response({"accepted": len(events)}, 202)
 
-    async def _enrich(self, recs: Sequence[A.Rec], k: int) -> tuple[list[A.Rec], Meta]:
-        """One MGET of the candidates' metadata; deleted items dropped, the first ``k`` kept."""
-        if not recs:
-            return [], {}
-        envs = await self._get([item_key(r.item_id) for r in recs])
-        meta: Meta = {r.item_id: (e.data if e is not None else None)
-                      for r, e in zip(recs, envs, strict=True)}
-        return A.keep_live(recs, meta, k), meta
 
-    def _degraded(self, exc: BaseException, now: int, category: str | None, k: int,
-                  exclude: frozenset[str], *, fallback: str | None) -> Response:
-        if self._redis_ok:
-            log.warning("serving: redis unavailable, answering degraded error=%r", exc)
-            self._redis_ok = False
-        cached = self._trending_cache.get(category)
-        if cached is None and category is not None:
-            cached = self._trending_cache.get(None)
-        if cached is None:
-            return json_response(A.render(A.Answer((), A.TRENDING, (), fallback, degraded=True),
-                                          {}, now))
-        recs = A.ranked_list(cached.payload, source=A.TRENDING,
-                             reason=A.trending_reason(cached.category), now_ms=now,
-                             limit=k + DELETED_SLACK, exclude=exclude)
-        live = A.keep_live(recs, cached.meta, k)
-        answer = A.Answer(tuple(live), A.TRENDING, (cached.as_of,), fallback, degraded=True)
-        return json_response(A.render(answer, cached.meta, now))
+def _category(meta: Mapping[str, Any] | None) -> str | None:
+    cat = meta.get("category") if meta else None
+    return cat if isinstance(cat, str) and cat else None
 
-    async def _get(self, keys: Sequence[str]) -> list[Envelope | None]:
-        found = await self._reader().get_many(keys)
-        if not self._redis_ok:
-            log.info("serving: redis reachable again")
-            self._redis_ok = True
-        return found
 
-    def _reader(self) -> Reader:
-        if self.reader is None:
-            raise RedisUnavailable("serving: no Redis reader open (lifespan not started)")
-        return self.reader
+def _json_object(body: bytes) -> dict[str, Any]:
+    import orjson
+
+    try:
+        doc = orjson.loads(body) if body else None
+    except orjson.JSONDecodeError as exc:
+        raise ApiError(422, "invalid_body", f"body must be a JSON object ({exc})",
+                       field="<body>") from None
+    if not isinstance(doc, dict):
+        raise ApiError(422, "invalid_body", "body must be a JSON object", field="<body>",
+                       value=str(doc)[:80])
+    return doc
+
+
+def _bad(name: str, value: Any, rule: str) -> Any:
+    raise invalid(name, str(value), rule)
+
+
+def _id_list(body: Mapping[str, Any], name: str, *, required: bool = True) -> list[str]:
+    raw = body.get(name)
+    if raw is None and not required:
+        return []
+    limit = MAX_CART if name == "items" else MAX_EXCLUDE
+    if not isinstance(raw, list) or not (1 if required else 0) <= len(raw) <= limit or \
+            not all(isinstance(i, str) for i in raw):
+        raise invalid(name, str(raw), f"a list of 1..{limit} item ids")
+    return [entity_id(name, i) for i in dict.fromkeys(raw)]
 
 
 def build_router(h: Handlers) -> Router[Handler]:
     router: Router[Handler] = Router()
     router.add("GET", "/healthz", h.healthz)
     router.add("GET", "/readyz", h.readyz)
+    router.add("GET", "/metrics", h.metrics_text)
+    router.add("GET", "/openapi.json", h.openapi)
+    router.add("GET", "/docs", h.docs)
     router.add("GET", "/v1/trending", h.trending)
     router.add("GET", "/v1/items/{item_id}/similar", h.similar)
     router.add("GET", "/v1/items/{item_id}/bought-together", h.bought_together)
     router.add("GET", "/v1/users/{user_id}/session-recommendations", h.session_recommendations)
+    router.add("GET", "/v1/users/{user_id}/recommendations", h.homepage)
+    router.add("POST", "/v1/cart/recommendations", h.cart)
+    router.add("POST", "/v1/events", h.events)
+    add_page_routes(router)
     return router
+

@@ -19,12 +19,12 @@ Exclusions (the streaming protocol's known items) apply to every source.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from operators import neighbours, session, trending
+from operators.blend import TRENDING, TRENDING_CATEGORY, BlendParams, Fill, blend
 from operators.candidates import recent_items, session_candidates
 from operators.config import INTEREST_TYPES, EngineConfig
 from recs.evaluation.api import Learner, Method, Query
@@ -47,7 +47,6 @@ class Blend:
     remind_weight: float = 0.0    # else: score of the r-th most recent item is w * decay ** r
     remind_decay: float = 0.5
     bought_weight: float = 0.5    # weight of bought-together candidates (same scoring)
-    trending_weight: float = 0.0  # weight of global trending, as a share of the top item's score
     category_fill: bool = True    # fill from the last item's category trending first
     pool: int = 200               # candidates scored before cutting to k
 
@@ -232,51 +231,22 @@ class FullBlend(_EngineMethod):
     def recommend(self, query: Query, k: int) -> list[str]:
         b, eng = self.blend, self._learner
         sess = eng.session(query.user_id)
-        exclude = query.exclude
-        scores: dict[str, float] = {}
-        history: list[str] = []
-        if sess is not None:
-            history = recent_items(sess, b.recent)
-            sources = [(keys.KIND_SIMILAR, 1.0), (keys.KIND_BOUGHT, b.bought_weight)]
-            for relation, weight in sources:
-                if weight <= 0:
-                    continue
-                lists = eng.neighbour_lists(relation, history)
-                for c in session_candidates(sess, lists, k=b.pool, recent=b.recent,
-                                            recency_decay=b.recency_decay, exclude=exclude,
-                                            allow_repeats=b.allow_repeats):
-                    scores[c.item_id] = scores.get(c.item_id, 0.0) + weight * c.score
-            if b.allow_repeats:
-                weights = (eng.remind_scores(len(history)) if b.calibrated_remind else
+        history = recent_items(sess, b.recent) if sess is not None else []
+        remind: tuple[float, ...] = ()
+        if b.allow_repeats:
+            remind = tuple(eng.remind_scores(len(history)) if b.calibrated_remind else
                            [b.remind_weight * b.remind_decay**r for r in range(len(history))])
-                for item, weight in zip(history, weights, strict=False):
-                    if item not in exclude and weight > 0:
-                        scores[item] = scores.get(item, 0.0) + weight
-        if b.trending_weight > 0:
-            lst = eng.trending_list()
-            top = float(lst[0][1]) if lst else 0.0
-            for item_id, log_score in lst:
-                if item_id not in exclude:
-                    share = math.exp(float(log_score) - top)
-                    scores[item_id] = scores.get(item_id, 0.0) + b.trending_weight * share
-        ranked = sorted(scores, key=lambda i: (-scores[i], i))[:k]
-        if len(ranked) < k:
-            banned = set(exclude) | set(ranked)
-            if not b.allow_repeats:
-                banned |= set(history)
-            if sess is not None:
-                banned |= set(sess.get("purchased", ()))
-            last = self._last(sess)
-            cat = eng.category(last) if (b.category_fill and last is not None) else None
-            fills = [eng.trending_list(cat)] if cat is not None else []
-            fills.append(eng.trending_list())
-            for lst in fills:
-                more = _take(lst, k - len(ranked), banned)
-                ranked += more
-                banned.update(more)
-                if len(ranked) >= k:
-                    break
-        return ranked
+        params = BlendParams(recent=b.recent, recency_decay=b.recency_decay,
+                             bought_weight=b.bought_weight, remind=remind,
+                             allow_repeats=b.allow_repeats, pool=b.pool)
+        last = self._last(sess)
+        cat = eng.category(last) if (b.category_fill and last is not None) else None
+        fills = [Fill(TRENDING_CATEGORY, cat, eng.trending_list(cat))] if cat is not None else []
+        fills.append(Fill(TRENDING, "global", eng.trending_list()))
+        similar = eng.neighbour_lists(keys.KIND_SIMILAR, history)
+        bought = eng.neighbour_lists(keys.KIND_BOUGHT, history) if b.bought_weight > 0 else {}
+        return [c.item_id for c in blend(sess, similar, bought, fills, params, k=k,
+                                         exclude=query.exclude)]
 
 
 def engine_methods(cfg: EngineConfig = TUNED_CONFIG, blend: Blend = TUNED_BLEND,

@@ -6,7 +6,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
-from collections.abc import Awaitable, Callable, MutableMapping
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Awaitable, Callable, Iterator, MutableMapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -14,6 +20,7 @@ from urllib.parse import unquote
 
 import orjson
 
+from infra.procs import free_port
 from recs.settings import Settings
 from serving.app import App, create_app
 from state.keys import (
@@ -34,8 +41,6 @@ T_SIM = NOW - 120_000
 T_SESSION = NOW - 5_000
 
 
-
-
 # ---- a minimal in-process ASGI client ------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -46,34 +51,41 @@ class Reply:
 
 
 class AsgiClient:
-    """Sends GETs straight into an ASGI app; runs its lifespan on request."""
+    """Sends requests straight into an ASGI app; runs its lifespan on request."""
 
     def __init__(self, app: App) -> None:
         self.app = app
 
     async def get(self, url: str) -> Reply:
+        return await self.call("GET", url)
+
+    async def post(self, url: str, doc: Any = None, *, raw: bytes | None = None) -> Reply:
+        return await self.call("POST", url, raw if raw is not None else orjson.dumps(doc))
+
+    async def call(self, method: str, url: str, body: bytes = b"") -> Reply:
         path, _, query = url.partition("?")
         scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1",
-                 "method": "GET", "scheme": "http", "path": unquote(path),
+                 "method": method, "scheme": "http", "path": unquote(path),
                  "raw_path": path.encode(), "query_string": query.encode(), "headers": [],
                  "client": ("127.0.0.1", 50000), "server": ("127.0.0.1", 80)}
-        return await self.request(scope)
+        return await self.request(scope, body)
 
-    async def request(self, scope: MutableMapping[str, Any]) -> Reply:
+    async def request(self, scope: MutableMapping[str, Any], body: bytes = b"") -> Reply:
         sent: list[MutableMapping[str, Any]] = []
 
         async def receive() -> MutableMapping[str, Any]:
-            return {"type": "http.request", "body": b"", "more_body": False}
+            return {"type": "http.request", "body": body, "more_body": False}
 
         async def send(message: MutableMapping[str, Any]) -> None:
             sent.append(message)
 
         await self.app(scope, receive, send)
-        start, body = sent[0], b"".join(m.get("body", b"") for m in sent[1:])
+        start, out = sent[0], b"".join(m.get("body", b"") for m in sent[1:])
         assert start["type"] == "http.response.start"
         headers = dict(start["headers"])
-        assert headers[b"content-length"] == str(len(body)).encode()
-        return Reply(start["status"], headers, orjson.loads(body))
+        assert headers[b"content-length"] == str(len(out)).encode()
+        is_json = headers[b"content-type"].startswith(b"application/json")
+        return Reply(start["status"], headers, orjson.loads(out) if is_json else out)
 
     async def lifespan(self, event: str) -> str:
         queue: asyncio.Queue[MutableMapping[str, Any]] = asyncio.Queue()
@@ -93,13 +105,17 @@ class AsgiClient:
 
 
 def run(redis_url: str, body: Callable[[AsgiClient], Awaitable[Any]], *,
-         now: int = NOW, reader_url: str | None = None) -> Any:
+         now: int = NOW, reader_url: str | None = None, cache_ttl_ms: int = 1000,
+         publisher: Any = None, rules_file: str = "", experiments_file: str = "") -> Any:
     """Build an app on a fresh reader inside one event loop, run ``body``, close the reader."""
     async def go() -> Any:
         reader = AsyncReader.from_url(reader_url or redis_url, socket_connect_timeout=0.5,
                                       socket_timeout=0.5)
         try:
-            app = create_app(Settings(redis_url=redis_url), reader, now_ms=lambda: now)
+            settings = Settings(redis_url=redis_url, kafka_bootstrap="",
+                                serve_cache_ttl_ms=cache_ttl_ms, rules_file=rules_file,
+                                experiments_file=experiments_file)
+            app = create_app(settings, reader, now_ms=lambda: now, publisher=publisher)
             return await body(AsgiClient(app))
         finally:
             await reader.close()
@@ -180,3 +196,38 @@ def fill(store: RedisStore) -> None:
 def ids(reply: Reply) -> list[str]:
     return [i["item_id"] for i in reply.json["items"]]
 
+
+
+# ---- the real server over HTTP -------------------------------------------------------------
+
+@contextlib.contextmanager
+def serving_http(redis_url: str, **env: str) -> Iterator[int]:
+    """``recs serve`` (granian, one worker) on a free loopback port; stopped by PID."""
+    port = free_port()
+    full = {**os.environ, "REDIS_URL": redis_url, "KAFKA_BOOTSTRAP": "", **env}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "recs.cli", "serve", "--host", "127.0.0.1", "--port", str(port),
+         "--workers", "1"],
+        cwd=REPO, env=full, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=1):
+                    break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    out = proc.stdout.read().decode() if proc.stdout else ""
+                    raise RuntimeError(
+                        f"recs serve did not come up (rc={proc.poll()}):\n{out}") from None
+                time.sleep(0.1)
+        yield port
+    finally:
+        os.kill(proc.pid, signal.SIGINT)
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=5)
+        if proc.stdout:
+            proc.stdout.close()

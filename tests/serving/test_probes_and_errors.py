@@ -83,7 +83,7 @@ def test_redis_down_serves_cached_trending(filled: str) -> None:
             await client.app.handlers.reader.close()
             client.app.handlers.reader = live
 
-    warm, trending, session, similar = run(filled, body)
+    warm, trending, session, similar = run(filled, body, cache_ttl_ms=0)
     assert not warm.json["degraded"]
     assert trending.json["degraded"] is True
     assert ids(trending) == ["i3", "i1"]

@@ -86,9 +86,10 @@ def test_session_recommendations_use_three_round_trips(filled: str) -> None:
     r = run(filled, body)
     assert r.status == 200
     assert calls[0] == [session_key("u1")]
-    assert calls[1] == [similar_key("i5"), similar_key("i1"), item_key("i5"), item_key("i1")]
-    # candidates (k + slack of them) enriched in one MGET; deleted i7 dropped afterwards
-    assert calls[2] == [item_key(i) for i in ["i6", "i2", "i7", "i3", "i4"]]
+    assert calls[1] == [similar_key("i5"), similar_key("i1")]
+    # the candidates and the recent items named in the reasons, in one MGET (deleted i7
+    # dropped afterwards)
+    assert calls[2] == [item_key(i) for i in ["i6", "i2", "i7", "i3", "i4", "i5", "i1"]]
     assert len(calls) == 3
 
 

@@ -1,0 +1,178 @@
+"""The homepage blend: candidates from every source the stream keeps, merged with provenance.
+
+Pure, like every operator: the caller passes the user's session payload and the ranked lists it
+read (neighbour lists of the recent items, trending lists), and gets scored candidates, each with
+the evidence that put it there. The server's homepage and ``recs eval``'s ``engine`` method call
+this same function, so the accuracy measured is the accuracy served.
+
+Sources and scores (``BlendParams`` holds the weights):
+
+- ``session``: :func:`operators.candidates.session_candidates` over the similar-items lists of
+  the ``recent`` newest distinct items (co-visitation), weight ``session_weight``;
+- ``bought_together``: the same vote over their bought-together lists, weight ``bought_weight``;
+- ``recently_viewed``: the recent items themselves, the r-th newest scoring ``remind[r]``
+  (a "continue where you left off" row; empty ``remind`` turns it off). With ``allow_repeats``
+  the recent items may also come back as neighbours and fills; without it they never do;
+- fills, strictly after every blended candidate, in the order given: trending in the user's
+  categories, trending for the request's context, global trending (``fills``).
+
+A candidate found by several sources sums their contributions and keeps every piece of evidence,
+strongest first, so an explanation can name all of them.
+
+>>> session = {"events": [["a", "view", 1], ["b", "view", 2]], "purchased": []}
+>>> similar = {"b": [["c", 2.0], ["a", 1.0]], "a": [["d", 5.0]]}
+>>> fills = [Fill("trending", "global", [["t", 1.0], ["c", 0.5]])]
+>>> out = blend(session, similar, {}, fills, BlendParams(remind=(0.1,)), k=4)
+>>> [(s.item_id, [e.source for e in s.evidence]) for s in out]
+[('c', ['session']), ('d', ['session']), ('b', ['recently_viewed']), ('t', ['trending'])]
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from operators.candidates import recent_items
+
+SESSION: Final = "session"
+BOUGHT_TOGETHER: Final = "bought_together"
+RECENTLY_VIEWED: Final = "recently_viewed"
+TRENDING: Final = "trending"
+TRENDING_CATEGORY: Final = "trending_category"
+TRENDING_CONTEXT: Final = "trending_context"
+
+FILL_SHARE: Final = 0.5  # a fill scores at most this share of the weakest blended candidate
+
+
+@dataclass(frozen=True, slots=True)
+class BlendParams:
+    recent: int = 5               # recent distinct items whose neighbours vote
+    recency_decay: float = 0.5    # weight of the r-th newest recent item: decay ** r
+    session_weight: float = 1.0
+    bought_weight: float = 0.5
+    remind: tuple[float, ...] = ()  # score of the r-th newest recent item as a candidate
+    allow_repeats: bool = False   # may neighbours and fills bring back the recent items
+    pool: int = 200               # candidates per source before merging
+
+    def __post_init__(self) -> None:
+        for name in ("recent", "pool"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"operators.blend: {name} must be >= 1, "
+                                 f"got {getattr(self, name)!r}")
+        for name in ("recency_decay", "session_weight", "bought_weight"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value >= 0):
+                raise ValueError(f"operators.blend: {name} must be a finite number >= 0, "
+                                 f"got {value!r}")
+        if any(not (math.isfinite(w) and w >= 0) for w in self.remind):
+            raise ValueError(f"operators.blend: remind weights must be finite and >= 0, "
+                             f"got {self.remind!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class Evidence:
+    source: str
+    score: float  # this source's contribution to the candidate's score
+    because: str  # the item (or the trending scope) that produced it
+
+
+@dataclass(frozen=True, slots=True)
+class Fill:
+    """A trending list used to fill the answer: ``items`` are ``[item_id, log_score]`` pairs
+    (or ``[item_id, log_score, source, scope]`` when the entries come from several lists)."""
+
+    source: str
+    scope: str
+    items: Sequence[Sequence[Any]]
+
+
+@dataclass(slots=True)
+class Scored:
+    item_id: str
+    score: float
+    evidence: list[Evidence] = field(default_factory=list)
+
+
+def _vote(history: Sequence[str], lists: Mapping[str, Sequence[Sequence[Any]]],
+          banned: Collection[str], decay: float, weight: float, source: str,
+          pool: int, out: dict[str, Scored]) -> None:
+    """Neighbour votes of the recent items (see :mod:`operators.candidates`), summed into
+    ``out``; evidence names the recent item that contributed most."""
+    votes: dict[str, float] = {}
+    best: dict[str, tuple[float, str]] = {}
+    for rank, src in enumerate(history):
+        lst = lists.get(src) or ()
+        if not lst:
+            continue
+        top = float(lst[0][1])
+        w = weight * decay**rank
+        for item_id, log_score in lst:
+            if item_id in banned:
+                continue
+            vote = w * math.exp(float(log_score) - top)
+            votes[item_id] = votes.get(item_id, 0.0) + vote
+            if item_id not in best or vote > best[item_id][0]:
+                best[item_id] = (vote, src)
+    ranked = sorted(votes.items(), key=lambda kv: (-kv[1], kv[0]))[:pool]
+    for item_id, score in ranked:
+        cand = out.get(item_id)
+        if cand is None:
+            cand = out[item_id] = Scored(item_id, 0.0)
+        cand.score += score
+        cand.evidence.append(Evidence(source, score, best[item_id][1]))
+
+
+def blend(session: Mapping[str, Any] | None,
+          similar: Mapping[str, Sequence[Sequence[Any]]],
+          bought: Mapping[str, Sequence[Sequence[Any]]],
+          fills: Sequence[Fill], params: BlendParams, *, k: int,
+          exclude: Collection[str] = ()) -> list[Scored]:
+    """The best ``k`` candidates, score descending (ties by id), every one with its evidence."""
+    history = recent_items(session, params.recent) if session else []
+    purchased = set(session.get("purchased", ())) if session else set()
+    banned = set(exclude) | purchased
+    if not params.allow_repeats:
+        banned |= set(history)
+    found: dict[str, Scored] = {}
+    if params.session_weight > 0:
+        _vote(history, similar, banned, params.recency_decay, params.session_weight, SESSION,
+              params.pool, found)
+    if params.bought_weight > 0:
+        _vote(history, bought, banned, params.recency_decay, params.bought_weight,
+              BOUGHT_TOGETHER, params.pool, found)
+    for item_id, weight in zip(history, params.remind, strict=False):
+        if weight > 0 and item_id not in exclude:
+            cand = found.setdefault(item_id, Scored(item_id, 0.0))
+            cand.score += weight
+            cand.evidence.append(Evidence(RECENTLY_VIEWED, weight, item_id))
+    ranked = sorted(found.values(), key=lambda c: (-c.score, c.item_id))[:k]
+    for cand in ranked:
+        cand.evidence.sort(key=lambda e: -e.score)
+    if len(ranked) < k:
+        _fill(ranked, fills, k, banned)
+    return ranked
+
+
+def _fill(ranked: list[Scored], fills: Sequence[Fill], k: int, banned: Collection[str]) -> None:
+    """Append trending items after the blended ones, scored strictly below them."""
+    taken = {c.item_id for c in ranked}
+    floor = ranked[-1].score * FILL_SHARE if ranked else 1.0
+    for fill in fills:
+        if not fill.items:
+            continue
+        top = float(fill.items[0][1])
+        for entry in fill.items:
+            item_id, log_score = entry[0], entry[1]
+            if item_id in banned or item_id in taken:
+                continue
+            share = math.exp(float(log_score) - top)
+            score = floor * share
+            # an entry may name its own source and scope: [item_id, log_score, source, scope]
+            source, scope = (entry[2], entry[3]) if len(entry) > 3 else (fill.source, fill.scope)
+            ranked.append(Scored(item_id, score, [Evidence(source, score, scope)]))
+            taken.add(item_id)
+            if len(ranked) == k:
+                return
+        floor = ranked[-1].score * FILL_SHARE if ranked else floor

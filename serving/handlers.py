@@ -1,0 +1,253 @@
+"""What every recommendation endpoint shares: the request options, the A/B assignment, the
+finishing step (metadata, rules, exploration, explanation, ``rec_id``), impression logging and
+the degraded answer.
+
+An endpoint builds a :class:`Draft` (scored candidates with provenance, the event times of the
+data behind them, a fallback if it had to use one) and hands it to :meth:`Core.finish`; it never
+renders JSON itself. When Redis is unreachable or slower than the budget, :meth:`Core.degraded`
+answers at once from the in-process cache (``"degraded": true``), never with a 500.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+import orjson
+import redis.exceptions
+
+from operators.blend import TRENDING, Scored
+from serving import pipeline as P
+from serving.answers import freshness
+from serving.cache import Lru
+from serving.experiments import Experiments, Variant
+from serving.fetch import Fetcher, Reader, RedisUnavailable
+from serving.metrics import Metrics
+from serving.publish import Publisher
+from serving.request import Request
+from serving.responses import Response, json_response
+from serving.rules import RerankInput, rerank
+from state.keys import item_key, trending_key
+
+log = logging.getLogger("serving")
+
+# errors that mean "Redis is not reachable now (or not in time)", as opposed to a bug
+UNAVAILABLE: Final = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError,
+                      TimeoutError, RedisUnavailable)
+POOL_FACTOR: Final = 3   # candidates ranked per slot asked for (rules drop and reorder some)
+POOL_SLACK: Final = 10
+CONTEXT_DIMENSIONS: Final = ("device", "country", "page")
+REPEAT_MS: Final = 60_000     # an identical answer within this is not a new impression
+SHOWN_USERS: Final = 100_000  # (user, placement) pairs remembered for that
+
+FALLBACK_NO_SESSION: Final = "no_session"
+FALLBACK_NO_CANDIDATES: Final = "no_candidates"
+FALLBACK_NO_NEIGHBOURS: Final = "no_neighbours"
+FALLBACK_REDIS_UNAVAILABLE: Final = "redis_unavailable"
+
+
+@dataclass(frozen=True, slots=True)
+class Options:
+    k: int
+    exclude: frozenset[str]
+    category: str | None
+    context: Mapping[str, str]
+    explain: bool
+    user: str | None
+
+    @classmethod
+    def of(cls, req: Request, user: str | None = None) -> Options:
+        q = req.query
+        return cls(q.k(), q.exclude(), q.category(), q.context(), q.flag("explain"),
+                   user if user is not None else q.user_id())
+
+    @property
+    def pool(self) -> int:
+        return self.k * POOL_FACTOR + POOL_SLACK
+
+
+@dataclass(slots=True)
+class Draft:
+    """Candidates of one answer before the rules, with what is needed to finish it."""
+
+    placement: str
+    cands: list[Scored]
+    times: list[int] = field(default_factory=list)
+    fallback: str | None = None
+    session: Mapping[str, Any] | None = None
+    because: Sequence[str] = ()        # items named in reasons (their titles are fetched)
+    explore_pool: Sequence[str] = ()   # new or cold items the exploration slot may show
+    meta: dict[str, Mapping[str, Any] | None] = field(default_factory=dict)  # known already
+
+
+def new_rec_id() -> str:
+    return os.urandom(12).hex()
+
+
+class Core:
+    def __init__(self, reader: Reader | None, now_ms: Callable[[], int], *,
+                 experiments: Experiments, publisher: Publisher | None,
+                 cache_ttl_ms: int = 1000, budget_s: float = 0.1) -> None:
+        self.fetch = Fetcher(reader, ttl_ms=cache_ttl_ms, budget_s=budget_s)
+        self.now_ms = now_ms
+        self.experiments = experiments
+        self.publisher = publisher
+        self.metrics = Metrics(lambda: (self.fetch.hits, self.fetch.misses))
+        self._redis_ok = True
+        self._last_shown: Lru[tuple[str, str], tuple[tuple[str, ...], int]] = Lru(SHOWN_USERS)
+
+    @property
+    def reader(self) -> Reader | None:
+        return self.fetch.reader
+
+    @reader.setter
+    def reader(self, value: Reader | None) -> None:
+        self.fetch.reader = value
+
+    async def get(self, keys: Sequence[str], *, cache: bool = True) -> list[Any]:
+        found = await self.fetch.get(keys, cache=cache)
+        if not self._redis_ok:
+            log.info("serving: redis reachable again")
+            self._redis_ok = True
+            self.metrics.up.set(1)
+        return found
+
+    def assign(self, placement: str, opts: Options, rec_id: str) -> Variant:
+        return self.experiments.assign(placement, opts.user or rec_id)
+
+    # ---- finishing ------------------------------------------------------------------------
+    async def finish(self, draft: Draft, opts: Options, variant: Variant, rec_id: str,
+                     now: int, *, degraded: bool = False) -> dict[str, Any]:
+        rules = variant.rules
+        ids = [c.item_id for c in draft.cands[:opts.pool]]
+        wanted = [i for i in dict.fromkeys([*ids, *draft.because, *rules.sponsored,
+                                            *draft.explore_pool]) if i not in draft.meta]
+        meta = dict(draft.meta)
+        if wanted:
+            found = self.fetch.stale([item_key(i) for i in wanted]) if degraded else \
+                await self.get([item_key(i) for i in wanted])
+            for item_id, env in zip(wanted, found or [None] * len(wanted), strict=True):
+                meta[item_id] = env.data if env is not None else None
+        session = draft.session or {}
+        shown = {s[0]: int(s[1]) for s in session.get("shown", ())}
+        ranked = rerank(draft.cands[:opts.pool], meta, rules, RerankInput(
+            k=opts.k, placement=draft.placement, now_ms=now, exclude=opts.exclude,
+            purchased=session.get("purchased", ()), shown=shown,
+            interacted={e[0] for e in session.get("events", ())}))
+        exploration = None
+        if draft.placement == "homepage" and rules.explore_slot and draft.explore_pool:
+            live = [i for i in draft.explore_pool
+                    if not _unservable(meta.get(i)) and i not in opts.exclude]
+            exploration = P.explore(ranked, live, slot=rules.explore_slot,
+                                    epsilon=rules.explore_epsilon, unit=rec_id)
+        titles = P.titles_of(meta)
+        items = [P.render_item(r, meta.get(r.item_id), titles, place, explain=opts.explain)
+                 for place, r in enumerate(ranked, start=1)]
+        doc: dict[str, Any] = {
+            "items": items,
+            "source": items[0]["source"] if items else TRENDING,
+            "freshness": freshness(draft.times, now),
+            "degraded": degraded,
+            "rec_id": rec_id,
+            "variant": variant.label,
+        }
+        if draft.fallback is not None:
+            doc["fallback"] = draft.fallback
+        if exploration is not None:
+            doc["exploration"] = {"item_id": exploration.item_id, "slot": exploration.slot,
+                                  "propensity": exploration.propensity}
+            self.metrics.explorations.inc()
+        self._observe(draft.placement, doc)
+        if opts.user is not None and items and self.publisher is not None and \
+                self._new_impression(opts.user, draft.placement, items, now):
+            self._log_impression(self.publisher, opts.user, opts, draft, doc, now, exploration)
+        return doc
+
+    def _new_impression(self, user: str, placement: str, items: Sequence[Mapping[str, Any]],
+                        now: int) -> bool:
+        """False when this user got the very same list here within :data:`REPEAT_MS`: a
+        widget polling an unchanged answer does not show anything new, so it is not logged
+        again (and rotation does not count it twice)."""
+        shown = tuple(i["item_id"] for i in items)
+        last = self._last_shown.get((user, placement))
+        if last is not None and last[0] == shown and 0 <= now - last[1] < REPEAT_MS:
+            return False
+        self._last_shown.put((user, placement), (shown, now))
+        return True
+
+    def _observe(self, placement: str, doc: Mapping[str, Any]) -> None:
+        m = self.metrics
+        m.variants.labels(doc["variant"]).inc()
+        if doc.get("fallback"):
+            m.fallbacks.labels(placement, doc["fallback"]).inc()
+        if doc["degraded"]:
+            m.degraded.labels(placement).inc()
+        for item in doc["items"]:
+            m.served.labels(item["source"]).inc()
+        age = doc["freshness"]["age_ms"]
+        if age is not None:
+            m.list_age.labels(placement).observe(max(age, 0) / 1000.0)
+
+    def _log_impression(self, publisher: Publisher, user: str, opts: Options,
+                              draft: Draft, doc: Mapping[str, Any], now: int,
+                              exploration: P.Exploration | None) -> None:
+        """Log what this answer showed (``type: impression``) to the interactions topic."""
+        context: dict[str, Any] = {k: v for k, v in opts.context.items()
+                                   if k in CONTEXT_DIMENSIONS}
+        context["placement"] = draft.placement
+        if exploration is not None:
+            context.update(explore_item=exploration.item_id, explore_slot=exploration.slot,
+                           explore_propensity=exploration.propensity)
+        session = draft.session or {}
+        event = {"event_id": f"imp-{doc['rec_id']}", "type": "impression", "user_id": user,
+                 "session_id": str(session.get("session_id") or user),
+                 "item_ids": [i["item_id"] for i in doc["items"]], "ts": now,
+                 "rec_id": doc["rec_id"], "variant": doc["variant"], "context": context}
+        if publisher.publish_nowait([(user.encode(), orjson.dumps(event))]):
+            self.metrics.impressions.inc()
+        else:
+            self.metrics.impression_errors.inc()
+
+    # ---- degraded -------------------------------------------------------------------------
+    async def degraded(self, exc: BaseException, draft_placement: str, opts: Options,
+                       variant: Variant, rec_id: str, now: int, *,
+                       exclude: frozenset[str] = frozenset()) -> dict[str, Any]:
+        """Redis failed: the last trending list this process read (category first), else
+        nothing; flagged ``degraded``, never an error."""
+        if self._redis_ok:
+            log.warning("serving: redis unavailable, answering degraded error=%r", exc)
+            self._redis_ok = False
+            self.metrics.up.set(0)
+        scopes = [opts.category, None] if opts.category is not None else [None]
+        # trending answered with trending is not a fallback, only degraded
+        fallback = None if draft_placement == "trending" else FALLBACK_REDIS_UNAVAILABLE
+        draft = empty = Draft(draft_placement, [], fallback=fallback)
+        for scope in scopes:
+            cached = self.fetch.stale([trending_key(scope)])
+            env = cached[0] if cached else None
+            if env is not None:
+                because = scope if scope is not None else "global"
+                cands = P.from_list(env.data, TRENDING, because, now, opts.pool,
+                                    opts.exclude | exclude)
+                draft = Draft(draft_placement, cands, [env.as_of], fallback=fallback)
+                break
+        try:
+            return await self.finish(draft, opts, variant, rec_id, now, degraded=True)
+        except Exception:  # metadata not cached either: the bare list
+            log.exception("serving: degraded answer failed, answering empty")
+            return await self.finish(empty, opts, variant, rec_id, now, degraded=True)
+
+
+def _unservable(m: Mapping[str, Any] | None) -> bool:
+    """Unknown to the catalogue, retired, or sold out."""
+    if not m or m.get("deleted"):
+        return True
+    stock = m.get("stock")
+    return isinstance(stock, int) and stock <= 0
+
+
+def ok(doc: Mapping[str, Any]) -> Response:
+    return json_response(doc)

@@ -1,0 +1,73 @@
+"""The server's Prometheus metrics (``GET /metrics``), one registry per application.
+
+Names follow Prometheus conventions: units in names, ``_total`` counters, histograms for
+latencies. With several granian workers each process exports its own series (scrape each worker
+or run one worker per port); the numbers are per process.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Final
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+LATENCY_BUCKETS: Final = (0.0005, 0.001, 0.002, 0.004, 0.006, 0.008, 0.010, 0.015, 0.025,
+                          0.05, 0.1, 0.25, 0.5, 1.0)
+AGE_BUCKETS: Final = (0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 300.0, 1800.0, 3600.0,
+                      86_400.0)
+CONTENT_TYPE: Final = b"text/plain; version=0.0.4; charset=utf-8"
+
+
+class _CacheCollector(Collector):
+    def __init__(self, stats: Callable[[], tuple[int, int]]) -> None:
+        self._stats = stats
+
+    def collect(self) -> Iterable[CounterMetricFamily | GaugeMetricFamily]:
+        hits, misses = self._stats()
+        yield CounterMetricFamily("recs_cache_hits", "in-process cache hits of Redis keys",
+                                  value=hits)
+        yield CounterMetricFamily("recs_cache_misses", "in-process cache misses of Redis keys",
+                                  value=misses)
+        total = hits + misses
+        yield GaugeMetricFamily("recs_cache_hit_ratio", "cache hits / lookups since start",
+                                value=hits / total if total else 0.0)
+
+
+class Metrics:
+    def __init__(self, cache_stats: Callable[[], tuple[int, int]]) -> None:
+        r = self.registry = CollectorRegistry(auto_describe=True)
+        self.requests = Counter("recs_http_requests", "HTTP requests answered",
+                                ["endpoint", "status"], registry=r)
+        self.latency = Histogram("recs_http_request_duration_seconds",
+                                 "time to answer a request, by endpoint", ["endpoint"],
+                                 buckets=LATENCY_BUCKETS, registry=r)
+        self.degraded = Counter("recs_answers_degraded", "answers flagged degraded",
+                                ["endpoint"], registry=r)
+        self.fallbacks = Counter("recs_answer_fallbacks", "answers from a fallback source",
+                                 ["endpoint", "fallback"], registry=r)
+        self.served = Counter("recs_served_items", "items served, by candidate source",
+                              ["source"], registry=r)
+        self.list_age = Histogram("recs_served_data_age_seconds",
+                                  "age of the oldest data behind an answer (now - as_of)",
+                                  ["endpoint"], buckets=AGE_BUCKETS, registry=r)
+        self.variants = Counter("recs_experiment_responses", "responses per A/B variant",
+                                ["variant"], registry=r)
+        self.events = Counter("recs_events_published", "events accepted by POST /v1/events",
+                              registry=r)
+        self.rejected = Counter("recs_events_rejected", "events rejected by POST /v1/events",
+                                registry=r)
+        self.impressions = Counter("recs_impressions_logged", "impressions sent to Kafka",
+                                   registry=r)
+        self.impression_errors = Counter("recs_impressions_failed",
+                                         "impressions that could not be sent", registry=r)
+        self.explorations = Counter("recs_explorations", "answers with an exploration slot",
+                                    registry=r)
+        self.up = Gauge("recs_redis_up", "1 when the last Redis read succeeded", registry=r)
+        self.up.set(1)
+        r.register(_CacheCollector(cache_stats))
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

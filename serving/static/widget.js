@@ -1,0 +1,285 @@
+/* Recommendation widget: no dependencies, no build step, ES2017.
+ *
+ *   <script src="/static/widget.js" data-api="" async></script>
+ *   <div data-recs-widget="session" data-user="u1" data-k="8" data-poll-ms="1000"></div>
+ *
+ * Placements: session, homepage (data-user), similar, bought-together (data-item), trending
+ * (data-category, optional). Optional: data-title, data-poll-ms (default 1000 for session, else
+ * no polling), data-session. Without data-user / data-session the widget makes ids and keeps
+ * them in localStorage (a session ends after 30 idle minutes).
+ *
+ * window.RecsWidget: track(event | events) POSTs to /v1/events; refresh(placement?) re-fetches
+ * now (and a few times soon after, so a rail catches the stream's update); mount(element);
+ * user(); session(). A click on a rail item sends a `click` event with the response's rec_id and
+ * variant, then dispatches `recs:select` (detail: the item) on the widget element.
+ */
+(function () {
+  'use strict';
+  if (window.RecsWidget) return;
+
+  var script = document.currentScript;
+  var API = ((script && script.getAttribute('data-api')) || '').replace(/\/+$/, '');
+  var USER_KEY = 'recs.user_id';
+  var SESSION_KEY = 'recs.session';
+  var SESSION_IDLE_MS = 30 * 60 * 1000;
+  var MAX_BACKOFF_MS = 30000;
+  // after an event, re-fetch every 250 ms for 3 s: the stream answers within about a second
+  var BURST_MS = [250, 500, 750, 1000, 1250, 1500, 1750, 2000, 2250, 2500, 2750, 3000];
+  var TITLES = {
+    session: 'Because you viewed', homepage: 'Recommended for you', similar: 'Similar items',
+    'bought-together': 'Bought together', trending: 'Trending'
+  };
+  var widgets = [];
+
+  // ---- identity --------------------------------------------------------------------------
+  function randomId(prefix) {
+    var c = window.crypto;
+    if (c && typeof c.randomUUID === 'function') return prefix + c.randomUUID();
+    var bytes = new Uint8Array(16);
+    if (c && c.getRandomValues) c.getRandomValues(bytes);
+    else for (var i = 0; i < 16; i++) bytes[i] = Math.floor(Math.random() * 256);
+    return prefix + Array.prototype.map.call(bytes, function (b) {
+      return (b + 256).toString(16).slice(1);
+    }).join('');
+  }
+  function stored(key) { try { return localStorage.getItem(key); } catch (e) { return null; } }
+  function store(key, value) { try { localStorage.setItem(key, value); } catch (e) { /* private mode */ } }
+
+  var memory = { user: null, session: null };
+  function pageAttr(name) {
+    var el = document.querySelector('[data-recs-widget][' + name + ']');
+    return (el && el.getAttribute(name)) || (script && script.getAttribute(name)) || null;
+  }
+  function userId() {
+    var given = pageAttr('data-user');
+    if (given) return given;
+    var id = memory.user || stored(USER_KEY);
+    if (!id) { id = randomId('u-'); store(USER_KEY, id); }
+    memory.user = id;
+    return id;
+  }
+  function sessionId() {
+    var given = pageAttr('data-session');
+    if (given) return given;
+    var now = Date.now(), s = memory.session;
+    if (!s) { try { s = JSON.parse(stored(SESSION_KEY) || 'null'); } catch (e) { s = null; } }
+    if (!s || typeof s.id !== 'string' || !(now - s.last < SESSION_IDLE_MS)) s = { id: randomId('s-') };
+    s.last = now;
+    memory.session = s;
+    store(SESSION_KEY, JSON.stringify(s));
+    return s.id;
+  }
+
+  // ---- events ----------------------------------------------------------------------------
+  function clean(obj) {
+    var out = {};
+    Object.keys(obj).forEach(function (k) { if (obj[k] !== undefined && obj[k] !== null) out[k] = obj[k]; });
+    return out;
+  }
+  function toEvent(ev) {
+    var ctx = clean(Object.assign({
+      device: /Mobi/i.test(navigator.userAgent) ? 'mobile' : 'web',
+      page: location.pathname, referrer: document.referrer || undefined
+    }, ev.context || {}));
+    return clean({
+      event_id: ev.event_id || randomId('e-'), type: ev.type || 'view',
+      user_id: ev.user_id || userId(), session_id: ev.session_id || sessionId(),
+      item_id: ev.item_id, item_ids: ev.item_ids, value: ev.value,
+      ts: typeof ev.ts === 'number' ? Math.round(ev.ts) : Date.now(), context: ctx,
+      rec_id: typeof ev.rec_id === 'string' ? ev.rec_id.slice(0, 128) : undefined,
+      variant: typeof ev.variant === 'string' ? ev.variant.slice(0, 64) : undefined
+    });
+  }
+  /** POST one event or a list of them; resolves to {ok, status}. Session rails refresh soon after. */
+  function track(events) {
+    var batch = (Array.isArray(events) ? events : [events]).map(toEvent);
+    var sent = fetch(API + '/v1/events', {
+      method: 'POST', headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(batch), keepalive: true, credentials: 'same-origin'
+    }).then(function (r) { return { ok: r.ok, status: r.status, events: batch }; },
+            function () { return { ok: false, status: 0, events: batch }; });
+    sent.then(function () { refresh('session'); });
+    return sent;
+  }
+
+  // ---- fetching --------------------------------------------------------------------------
+  function enc(v) { return encodeURIComponent(v); }
+  function endpoint(w) {
+    var k = 'k=' + enc(w.k), el = w.el, item = el.getAttribute('data-item');
+    switch (w.placement) {
+      case 'session': return '/v1/users/' + enc(userId()) + '/session-recommendations?' + k;
+      case 'homepage': return '/v1/users/' + enc(userId()) + '/recommendations?' + k;
+      case 'similar': return item && '/v1/items/' + enc(item) + '/similar?' + k;
+      case 'bought-together': return item && '/v1/items/' + enc(item) + '/bought-together?' + k;
+      case 'trending': {
+        var cat = el.getAttribute('data-category');
+        return '/v1/trending?' + k + (cat ? '&category=' + enc(cat) : '');
+      }
+      default: return null;
+    }
+  }
+
+  async function load(w) {
+    var path = endpoint(w);
+    if (!path) { w.status.textContent = 'not configured'; return; }
+    var resp = await fetch(API + path, { headers: { accept: 'application/json' }, credentials: 'same-origin' });
+    if (!resp.ok) throw new Error('HTTP ' + resp.status);
+    var doc = await resp.json();
+    if (!doc || !Array.isArray(doc.items)) throw new Error('unexpected answer');
+    apply(w, doc);
+  }
+
+  // ---- rendering (textContent only: nothing from the server is parsed as HTML) -------------
+  function h(tag, cls, text) {
+    var el = document.createElement(tag);
+    if (cls) el.className = cls;
+    if (text !== undefined && text !== null) el.textContent = String(text);
+    return el;
+  }
+  function price(p) { return typeof p === 'number' ? p.toFixed(2) : ''; }
+  function age(ms) {
+    if (typeof ms !== 'number') return 'no data';
+    if (ms < 1000) return ms + ' ms old';
+    if (ms < 120000) return (ms / 1000).toFixed(1) + ' s old';
+    return Math.round(ms / 60000) + ' min old';
+  }
+
+  // `shown` is the answer whose items are on screen: a poll returning the same items refreshes
+  // only the status line, and a click keeps the rec_id and variant of the answer shown.
+  function apply(w, doc) {
+    var el = w.el, ids = doc.items.map(function (it) { return it.item_id; }).join('\n');
+    if (ids !== w.ids) {
+      w.ids = ids;
+      w.shown = doc;
+      renderItems(w, doc.items);
+      el.setAttribute('data-source', String(doc.source || ''));
+      if (doc.rec_id) el.setAttribute('data-rec-id', doc.rec_id); else el.removeAttribute('data-rec-id');
+      if (doc.variant) el.setAttribute('data-variant', doc.variant); else el.removeAttribute('data-variant');
+    }
+    var f = doc.freshness || {};
+    var bits = [doc.source + (doc.fallback ? ' (' + doc.fallback + ')' : ''), age(f.age_ms)];
+    if (w.shown.variant) bits.push('variant ' + w.shown.variant);
+    w.status.textContent = bits.join(' · ');
+    w.badge.hidden = !doc.degraded;
+    el.setAttribute('data-state', 'ready');
+    el.setAttribute('data-degraded', doc.degraded ? 'true' : 'false');
+  }
+
+  function renderItems(w, items) {
+    var list = h('ol', 'recs-items');
+    items.forEach(function (it) {
+      var li = h('li', 'recs-item');
+      li.setAttribute('data-item-id', it.item_id);
+      li.setAttribute('data-source', it.source || '');
+      var a = h('a', 'recs-link');
+      a.href = '#item-' + enc(it.item_id);
+      a.appendChild(h('span', 'recs-title', it.title || it.item_id));
+      if (it.price !== undefined) a.appendChild(h('span', 'recs-price', price(it.price)));
+      if (it.reason) a.appendChild(h('span', 'recs-reason', it.reason));
+      li.appendChild(a);
+      list.appendChild(li);
+    });
+    if (!items.length) list.appendChild(h('li', 'recs-empty', 'Nothing to show yet'));
+    w.list.replaceWith(list);
+    w.list = list;
+  }
+
+  function onClick(w, e) {
+    var li = e.target.closest && e.target.closest('[data-item-id]');
+    if (!li || !w.el.contains(li)) return;
+    e.preventDefault();
+    var doc = w.shown || {}, id = li.getAttribute('data-item-id');
+    var item = (doc.items || []).filter(function (it) { return it.item_id === id; })[0] || { item_id: id };
+    track({ type: 'click', item_id: id, rec_id: doc.rec_id, variant: doc.variant,
+            context: { placement: w.placement } });
+    w.el.dispatchEvent(new CustomEvent('recs:select', { bubbles: true, detail: item }));
+  }
+
+  // ---- polling ---------------------------------------------------------------------------
+  function schedule(w, delay) {
+    clearTimeout(w.timer);
+    w.timer = null;
+    if (document.hidden || !w.el.isConnected) return;
+    if (delay === undefined) {
+      if (!w.pollMs) return;
+      delay = w.failures ? Math.min(w.pollMs * Math.pow(2, w.failures), MAX_BACKOFF_MS) : w.pollMs;
+    }
+    w.timer = setTimeout(function () { tick(w); }, delay);
+  }
+  async function tick(w) {
+    if (w.busy) { w.again = true; return; }
+    w.busy = true;
+    try {
+      await load(w);
+      w.failures = 0;
+    } catch (err) {
+      w.failures = Math.min(w.failures + 1, 10);
+      w.el.setAttribute('data-state', 'error');
+      w.status.textContent = 'unavailable (' + err.message + ')';
+    } finally {
+      w.busy = false;
+    }
+    if (w.again) { w.again = false; schedule(w, 0); } else if (!w.burst.length) schedule(w);
+  }
+
+  function refresh(placement) {
+    widgets.forEach(function (w) {
+      if (placement && w.placement !== placement) return;
+      w.burst.forEach(clearTimeout);
+      w.burst = BURST_MS.map(function (ms, i) {
+        return setTimeout(function () {
+          if (i === BURST_MS.length - 1) w.burst = [];
+          if (!document.hidden) tick(w);
+        }, ms);
+      });
+      tick(w);
+    });
+  }
+
+  // ---- mounting --------------------------------------------------------------------------
+  function mount(el) {
+    if (el.__recs) return el.__recs;
+    var placement = el.getAttribute('data-recs-widget');
+    var poll = el.getAttribute('data-poll-ms');
+    var w = {
+      el: el, placement: placement, k: parseInt(el.getAttribute('data-k') || '8', 10) || 8,
+      pollMs: poll !== null ? Math.max(0, parseInt(poll, 10) || 0) : (placement === 'session' ? 1000 : 0),
+      failures: 0, timer: null, burst: [], busy: false, again: false, ids: null, shown: null
+    };
+    el.__recs = w;
+    el.classList.add('recs-widget');
+    var head = h('div', 'recs-head');
+    head.appendChild(h('h2', 'recs-heading', el.getAttribute('data-title') || TITLES[placement] || placement));
+    w.status = h('small', 'recs-status', 'loading…');
+    w.badge = h('small', 'recs-degraded', 'degraded');
+    w.badge.hidden = true;
+    head.appendChild(w.status);
+    head.appendChild(w.badge);
+    w.list = h('ol', 'recs-items');
+    el.textContent = '';
+    el.appendChild(head);
+    el.appendChild(w.list);
+    el.setAttribute('data-state', 'loading');
+    el.addEventListener('click', function (e) { onClick(w, e); });
+    widgets.push(w);
+    tick(w);
+    return w;
+  }
+
+  document.addEventListener('visibilitychange', function () {
+    widgets.forEach(function (w) {
+      if (document.hidden) { clearTimeout(w.timer); w.timer = null; } else if (w.pollMs) tick(w);
+    });
+  });
+
+  function mountAll() {
+    Array.prototype.forEach.call(document.querySelectorAll('[data-recs-widget]'), mount);
+  }
+
+  window.RecsWidget = {
+    version: '1', track: track, refresh: refresh, mount: mount, user: userId, session: sessionId
+  };
+  if (document.readyState === 'loading') document.addEventListener('DOMContentLoaded', mountAll);
+  else mountAll();
+  document.dispatchEvent(new CustomEvent('recs:ready'));
+})();

@@ -1,0 +1,59 @@
+"""Redis killed (SIGKILL) while the real server answers a stream of requests: every request
+still gets a 200 inside the time budget, flagged ``degraded`` once Redis is gone, and the server
+recovers when Redis is back."""
+
+from __future__ import annotations
+
+import http.client
+import time
+from typing import Any
+
+import orjson
+import pytest
+
+from state.redis_store import RedisStore
+from tests.serving.kit import fill, serving_http
+
+pytestmark = pytest.mark.integration
+URLS = ("/v1/users/u1/recommendations?k=4", "/v1/users/u1/session-recommendations?k=3",
+        "/v1/trending?k=3", "/v1/items/i1/similar?k=3")
+
+
+def test_answers_keep_coming_flagged_degraded_while_redis_is_dead(
+        filled: str, redis_killable: Any) -> None:
+    with serving_http(filled, RECS_SERVE_CACHE_TTL_MS="200") as port:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+        log: list[tuple[str, int, bool, int, float]] = []  # phase, status, degraded, n, secs
+
+        def burst(phase: str, seconds: float) -> None:
+            end = time.monotonic() + seconds
+            while time.monotonic() < end:
+                for url in URLS:
+                    start = time.perf_counter()
+                    conn.request("GET", url)
+                    resp = conn.getresponse()
+                    doc = orjson.loads(resp.read())
+                    log.append((phase, resp.status, bool(doc.get("degraded")),
+                                len(doc.get("items", ())), time.perf_counter() - start))
+
+        try:
+            burst("before", 1.0)
+            redis_killable.kill()
+            burst("dead", 2.0)
+            redis_killable.restart()  # empty: the data is filled again
+            fill(RedisStore.from_url(filled))
+            time.sleep(0.5)
+            burst("after", 1.0)
+        finally:
+            conn.close()
+
+    phases = {p: [e for e in log if e[0] == p] for p in ("before", "dead", "after")}
+    assert all(e[1] == 200 for e in log), {e[1] for e in log}
+    assert not any(e[2] for e in phases["before"])
+    dead = phases["dead"]
+    assert dead and all(e[2] for e in dead[len(URLS):])  # past the first round: all degraded
+    # trending and the homepage still show the last trending lists this process read
+    assert any(e[3] > 0 for e in dead)
+    # inside the budget: no request waited on a dead socket for long
+    assert max(e[4] for e in dead) < 1.0
+    assert phases["after"] and not phases["after"][-1][2]  # recovered
