@@ -10,7 +10,7 @@ export PIP_CACHE_DIR := $(CACHE_DIR)/pip
 export RECS_MAVEN_REPO := $(CACHE_DIR)/m2
 export RECS_RUN_DIR ?= $(CURDIR)/run
 
-.PHONY: install demo test test-unit lint typecheck bench-stream infra-up infra-down clean
+.PHONY: install demo test test-unit lint typecheck bench-stream bench-serve infra-up infra-down clean
 
 $(BIN)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -43,6 +43,11 @@ typecheck: $(BIN)/.installed
 
 bench-stream: install
 	$(BIN)/recs bench-stream
+
+bench-serve: $(BIN)/.installed
+	bash infra/ensure-redis.sh
+	bash infra/ensure-wrk.sh
+	$(BIN)/recs bench-serve
 
 infra-up: install
 	$(BIN)/recs infra up

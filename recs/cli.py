@@ -17,6 +17,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "serve": ("serving.app", "run the HTTP server"),
     "demo": ("recs.demo", "run everything end to end and print a summary"),
     "bench-stream": ("recs.bench_stream", "drive Kafka -> Flink -> Redis at rising rates"),
+    "bench-serve": ("recs.bench_serve", "load the server and a bare one-key baseline alike"),
     "replay": ("stream.reference", "apply a log with the in-process reference runner"),
     "eval": ("recs.evaluation.cli", "prequential evaluation: the engine vs baselines on a log"),
     "ab": ("recs.abtest.cli", "A/B experiment report: CTR, conversion, lift, p-values"),

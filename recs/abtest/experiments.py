@@ -1,40 +1,20 @@
 """The experiments the report compares: from the serving TOML file, or inferred from the data.
 
-Only what the report needs is read from the file: each experiment's ``name``, ``control`` and
-variant names. Everything else (placements, weights, strategies) belongs to the server, which
-validates it; the report leaves it alone.
+The file is read and validated by the server's parser (:mod:`serving.experiments`); the report
+keeps what it needs: each experiment's ``name``, ``control`` and variant names.
 
->>> doc = '''
-... [[experiment]]
-... name = "homepage-ranking"
-... control = "blend"
-... [[experiment.variant]]
-... name = "blend"
-... [[experiment.variant]]
-... name = "diverse"
-... '''
->>> [(e.name, e.control, e.variants) for e in parse_experiments(doc)]
-[('homepage-ranking', 'blend', ('blend', 'diverse'))]
->>> try:
-...     parse_experiments(doc.replace('"homepage-ranking"', '"Home Page"'))
-... except ExperimentConfigError as exc:
-...     print(exc.field, repr(exc.value))
-experiment[0].name 'Home Page'
 >>> infer_control(["b", "control", "a"]), infer_control(["treat", "base"])
 ('control', 'base')
 """
 
 from __future__ import annotations
 
-import re
-import tomllib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final, Literal
 
-DEFAULT_PATH: Final = Path("serving/config/experiments.toml")
-NAME_RE: Final = re.compile(r"[a-z0-9-]+")
+DEFAULT_PATH: Final = Path("serving/config/experiments.toml")  # from the working directory
 CONTROL_NAME: Final = "control"
 
 ControlSource = Literal["config", "inferred"]
@@ -67,72 +47,19 @@ def infer_control(variants: Iterable[str]) -> str:
 
 
 def load_experiments(path: Path) -> tuple[Experiment, ...]:
-    """Read and validate the experiments file at ``path``."""
+    """The experiments of the server's file at ``path``, validated by the server's own parser
+    (:func:`serving.experiments.load_experiments`: one contract, one parser)."""
+    from serving.experiments import ExperimentError
+    from serving.experiments import load_experiments as load_serving
+
     try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ExperimentConfigError(str(path), "<file>", f"cannot be read ({exc.strerror})",
-                                    str(path)) from None
-    return parse_experiments(text, source=str(path))
-
-
-def parse_experiments(text: str, *, source: str = "<experiments>") -> tuple[Experiment, ...]:
-    """Parse the TOML text; raise :class:`ExperimentConfigError` on the first problem."""
-    try:
-        doc = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ExperimentConfigError(source, "<document>", f"not valid TOML ({exc})",
-                                    text[:80]) from None
-    raw = doc.get("experiment", [])
-    if not isinstance(raw, list):
-        raise ExperimentConfigError(source, "experiment",
-                                    "expected an array of tables ([[experiment]])", raw)
-    out: list[Experiment] = []
-    seen: set[str] = set()
-    for i, table in enumerate(raw):
-        exp = _experiment(source, f"experiment[{i}]", table)
-        if exp.name in seen:
-            raise ExperimentConfigError(source, f"experiment[{i}].name", "duplicate name",
-                                        exp.name)
-        seen.add(exp.name)
-        out.append(exp)
-    return tuple(out)
-
-
-def _name(source: str, where: str, value: Any) -> str:
-    if not isinstance(value, str) or not NAME_RE.fullmatch(value):
-        raise ExperimentConfigError(source, where, "expected a non-empty string of [a-z0-9-]",
-                                    value)
-    return value
-
-
-def _experiment(source: str, where: str, table: Any) -> Experiment:
-    if not isinstance(table, dict):
-        raise ExperimentConfigError(source, where, "expected a table", table)
-    name = _name(source, f"{where}.name", table.get("name"))
-    variants_raw = table.get("variant")
-    if not isinstance(variants_raw, list) or not variants_raw:
-        raise ExperimentConfigError(source, f"{where}.variant",
-                                    "expected a non-empty array of tables "
-                                    "([[experiment.variant]])", variants_raw)
-    variants: list[str] = []
-    for j, var in enumerate(variants_raw):
-        vwhere = f"{where}.variant[{j}]"
-        if not isinstance(var, dict):
-            raise ExperimentConfigError(source, vwhere, "expected a table", var)
-        vname = var.get("name")
-        if not isinstance(vname, str) or not vname or "/" in vname or vname.strip() != vname:
-            raise ExperimentConfigError(source, f"{vwhere}.name", "expected a non-empty string "
-                                        "without '/' or surrounding spaces", vname)
-        if vname in variants:
-            raise ExperimentConfigError(source, f"{vwhere}.name", "duplicate variant name",
-                                        vname)
-        variants.append(vname)
-    control = table.get("control")
-    if not isinstance(control, str) or control not in variants:
-        raise ExperimentConfigError(source, f"{where}.control",
-                                    f"expected one of the variant names {variants}", control)
-    return Experiment(name, control, tuple(variants), "config")
+        exps = load_serving(path)
+    except ExperimentError as exc:
+        err = ExperimentConfigError(str(path), "<file>", str(exc), str(path))
+        err.args = (f"{path}: {exc}",)  # the server's message already names field and value
+        raise err from None
+    return tuple(Experiment(e.name, e.control, tuple(v.name for v in e.variants), "config")
+                 for e in exps.experiments)
 
 
 def resolve(configured: Iterable[Experiment],
@@ -143,8 +70,7 @@ def resolve(configured: Iterable[Experiment],
     experiments are kept (also with no data); experiments seen only in the data get an inferred
     control; variants seen but not configured are added to their experiment (and noted).
 
-    >>> conf = parse_experiments('[[experiment]]\\nname = "x"\\ncontrol = "a"\\n'
-    ...                          '[[experiment.variant]]\\nname = "a"\\n')
+    >>> conf = [Experiment("x", "a", ("a",), "config")]
     >>> exps, notes = resolve(conf, {"x": {"a", "b"}, "y": {"t", "control"}})
     >>> [(e.name, e.control, e.variants, e.control_source) for e in exps]
     [('x', 'a', ('a', 'b'), 'config'), ('y', 'control', ('control', 't'), 'inferred')]

@@ -1,0 +1,193 @@
+"""The load generators of ``recs bench-serve``: ``wrk`` and a Python fallback, one interface.
+
+Both are closed loop: each of ``connections`` keep-alive HTTP/1.1 connections sends its next
+request when the answer to the previous one has arrived, rotating over a list of request paths
+(every request a different path until the list wraps). Both report the same :class:`Load`.
+
+* **wrk** (Debian package ``wrk``; ``bash infra/ensure-wrk.sh``) runs a generated Lua script that
+  pre-formats one request per path and prints its summary as one ``WRK_JSON {...}`` line from
+  ``done()``. wrk counts answers with status >= 400 as status errors (our ``non_2xx``).
+* **python** (:func:`python_load`, asyncio streams) runs in a separate process so that it does
+  not share an interpreter with the harness; it counts every status outside 200-299. It is much
+  slower than wrk and takes a core of its own: use it only where wrk cannot be installed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import subprocess
+import time
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import Any, Final
+
+import orjson
+
+WRK: Final = "wrk"
+PYTHON: Final = "python"
+GENERATORS: Final = (WRK, PYTHON)
+LOOPBACK: Final = "127.0.0.1"
+
+WRK_SCRIPT: Final = """\
+-- written by recs/bench_load.py: every request is the next path of the list
+local paths_file = [==[@PATHS@]==]
+local reqs, n, i, next_id = {}, 0, 0, 0
+function setup(thread)
+  thread:set("tid", next_id)
+  next_id = next_id + 1
+end
+function init(args)
+  for line in io.lines(paths_file) do
+    n = n + 1
+    reqs[n] = wrk.format("GET", line)
+  end
+  i = ((tid or 0) * 7919) % n
+end
+function request()
+  i = i % n + 1
+  return reqs[i]
+end
+function done(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format('WRK_JSON {"requests":%.0f,"duration_us":%.0f,"status":%.0f,' ..
+    '"connect":%.0f,"read":%.0f,"write":%.0f,"timeout":%.0f,"p50_us":%.1f,"p90_us":%.1f,' ..
+    '"p99_us":%.1f,"p999_us":%.1f,"max_us":%.1f}\\n', summary.requests, summary.duration,
+    e.status, e.connect, e.read, e.write, e.timeout, latency:percentile(50),
+    latency:percentile(90), latency:percentile(99), latency:percentile(99.9), latency.max))
+end
+"""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Load:
+    """One measured run against one target."""
+
+    requests: int
+    seconds: float
+    non_2xx: int
+    socket_errors: int
+    p50_ms: float
+    p90_ms: float
+    p99_ms: float
+    p999_ms: float
+    max_ms: float
+
+    @property
+    def rps(self) -> float:
+        return self.requests / self.seconds if self.seconds > 0 else 0.0
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Loader:
+    """How every target is loaded: the same for the real server and the baseline."""
+
+    generator: str  # WRK or PYTHON
+    connections: int
+    threads: int
+    work_dir: Path
+    pool: ProcessPoolExecutor | None  # the Python generator's process
+
+    def run(self, port: int, paths: Sequence[str], seconds: int, label: str) -> Load:
+        if self.generator == WRK:
+            return self._wrk(port, paths, seconds, label)
+        if self.pool is None:
+            raise RuntimeError("bench_load: the Python load generator has no process pool")
+        doc = self.pool.submit(python_load, LOOPBACK, port, list(paths), self.connections,
+                               float(seconds)).result(timeout=seconds + 120)
+        return Load(**doc)
+
+    def _wrk(self, port: int, paths: Sequence[str], seconds: int, label: str) -> Load:
+        self.work_dir.mkdir(parents=True, exist_ok=True)
+        paths_file = self.work_dir / f"{label}.paths"
+        paths_file.write_text("\n".join(paths) + "\n")
+        script = self.work_dir / f"{label}.lua"
+        script.write_text(WRK_SCRIPT.replace("@PATHS@", str(paths_file.resolve())))
+        cmd = [WRK, f"-t{min(self.threads, self.connections)}", f"-c{self.connections}",
+               f"-d{seconds}s", "--timeout", "5s", "--latency", "-s", str(script),
+               f"http://{LOOPBACK}:{port}"]
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 120,
+                             check=False)
+        (self.work_dir / f"{label}.wrk.txt").write_text(out.stdout + out.stderr)
+        lines = [ln for ln in out.stdout.splitlines() if ln.startswith("WRK_JSON ")]
+        if out.returncode != 0 or not lines:
+            raise RuntimeError(f"bench_load: wrk failed for {label} (exit {out.returncode}): "
+                               f"{(out.stdout + out.stderr)[-2000:]}")
+        d = orjson.loads(lines[-1][len("WRK_JSON "):])
+        return Load(requests=int(d["requests"]), seconds=d["duration_us"] / 1e6,
+                    non_2xx=int(d["status"]),
+                    socket_errors=int(d["connect"] + d["read"] + d["write"] + d["timeout"]),
+                    p50_ms=d["p50_us"] / 1e3, p90_ms=d["p90_us"] / 1e3,
+                    p99_ms=d["p99_us"] / 1e3, p999_ms=d["p999_us"] / 1e3,
+                    max_ms=d["max_us"] / 1e3)
+
+
+# ---- the Python load generator (runs in its own process) -----------------------------------
+
+def python_load(host: str, port: int, paths: list[str], connections: int,
+                seconds: float) -> dict[str, Any]:
+    """Closed-loop keep-alive HTTP/1.1 load for ``seconds``; the fields of :class:`Load`."""
+    return asyncio.run(_python_load(host, port, paths, connections, seconds))
+
+
+async def _python_load(host: str, port: int, paths: list[str], connections: int,
+                       seconds: float) -> dict[str, Any]:
+    reqs = [f"GET {p} HTTP/1.1\r\nHost: {host}:{port}\r\n\r\n".encode() for p in paths]
+    latencies: list[int] = []
+    counts = [0, 0]  # non-2xx, socket errors
+    start = time.perf_counter_ns()
+    deadline = start + int(seconds * 1e9)
+    await asyncio.gather(*(_connection(host, port, reqs, k * len(reqs) // connections, deadline,
+                                       latencies, counts) for k in range(connections)))
+    elapsed = (time.perf_counter_ns() - start) / 1e9
+    latencies.sort()
+
+    def pct(q: float) -> float:
+        if not latencies:
+            return 0.0
+        return latencies[min(len(latencies) - 1, int(q / 100 * len(latencies)))] / 1e6
+
+    return {"requests": len(latencies), "seconds": elapsed, "non_2xx": counts[0],
+            "socket_errors": counts[1], "p50_ms": pct(50), "p90_ms": pct(90),
+            "p99_ms": pct(99), "p999_ms": pct(99.9),
+            "max_ms": latencies[-1] / 1e6 if latencies else 0.0}
+
+
+async def _connection(host: str, port: int, reqs: list[bytes], i: int, deadline: int,
+                      latencies: list[int], counts: list[int]) -> None:
+    writer: asyncio.StreamWriter | None = None
+    reader: asyncio.StreamReader | None = None
+    while time.perf_counter_ns() < deadline:
+        try:
+            if writer is None or reader is None:
+                reader, writer = await asyncio.open_connection(host, port)
+            sent = time.perf_counter_ns()
+            writer.write(reqs[i % len(reqs)])
+            i += 1
+            status = await _read_response(reader)
+            latencies.append(time.perf_counter_ns() - sent)
+            if not 200 <= status < 300:
+                counts[0] += 1
+        except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError):
+            counts[1] += 1
+            if writer is not None:
+                writer.close()
+            reader = writer = None
+            await asyncio.sleep(0.01)
+    if writer is not None:
+        writer.close()
+
+
+async def _read_response(reader: asyncio.StreamReader) -> int:
+    head = await reader.readuntil(b"\r\n\r\n")
+    status = int(head[9:12])
+    lower = head.lower()
+    at = lower.find(b"\r\ncontent-length:")
+    if at < 0:
+        raise ValueError("bench_load: answer without content-length")
+    end = lower.index(b"\r\n", at + 2)
+    await reader.readexactly(int(lower[at + 17:end]))
+    return status
+
+
