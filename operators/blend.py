@@ -20,7 +20,7 @@ A candidate found by several sources sums their contributions and keeps every pi
 strongest first, so an explanation can name all of them.
 
 >>> session = {"events": [["a", "view", 1], ["b", "view", 2]], "purchased": []}
->>> similar = {"b": [["c", 2.0], ["a", 1.0]], "a": [["d", 5.0]]}
+>>> similar = {"b": shares([["c", 2.0], ["a", 1.0]]), "a": shares([["d", 5.0]])}
 >>> fills = [Fill("trending", "global", [["t", 1.0], ["c", 0.5]])]
 >>> out = blend(session, similar, {}, fills, BlendParams(remind=(0.1,)), k=4)
 >>> [(s.item_id, [e.source for e in s.evidence]) for s in out]
@@ -29,6 +29,7 @@ strongest first, so an explanation can name all of them.
 
 from __future__ import annotations
 
+import heapq
 import math
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -95,61 +96,79 @@ class Scored:
     evidence: list[Evidence] = field(default_factory=list)
 
 
-def _vote(history: Sequence[str], lists: Mapping[str, Sequence[Sequence[Any]]],
-          banned: Collection[str], decay: float, weight: float, source: str,
-          pool: int, out: dict[str, Scored]) -> None:
-    """Neighbour votes of the recent items (see :mod:`operators.candidates`), summed into
-    ``out``; evidence names the recent item that contributed most."""
+Shares = Sequence[tuple[str, float]]
+
+
+def shares(lst: Sequence[Sequence[Any]]) -> tuple[tuple[str, float], ...]:
+    """A ranked list of ``[item_id, log_score]`` as ``(item_id, score / best score)``: the form
+    :func:`blend` votes with. Callers that serve many requests cache it per list version.
+
+    >>> shares([["a", 2.0], ["b", 2.0 - math.log(4)]])
+    (('a', 1.0), ('b', 0.25))
+    """
+    if not lst:
+        return ()
+    top = float(lst[0][1])
+    return tuple((str(e[0]), math.exp(float(e[1]) - top)) for e in lst)
+
+
+def _vote(history: Sequence[str], lists: Mapping[str, Shares], banned: Collection[str],
+          decay: float, weight: float, pool: int) -> tuple[dict[str, float], dict[str, str]]:
+    """Neighbour votes of the recent items (see :mod:`operators.candidates`): the best
+    ``pool`` items with their summed votes, and for each the recent item that gave most."""
     votes: dict[str, float] = {}
-    best: dict[str, tuple[float, str]] = {}
+    best: dict[str, float] = {}
+    because: dict[str, str] = {}
+    votes_get, best_get = votes.get, best.get  # hot loop: bound once
     for rank, src in enumerate(history):
-        lst = lists.get(src) or ()
+        lst = lists.get(src)
         if not lst:
             continue
-        top = float(lst[0][1])
         w = weight * decay**rank
-        for item_id, log_score in lst:
+        for item_id, share in lst:
             if item_id in banned:
                 continue
-            vote = w * math.exp(float(log_score) - top)
-            votes[item_id] = votes.get(item_id, 0.0) + vote
-            if item_id not in best or vote > best[item_id][0]:
-                best[item_id] = (vote, src)
-    ranked = sorted(votes.items(), key=lambda kv: (-kv[1], kv[0]))[:pool]
-    for item_id, score in ranked:
-        cand = out.get(item_id)
-        if cand is None:
-            cand = out[item_id] = Scored(item_id, 0.0)
-        cand.score += score
-        cand.evidence.append(Evidence(source, score, best[item_id][1]))
+            vote = w * share
+            votes[item_id] = votes_get(item_id, 0.0) + vote
+            if vote > best_get(item_id, -1.0):
+                best[item_id] = vote
+                because[item_id] = src
+    if len(votes) > pool:
+        votes = dict(heapq.nsmallest(pool, votes.items(), key=lambda kv: (-kv[1], kv[0])))
+    return votes, because
 
 
-def blend(session: Mapping[str, Any] | None,
-          similar: Mapping[str, Sequence[Sequence[Any]]],
-          bought: Mapping[str, Sequence[Sequence[Any]]],
-          fills: Sequence[Fill], params: BlendParams, *, k: int,
+def blend(session: Mapping[str, Any] | None, similar: Mapping[str, Shares],
+          bought: Mapping[str, Shares], fills: Sequence[Fill], params: BlendParams, *, k: int,
           exclude: Collection[str] = ()) -> list[Scored]:
-    """The best ``k`` candidates, score descending (ties by id), every one with its evidence."""
+    """The best ``k`` candidates, score descending (ties by id), every one with its evidence.
+    ``similar`` and ``bought`` map recent items to their lists as :func:`shares`."""
     history = recent_items(session, params.recent) if session else []
     purchased = set(session.get("purchased", ())) if session else set()
     banned = set(exclude) | purchased
     if not params.allow_repeats:
         banned |= set(history)
-    found: dict[str, Scored] = {}
+    sources: list[tuple[str, dict[str, float], dict[str, str]]] = []
     if params.session_weight > 0:
-        _vote(history, similar, banned, params.recency_decay, params.session_weight, SESSION,
-              params.pool, found)
+        sources.append((SESSION, *_vote(history, similar, banned, params.recency_decay,
+                                        params.session_weight, params.pool)))
     if params.bought_weight > 0:
-        _vote(history, bought, banned, params.recency_decay, params.bought_weight,
-              BOUGHT_TOGETHER, params.pool, found)
-    for item_id, weight in zip(history, params.remind, strict=False):
-        if weight > 0 and item_id not in exclude:
-            cand = found.setdefault(item_id, Scored(item_id, 0.0))
-            cand.score += weight
-            cand.evidence.append(Evidence(RECENTLY_VIEWED, weight, item_id))
-    ranked = sorted(found.values(), key=lambda c: (-c.score, c.item_id))[:k]
-    for cand in ranked:
-        cand.evidence.sort(key=lambda e: -e.score)
+        sources.append((BOUGHT_TOGETHER, *_vote(history, bought, banned, params.recency_decay,
+                                                params.bought_weight, params.pool)))
+    remind = {item_id: w for item_id, w in zip(history, params.remind, strict=False)
+              if w > 0 and item_id not in exclude}
+    sources.append((RECENTLY_VIEWED, remind, {i: i for i in remind}))
+    total: dict[str, float] = {}
+    for _, votes, _ in sources:
+        for item_id, vote in votes.items():
+            total[item_id] = total.get(item_id, 0.0) + vote
+    top = heapq.nsmallest(k, total.items(), key=lambda kv: (-kv[1], kv[0]))
+    ranked: list[Scored] = []
+    for item_id, score in top:
+        evidence = [Evidence(name, votes[item_id], because[item_id])
+                    for name, votes, because in sources if item_id in votes]
+        evidence.sort(key=lambda e: -e.score)
+        ranked.append(Scored(item_id, score, evidence))
     if len(ranked) < k:
         _fill(ranked, fills, k, banned)
     return ranked

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import gc
 import logging
 import os
 import time
@@ -127,6 +128,7 @@ class App:
                 return
 
     async def startup(self) -> None:
+        _tune_gc()
         if self.handlers.reader is None:
             self.handlers.reader = open_reader(self.settings.redis_url)
             self._owns_reader = True
@@ -147,6 +149,19 @@ class App:
             self.handlers.publisher = None
             self._owns_publisher = False
             await publisher.close()
+
+
+GC_THRESHOLDS: Final = (20_000, 20, 50)
+
+
+def _tune_gc() -> None:
+    """Fewer, cheaper collections: the objects alive after start-up (modules, the app) move to
+    the permanent generation, and the young generations are collected less often. A request
+    allocates thousands of short-lived objects that reference counting frees anyway; with the
+    defaults, full collections over the cache paused the loop for tens of milliseconds."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
 
 
 async def _read_body(receive: Receive) -> bytes:

@@ -8,6 +8,14 @@ negative answers included. User sessions change on every click and are never cac
 
 When Redis is unreachable or slower than the budget, :meth:`Fetcher.stale` still answers from
 whatever the cache holds, however old, so the caller can serve a degraded answer.
+
+Reads of concurrent requests are batched: every key asked for while one MGET is in flight waits
+for it to return and then goes out in the next single MGET (duplicates once). A Python Redis
+client costs tens of microseconds per command, whatever its size, so under load one command
+serves many requests. Idle, a request waits for nothing but its own round trip.
+
+Derived values (a list as shares, a context blend) are memoised per envelope object with
+:meth:`Fetcher.derived`: an envelope is immutable, and a new version is a new object.
 """
 
 from __future__ import annotations
@@ -15,12 +23,26 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import OrderedDict
-from collections.abc import Sequence
-from typing import Final, Protocol
+from collections.abc import Callable, Sequence
+from typing import Any, Final, Protocol, TypeVar
 
 from state.records import Envelope
 
 MISSING: Final = object()
+DERIVED_CAPACITY: Final = 20_000
+T = TypeVar("T")
+Waiter = tuple[Sequence[str], "asyncio.Future[list[Envelope | None]]"]
+
+
+def _compact(env: Envelope) -> Envelope:
+    """A ranked list's ``[[item_id, score], ...]`` as tuples: the garbage collector stops
+    tracking tuples of strings and floats, so a cache of tens of thousands of lists does not
+    turn every full collection into a pause of a hundred milliseconds."""
+    data = env.data
+    if isinstance(data, dict) and isinstance(data.get("items"), list):
+        data = {**data, "items": tuple(tuple(e) for e in data["items"])}
+        return Envelope(env.version, env.as_of, data)
+    return env
 
 
 class Reader(Protocol):
@@ -50,8 +72,13 @@ class Fetcher:
         self.capacity = capacity
         self.budget_s = budget_s
         self._cache: OrderedDict[str, tuple[int, Envelope | None]] = OrderedDict()
+        self._derived: OrderedDict[tuple[Any, ...], tuple[Any, Any]] = OrderedDict()
+        self._pending: list[Waiter] = []
+        self._in_flight = False
+        self._tasks: set[asyncio.Task[None]] = set()
         self.hits = 0
         self.misses = 0
+        self.batches = 0
 
     def open_reader(self) -> Reader:
         if self.reader is None:
@@ -66,7 +93,7 @@ class Fetcher:
             return []
         if not cache:
             async with asyncio.timeout(self.budget_s):
-                return await self.open_reader().get_many(keys)
+                return await self._batched(keys)
         now = time.monotonic_ns()
         out: list[Envelope | object | None] = []
         todo: list[str] = []
@@ -81,12 +108,60 @@ class Fetcher:
         self.misses += len(todo)
         if todo:
             async with asyncio.timeout(self.budget_s):
-                found = await self.open_reader().get_many(todo)
-            fetched = dict(zip(todo, found, strict=True))
-            for key, env in fetched.items():
-                self._put(key, env, now)
+                found = await self._batched(todo)
+            # what the cache keeps (compacted, or the unchanged object) is what callers get
+            fetched = {key: self._put(key, env, now) for key, env in zip(todo, found, strict=True)}
             out = [fetched[k] if v is MISSING else v for k, v in zip(keys, out, strict=True)]
         return out  # type: ignore[return-value]
+
+    # ---- batching -----------------------------------------------------------------------------
+    def _batched(self, keys: Sequence[str]) -> asyncio.Future[list[Envelope | None]]:
+        reader = self.open_reader()  # raises at once when no reader is open
+        fut: asyncio.Future[list[Envelope | None]] = asyncio.get_running_loop().create_future()
+        self._pending.append((keys, fut))
+        if not self._in_flight:
+            self._in_flight = True
+            task = asyncio.ensure_future(self._drain(reader))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        return fut
+
+    async def _drain(self, reader: Reader) -> None:
+        """Send what is pending as one MGET, repeatedly, until nothing is left."""
+        try:
+            await asyncio.sleep(0)  # let the requests that are ready add their keys first
+            while self._pending:
+                batch, self._pending = self._pending, []
+                unique = list(dict.fromkeys(k for keys, _ in batch for k in keys))
+                self.batches += 1
+                try:
+                    found = await reader.get_many(unique)
+                except Exception as exc:  # every waiter gets the error (Redis down, timeout)
+                    for _, fut in batch:
+                        if not fut.done():
+                            fut.set_exception(exc)
+                    continue
+                by_key = dict(zip(unique, found, strict=True))
+                for keys, fut in batch:
+                    if not fut.done():
+                        fut.set_result([by_key[k] for k in keys])
+        finally:
+            self._in_flight = False
+
+    def derived(self, envs: Sequence[Envelope | None], kind: str,
+                make: Callable[[], T]) -> T:
+        """``make()`` memoised for these envelope objects (kept alive by the memo, so their ids
+        are not reused while it holds them)."""
+        key = (kind, *(id(e) for e in envs))
+        hit = self._derived.get(key)
+        if hit is not None:
+            self._derived.move_to_end(key)
+            return hit[1]  # type: ignore[no-any-return]
+        value = make()
+        self._derived[key] = (tuple(envs), value)
+        if len(self._derived) > DERIVED_CAPACITY:
+            self._derived.popitem(last=False)
+        return value
 
     def stale(self, keys: Sequence[str]) -> list[Envelope | None] | None:
         """Every key from the cache whatever its age, or ``None`` when one is not cached."""
@@ -98,11 +173,18 @@ class Fetcher:
             out.append(hit[1])
         return out
 
-    def _put(self, key: str, env: Envelope | None, now: int) -> None:
+    def _put(self, key: str, env: Envelope | None, now: int) -> Envelope | None:
+        old = self._cache.get(key)
+        if old is not None and old[1] is not None and env is not None and \
+                old[1].version == env.version and old[1].as_of == env.as_of:
+            env = old[1]  # unchanged: keep the object, so values derived from it stay memoised
+        elif env is not None:
+            env = _compact(env)
         self._cache[key] = (now, env)
         self._cache.move_to_end(key)
         while len(self._cache) > self.capacity:
             self._cache.popitem(last=False)
+        return env
 
     @property
     def hit_ratio(self) -> float | None:

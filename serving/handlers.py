@@ -37,8 +37,8 @@ log = logging.getLogger("serving")
 # errors that mean "Redis is not reachable now (or not in time)", as opposed to a bug
 UNAVAILABLE: Final = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError,
                       TimeoutError, RedisUnavailable)
-POOL_FACTOR: Final = 3   # candidates ranked per slot asked for (rules drop and reorder some)
-POOL_SLACK: Final = 10
+POOL_FACTOR: Final = 2   # candidates ranked per slot asked for (rules drop and reorder some)
+POOL_SLACK: Final = 5
 CONTEXT_DIMENSIONS: Final = ("device", "country", "page")
 REPEAT_MS: Final = 60_000     # an identical answer within this is not a new impression
 SHOWN_USERS: Final = 100_000  # (user, placement) pairs remembered for that
@@ -185,8 +185,11 @@ class Core:
             m.fallbacks.labels(placement, doc["fallback"]).inc()
         if doc["degraded"]:
             m.degraded.labels(placement).inc()
+        by_source: dict[str, int] = {}
         for item in doc["items"]:
-            m.served.labels(item["source"]).inc()
+            by_source[item["source"]] = by_source.get(item["source"], 0) + 1
+        for source, n in by_source.items():
+            m.served.labels(source).inc(n)
         age = doc["freshness"]["age_ms"]
         if age is not None:
             m.list_age.labels(placement).observe(max(age, 0) / 1000.0)

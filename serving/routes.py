@@ -16,7 +16,7 @@ than its bound, so most requests need only the first):
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, Final
 
 import redis.exceptions
@@ -27,7 +27,9 @@ from operators.blend import (
     TRENDING_CATEGORY,
     BlendParams,
     Fill,
+    Shares,
     blend,
+    shares,
 )
 from operators.candidates import recent_items
 from operators.trending import daypart
@@ -62,6 +64,7 @@ from state.keys import (
     trending_context_scope,
     trending_key,
 )
+from state.records import Envelope
 
 Handler = Callable[[Request], Awaitable[Response]]
 Meta = dict[str, Mapping[str, Any] | None]
@@ -168,7 +171,7 @@ class Handlers(Core):
                 return draft
             recent = recent_items(session, SESSION_PARAMS.recent)
             found = await self.get([similar_key(i) for i in recent])
-            lists = {i: e.data.get("items", ()) for i, e in zip(recent, found, strict=True)
+            lists = {i: self._shares(e) for i, e in zip(recent, found, strict=True)
                      if e is not None}
             cands = blend(session, lists, {}, (), SESSION_PARAMS, k=o.pool, exclude=o.exclude)
             if not cands:
@@ -204,9 +207,9 @@ class Handlers(Core):
                 *(item_key(i) for i in recent), *shared]
         found = await self.get(keys)
         n = len(recent)
-        similar = {i: e.data.get("items", ()) for i, e in zip(recent, found[:n], strict=True)
+        similar = {i: self._shares(e) for i, e in zip(recent, found[:n], strict=True)
                    if e is not None}
-        bought = {i: e.data.get("items", ()) for i, e in zip(recent, found[n:2 * n], strict=True)
+        bought = {i: self._shares(e) for i, e in zip(recent, found[n:2 * n], strict=True)
                   if e is not None}
         metas: Meta = {i: (e.data if e is not None else None)
                        for i, e in zip(recent, found[2 * n:3 * n], strict=True)}
@@ -221,16 +224,30 @@ class Handlers(Core):
             (cat_env,) = await self.get([trending_key(last_cat)])
             if cat_env is not None:
                 fills.append(Fill(TRENDING_CATEGORY, last_cat, cat_env.data["items"]))
-        global_items = global_env.data["items"] if global_env is not None else []
-        ctx_lists = [(scope, e.data["items"]) for (scope, _), e in zip(ctx_keys, ctx_envs,
-                                                                       strict=True)
-                     if e is not None]
-        fills.append(P.context_fill(ctx_lists, global_items) if ctx_lists else
-                     Fill(TRENDING, "global", global_items))
+        fills.append(self._context_fill(ctx_keys, ctx_envs, global_env))
         cands = blend(session, similar, bought, fills, params, k=o.pool, exclude=o.exclude)
         fallback = None if recent else FALLBACK_NO_SESSION
         return Draft("homepage", cands, times, fallback=fallback, session=session,
                      because=recent, meta=dict(metas))
+
+    def _shares(self, env: Envelope) -> Shares:
+        """A neighbour list as :func:`operators.blend.shares`, once per published version."""
+        return self.fetch.derived([env], "shares", lambda: shares(env.data.get("items", ())))
+
+    def _context_fill(self, ctx_keys: Sequence[tuple[str, str]],
+                      ctx_envs: Sequence[Envelope | None], global_env: Envelope | None) -> Fill:
+        """The cold-start blend of the context lists and global trending, once per set of
+        published versions (every user with the same context shares it)."""
+        def make() -> Fill:
+            global_items = global_env.data["items"] if global_env is not None else []
+            lists = [(scope, e.data["items"]) for (scope, _), e in zip(ctx_keys, ctx_envs,
+                                                                       strict=True)
+                     if e is not None]
+            return P.context_fill(lists, global_items) if lists else \
+                Fill(TRENDING, "global", global_items)
+
+        return self.fetch.derived([*ctx_envs, global_env], "context:" + ",".join(
+            scope for scope, _ in ctx_keys), make)
 
     def _context_keys(self, o: Options, now: int) -> list[tuple[str, str]]:
         """``(scope, key)`` of the context trending lists for this request: its country and
@@ -295,11 +312,8 @@ class Handlers(Core):
         if o.context:
             ctx_keys = self._context_keys(o, now)
             envs = await self.get([trending_key(None), *(k for _, k in ctx_keys)])
-            lists = [(scope, e.data["items"]) for (scope, _), e in zip(ctx_keys, envs[1:],
-                                                                       strict=True)
-                     if e is not None]
-            if lists:
-                fill = P.context_fill(lists, envs[0].data["items"] if envs[0] else [])
+            if any(e is not None for e in envs[1:]):
+                fill = self._context_fill(ctx_keys, envs[1:], envs[0])
                 cands = blend(None, {}, {}, [fill], BlendParams(), k=o.pool, exclude=excluded)
                 return Draft(placement, cands, [e.as_of for e in envs if e is not None])
         (env,) = await self.get([trending_key(None)])

@@ -36,7 +36,7 @@ DIVERSITY_METHODS: Final = ("mmr", "caps", "none")
 DAY_MS: Final = 86_400_000
 SAME_CATEGORY: Final = 1.0  # MMR similarity of two items of one category
 SAME_BRAND: Final = 0.5     # ... of two items of one brand (the larger of the two counts)
-MMR_POOL: Final = 3         # MMR looks at the best MMR_POOL * k candidates
+MMR_POOL: Final = 2         # MMR looks at the best MMR_POOL * k candidates
 
 
 class RulesError(ValueError):

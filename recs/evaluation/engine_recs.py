@@ -24,7 +24,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from operators import neighbours, session, trending
-from operators.blend import TRENDING, TRENDING_CATEGORY, BlendParams, Fill, blend
+from operators.blend import (
+    TRENDING,
+    TRENDING_CATEGORY,
+    BlendParams,
+    Fill,
+    Shares,
+    blend,
+    shares,
+)
 from operators.candidates import recent_items, session_candidates
 from operators.config import INTEREST_TYPES, EngineConfig
 from recs.evaluation.api import Learner, Method, Query
@@ -144,6 +152,16 @@ class EngineLearner:
     def neighbour_lists(self, relation: str, items: Sequence[str]) -> dict[str, list[list[Any]]]:
         return {i: self.neighbour_list(relation, i) for i in items}
 
+    def neighbour_shares(self, relation: str, items: Sequence[str]) -> dict[str, Shares]:
+        """The lists as :func:`operators.blend.shares`, cached like the rendered lists."""
+        out: dict[str, Shares] = {}
+        for i in items:
+            st = self.runner.relations.get((relation, i))
+            if st is not None:
+                out[i] = self._cached(f"{relation}:shares", i, st,
+                                      lambda i=i: shares(self.neighbour_list(relation, i)))
+        return out
+
     def trending_list(self, category: str | None = None) -> list[list[Any]]:
         scope = keys.trending_scope(category)
         st = self.runner.topk.get(scope)
@@ -243,8 +261,8 @@ class FullBlend(_EngineMethod):
         cat = eng.category(last) if (b.category_fill and last is not None) else None
         fills = [Fill(TRENDING_CATEGORY, cat, eng.trending_list(cat))] if cat is not None else []
         fills.append(Fill(TRENDING, "global", eng.trending_list()))
-        similar = eng.neighbour_lists(keys.KIND_SIMILAR, history)
-        bought = eng.neighbour_lists(keys.KIND_BOUGHT, history) if b.bought_weight > 0 else {}
+        similar = eng.neighbour_shares(keys.KIND_SIMILAR, history)
+        bought = eng.neighbour_shares(keys.KIND_BOUGHT, history) if b.bought_weight > 0 else {}
         return [c.item_id for c in blend(sess, similar, bought, fills, params, k=k,
                                          exclude=query.exclude)]
 
