@@ -53,9 +53,10 @@ class TrendingConfig:
     half_life_s: float = 6 * 3_600.0
     top_k: int = 100
     max_context_scopes: int = 16  # context scopes (device, country, daypart) scored per item
+    new_top_k: int = 100          # items per new-arrivals list (operators/arrivals.py)
 
     def __post_init__(self) -> None:
-        for name in ("half_life_s", "top_k", "max_context_scopes"):
+        for name in ("half_life_s", "top_k", "max_context_scopes", "new_top_k"):
             _positive(self, name)
 
 

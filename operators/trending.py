@@ -1,15 +1,19 @@
 """Decayed trending, global, per category and per context, in two keyed steps.
 
 1. :func:`item_step` (keyed by item) keeps the item's forward-decayed popularity ``log_pop``, its
-   counters by event type, its catalogue metadata and a forward-decayed score per context scope
-   it was interacted in. Every change of ``log_pop`` emits a :class:`ScopeScore` for the
-   ``global`` scope, for the item's category scope and for the event's context scopes.
-2. :func:`topk_step` (keyed by scope) keeps the best ``top_k`` items of the scope.
+   counters by event type, its catalogue metadata and first-seen time, and a forward-decayed
+   score per context scope it was interacted in. Every change of ``log_pop`` emits a
+   :class:`ScopeScore` for the ``global`` scope, for the item's category scope and for the
+   event's context scopes. Catalogue upserts (:func:`item_upsert_step`) also emit the scores of
+   the new-arrival scopes ``new:global`` and ``new:cat:{category}`` (:mod:`operators.arrivals`).
+2. :func:`topk_step` (keyed by scope) keeps the best ``top_k`` items of the scope
+   (``new_top_k`` for the new-arrival scopes, see :func:`list_size`).
 
 Forward-decayed log scores only ever grow and share one landmark, so the streaming top-K is exact
 (up to ties) whatever order the scope scores arrive in: an item that is not in the top-K when its
 final score arrives had at least K others ahead of it. No periodic rescans. The one exception is
-a retraction (an item recategorised or deleted, or a context scope it stopped tracking), which
+a retraction (an item recategorised or deleted, a context scope it stopped tracking, or a
+new-arrival score lowered by a late upsert, see :mod:`operators.arrivals`), which
 removes the item from a scope; that list then holds fewer than K items until another one rises
 into it, and which runner-up fills the gap depends on the arrival order.
 
@@ -44,6 +48,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Any, Final
 
+from operators import arrivals
 from operators.config import EngineConfig, TrendingConfig
 from operators.decay import NEG_INF, add
 from schemas.events import Interaction, ItemUpsert
@@ -52,6 +57,7 @@ from state.keys import (
     CONTEXT_DAYPART,
     CONTEXT_DEVICE,
     context_value,
+    is_new_arrivals_scope,
     trending_context_scope,
     trending_scope,
 )
@@ -71,6 +77,7 @@ class ItemState:
     pop_ts: int = 0              # newest event that added to log_pop
     # context scope -> (log score, newest event that added to it); at most max_context_scopes
     ctx: dict[str, tuple[float, int]] = field(default_factory=dict)
+    first_seen_ts: int = 0       # oldest upsert's event time (operators/arrivals.py); 0: no meta
 
 
 RETRACT = NEG_INF  # a ScopeScore with this log score removes the item from the scope
@@ -125,11 +132,13 @@ def category_of(state: ItemState | None) -> str | None:
 
 
 def current_scores(item_id: str, state: ItemState) -> list[ScopeScore]:
-    """The item's score in every scope it belongs to, as of its newest event in that scope.
+    """The item's score in every popularity scope it belongs to, as of its newest event there.
 
     Offering these instead of every intermediate score gives the same top-K, since scores only
     grow (shells that coalesce publications use this). A context score carries the time of the
-    newest event that added to it, so a list's version is the newest event it reflects."""
+    newest event that added to it, so a list's version is the newest event it reflects. The
+    new-arrival scores are not among them: :func:`item_upsert_step` emits those, to be offered
+    at once."""
     out = _scores(item_id, state, state.pop_ts)
     out += [ScopeScore(scope, item_id, score, ts)
             for scope, (score, ts) in sorted(state.ctx.items())]
@@ -194,32 +203,66 @@ def item_step(state: ItemState | None, event: Interaction,
                            country=context_field(event, CONTEXT_COUNTRY))
 
 
-def item_upsert_step(state: ItemState | None,
-                     upsert: ItemUpsert) -> tuple[ItemState, list[ScopeScore]]:
-    """Apply a catalogue upsert; the newest ``ts`` wins, older upserts are ignored."""
+def item_upsert_step(state: ItemState | None, upsert: ItemUpsert,
+                     cfg: EngineConfig) -> tuple[ItemState, list[ScopeScore]]:
+    """Apply a catalogue upsert. The newest ``ts`` wins the metadata (ties: the later upsert);
+    an older one leaves it alone but may lower the item's first-seen time, which is the oldest
+    upsert's ``ts`` (:mod:`operators.arrivals`)."""
     cur = state or _empty()
     if cur.meta is not None and upsert.ts < cur.meta_ts:
-        return cur, []
+        if upsert.ts >= cur.first_seen_ts:
+            return cur, []
+        lowered = replace(cur, first_seen_ts=upsert.ts)
+        return lowered, _arrival_scores(upsert.item_id, cur, lowered, cfg.trending)
     meta = upsert.to_dict()
     meta.pop("schema_version", None)
+    first_seen = upsert.ts if cur.meta is None else min(cur.first_seen_ts, upsert.ts)
+    new = replace(cur, meta=meta, meta_ts=upsert.ts, first_seen_ts=first_seen)
+    out = _trending_moves(upsert.item_id, cur, new, upsert.deleted)
+    out += _arrival_scores(upsert.item_id, cur, new, cfg.trending)
+    return new, out
+
+
+def _trending_moves(item_id: str, cur: ItemState, new: ItemState,
+                    deleted: bool) -> list[ScopeScore]:
+    """What an applied upsert changes in the popularity lists."""
     old_cat = category_of(cur)
-    new = replace(cur, meta=meta, meta_ts=upsert.ts)
     new_cat = category_of(new)
     out: list[ScopeScore] = []
-    if upsert.deleted:
+    if deleted:
         # a retired item leaves every list it is on
         scopes = [trending_scope(), *([trending_scope(old_cat)] if old_cat else [])]
-        out = [ScopeScore(s, upsert.item_id, RETRACT, cur.pop_ts) for s in scopes]
-        out += [ScopeScore(s, upsert.item_id, RETRACT, t) for s, (_, t) in cur.ctx.items()]
-        return new, out
+        out = [ScopeScore(s, item_id, RETRACT, cur.pop_ts) for s in scopes]
+        out += [ScopeScore(s, item_id, RETRACT, t) for s, (_, t) in cur.ctx.items()]
+        return out
     if old_cat is not None and old_cat != new_cat:
-        out.append(ScopeScore(trending_scope(old_cat), upsert.item_id, RETRACT, cur.pop_ts))
+        out.append(ScopeScore(trending_scope(old_cat), item_id, RETRACT, cur.pop_ts))
     # The item's score only needs re-announcing when it gains a category scope. Scope scores
     # carry the time of the item's newest scoring event, so a list's version is the newest
     # interaction it reflects (catalogue upserts do not move it).
     if new_cat is not None and new_cat != old_cat and new.log_pop != NEG_INF:
-        out.append(ScopeScore(trending_scope(new_cat), upsert.item_id, new.log_pop, new.pop_ts))
-    return new, out
+        out.append(ScopeScore(trending_scope(new_cat), item_id, new.log_pop, new.pop_ts))
+    return out
+
+
+def _arrival_scores(item_id: str, cur: ItemState, new: ItemState,
+                    cfg: TrendingConfig) -> list[ScopeScore]:
+    """What an upsert changes in the new-arrival lists: leave the scopes the item left or where
+    its score went down (at the time of its previous offer, ``cur.meta_ts``), then offer its
+    score to every scope it is in at the time of its newest upsert (see operators/arrivals.py)."""
+    old = arrivals.placement(cur.meta, cur.first_seen_ts, cfg.half_life_s)
+    now = arrivals.placement(new.meta, new.first_seen_ts, cfg.half_life_s)
+    out = [ScopeScore(s, item_id, RETRACT, cur.meta_ts) for s in arrivals.retracted(old, now)]
+    out += [ScopeScore(s, item_id, score, new.meta_ts) for s, score in now.items()]
+    return out
+
+
+def render_item(state: ItemState) -> dict[str, Any] | None:
+    """The value published at ``recs:v1:item:{item}``: the newest upsert (without its schema
+    version) and ``first_seen_ms``; ``None`` before the item's first upsert."""
+    if state.meta is None:
+        return None
+    return {**state.meta, "first_seen_ms": state.first_seen_ts}
 
 
 def render_stats(state: ItemState) -> dict[str, Any]:
@@ -261,10 +304,18 @@ def topk_step(state: TopKState | None, score: ScopeScore) -> tuple[TopKState | N
     return TopKState(new_items, seq, as_of), True
 
 
-def trim(state: TopKState, cfg: TrendingConfig) -> TopKState:
-    if len(state.items) <= cfg.top_k:
+def list_size(cfg: TrendingConfig, scope: str | None = None) -> int:
+    """Items a scope's list keeps: ``new_top_k`` for a new-arrival scope, ``top_k`` for any
+    other (``None``: a popularity list)."""
+    return cfg.new_top_k if scope is not None and is_new_arrivals_scope(scope) else cfg.top_k
+
+
+def trim(state: TopKState, cfg: TrendingConfig, scope: str | None = None) -> TopKState:
+    """Keep the best :func:`list_size` items of ``scope``'s list."""
+    k = list_size(cfg, scope)
+    if len(state.items) <= k:
         return state
-    kept = dict(ranked(state)[:cfg.top_k])
+    kept = dict(ranked(state)[:k])
     return replace(state, items=kept)
 
 
@@ -272,9 +323,10 @@ def ranked(state: TopKState) -> list[tuple[str, float]]:
     return sorted(state.items.items(), key=lambda kv: (-kv[1], kv[0]))
 
 
-def render_topk(state: TopKState, cfg: TrendingConfig) -> dict[str, Any]:
+def render_topk(state: TopKState, cfg: TrendingConfig, scope: str | None = None
+                ) -> dict[str, Any]:
     """The value published at ``recs:v1:trending:{scope}``."""
-    return {"items": [[i, s] for i, s in ranked(state)[:cfg.top_k]],
+    return {"items": [[i, s] for i, s in ranked(state)[:list_size(cfg, scope)]],
             "half_life_s": cfg.half_life_s}
 
 
@@ -282,18 +334,21 @@ def encode_item(state: ItemState) -> dict[str, Any]:
     return {"_c": 1, "meta": state.meta, "meta_ts": state.meta_ts, "counts": state.counts,
             "log_pop": None if state.log_pop == NEG_INF else state.log_pop,
             "seq": state.seq, "as_of": state.as_of, "pop_ts": state.pop_ts,
-            "ctx": {scope: [score, ts] for scope, (score, ts) in state.ctx.items()}}
+            "ctx": {scope: [score, ts] for scope, (score, ts) in state.ctx.items()},
+            "first_seen_ts": state.first_seen_ts}
 
 
 def decode_item(doc: dict[str, Any]) -> ItemState:
     """Inverse of :func:`encode_item`; states checkpointed before ``pop_ts`` or ``ctx`` existed
-    decode with ``0`` and no context scores."""
+    decode with ``0`` and no context scores, before ``first_seen_ts`` with ``meta_ts`` (the
+    newest upsert: the oldest one is not known any more)."""
     if doc.get("_c") != 1:
         raise ValueError(f"operators.trending: unknown item codec {doc.get('_c')!r}")
     log_pop = NEG_INF if doc["log_pop"] is None else float(doc["log_pop"])
     ctx = {scope: (float(v[0]), int(v[1])) for scope, v in doc.get("ctx", {}).items()}
     return ItemState(doc["meta"], doc["meta_ts"], dict(doc["counts"]), log_pop, doc["seq"],
-                     doc["as_of"], doc.get("pop_ts", 0), ctx)
+                     doc["as_of"], doc.get("pop_ts", 0), ctx,
+                     doc.get("first_seen_ts", doc["meta_ts"]))
 
 
 def encode_topk(state: TopKState) -> dict[str, Any]:

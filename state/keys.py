@@ -12,7 +12,11 @@ recs:v1:bought:{item}       co-purchase / co-cart neighbours ``[[item, log_score
 recs:v1:trending:{scope}    decayed top-K; scope ``global``, ``cat:{category}`` or
                             ``ctx:{dimension}:{value}`` (dimension ``device``, ``country``
                             or ``daypart``; value stripped, lower-cased, 1..64 chars)
-recs:v1:item:{item}         catalogue metadata (title, category, brand, price, stock)
+recs:v1:trending:new:{s}    new arrivals: the newest items by first catalogue upsert; scope
+                            ``new:global`` or ``new:cat:{category}``; same payload
+                            (``[[item, log_score], ...]``, ``log_score = λ·first_seen_s``)
+recs:v1:item:{item}         catalogue metadata (title, category, brand, price, stock) and
+                            ``first_seen_ms``, the event time of the item's first upsert
 recs:v1:itemstats:{item}    per-item counters by event type and decayed popularity
 recs:v1:meta:freshness      hash: writer name -> newest event time applied (ms)
 ==========================  =========================================================
@@ -23,6 +27,8 @@ recs:v1:meta:freshness      hash: writer name -> newest event time applied (ms)
 'recs:v1:trending:cat:shoes'
 >>> trending_context_key("device", " Mobile ")
 'recs:v1:trending:ctx:device:mobile'
+>>> new_arrivals_key("shoes")
+'recs:v1:trending:new:cat:shoes'
 >>> key_for("similar", "i7")
 'recs:v1:similar:i7'
 """
@@ -49,6 +55,7 @@ CONTEXT_COUNTRY: Final = "country"
 CONTEXT_DAYPART: Final = "daypart"
 CONTEXT_DIMENSIONS: Final = (CONTEXT_DEVICE, CONTEXT_COUNTRY, CONTEXT_DAYPART)
 MAX_CONTEXT_VALUE_LEN: Final = 64
+NEW_ARRIVALS_PREFIX: Final = "new:"  # scopes of the new-arrivals lists (under KIND_TRENDING)
 FRESHNESS_KEY: Final = PREFIX + "meta:freshness"
 
 
@@ -133,3 +140,25 @@ def trending_context_scope(dimension: str, value: str) -> str:
 
 def trending_context_key(dimension: str, value: str) -> str:
     return key_for(KIND_TRENDING, trending_context_scope(dimension, value))
+
+
+def new_arrivals_scope(category: str | None = None) -> str:
+    """Scope of a new-arrivals list: ``new:global`` or ``new:cat:{category}``.
+
+    >>> new_arrivals_scope(), new_arrivals_scope("shoes")
+    ('new:global', 'new:cat:shoes')
+    """
+    return NEW_ARRIVALS_PREFIX + trending_scope(category)
+
+
+def new_arrivals_key(category: str | None = None) -> str:
+    return key_for(KIND_TRENDING, new_arrivals_scope(category))
+
+
+def is_new_arrivals_scope(scope: str) -> bool:
+    """True for the scopes :func:`new_arrivals_scope` makes (no other scope starts ``new:``).
+
+    >>> is_new_arrivals_scope("new:cat:shoes"), is_new_arrivals_scope("cat:new:x")
+    (True, False)
+    """
+    return scope.startswith(NEW_ARRIVALS_PREFIX)

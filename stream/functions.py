@@ -240,9 +240,11 @@ class ItemFunction(KeyedCoProcessFunction):  # type: ignore[misc]
                 pending.add(s.scope)
 
     def process_element2(self, value: Row, ctx: KeyedCoProcessFunction.Context) -> Any:
+        # catalogue upserts are rare: their scores (category moves, new arrivals, retractions
+        # before a lowered new-arrival score, in that order) go out at once, uncoalesced
         item = decode_item(value.body)
         old = self._load()
-        new, scores = trending.item_upsert_step(old, item)
+        new, scores = trending.item_upsert_step(old, item, self.cfg)
         self._store(item.item_id, old, new, ctx)
         for s in scores:
             yield Row(scope=s.scope, item_id=s.item_id, log_score=s.log_score, ts=s.ts)
@@ -263,7 +265,8 @@ class ItemFunction(KeyedCoProcessFunction):  # type: ignore[misc]
 
 
 class TopKFunction(KeyedProcessFunction):  # type: ignore[misc]
-    """Keyed by trending scope: exact streaming top-K of monotone forward-decayed scores."""
+    """Keyed by scope: exact streaming top-K of monotone forward-decayed scores, for the
+    popularity scopes and the new-arrival ones (``new:...``, ``new_top_k`` long)."""
 
     def __init__(self, cfg: EngineConfig, emit_interval_ms: int) -> None:
         self.cfg = cfg
@@ -278,7 +281,7 @@ class TopKFunction(KeyedProcessFunction):  # type: ignore[misc]
         score = trending.ScopeScore(value.scope, value.item_id, value.log_score, value.ts)
         new, changed = trending.topk_step(old, score)
         if changed and new is not None:
-            new = trending.trim(new, self.cfg.trending)
+            new = trending.trim(new, self.cfg.trending, value.scope)
             self.state.update(orjson.dumps(trending.encode_topk(new)).decode())
             self.publisher.schedule(ctx, value.scope, new_key=raw is None)
         return iter(())

@@ -45,7 +45,8 @@ class ReferenceRunner:
 
     # -- routing, mirrored by stream/topology.py -------------------------------------------
     def on_item(self, upsert: ItemUpsert) -> None:
-        state, scores = trending.item_upsert_step(self.items.get(upsert.item_id), upsert)
+        state, scores = trending.item_upsert_step(self.items.get(upsert.item_id), upsert,
+                                                  self.cfg)
         self.items[upsert.item_id] = state
         self._dirty_items.add(upsert.item_id)
         self._offer(scores)
@@ -80,7 +81,7 @@ class ReferenceRunner:
         for score in scores:
             state, changed = trending.topk_step(self.topk.get(score.scope), score)
             if changed and state is not None:
-                self.topk[score.scope] = trending.trim(state, self.cfg.trending)
+                self.topk[score.scope] = trending.trim(state, self.cfg.trending, score.scope)
                 self._dirty_scopes.add(score.scope)
 
     # -- publishing -------------------------------------------------------------------------

@@ -13,7 +13,8 @@ Kept apart from sources and sinks (``stream/job.py``) so tests can feed it colle
 Every valid event reaches SessionFunction, impressions included (they update the user's
 ``shown`` list). The rows to ItemFunction carry the event's device and country by name; its
 scores go to the global, category and context scopes (``ctx:device:...``, ``ctx:country:...``,
-``ctx:daypart:...``), all through the same TopKFunction keyed by scope.
+``ctx:daypart:...``) and, on catalogue upserts, to the new-arrival scopes (``new:global``,
+``new:cat:...``), all through the same TopKFunction keyed by scope.
 """
 
 from __future__ import annotations

@@ -29,9 +29,12 @@ def neighbour_update(relation: str, item_id: str, state: neighbours.NeighbourSta
 
 
 def item_updates(item_id: str, state: trending.ItemState) -> list[Update]:
+    """The item value (version: its newest upsert, which a late older upsert lowering
+    ``first_seen_ms`` does not move; the store accepts the equal version) and its stats."""
     out = []
-    if state.meta is not None:
-        out.append(Update(keys.item_key(item_id), state.meta_ts, state.meta_ts, state.meta))
+    value = trending.render_item(state)
+    if value is not None:
+        out.append(Update(keys.item_key(item_id), state.meta_ts, state.meta_ts, value))
     if state.seq:
         out.append(Update(keys.itemstats_key(item_id), state.as_of, state.as_of,
                           trending.render_stats(state)))
@@ -39,5 +42,6 @@ def item_updates(item_id: str, state: trending.ItemState) -> list[Update]:
 
 
 def trending_update(scope: str, state: trending.TopKState, cfg: EngineConfig) -> Update:
+    """A trending or new-arrivals list (``scope`` as made by :mod:`state.keys`)."""
     return Update(keys.key_for(keys.KIND_TRENDING, scope), state.as_of, state.as_of,
-                  trending.render_topk(state, cfg.trending))
+                  trending.render_topk(state, cfg.trending, scope))

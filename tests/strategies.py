@@ -279,6 +279,54 @@ def naive_categories(log: Iterable[Record]) -> dict[str, str | None]:
     return {item: up.category for item, up in best.items()}
 
 
+def naive_first_seen(log: Iterable[Record]) -> dict[str, int]:
+    """Each upserted item's first-seen time: its oldest upsert's ``ts`` (``operators/arrivals.py``),
+    whatever order the upserts come in."""
+    out: dict[str, int] = {}
+    for rec in log:
+        if isinstance(rec, ItemUpsert):
+            out[rec.item_id] = min(rec.ts, out.get(rec.item_id, rec.ts))
+    return out
+
+
+def naive_new_arrivals(log: Sequence[Record], cfg: EngineConfig) -> dict[str, dict[str, float]]:
+    """``scope -> {item: λ·first_seen_s}`` for every live item (its newest upsert, ties: the later
+    in the log, is not deleted), in ``new:global`` and in ``new:cat:{category}`` of that upsert."""
+    newest: dict[str, ItemUpsert] = {}
+    for rec in log:
+        if isinstance(rec, ItemUpsert) and (rec.item_id not in newest
+                                            or rec.ts >= newest[rec.item_id].ts):
+            newest[rec.item_id] = rec
+    lam = math.log(2.0) / cfg.trending.half_life_s
+    out: dict[str, dict[str, float]] = defaultdict(dict)
+    for item, first in naive_first_seen(log).items():
+        up = newest[item]
+        if up.deleted:
+            continue
+        out["new:global"][item] = lam * (first / 1000.0)
+        if up.category is not None:
+            out[f"new:cat:{up.category}"][item] = lam * (first / 1000.0)
+    return dict(out)
+
+
+def naive_new_arrival_versions(log: Sequence[Record]) -> dict[str, int]:
+    """``scope -> version`` of the new-arrival lists: the newest upsert applied as its item's
+    newest (``ts`` not below every earlier one of the item) that left it live, in the scopes of
+    that upsert. Retractions and lowered first-seen times do not move versions."""
+    newest: dict[str, int] = {}
+    out: dict[str, int] = {}
+    for rec in log:
+        if not isinstance(rec, ItemUpsert) or rec.ts < newest.get(rec.item_id, rec.ts):
+            continue
+        newest[rec.item_id] = rec.ts
+        if rec.deleted:
+            continue
+        scopes = ["new:global", *([f"new:cat:{rec.category}"] if rec.category else [])]
+        for scope in scopes:
+            out[scope] = max(out.get(scope, rec.ts), rec.ts)
+    return out
+
+
 def naive_top_k(scores: dict[str, float], k: int) -> list[tuple[str, float]]:
     return sorted(scores.items(), key=lambda kv: (-kv[1], kv[0]))[:k]
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import random
 import time
@@ -20,6 +21,8 @@ from state.store import Store
 from stream.reference import ReferenceRunner
 
 T0 = 1_700_000_000_000
+MINUTE = 60_000
+DAY = 86_400_000
 
 
 def create_engine_topics(settings: Settings, partitions: int = 4) -> None:
@@ -35,11 +38,15 @@ class Log:
 def generated_log(n_events: int, *, n_users: int = 1500, n_items: int = 800,
                   seed: int = 7) -> Log:
     """Sessions over a Zipf-popular catalogue with funnels and small out-of-order jitter;
-    impressions (recorded in sessions' ``shown``) and device/country context (trending scopes)."""
+    impressions (recorded in sessions' ``shown``) and device/country context (trending scopes).
+    Items are first seen at distinct times, then come :func:`catalogue_changes`."""
     rng = random.Random(seed)
-    items = [ItemUpsert(f"i{i}", T0 - 1_000, title=f"Item {i}", category=f"c{i % 12}",
+    # distinct first-seen times, one minute apart over the last n_items minutes (7_919 is prime)
+    first = [T0 - 1_000 - (i * 7_919 % n_items) * MINUTE for i in range(n_items)]
+    items = [ItemUpsert(f"i{i}", first[i], title=f"Item {i}", category=f"c{i % 12}",
                         brand=f"b{i % 30}", price=float(5 + i % 95), stock=i % 7)
              for i in range(n_items)]
+    items += catalogue_changes(items)
     weights = [1.0 / (r + 1) ** 1.1 for r in range(n_items)]
     events: list[Interaction] = []
     clock: dict[str, int] = {}
@@ -67,6 +74,30 @@ def generated_log(n_events: int, *, n_users: int = 1500, n_items: int = 800,
             events.append(Interaction(f"e{n}", etype, user, sid, ts, item_id=item,
                                       context=context))
     return Log(items, events)
+
+
+def catalogue_changes(items: Sequence[ItemUpsert]) -> list[ItemUpsert]:
+    """New arrivals and catalogue corrections after the initial catalogue, chosen so that every
+    new-arrivals list is exact whatever order Flink interleaves items in (operators/arrivals.py):
+
+    - ``n0``..``n5``: the newest items, never interacted with (what exploration shows);
+      ``n1`` then moves from ``c1`` to ``c7``;
+    - late, older upserts of ``n3`` and of the 4th and 401st newest catalogue items: they lower
+      first-seen times by less than the gap to the next item, so no rank changes;
+    - ``x0``: first seen 40 days ago (far outside the global top 100), then deleted.
+
+    Categories hold fewer than ``new_top_k`` (100) items, so their lists are never trimmed.
+    """
+    out = [ItemUpsert(f"n{k}", T0 - 500 + 10 * k, title=f"New {k}", category=f"c{k}",
+                      price=10.0 + k, stock=3) for k in range(6)]
+    out.append(ItemUpsert("n1", T0 - 100, title="New 1", category="c7", price=11.0, stock=3))
+    by_age = sorted(items, key=lambda u: -u.ts)
+    for up in (out[3], by_age[3], by_age[400]):
+        late = up.ts - (5 if up.item_id.startswith("n") else 30_000)
+        out.append(dataclasses.replace(up, ts=late, title=f"{up.title} (draft)"))
+    out.append(ItemUpsert("x0", T0 - 40 * DAY, title="Retired", category="c2"))
+    out.append(ItemUpsert("x0", T0 - 200, title="Retired", category="c2", deleted=True))
+    return out
 
 
 # Each malformed record and the field its DLQ reason must name.

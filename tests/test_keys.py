@@ -20,6 +20,10 @@ GOLDEN = [
     (keys.trending_context_key("country", " DE "), "recs:v1:trending:ctx:country:de"),
     (keys.trending_context_key("daypart", "evening"), "recs:v1:trending:ctx:daypart:evening"),
     (keys.trending_context_scope("device", "Smart TV"), "ctx:device:smart tv"),
+    (keys.new_arrivals_key(), "recs:v1:trending:new:global"),
+    (keys.new_arrivals_key("shoes"), "recs:v1:trending:new:cat:shoes"),
+    (keys.new_arrivals_scope(None), "new:global"),
+    (keys.new_arrivals_scope("sku:9/x"), "new:cat:sku:9/x"),
     (keys.FRESHNESS_KEY, "recs:v1:meta:freshness"),
 ]
 
@@ -82,3 +86,12 @@ def test_context_values_up_to_64_characters_after_stripping() -> None:
     assert keys.context_value(" " + "A" * 64 + " ") == "a" * 64
     assert keys.context_value("a" * 65) is None
     assert keys.context_value(None) is None
+
+
+def test_new_arrival_scopes_split_back_and_are_told_apart() -> None:
+    assert keys.split_key(keys.new_arrivals_key("c1")) == (keys.KIND_TRENDING, "new:cat:c1")
+    assert keys.is_new_arrivals_scope(keys.new_arrivals_scope())
+    assert keys.is_new_arrivals_scope(keys.new_arrivals_scope("c1"))
+    for scope in (keys.trending_scope(), keys.trending_scope("new"),
+                  keys.trending_context_scope("device", "new")):
+        assert not keys.is_new_arrivals_scope(scope), scope

@@ -30,7 +30,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from operators import neighbours, session, trending
+from operators import arrivals, neighbours, session, trending
 from operators.config import EngineConfig, NeighbourConfig, SessionConfig, TrendingConfig
 from operators.session import Pair
 from schemas.events import Interaction, ItemUpsert
@@ -44,7 +44,7 @@ CFG = EngineConfig(
     session=SessionConfig(max_events=4, pair_window=3, max_basket=3, max_purchased=2,
                           max_shown=3),
     similar=NeighbourConfig(capacity=3, top_k=2, half_life_s=3_600.0),
-    trending=TrendingConfig(half_life_s=3_600.0, top_k=3, max_context_scopes=2),
+    trending=TrendingConfig(half_life_s=3_600.0, top_k=3, max_context_scopes=2, new_top_k=2),
 )
 ITEM = "i0"
 
@@ -78,7 +78,7 @@ def _neighbour_step(state: Any, pair: Pair) -> tuple[Any, Any]:
 
 def _item_step(state: Any, rec: Interaction | ItemUpsert) -> tuple[Any, Any]:
     if isinstance(rec, ItemUpsert):
-        return trending.item_upsert_step(state, rec)
+        return trending.item_upsert_step(state, rec, CFG)
     if rec.item_id is not None:
         return trending.item_step(state, rec, CFG)
     return trending.item_event_step(state, ITEM, rec.type, rec.value, rec.ts, CFG,
@@ -88,7 +88,7 @@ def _item_step(state: Any, rec: Interaction | ItemUpsert) -> tuple[Any, Any]:
 
 def _topk_step(state: Any, score: trending.ScopeScore) -> tuple[Any, Any]:
     new, changed = trending.topk_step(state, score)
-    return (trending.trim(new, CFG.trending) if new is not None else None), changed
+    return (trending.trim(new, CFG.trending, score.scope) if new is not None else None), changed
 
 
 pairs = st.builds(
@@ -104,6 +104,15 @@ scope_scores = st.builds(
     scope=st.just("ctx:device:web"),
     item_id=st.sampled_from(ITEMS),
     log_score=st.floats(-50.0, 50.0, allow_nan=False),
+    ts=st.integers(T0, T0 + DAY),
+)
+# new-arrival offers: first-seen scores, some of them retractions (deleted, moved or lowered)
+arrival_scores = st.builds(
+    trending.ScopeScore,
+    scope=st.just("new:global"),
+    item_id=st.sampled_from(ITEMS),
+    log_score=st.one_of(st.just(trending.RETRACT),
+                        st.integers(T0, T0 + DAY).map(lambda t: arrivals.score(t, 3_600.0))),
     ts=st.integers(T0, T0 + DAY),
 )
 
@@ -124,7 +133,8 @@ SPECS = [
     OperatorSpec(
         "item", _item_step,
         st.one_of(interactions(items=(ITEM,)), upserts(item=ITEM)),
-        trending.encode_item, trending.decode_item, trending.render_stats,
+        trending.encode_item, trending.decode_item,
+        lambda s: {"stats": trending.render_stats(s), "item": trending.render_item(s)},
         lambda s: views.item_updates(ITEM, s),
     ),
     OperatorSpec(
@@ -132,6 +142,12 @@ SPECS = [
         trending.encode_topk, trending.decode_topk,
         lambda s: trending.render_topk(s, CFG.trending),
         lambda s: [views.trending_update("ctx:device:web", s, CFG)],
+    ),
+    OperatorSpec(
+        "new-arrivals", _topk_step, arrival_scores,
+        trending.encode_topk, trending.decode_topk,
+        lambda s: trending.render_topk(s, CFG.trending, "new:global"),
+        lambda s: [views.trending_update("new:global", s, CFG)],
     ),
 ]
 IDS = [s.name for s in SPECS]

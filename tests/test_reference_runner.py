@@ -1,7 +1,8 @@
 """The in-process reference runner (``stream/reference.py``) as a whole.
 
 For generated logs: the keys it writes are exactly those the log implies (built with
-:mod:`state.keys`), every version is the event time the value reflects, replaying the same log
+:mod:`state.keys`, new-arrival lists included), every version is the event time the value
+reflects, replaying the same log
 into the same store changes nothing, and how the log is cut into ``run`` calls or flushes does not
 change the store.
 """
@@ -29,6 +30,8 @@ from tests.strategies import (
     naive_categories,
     naive_context_popularity,
     naive_context_scopes,
+    naive_new_arrival_versions,
+    naive_new_arrivals,
     naive_pairs,
     naive_popularity,
     naive_weight,
@@ -84,6 +87,8 @@ def expected_versions(log: list[Record]) -> dict[str, int]:
                     bump(keys.key_for(keys.KIND_TRENDING, scope), rec.ts)
     for pair in naive_pairs(log, CFG.session):
         bump(keys.key_for(pair.relation, pair.src), pair.ts)
+    for scope, ts in naive_new_arrival_versions(log).items():
+        bump(keys.key_for(keys.KIND_TRENDING, scope), ts)
     return dict(newest)
 
 
@@ -113,11 +118,16 @@ def test_keys_and_versions_with_late_catalogue(log: list[Record]) -> None:
     want |= {keys.trending_key()} if pops else set()
     want |= {keys.trending_key(cats[i]) for i in pops if cats.get(i) is not None}
     want |= {keys.key_for(keys.KIND_TRENDING, s) for s in naive_context_popularity(log, CFG)}
+    want |= {keys.key_for(keys.KIND_TRENDING, s) for s in naive_new_arrivals(log, CFG)}
     assert set(runner.store.keys(keys.PREFIX)) == want
     times = {r.ts for r in log}
     for key in want:
         env = runner.store.get(key)
         assert env is not None and env.version == env.as_of and env.version in times, key
+    # a new-arrivals list's version is the newest upsert it reflects, late ones included
+    for scope, version in naive_new_arrival_versions(log).items():
+        env = runner.store.get(keys.key_for(keys.KIND_TRENDING, scope))
+        assert env is not None and env.version == version, scope
 
 
 @examples

@@ -2,7 +2,9 @@
 
 - parity: a generated log (20k events, 4 partitions, malformed records mixed in) through the
   Flink job at parallelism 1 and 2 gives the same Redis state as the reference runner, context
-  trending lists (``trending:ctx:...``) and sessions' ``shown`` lists included;
+  trending lists (``trending:ctx:...``), sessions' ``shown`` lists, new-arrival lists
+  (``trending:new:...``, with a recategorisation, a deletion and late corrections) and the
+  items' ``first_seen_ms`` included, and the new-arrival lists equal the naive recompute;
 - bad input: every malformed record is in the DLQ with a reason naming its field, every valid
   event is applied, the job finishes normally;
 - restart: the job is killed mid-stream and restarted from its last checkpoint; the final Redis
@@ -28,6 +30,7 @@ from state.redis_store import RedisStore
 from stream import loader
 from stream.job import latest_checkpoint
 from tests import streamkit
+from tests.strategies import assert_same_top_k, naive_first_seen, naive_new_arrivals
 
 pytestmark = pytest.mark.integration
 
@@ -82,6 +85,22 @@ def test_flink_job_matches_reference_and_dead_letters_bad_input(
     shown_users = {e.user_id for e in log.events if e.type == "impression"}
     sessions = [redis_store.get(keys.session_key(u)) for u in sorted(shown_users)[:50]]
     assert all(env is not None and env.data["shown"] for env in sessions)
+    # new arrivals: every list is the naive top-K of live items by first-seen time, the
+    # never-interacted n* items lead, and item values carry the oldest upsert's time
+    new_top_k = ref.cfg.trending.new_top_k
+    for scope, scores in naive_new_arrivals(log.items, ref.cfg).items():
+        env = redis_store.get(keys.key_for(keys.KIND_TRENDING, scope))
+        assert env is not None, scope
+        assert_same_top_k(env.data["items"], scores, new_top_k)
+    newest = redis_store.get(keys.new_arrivals_key())
+    assert newest is not None and len(newest.data["items"]) == new_top_k
+    assert [i for i, _ in newest.data["items"][:6]] == ["n5", "n4", "n3", "n2", "n1", "n0"]
+    moved = redis_store.get(keys.new_arrivals_key("c7"))  # n1, recategorised from c1
+    assert moved is not None and "n1" in {i for i, _ in moved.data["items"]}
+    first = naive_first_seen(log.items)
+    for item in ("n3", "x0", "i0"):
+        env = redis_store.get(keys.item_key(item))
+        assert env is not None and env.data["first_seen_ms"] == first[item], item
     assert redis_store.freshness()["stream"] == max(e.ts for e in log.events)
 
     dead = [orjson.loads(raw) for raw in

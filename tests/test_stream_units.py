@@ -1,5 +1,6 @@
 """Service-free pieces of the stream shells: pair grouping, checkpoint discovery, loader batches,
-the rows an event becomes, and the item function's coalesced offers (with fake Flink contexts)."""
+the rows an event becomes, the item function's coalesced offers and the catalogue path to the
+new-arrival lists (with fake Flink contexts)."""
 
 from __future__ import annotations
 
@@ -10,13 +11,21 @@ from typing import Any
 import orjson
 from pyflink.common import Row
 
-from operators import neighbours, trending
+from operators import arrivals, neighbours, trending
 from operators.config import EngineConfig, NeighbourConfig, TrendingConfig
 from operators.session import Pair
-from schemas.events import Interaction
+from schemas.events import Interaction, ItemUpsert
+from state import keys
 from state.records import Update
 from state.store import MemoryStore
-from stream.functions import UPDATES, ItemFunction, SessionFunction, explode_items, group_pairs
+from stream.functions import (
+    UPDATES,
+    ItemFunction,
+    SessionFunction,
+    TopKFunction,
+    explode_items,
+    group_pairs,
+)
 from stream.job import latest_checkpoint
 from stream.loader import LoaderStats, apply_batch
 from stream.reference import ReferenceRunner
@@ -176,7 +185,7 @@ def test_item_function_offers_changed_scopes_and_matches_the_reference() -> None
     for score in offered:
         state, changed = trending.topk_step(topk.get(score.scope), score)
         if changed and state is not None:
-            topk[score.scope] = trending.trim(state, cfg.trending)
+            topk[score.scope] = trending.trim(state, cfg.trending, score.scope)
     ref = ReferenceRunner(cfg)
     ref.run(events)
     assert any(s.log_score == trending.RETRACT for s in offered)
@@ -205,3 +214,44 @@ def test_session_function_publishes_impressions() -> None:
     assert update.data["last_ts"] == T0 and len(out) == 1  # no pairs
     stale = Interaction("e0", "impression", "u", "s", T0 - 40 * 86_400_000, item_ids=("i3",))
     assert list(fn.process_element(_row(stale), keyed)) == []  # ignored: nothing published
+
+
+def test_catalogue_path_publishes_new_arrivals_and_item_values_like_the_reference() -> None:
+    """Upserts through ItemFunction (scores out at once) and TopKFunction (new-arrival lists
+    trimmed to ``new_top_k``, not ``top_k``) publish what the reference runner does: a late
+    correction, a recategorisation and a deletion included."""
+    cfg = EngineConfig(trending=TrendingConfig(top_k=1, new_top_k=2))
+    ups = [ItemUpsert("i1", T0, category="c0"), ItemUpsert("i2", T0 + 1_000, category="c0"),
+           ItemUpsert("i3", T0 + 2_000, category="c1"), ItemUpsert("i4", T0 - 9_000),
+           ItemUpsert("i2", T0 + 500),                   # late and older: lowers first seen
+           ItemUpsert("i1", T0 + 3_000, category="c1"),  # moves to c1
+           ItemUpsert("i3", T0 + 4_000, category="c1", deleted=True)]
+    items, scopes = _Keyed(), _Keyed()
+    fn, topk = ItemFunction(cfg, 1_000), TopKFunction(cfg, 1_000)
+    fn.open(items)
+    topk.open(scopes)
+    for up in ups:
+        items.key = up.item_id
+        for row in fn.process_element2(Row(item_id=up.item_id, ts=up.ts,
+                                           body=up.to_json().decode()), items):
+            scopes.key = row.scope
+            assert list(topk.process_element(row, scopes)) == []
+    published: dict[str, Update] = {}
+    for keyed, function in ((items, fn), (scopes, topk)):
+        for key in sorted(keyed.values):
+            keyed.key = key
+            for out in function.on_timer(0, keyed):
+                if isinstance(out, tuple) and out[0] == UPDATES:
+                    upd = Update.from_wire(out[1].encode())
+                    published[upd.key] = upd
+    ref = ReferenceRunner(cfg)
+    ref.run(ups)
+    want = {k: ref.store.get(k) for k in ref.store.keys(keys.PREFIX)}
+    assert {k: (u.version, u.as_of, u.data) for k, u in published.items()} == {
+        k: (e.version, e.as_of, e.data) for k, e in want.items() if e is not None}
+    # i1 was evicted when i3 arrived, so i3's deletion leaves the list one short (documented)
+    assert published["recs:v1:trending:new:global"].data["items"] == [
+        ["i2", arrivals.score(T0 + 500, cfg.trending.half_life_s)]]
+    assert [i for i, _ in published["recs:v1:trending:new:cat:c1"].data["items"]] == ["i1"]
+    assert published["recs:v1:item:i2"].data["first_seen_ms"] == T0 + 500
+    assert published["recs:v1:item:i2"].version == T0 + 1_000

@@ -9,8 +9,9 @@
 - Above ``max_context_scopes`` an item keeps its best context scopes, retracts the others, and
   every published context list agrees with the item states.
 - The documented special cases: impressions count but do not trend (they only add to the
-  user's ``shown`` list), ratings weigh by their value, an upsert older than the current one is
-  ignored, and an item whose category arrives after its events joins the category's trending list.
+  user's ``shown`` list), ratings weigh by their value, an upsert older than the current one
+  leaves the metadata alone, and an item whose category arrives after its events joins the
+  category's trending list.
 """
 
 from __future__ import annotations
@@ -209,13 +210,15 @@ def test_item_step_without_item_names_the_event() -> None:
         trending.item_step(None, impression(("i1",), 1), CFG)
 
 
-def test_older_upsert_ignored_newer_or_equal_wins() -> None:
+def test_older_upsert_keeps_the_metadata_newer_or_equal_wins() -> None:
     state, _ = trending.item_upsert_step(None, ItemUpsert("i1", T0 + 10, title="new",
-                                                          category="c0"))
+                                                          category="c0"), CFG)
     older, scores = trending.item_upsert_step(state, ItemUpsert("i1", T0 + 5, title="old",
-                                                                category="c1"))
-    assert older is state and scores == []
-    same, _ = trending.item_upsert_step(state, ItemUpsert("i1", T0 + 10, title="fix"))
+                                                                category="c1"), CFG)
+    # the metadata stays; only the first-seen time goes down (tests/test_arrivals_op.py)
+    assert (older.meta, older.meta_ts, older.first_seen_ts) == (state.meta, T0 + 10, T0 + 5)
+    assert {s.scope for s in scores} == {"new:global", "new:cat:c0"}
+    same, _ = trending.item_upsert_step(state, ItemUpsert("i1", T0 + 10, title="fix"), CFG)
     assert same.meta is not None and same.meta["title"] == "fix"
     runner = ReferenceRunner(CFG)
     runner.run([ItemUpsert("i1", T0 + 10, title="new", category="c0"), view("i1", T0 + 20),
@@ -223,7 +226,8 @@ def test_older_upsert_ignored_newer_or_equal_wins() -> None:
     env = runner.store.get(keys.item_key("i1"))
     assert env is not None
     assert (env.version, env.data) == (T0 + 10, {"item_id": "i1", "ts": T0 + 10,
-                                                 "title": "new", "category": "c0"})
+                                                 "title": "new", "category": "c0",
+                                                 "first_seen_ms": T0 + 5})
     assert runner.store.get(keys.trending_key("c1")) is None
 
 
