@@ -190,6 +190,7 @@ class Core:
             by_source[item["source"]] = by_source.get(item["source"], 0) + 1
         for source, n in by_source.items():
             m.served.labels(source).inc(n)
+        m.coverage.served(i["item_id"] for i in doc["items"])
         age = doc["freshness"]["age_ms"]
         if age is not None:
             m.list_age.labels(placement).observe(max(age, 0) / 1000.0)

@@ -7,6 +7,7 @@ or run one worker per port); the numbers are per process.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterable
 from typing import Final
 
@@ -34,6 +35,36 @@ class _CacheCollector(Collector):
         total = hits + misses
         yield GaugeMetricFamily("recs_cache_hit_ratio", "cache hits / lookups since start",
                                 value=hits / total if total else 0.0)
+
+
+COVERAGE_WINDOW_S: Final = 3600.0
+COVERAGE_MAX_ITEMS: Final = 1_000_000
+
+
+class Coverage(Collector):
+    """Distinct items served in the last hour (``recs_served_distinct_items``); divided by the
+    catalogue size the monitor exports it is the catalogue coverage of what was served."""
+
+    def __init__(self) -> None:
+        self.last_served: dict[str, float] = {}
+
+    def served(self, item_ids: Iterable[str]) -> None:
+        now = time.monotonic()
+        seen = self.last_served
+        for item_id in item_ids:
+            seen[item_id] = now
+        if len(seen) > COVERAGE_MAX_ITEMS:
+            self._prune(now)
+
+    def _prune(self, now: float) -> None:
+        cutoff = now - COVERAGE_WINDOW_S
+        self.last_served = {i: t for i, t in self.last_served.items() if t >= cutoff}
+
+    def collect(self) -> Iterable[GaugeMetricFamily]:
+        self._prune(time.monotonic())
+        yield GaugeMetricFamily("recs_served_distinct_items",
+                                "distinct items served in the last hour",
+                                value=len(self.last_served))
 
 
 class Metrics:
@@ -68,6 +99,8 @@ class Metrics:
         self.up = Gauge("recs_redis_up", "1 when the last Redis read succeeded", registry=r)
         self.up.set(1)
         r.register(_CacheCollector(cache_stats))
+        self.coverage = Coverage()
+        r.register(self.coverage)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

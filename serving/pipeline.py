@@ -35,6 +35,7 @@ from serving.rules import Ranked
 
 SIMILAR: Final = "similar"
 EXPLORE: Final = "explore"
+NEW_ARRIVAL: Final = "new_arrival"
 CART_SIMILAR_WEIGHT: Final = 0.3  # similar items of the cart, after the bought-together ones
 GLOBAL_CONTEXT_WEIGHT: Final = 0.5  # global trending's share in a cold-start context blend
 META_FIELDS: Final = ("title", "category", "brand", "price")
@@ -186,6 +187,8 @@ def reason(e: Evidence, titles: Mapping[str, str]) -> str:
         return f"trending {context_words(e.because)}".rstrip()
     if e.source == EXPLORE:
         return "new arrival"
+    if e.source == NEW_ARRIVAL:
+        return f"new in {e.because}" if e.because else "new arrival"
     if e.source == TRENDING and e.because not in ("global", ""):
         return f"trending in {e.because}"
     return "trending"

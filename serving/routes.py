@@ -58,6 +58,8 @@ from serving.router import Router
 from state.keys import (
     bought_key,
     item_key,
+    itemstats_key,
+    new_arrivals_key,
     session_key,
     similar_key,
     trending_context_key,
@@ -71,6 +73,7 @@ Meta = dict[str, Mapping[str, Any] | None]
 SESSION_PARAMS: Final = BlendParams(recent=5, recency_decay=0.7, bought_weight=0.0)
 MAX_CART: Final = 100
 CONTEXT_SCOPES: Final = ("country", "device")
+EXPLORE_CANDIDATES: Final = 20  # newest items checked for "no interactions yet" per answer
 
 
 class Handlers(Core):
@@ -220,15 +223,33 @@ class Handlers(Core):
             fills.append(Fill(TRENDING_CATEGORY, o.category, trending_envs[-1].data["items"]))
         last_cat = _category(metas.get(recent[0])) if recent else None
         times = [e.as_of for e in found if e is not None]
+        arrivals_cat = o.category or last_cat
+        more = [new_arrivals_key(None), new_arrivals_key(arrivals_cat)]
         if last_cat is not None and last_cat != o.category:
-            (cat_env,) = await self.get([trending_key(last_cat)])
-            if cat_env is not None:
-                fills.append(Fill(TRENDING_CATEGORY, last_cat, cat_env.data["items"]))
+            more.append(trending_key(last_cat))
+        new_global, new_env, *cat_envs = await self.get(more)
+        if new_env is None:  # nothing new in that category: new anywhere
+            new_env, arrivals_cat = new_global, None
+        if cat_envs and cat_envs[0] is not None:
+            fills.append(Fill(TRENDING_CATEGORY, last_cat or "", cat_envs[0].data["items"]))
+        if new_env is not None:  # new items can fill in too, after the category's trending
+            fills.append(Fill(P.NEW_ARRIVAL, arrivals_cat or "", new_env.data["items"]))
         fills.append(self._context_fill(ctx_keys, ctx_envs, global_env))
         cands = blend(session, similar, bought, fills, params, k=o.pool, exclude=o.exclude)
         fallback = None if recent else FALLBACK_NO_SESSION
         return Draft("homepage", cands, times, fallback=fallback, session=session,
-                     because=recent, meta=dict(metas))
+                     because=recent, meta=dict(metas),
+                     explore_pool=await self._cold_new_items(new_env))
+
+    async def _cold_new_items(self, new_env: Envelope | None) -> list[str]:
+        """The newest items nobody has interacted with yet (no ``itemstats`` value, or no
+        popularity): what the exploration slot may show."""
+        if new_env is None:
+            return []
+        newest = [e[0] for e in new_env.data["items"][:EXPLORE_CANDIDATES]]
+        stats = await self.get([itemstats_key(i) for i in newest])
+        return [i for i, st in zip(newest, stats, strict=True)
+                if st is None or st.data.get("log_pop") is None]
 
     def _shares(self, env: Envelope) -> Shares:
         """A neighbour list as :func:`operators.blend.shares`, once per published version."""

@@ -139,6 +139,7 @@ def test_metrics_count_requests_latency_sources_and_cache(filled: str) -> None:
     assert samples["recs_cache_hits_total"] > 0  # the second homepage read the shared lists
     assert 0 < samples["recs_cache_hit_ratio"] < 1
     assert samples["recs_redis_up"] == 1
+    assert samples["recs_served_distinct_items"] >= 5
     # a 404 for an unknown item is counted under its endpoint
     assert samples['recs_http_requests_total{endpoint="similar",status="404"}'] == 1
 
@@ -157,3 +158,29 @@ def test_openapi_document_and_docs_page(filled: str) -> None:
     event_schema = spec.json["components"]["schemas"]["Interaction"]
     assert "rec_id" in event_schema["properties"]
     assert docs.status == 200 and b"/v1/cart/recommendations" in docs.json
+
+
+def test_exploration_impressions_log_their_propensity(filled: str, store: Any, kafka: Any,
+                                                      fresh_topics: Any, tmp_path: Any) -> None:
+    from tests.serving.test_homepage_and_cart import _explore_everything, _new_items
+
+    _new_items(store)
+    (topic,) = fresh_topics("interactions")
+
+    async def body(client: AsgiClient) -> Reply:
+        pub = client.app.handlers.publisher
+        assert pub is not None
+        await pub.publish([], wait=True)
+        try:
+            return await client.get("/v1/users/u1/recommendations?k=4")
+        finally:
+            await pub.close()
+
+    home = run(filled, body, publisher=Publisher(kafka.bootstrap, topic),
+               rules_file=_explore_everything(tmp_path))
+    ((_, imp),) = read_all(kafka.bootstrap, topic, want=1, timeout_s=10)
+    assert imp["rec_id"] == home.json["rec_id"]
+    assert imp["context"]["explore_item"] == "n1"
+    assert imp["context"]["explore_slot"] == 2
+    assert imp["context"]["explore_propensity"] == 1.0
+    assert imp["item_ids"][1] == "n1"

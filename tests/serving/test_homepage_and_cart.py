@@ -3,12 +3,13 @@ rules, explanations, cold start by context, A/B variant and rec_id on every answ
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from serving.experiments import DEFAULT_VARIANT, load_experiments
-from state.keys import item_key, trending_context_key
+from state.keys import item_key, itemstats_key, new_arrivals_key, trending_context_key
 from state.records import Update
 from state.redis_store import RedisStore
 from tests.serving.kit import NOW, T_TREND, AsgiClient, Reply, get, ids, one, ranked, run
@@ -124,3 +125,49 @@ def test_bad_query_options_are_422_naming_the_parameter(filled: str) -> None:
                        ("/v1/items/i1/similar?user_id=", "user_id")]:
         r = one(filled, url)
         assert (r.status, r.json["error"]["parameter"]) == (422, param), url
+
+
+def _explore_everything(tmp_path: Path) -> str:
+    rules = tmp_path / "rules.toml"
+    rules.write_text("[exploration]\nslot = 2\nepsilon = 1.0\n[diversity]\nmethod = \"none\"\n")
+    return str(rules)
+
+
+def _new_items(store: RedisStore) -> None:
+    """Two new items: n1 never interacted with, n2 already popular."""
+    store.apply([
+        Update(item_key("n1"), 1, NOW - 1000, {"item_id": "n1", "title": "Brand New",
+                                               "category": "kitchen", "first_seen_ms": NOW - 1000}),
+        Update(item_key("n2"), 1, NOW - 2000, {"item_id": "n2", "title": "Newish",
+                                               "category": "kitchen", "first_seen_ms": NOW - 2000}),
+        Update(itemstats_key("n2"), 3, NOW, {"counts": {"view": 3}, "log_pop": 1.0}),
+        Update(new_arrivals_key("kitchen"), 2, NOW - 1000,
+               ranked(("n1", 2.0, NOW - 1000), ("n2", 1.0, NOW - 2000))),
+        Update(new_arrivals_key(None), 2, NOW - 1000,
+               ranked(("n1", 2.0, NOW - 1000), ("n2", 1.0, NOW - 2000))),
+    ])
+
+
+def test_exploration_slot_shows_a_cold_new_item_with_its_propensity(
+        filled: str, store: RedisStore, tmp_path: Path) -> None:
+    _new_items(store)
+    r = one(filled, "/v1/users/u1/recommendations?k=4&explain=true",
+            rules_file=_explore_everything(tmp_path))
+    doc = r.json
+    # only n1 is cold (n2 has interactions): with epsilon 1 it takes slot 2 with propensity 1/1
+    assert doc["exploration"] == {"item_id": "n1", "slot": 2, "propensity": 1.0}
+    item = doc["items"][1]
+    assert item["item_id"] == "n1" and item["reason"] == "new arrival"
+    assert item["rules"] == ["exploration slot 2"]
+    assert len(doc["items"]) == 4
+    # the default rules explore one answer in ten, decided by the answer's id
+    answers = get(filled, *["/v1/users/u1/recommendations?k=3"] * 60)
+    explored = sum("exploration" in a.json for a in answers)
+    assert 0 < explored < 20
+
+
+def test_new_arrivals_fill_in_when_nothing_else_is_left(filled: str, store: RedisStore) -> None:
+    _new_items(store)
+    r = one(filled, "/v1/users/u_dead_end/recommendations?k=20&category=kitchen&explain=1")
+    reasons = {i["item_id"]: i["reason"] for i in r.json["items"]}
+    assert reasons.get("n1") == "new in kitchen"
