@@ -232,9 +232,9 @@ class Handlers(Core):
             new_env, arrivals_cat = new_global, None
         if cat_envs and cat_envs[0] is not None:
             fills.append(Fill(TRENDING_CATEGORY, last_cat or "", cat_envs[0].data["items"]))
-        if new_env is not None:  # new items can fill in too, after the category's trending
-            fills.append(Fill(P.NEW_ARRIVAL, arrivals_cat or "", new_env.data["items"]))
         fills.append(self._context_fill(ctx_keys, ctx_envs, global_env))
+        if new_env is not None:  # new items fill in last (and explore, below)
+            fills.append(Fill(P.NEW_ARRIVAL, arrivals_cat or "", new_env.data["items"]))
         cands = blend(session, similar, bought, fills, params, k=o.pool, exclude=o.exclude)
         fallback = None if recent else FALLBACK_NO_SESSION
         return Draft("homepage", cands, times, fallback=fallback, session=session,
