@@ -10,7 +10,7 @@ export PIP_CACHE_DIR := $(CACHE_DIR)/pip
 export RECS_MAVEN_REPO := $(CACHE_DIR)/m2
 export RECS_RUN_DIR ?= $(CURDIR)/run
 
-.PHONY: install demo test test-unit lint typecheck bench-stream bench-serve infra-up infra-down clean
+.PHONY: install demo test test-unit lint typecheck bench-stream bench-serve alerts infra-up infra-down clean
 
 $(BIN)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -29,7 +29,8 @@ demo: install
 	$(BIN)/recs demo
 
 test: install
-	bash infra/ensure-chromium.sh  # the storefront widget's browser test
+	bash infra/ensure-chromium.sh    # the browser tests (storefront widget, dashboard)
+	bash infra/ensure-prometheus.sh  # alert rule tests and the real-Prometheus scrape test
 	$(BIN)/pytest
 
 test-unit: $(BIN)/.installed
@@ -48,6 +49,12 @@ bench-serve: $(BIN)/.installed
 	bash infra/ensure-redis.sh
 	bash infra/ensure-wrk.sh
 	$(BIN)/recs bench-serve
+
+alerts: $(BIN)/.installed
+	bash infra/ensure-prometheus.sh
+	$(BIN)/python -m infra.alerting --check
+	$(BIN)/python -m infra.prometheus_server check-config
+	promtool test rules infra/prometheus/alerts_test.yml
 
 infra-up: install
 	$(BIN)/recs infra up

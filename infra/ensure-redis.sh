@@ -24,29 +24,14 @@ fi
 command -v apt-get >/dev/null 2>&1 \
     || die "redis-server is not on PATH and apt-get is not available; install Redis 6 or newer"
 
-# Keep the package's own daemon from starting: invoke-rc.d and deb-systemd-invoke both ask
-# policy-rc.d, and 101 means "action forbidden". Only a policy file we created is removed.
-policy=/usr/sbin/policy-rc.d
-created_policy=""
-if [[ ! -e "$policy" ]]; then
-    printf '#!/bin/sh\nexit 101\n' >"$policy"
-    chmod 0755 "$policy"
-    created_policy=1
-fi
-cleanup() { if [[ -n "$created_policy" ]]; then rm -f "$policy"; fi; }
-trap cleanup EXIT
-
-export DEBIAN_FRONTEND=noninteractive
 pidfile=/run/redis/redis-server.pid
 had_pidfile=""
 [[ -e "$pidfile" ]] && had_pidfile=1
 
 log "installing redis-server with apt-get"
-# The package lists are refreshed once, and only when the install cannot proceed without it.
-if ! apt-get install -y -q --no-install-recommends redis-server; then
-    apt-get update -q
-    apt-get install -y -q --no-install-recommends redis-server
-fi
+# shellcheck source=infra/apt.sh
+source "$(dirname "${BASH_SOURCE[0]}")/apt.sh"
+apt_install redis-server
 
 # Under systemd the package enables its unit; this project never uses the system service.
 if [[ -d /run/systemd/system ]] && command -v systemctl >/dev/null 2>&1; then

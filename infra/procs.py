@@ -253,3 +253,33 @@ class LocalService:
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
         self.stop()
+
+
+class SinglePortService(LocalService):
+    """A local service with one port, recorded as ``{"port": N}`` in ``endpoint_path`` next to
+    its pid file, so a later process can adopt what an earlier ``start()`` left running."""
+
+    name = "service"
+    port = 0
+
+    @property
+    def endpoint_path(self) -> Path:
+        raise NotImplementedError
+
+    def _markers(self) -> tuple[str, ...]:
+        raise NotImplementedError
+
+    def adopt(self) -> bool:
+        """Attach to a server a previous ``start()`` (maybe another process) left running."""
+        ports = read_json(self.endpoint_path) or {}
+        try:
+            pid, port = int(self.pid_path.read_text().strip()), int(ports["port"])
+        except (OSError, ValueError, KeyError):
+            return False
+        self.port = port
+        proc = Proc(self.name, pid, self._markers())
+        if not proc.alive() or not port_open(port):
+            self.port = 0
+            return False
+        self.proc = proc
+        return True

@@ -17,11 +17,10 @@ import redis
 from infra import paths
 from infra.procs import (
     LOOPBACK,
-    LocalService,
     Proc,
+    SinglePortService,
     free_port,
     port_is_free,
-    port_open,
     read_json,
     spawn,
     wait_until,
@@ -31,8 +30,10 @@ from infra.procs import (
 log = logging.getLogger(__name__)
 
 
-class RedisServer(LocalService):
+class RedisServer(SinglePortService):
     """One local Redis; ``start()`` is a no-op when it already runs for this run dir."""
+
+    name = "redis"
 
     def __init__(self, run_dir: Path, *, port: int | None = None,
                  start_timeout_s: float = 20.0) -> None:
@@ -87,21 +88,6 @@ class RedisServer(LocalService):
             return False
         finally:
             client.close()
-
-    def adopt(self) -> bool:
-        """Attach to a server a previous ``start()`` (maybe another process) left running."""
-        ports = read_json(self.endpoint_path) or {}
-        try:
-            pid, port = int(self.pid_path.read_text().strip()), int(ports["port"])
-        except (OSError, ValueError, KeyError):
-            return False
-        self.port = port
-        proc = Proc("redis", pid, self._markers())
-        if not proc.alive() or not port_open(port):
-            self.port = 0
-            return False
-        self.proc = proc
-        return True
 
     def start(self, *, bind_to_parent: bool = False) -> RedisServer:
         if self.alive() or (self.proc is None and self.adopt()):

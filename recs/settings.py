@@ -48,6 +48,11 @@ class Settings:
     experiments_file: str = ""
     serve_cache_ttl_ms: int = 1_000
     serve_budget_ms: int = 100
+    # observability: where each process exports Prometheus metrics (0 = off), Flink's REST port
+    monitor_port: int = 9108
+    loader_metrics_port: int = 9109
+    flink_metrics_port: int = 9249
+    flink_rest_port: int = 8081
 
     def to_env(self) -> dict[str, str]:
         """Environment that makes a child process's :meth:`from_env` equal to these settings."""
@@ -72,6 +77,10 @@ class Settings:
             "RECS_EXPERIMENTS_FILE": self.experiments_file,
             "RECS_SERVE_CACHE_TTL_MS": str(self.serve_cache_ttl_ms),
             "RECS_SERVE_BUDGET_MS": str(self.serve_budget_ms),
+            "RECS_MONITOR_PORT": str(self.monitor_port),
+            "RECS_LOADER_METRICS_PORT": str(self.loader_metrics_port),
+            "RECS_FLINK_METRICS_PORT": str(self.flink_metrics_port),
+            "RECS_FLINK_REST_PORT": str(self.flink_rest_port),
         }
 
     @classmethod
@@ -99,6 +108,10 @@ class Settings:
             experiments_file=e.get("RECS_EXPERIMENTS_FILE", d.experiments_file),
             serve_cache_ttl_ms=int(e.get("RECS_SERVE_CACHE_TTL_MS", d.serve_cache_ttl_ms)),
             serve_budget_ms=int(e.get("RECS_SERVE_BUDGET_MS", d.serve_budget_ms)),
+            monitor_port=int(e.get("RECS_MONITOR_PORT", d.monitor_port)),
+            loader_metrics_port=int(e.get("RECS_LOADER_METRICS_PORT", d.loader_metrics_port)),
+            flink_metrics_port=int(e.get("RECS_FLINK_METRICS_PORT", d.flink_metrics_port)),
+            flink_rest_port=int(e.get("RECS_FLINK_REST_PORT", d.flink_rest_port)),
         )
 
 
