@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
 from pathlib import Path
@@ -17,6 +18,7 @@ KAFKA_LIB: Final = LIB_DIR / "kafka"
 FLINK_LIB: Final = LIB_DIR / "flink"
 LOG4J_CONFIG: Final = INFRA_DIR / "log4j2.properties"
 CONNECTOR_GLOB: Final = "flink-sql-connector-kafka-*.jar"
+PROMETHEUS_REPORTER_GLOB: Final = "metrics-prometheus/flink-metrics-prometheus-*.jar"
 
 _HOW_TO_FETCH: Final = "run `make install` or `bash infra/fetch-jars.sh` (needs Java 17 and Maven)"
 
@@ -31,6 +33,28 @@ def flink_connector_jar(lib_dir: Path = FLINK_LIB) -> Path:
     if not jars:
         raise MissingDependency(
             f"infra: no {CONNECTOR_GLOB} in {lib_dir}; {_HOW_TO_FETCH}")
+    return jars[-1]
+
+
+def pyflink_plugins_dir() -> Path:
+    """The ``plugins/`` directory of the installed PyFlink (its wheel ships Flink's reporters)."""
+    spec = importlib.util.find_spec("pyflink")
+    if spec is None or not spec.submodule_search_locations:
+        raise MissingDependency("infra: PyFlink is not installed in this interpreter")
+    return Path(next(iter(spec.submodule_search_locations))) / "plugins"
+
+
+def flink_prometheus_jar(plugins_dir: Path | None = None) -> Path:
+    """Flink's Prometheus metric reporter, as PyFlink's wheel ships it (same Flink version).
+
+    The local mini-cluster loads no plugins, so the job puts this jar on ``pipeline.jars``,
+    which PyFlink also adds to the class loader the mini-cluster's reporters are found with.
+    """
+    root = pyflink_plugins_dir() if plugins_dir is None else plugins_dir
+    jars = sorted(root.glob(PROMETHEUS_REPORTER_GLOB))
+    if not jars:
+        raise MissingDependency(
+            f"infra: no {PROMETHEUS_REPORTER_GLOB} under {root}; reinstall apache-flink")
     return jars[-1]
 
 

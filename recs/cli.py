@@ -14,6 +14,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "produce": ("recs.producer", "publish a synthetic storefront or replay a public log to Kafka"),
     "job": ("stream.job", "run the PyFlink topology (Kafka -> operators -> recs.updates)"),
     "load": ("stream.loader", "apply recs.updates to Redis (batched, versioned, idempotent)"),
+    "monitor": ("stream.monitor", "export Kafka lag, DLQ, checkpoints and Redis freshness metrics"),
     "serve": ("serving.app", "run the HTTP server"),
     "demo": ("recs.demo", "run everything end to end and print a summary"),
     "bench-stream": ("recs.bench_stream", "drive Kafka -> Flink -> Redis at rising rates"),
@@ -21,6 +22,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "replay": ("stream.reference", "apply a log with the in-process reference runner"),
     "eval": ("recs.evaluation.cli", "prequential evaluation: the engine vs baselines on a log"),
     "ab": ("recs.abtest.cli", "A/B experiment report: CTR, conversion, lift, p-values"),
+    "status": ("recs.status", "one-screen health from the metric endpoints (exit 1 = alert)"),
 }
 
 

@@ -203,7 +203,14 @@ def main(argv: list[str]) -> int:
     rate = float(os.environ.get("DEMO_RATE", "300"))
     base_settings = Settings.from_env()
     run_dir = base_settings.run_dir / "demo"
-    port = base_settings.http_port if port_is_free(base_settings.http_port) else free_port()
+    def port_for(wanted: int) -> int:
+        return wanted if port_is_free(wanted) else free_port()
+
+    port = port_for(base_settings.http_port)
+    metric_ports = {"monitor_port": port_for(base_settings.monitor_port),
+                    "loader_metrics_port": port_for(base_settings.loader_metrics_port),
+                    "flink_metrics_port": port_for(base_settings.flink_metrics_port),
+                    "flink_rest_port": port_for(base_settings.flink_rest_port)}
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     counters = Counters()
@@ -212,7 +219,12 @@ def main(argv: list[str]) -> int:
           f"(logs under {run_dir}/logs)", flush=True)
     with contextlib.ExitStack() as owned:
         svc = owned.enter_context(Services(run_dir / "services", settings=base_settings))
-        settings = dataclasses.replace(svc.settings, run_dir=run_dir, http_port=port)
+        settings = dataclasses.replace(
+            svc.settings, run_dir=run_dir, http_port=port,
+            monitor_port=metric_ports["monitor_port"],
+            loader_metrics_port=metric_ports["loader_metrics_port"],
+            flink_metrics_port=metric_ports["flink_metrics_port"],
+            flink_rest_port=metric_ports["flink_rest_port"])
         logs = run_dir / "logs"
         # each process is stopped on the way out, whatever happens after it started
         job = engine.start_job(settings, logs, checkpoint_dir=run_dir / "checkpoints",
@@ -222,6 +234,8 @@ def main(argv: list[str]) -> int:
         owned.callback(load.stop)
         server = engine.start_server(settings, logs)
         owned.callback(server.stop)
+        monitor = engine.start_monitor(settings, logs)
+        owned.callback(monitor.stop)
         base = f"http://{settings.http_host}:{port}"
         client = redis.Redis.from_url(settings.redis_url)
         prober = Prober(client)
@@ -234,6 +248,14 @@ def main(argv: list[str]) -> int:
               f"{base}/v1/users/{SHOPPER}/session-recommendations)", flush=True)
         print(f"recs demo: open the storefront at {base}/storefront  (click products; the "
               f"'Because you viewed' rail follows)  API docs: {base}/docs", flush=True)
+        print(f"recs demo: dashboards: {base}/dashboard (built in); `recs status` in another "
+              f"terminal (RECS_MONITOR_PORT={settings.monitor_port} "
+              f"RECS_LOADER_METRICS_PORT={settings.loader_metrics_port} "
+              f"RECS_HTTP_PORT={port}); Prometheus targets: server {port}, monitor "
+              f"{settings.monitor_port}, loader {settings.loader_metrics_port}, Flink "
+              f"{settings.flink_metrics_port} (config and Grafana dashboard in infra/prometheus, "
+              f"infra/grafana); Flink's web UI http://127.0.0.1:{settings.flink_rest_port}",
+              flush=True)
         _open_browser(f"{base}/storefront")
         for t in threads:
             t.start()
@@ -241,7 +263,7 @@ def main(argv: list[str]) -> int:
         try:
             while not stop.wait(5.0):
                 latencies += prober.take()
-                for proc in (job, load, server):
+                for proc in (job, load, server, monitor):
                     if not proc.alive():
                         raise RuntimeError(f"{proc.name} exited:\n{proc.tail()}")
                 elapsed = time.monotonic() - started

@@ -1,4 +1,5 @@
-"""Start and stop the engine's own processes: the Flink job, the update loader, the server.
+"""Start and stop the engine's own processes: the Flink job, the update loader, the server and
+the stream monitor.
 
 Each runs as ``recs <command>`` in a new process group (the Flink job's Python process starts a
 JVM child), configured through :meth:`recs.settings.Settings.to_env`, logging to a file. Stopping
@@ -111,6 +112,14 @@ def start_loader(settings: Settings, log_dir: Path, *, group_id: str = "recs-loa
     if idle_exit_s is not None:
         args += ["--idle-exit", str(idle_exit_s)]
     return spawn("loader", args, settings, log_dir)
+
+
+def start_monitor(settings: Settings, log_dir: Path, *, interval_s: float = 5.0,
+                  stream_group: str = "recs-stream",
+                  loader_group: str = "recs-loader") -> EngineProcess:
+    """``recs monitor`` on ``settings.monitor_port`` (see docs/observability.md)."""
+    return spawn("monitor", ["monitor", "--interval", str(interval_s), "--stream-group",
+                             stream_group, "--loader-group", loader_group], settings, log_dir)
 
 
 def start_server(settings: Settings, log_dir: Path, *, workers: int = 1) -> EngineProcess:

@@ -53,6 +53,7 @@ class Settings:
     loader_metrics_port: int = 9109
     flink_metrics_port: int = 9249
     flink_rest_port: int = 8081
+    metrics_targets: str = ""  # name=http://host:port/metrics,... read by /dashboard, recs status
 
     def to_env(self) -> dict[str, str]:
         """Environment that makes a child process's :meth:`from_env` equal to these settings."""
@@ -81,6 +82,7 @@ class Settings:
             "RECS_LOADER_METRICS_PORT": str(self.loader_metrics_port),
             "RECS_FLINK_METRICS_PORT": str(self.flink_metrics_port),
             "RECS_FLINK_REST_PORT": str(self.flink_rest_port),
+            "RECS_METRICS_TARGETS": self.metrics_targets,
         }
 
     @classmethod
@@ -112,6 +114,7 @@ class Settings:
             loader_metrics_port=int(e.get("RECS_LOADER_METRICS_PORT", d.loader_metrics_port)),
             flink_metrics_port=int(e.get("RECS_FLINK_METRICS_PORT", d.flink_metrics_port)),
             flink_rest_port=int(e.get("RECS_FLINK_REST_PORT", d.flink_rest_port)),
+            metrics_targets=e.get("RECS_METRICS_TARGETS", d.metrics_targets),
         )
 
 

@@ -73,7 +73,7 @@ class App:
         self.handlers = Handlers(reader, now_ms, experiments=experiments, publisher=publisher,
                                  cache_ttl_ms=settings.serve_cache_ttl_ms,
                                  budget_s=settings.serve_budget_ms / 1000)
-        self._router = build_router(self.handlers)
+        self._router = build_router(self.handlers, settings)
         self._owns_publisher = False
         self._owns_reader = False  # True once the lifespan opened the reader itself
 

@@ -33,9 +33,12 @@ from operators.blend import (
 )
 from operators.candidates import recent_items
 from operators.trending import daypart
+from recs.readings import targets_of
+from recs.settings import Settings
 from serving import ingest
 from serving import pipeline as P
 from serving.answers import session_seen
+from serving.dashboard import add_dashboard_routes
 from serving.handlers import (
     FALLBACK_NO_CANDIDATES,
     FALLBACK_NO_NEIGHBOURS,
@@ -398,7 +401,7 @@ def _id_list(body: Mapping[str, Any], name: str, *, required: bool = True) -> li
     return [entity_id(name, i) for i in dict.fromkeys(raw)]
 
 
-def build_router(h: Handlers) -> Router[Handler]:
+def build_router(h: Handlers, settings: Settings) -> Router[Handler]:
     router: Router[Handler] = Router()
     router.add("GET", "/healthz", h.healthz)
     router.add("GET", "/readyz", h.readyz)
@@ -413,5 +416,6 @@ def build_router(h: Handlers) -> Router[Handler]:
     router.add("POST", "/v1/cart/recommendations", h.cart)
     router.add("POST", "/v1/events", h.events)
     add_page_routes(router)
+    add_dashboard_routes(router, h, targets_of(settings))
     return router
 

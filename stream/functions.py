@@ -12,12 +12,17 @@ are published through timers:
   finite run publishes its final state too.
 
 Publications are :class:`~state.records.Update` wire lines sent to the ``updates`` side output.
+
+Every function counts what goes through it in :class:`OperatorMetrics` (records in and out, and
+events behind the watermark), registered on Flink's metric group and exported by Flink's
+reporter (``docs/observability.md`` has the exported names).
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterable, Iterator
 from typing import Any, Final
 
 import orjson
@@ -46,6 +51,8 @@ UPDATES: Final = OutputTag("updates", Types.STRING())
 DLQ: Final = OutputTag("dlq", Types.STRING())
 END_OF_TIME: Final = 2**62  # a watermark only a finished bounded input reaches
 _NOTHING_PENDING: Final[frozenset[str]] = frozenset()  # shared: no scope changed since an offer
+METRICS_FLUSH_S: Final = 1.0  # how often counts are handed to Flink's metric objects
+NO_WATERMARK: Final = -(2**63)  # Flink's watermark before the first one arrives
 
 EVENT_ROW: Final = Types.ROW_NAMED(["user_id", "ts", "body"],
                                    [Types.STRING(), Types.LONG(), Types.STRING()])
@@ -66,6 +73,74 @@ SCORE_ROW: Final = Types.ROW_NAMED(["scope", "item_id", "log_score", "ts"],
 
 def _json_state(name: str) -> ValueStateDescriptor:
     return ValueStateDescriptor(name, Types.STRING())
+
+
+class OperatorMetrics:
+    """The project's metrics of one operator instance, counted in Python, handed to Flink.
+
+    ``recs_stream_events_total`` (groups ``operator``, ``direction`` ``in``/``out``) and
+    ``recs_stream_late_events_total`` (group ``operator``) are Flink counters on the operator's
+    metric group. Every call into a Flink metric crosses into the JVM, which costs more than the
+    counting, so records are counted in plain ints and added to Flink's counters at most once per
+    :data:`METRICS_FLUSH_S`, on the next record or timer (and when the operator closes). "Out"
+    is every record a function emits, side outputs (updates, dead letters) included.
+
+    An event is late when its time is behind the operator's watermark, sampled at each flush:
+    the watermark only grows, so a sample up to a second old can only undercount. The operators
+    still apply late events (their logic does not depend on arrival order); the count measures
+    disorder beyond the bounded out-of-orderness, not loss.
+
+    No gauges: Flink's reporter calls a Python gauge from its own thread, which waits for the
+    interpreter while an operator runs, and a scrape then hangs (measured). The watermark lag is
+    exported by ``recs monitor`` from Flink's own ``currentInputWatermark`` instead.
+
+    A runtime context without a metric group (the unit tests' stand-ins) leaves the counts in
+    Python only.
+    """
+
+    def __init__(self, operator: str) -> None:
+        self.operator = operator
+        self.events_in = self.events_out = self.late = 0
+        self._flushed = (0, 0, 0)
+        self._counters: tuple[Any, Any, Any] | None = None
+        self._watermark = NO_WATERMARK
+        self._next_flush = 0.0
+
+    def open(self, runtime_context: RuntimeContext) -> None:
+        get_group = getattr(runtime_context, "get_metrics_group", None)
+        if get_group is None:
+            return
+        group = get_group().add_group("operator", self.operator)
+        self._counters = (group.add_group("direction", "in").counter("recs_stream_events_total"),
+                          group.add_group("direction", "out").counter("recs_stream_events_total"),
+                          group.counter("recs_stream_late_events_total"))
+
+    def arrived(self, ctx: Any, ts: int | None = None) -> None:
+        """One record in; ``ts`` its event time (None before timestamps are assigned)."""
+        self.events_in += 1
+        if ts is not None and ts < self._watermark:
+            self.late += 1
+        self.tick(ctx)
+
+    def tick(self, ctx: Any) -> None:
+        if self._counters is not None and time.monotonic() >= self._next_flush:
+            self._watermark = int(ctx.timer_service().current_watermark())
+            self.flush()
+
+    def counted(self, outputs: Iterable[Any]) -> Iterator[Any]:
+        for out in outputs:
+            self.events_out += 1
+            yield out
+
+    def flush(self) -> None:
+        if self._counters is None:
+            return
+        self._next_flush = time.monotonic() + METRICS_FLUSH_S
+        now = (self.events_in, self.events_out, self.late)
+        for counter, new, old in zip(self._counters, now, self._flushed, strict=True):
+            if new > old:
+                counter.inc(new - old)
+        self._flushed = now
 
 
 class Publisher:
@@ -92,10 +167,30 @@ class Publisher:
             ctx.timer_service().register_event_time_timer(END_OF_TIME)
 
 
-class ParseInteractions(ProcessFunction):  # type: ignore[misc]
+class _Measured:
+    """The metrics plumbing every function shares; ``OPERATOR`` is its name in the topology."""
+
+    OPERATOR = ""
+    metrics: OperatorMetrics
+
+    def open(self, runtime_context: RuntimeContext) -> None:
+        self.metrics.open(runtime_context)
+
+    def close(self) -> None:
+        self.metrics.flush()
+
+
+class ParseInteractions(_Measured, ProcessFunction):  # type: ignore[misc]
     """Validate raw interaction JSON; malformed input goes to the DLQ side output, never fails."""
 
+    OPERATOR = "parse"
+
+    def __init__(self) -> None:
+        self.metrics = OperatorMetrics(self.OPERATOR)
+
     def process_element(self, value: str, ctx: ProcessFunction.Context) -> Any:
+        self.metrics.arrived(ctx)
+        self.metrics.events_out += 1  # exactly one record out: the event or its dead letter
         try:
             event = decode_interaction(value.encode("utf-8", "surrogateescape"))
         except SchemaError as exc:
@@ -104,8 +199,15 @@ class ParseInteractions(ProcessFunction):  # type: ignore[misc]
         yield Row(user_id=event.user_id, ts=event.ts, body=event.to_json().decode())
 
 
-class ParseItems(ProcessFunction):  # type: ignore[misc]
+class ParseItems(_Measured, ProcessFunction):  # type: ignore[misc]
+    OPERATOR = "parse-items"
+
+    def __init__(self) -> None:
+        self.metrics = OperatorMetrics(self.OPERATOR)
+
     def process_element(self, value: str, ctx: ProcessFunction.Context) -> Any:
+        self.metrics.arrived(ctx)
+        self.metrics.events_out += 1
         try:
             item = decode_item(value.encode("utf-8", "surrogateescape"))
         except SchemaError as exc:
@@ -140,20 +242,28 @@ def group_pairs(pairs: list[session.Pair]) -> Any:
         yield Row(relation=relation, src=src, dsts=dsts, weights=weights, ts=ts)
 
 
-class SessionFunction(KeyedProcessFunction):  # type: ignore[misc]
+class SessionFunction(_Measured, KeyedProcessFunction):  # type: ignore[misc]
     """Keyed by user: session state; emits co-visitation / co-purchase pairs downstream.
 
     A user's session is published on every change, straight away: one user rarely sends two
     events within a publication interval, so a timer would coalesce almost nothing and cost two
     more calls into the JVM per event (and delay the "because you viewed" answer)."""
 
+    OPERATOR = "sessions"
+
     def __init__(self, cfg: EngineConfig) -> None:
         self.cfg = cfg
+        self.metrics = OperatorMetrics(self.OPERATOR)
 
     def open(self, runtime_context: RuntimeContext) -> None:
+        super().open(runtime_context)
         self.state = runtime_context.get_state(_json_state("session"))
 
     def process_element(self, value: Row, ctx: KeyedProcessFunction.Context) -> Any:
+        self.metrics.arrived(ctx, value.ts)
+        return self.metrics.counted(self._step(value))
+
+    def _step(self, value: Row) -> Any:
         event = interaction_from_canonical(orjson.loads(value.body))
         raw = self.state.value()
         old = None if raw is None else session.decode(orjson.loads(raw))
@@ -164,17 +274,22 @@ class SessionFunction(KeyedProcessFunction):  # type: ignore[misc]
         yield from group_pairs(pairs)
 
 
-class NeighbourFunction(KeyedProcessFunction):  # type: ignore[misc]
+class NeighbourFunction(_Measured, KeyedProcessFunction):  # type: ignore[misc]
     """Keyed by ``relation|src``: bounded decayed neighbours of one item."""
+
+    OPERATOR = "neighbours"
 
     def __init__(self, cfg: EngineConfig, emit_interval_ms: int) -> None:
         self.cfg = cfg
         self.publisher = Publisher(emit_interval_ms)
+        self.metrics = OperatorMetrics(self.OPERATOR)
 
     def open(self, runtime_context: RuntimeContext) -> None:
+        super().open(runtime_context)
         self.state = runtime_context.get_state(_json_state("neighbours"))
 
     def process_element(self, value: Row, ctx: KeyedProcessFunction.Context) -> Any:
+        self.metrics.arrived(ctx, value.ts)
         ncfg = self.cfg.similar if value.relation == keys.KIND_SIMILAR else self.cfg.bought
         raw = self.state.value()
         new = None if raw is None else neighbours.decode(orjson.loads(raw))
@@ -188,6 +303,10 @@ class NeighbourFunction(KeyedProcessFunction):  # type: ignore[misc]
         return iter(())
 
     def on_timer(self, timestamp: int, ctx: KeyedProcessFunction.OnTimerContext) -> Any:
+        self.metrics.tick(ctx)
+        return self.metrics.counted(self._publish(ctx))
+
+    def _publish(self, ctx: KeyedProcessFunction.OnTimerContext) -> Any:
         raw = self.state.value()
         if raw is not None:
             relation, _, src = ctx.get_current_key().partition("|")
@@ -196,7 +315,7 @@ class NeighbourFunction(KeyedProcessFunction):  # type: ignore[misc]
             yield UPDATES, upd.to_wire().decode()
 
 
-class ItemFunction(KeyedCoProcessFunction):  # type: ignore[misc]
+class ItemFunction(_Measured, KeyedCoProcessFunction):  # type: ignore[misc]
     """Keyed by item: catalogue metadata (input 2), popularity and counters (input 1).
 
     Scores only grow, so the trending top-K needs the latest score of an item, not every
@@ -207,12 +326,16 @@ class ItemFunction(KeyedCoProcessFunction):  # type: ignore[misc]
     scopes, which is always correct. Retractions are emitted at once (the item's state no
     longer knows a scope it dropped)."""
 
+    OPERATOR = "items"
+
     def __init__(self, cfg: EngineConfig, emit_interval_ms: int) -> None:
         self.cfg = cfg
         self.publisher = Publisher(emit_interval_ms)
         self._pending: dict[str, set[str] | frozenset[str]] = {}
+        self.metrics = OperatorMetrics(self.OPERATOR)
 
     def open(self, runtime_context: RuntimeContext) -> None:
+        super().open(runtime_context)
         self.state = runtime_context.get_state(_json_state("item"))
 
     def _load(self) -> trending.ItemState | None:
@@ -225,6 +348,10 @@ class ItemFunction(KeyedCoProcessFunction):  # type: ignore[misc]
         self.publisher.schedule(ctx, item_id, new_key=old is None)
 
     def process_element1(self, value: Row, ctx: KeyedCoProcessFunction.Context) -> Any:
+        self.metrics.arrived(ctx, value.ts)
+        return self.metrics.counted(self._event(value, ctx))
+
+    def _event(self, value: Row, ctx: KeyedCoProcessFunction.Context) -> Any:
         old = self._load()
         new, scores = trending.item_event_step(old, value.item_id, value.type, value.value,
                                                value.ts, self.cfg, device=value.device,
@@ -240,6 +367,10 @@ class ItemFunction(KeyedCoProcessFunction):  # type: ignore[misc]
                 pending.add(s.scope)
 
     def process_element2(self, value: Row, ctx: KeyedCoProcessFunction.Context) -> Any:
+        self.metrics.arrived(ctx, value.ts)
+        return self.metrics.counted(self._upsert(value, ctx))
+
+    def _upsert(self, value: Row, ctx: KeyedCoProcessFunction.Context) -> Any:
         # catalogue upserts are rare: their scores (category moves, new arrivals, retractions
         # before a lowered new-arrival score, in that order) go out at once, uncoalesced
         item = decode_item(value.body)
@@ -250,6 +381,10 @@ class ItemFunction(KeyedCoProcessFunction):  # type: ignore[misc]
             yield Row(scope=s.scope, item_id=s.item_id, log_score=s.log_score, ts=s.ts)
 
     def on_timer(self, timestamp: int, ctx: KeyedCoProcessFunction.OnTimerContext) -> Any:
+        self.metrics.tick(ctx)
+        return self.metrics.counted(self._publish(ctx))
+
+    def _publish(self, ctx: KeyedCoProcessFunction.OnTimerContext) -> Any:
         state = self._load()
         if state is not None:
             item_id = ctx.get_current_key()
@@ -264,18 +399,23 @@ class ItemFunction(KeyedCoProcessFunction):  # type: ignore[misc]
             self._pending[item_id] = _NOTHING_PENDING
 
 
-class TopKFunction(KeyedProcessFunction):  # type: ignore[misc]
+class TopKFunction(_Measured, KeyedProcessFunction):  # type: ignore[misc]
     """Keyed by scope: exact streaming top-K of monotone forward-decayed scores, for the
     popularity scopes and the new-arrival ones (``new:...``, ``new_top_k`` long)."""
+
+    OPERATOR = "trending"
 
     def __init__(self, cfg: EngineConfig, emit_interval_ms: int) -> None:
         self.cfg = cfg
         self.publisher = Publisher(emit_interval_ms)
+        self.metrics = OperatorMetrics(self.OPERATOR)
 
     def open(self, runtime_context: RuntimeContext) -> None:
+        super().open(runtime_context)
         self.state = runtime_context.get_state(_json_state("topk"))
 
     def process_element(self, value: Row, ctx: KeyedProcessFunction.Context) -> Any:
+        self.metrics.arrived(ctx, value.ts)
         raw = self.state.value()
         old = None if raw is None else trending.decode_topk(orjson.loads(raw))
         score = trending.ScopeScore(value.scope, value.item_id, value.log_score, value.ts)
@@ -287,6 +427,10 @@ class TopKFunction(KeyedProcessFunction):  # type: ignore[misc]
         return iter(())
 
     def on_timer(self, timestamp: int, ctx: KeyedProcessFunction.OnTimerContext) -> Any:
+        self.metrics.tick(ctx)
+        return self.metrics.counted(self._publish(ctx))
+
+    def _publish(self, ctx: KeyedProcessFunction.OnTimerContext) -> Any:
         raw = self.state.value()
         if raw is not None:
             upd = views.trending_update(ctx.get_current_key(),

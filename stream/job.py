@@ -10,6 +10,11 @@ Delivery: Kafka offsets live in Flink's checkpoints (and are committed back to t
 checkpoint for lag monitoring); updates go to ``recs.updates`` with at-least-once delivery
 (flushed on every checkpoint), and ``stream.loader`` applies them to Redis with versioned writes,
 so a restart from the last checkpoint converges to the same Redis state.
+
+Observability: Flink's REST API listens on ``127.0.0.1:RECS_FLINK_REST_PORT`` (``recs monitor``
+reads jobs, checkpoints and watermarks there) and Flink's Prometheus reporter exports the job's
+metrics on ``RECS_FLINK_METRICS_PORT`` (0 = off). A port already taken does not stop the job:
+the REST API then takes any free port and the reporter stays off, with a warning.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from infra.procs import LOOPBACK, port_is_free
 from recs.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -56,6 +62,38 @@ def latest_checkpoint(checkpoint_dir: Path) -> Path | None:
     return None if best is None else best[1]
 
 
+def observability_options(settings: Settings) -> tuple[dict[str, str], list[Path]]:
+    """Flink options for the REST endpoint and the Prometheus reporter, and the jars they need.
+
+    The local mini-cluster binds its REST endpoint to a random port unless ``rest.bind-port``
+    is set, and loads no plugins: the reporter's jar goes on ``pipeline.jars`` instead.
+    """
+    from infra.paths import MissingDependency, flink_prometheus_jar
+
+    rest_port = settings.flink_rest_port
+    if rest_port and not port_is_free(rest_port):
+        log.warning("job: flink_rest_port %s is taken; Flink's REST API takes any free port "
+                    "and recs monitor will not see the job", rest_port)
+        rest_port = 0
+    options = {"rest.address": LOOPBACK, "rest.bind-address": LOOPBACK,
+               "rest.bind-port": str(rest_port)}
+    jars: list[Path] = []
+    metrics_port = settings.flink_metrics_port
+    if metrics_port and not port_is_free(metrics_port):
+        log.warning("job: flink_metrics_port %s is taken; Flink's Prometheus reporter is off",
+                    metrics_port)
+    elif metrics_port:
+        try:
+            jars.append(flink_prometheus_jar())
+        except MissingDependency as exc:
+            log.warning("job: Flink's Prometheus reporter is off: %s", exc)
+        else:
+            options["metrics.reporter.prom.factory.class"] = (
+                "org.apache.flink.metrics.prometheus.PrometheusReporterFactory")
+            options["metrics.reporter.prom.port"] = str(metrics_port)
+    return options, jars
+
+
 def build(settings: Settings, opts: JobOptions):  # type: ignore[no-untyped-def]
     """Create the environment and the whole pipeline; returns the environment to execute."""
     from pyflink.common import Configuration, WatermarkStrategy
@@ -81,7 +119,11 @@ def build(settings: Settings, opts: JobOptions):  # type: ignore[no-untyped-def]
     conf.set_string("python.execution-mode", "thread")
     conf.set_string("python.executable", sys.executable)
     conf.set_string("python.client.executable", sys.executable)
-    conf.set_string("pipeline.jars", flink_connector_jar().resolve().as_uri())
+    extra_options, extra_jars = observability_options(settings)
+    for key, value in extra_options.items():
+        conf.set_string(key, value)
+    jars = [flink_connector_jar(), *extra_jars]
+    conf.set_string("pipeline.jars", ";".join(jar.resolve().as_uri() for jar in jars))
     conf.set_string("pipeline.name", opts.job_name)
     conf.set_string("taskmanager.numberOfTaskSlots", str(max(1, opts.parallelism)))
     conf.set_string("restart-strategy.type", "fixed-delay")

@@ -1,31 +1,49 @@
 """The update loader: ``recs.updates`` -> Redis, batched, versioned, idempotent.
 
-    recs load [--idle-exit SECONDS]
+    recs load [--idle-exit SECONDS] [--metrics-port PORT]
 
 It polls a batch, keeps the newest update per key, applies the batch in one Lua call per 500 keys
 (:class:`state.redis_store.RedisStore`), records the newest event time applied in the freshness
 hash, and only then commits the consumer offsets. A crash replays at most the uncommitted batch,
 which the version check makes harmless.
+
+Metrics (``GET /metrics`` on ``RECS_LOADER_METRICS_PORT``, 0 = off; see docs/observability.md):
+``recs_freshness_seconds{kind}``, the time from an update's event time to its write in Redis,
+observed once per key per batch (the update the batch writes, after per-key coalescing, whether
+or not the version check let it through: the store reports only how many it applied), with
+buckets counted by bisection rather than ``Histogram.observe`` (a tenth of the cost per update);
+counters of records, applied updates, malformed records and batches; and the consumer's lag on
+``recs.updates`` from the fetch positions the consumer already knows (no extra requests).
 """
 
 from __future__ import annotations
 
 import argparse
+import bisect
 import logging
 import signal
 import sys
+import threading
 import time
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
 
 import orjson
+from prometheus_client import CollectorRegistry, Counter, Gauge
+from prometheus_client.core import HistogramMetricFamily
+from prometheus_client.registry import Collector
 
 from recs.settings import Settings
+from state.keys import split_key
 from state.records import Update
 from state.store import Store, newest_per_key
 
 log = logging.getLogger(__name__)
 WRITER = "stream"
+FRESHNESS_BUCKETS: Final = (0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 300.0, 1800.0,
+                            3600.0, 86_400.0)
+LAG_EVERY_S: Final = 1.0
 
 
 @dataclass(slots=True)
@@ -43,7 +61,77 @@ class LoaderStats:
                 "seconds": round(time.monotonic() - self.started, 3)}
 
 
-def apply_batch(store: Store, raw_values: list[bytes], stats: LoaderStats) -> None:
+class FreshnessHistogram(Collector):
+    """``recs_freshness_seconds{kind}``: a Prometheus histogram fed a whole batch at a time."""
+
+    def __init__(self, buckets: Sequence[float] = FRESHNESS_BUCKETS) -> None:
+        self.bounds = list(buckets)
+        self._counts: dict[str, list[int]] = {}
+        self._sums: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    def observe_many(self, ages: Iterable[tuple[str, float]]) -> None:
+        with self._lock:
+            for kind, age in ages:
+                counts = self._counts.get(kind)
+                if counts is None:
+                    counts = self._counts[kind] = [0] * (len(self.bounds) + 1)
+                    self._sums[kind] = 0.0
+                counts[bisect.bisect_left(self.bounds, age)] += 1
+                self._sums[kind] += age
+
+    def collect(self) -> Iterable[HistogramMetricFamily]:
+        family = HistogramMetricFamily(
+            "recs_freshness_seconds", "event time of an update -> written to Redis, by kind",
+            labels=["kind"])
+        with self._lock:
+            snapshot = [(k, list(c), self._sums[k]) for k, c in sorted(self._counts.items())]
+        for kind, counts, total in snapshot:
+            cumulative, buckets = 0, []
+            for bound, n in zip([*map(str, self.bounds), "+Inf"], counts, strict=True):
+                cumulative += n
+                buckets.append((bound, float(cumulative)))
+            family.add_metric([kind], buckets, total)
+        yield family
+
+
+class LoaderMetrics:
+    """The loader's Prometheus registry; ``clock`` gives wall-clock seconds (injected)."""
+
+    def __init__(self, clock: Callable[[], float] = time.time) -> None:
+        self.clock = clock
+        r = self.registry = CollectorRegistry(auto_describe=True)
+        self.records = Counter("recs_loader_records", "records read from recs.updates",
+                               registry=r)
+        self.applied = Counter("recs_loader_updates_applied",
+                               "updates written (not older than the stored version)", registry=r)
+        self.malformed = Counter("recs_loader_malformed",
+                                 "records that are not valid updates (skipped)", registry=r)
+        self.batches = Counter("recs_loader_batches", "batches applied", registry=r)
+        self.lag = Gauge("recs_loader_lag_records",
+                         "records of recs.updates not yet read (high watermark - position)",
+                         registry=r)
+        self.freshness = FreshnessHistogram()
+        r.register(self.freshness)
+
+    def observe(self, batch: list[Update], records: int, applied: int, malformed: int) -> None:
+        now_ms = self.clock() * 1000.0
+        self.records.inc(records)
+        self.applied.inc(applied)
+        self.malformed.inc(malformed)
+        self.batches.inc()
+        self.freshness.observe_many((_kind(u.key), (now_ms - u.as_of) / 1000.0) for u in batch)
+
+
+def _kind(key: str) -> str:
+    try:
+        return split_key(key)[0]
+    except ValueError:
+        return "unknown"
+
+
+def apply_batch(store: Store, raw_values: list[bytes], stats: LoaderStats,
+                metrics: LoaderMetrics | None = None) -> None:
     updates: list[Update] = []
     for raw in raw_values:
         try:
@@ -52,9 +140,12 @@ def apply_batch(store: Store, raw_values: list[bytes], stats: LoaderStats) -> No
             stats.malformed += 1
             log.error("loader: skipping malformed update %r: %s", raw[:120], exc)
     batch = newest_per_key(updates)
+    applied = store.apply(batch)
     stats.records += len(raw_values)
-    stats.applied += store.apply(batch)
+    stats.applied += applied
     stats.batches += 1
+    if metrics is not None:
+        metrics.observe(batch, len(raw_values), applied, len(raw_values) - len(updates))
     if batch:
         newest = max(u.as_of for u in batch)
         if newest > stats.max_as_of:
@@ -62,8 +153,19 @@ def apply_batch(store: Store, raw_values: list[bytes], stats: LoaderStats) -> No
             store.mark_fresh(WRITER, newest)
 
 
+def _lag(consumer: Any) -> int:
+    """Records behind the high watermark, from what the consumer already knows."""
+    lag = 0
+    for tp in consumer.assignment():
+        high = consumer.highwater(tp)
+        if high is not None:
+            lag += max(0, high - consumer.position(tp))
+    return lag
+
+
 def run(settings: Settings, store: Store, *, group_id: str = "recs-loader",
-        idle_exit_s: float | None = None, max_seconds: float | None = None) -> LoaderStats:
+        idle_exit_s: float | None = None, max_seconds: float | None = None,
+        metrics: LoaderMetrics | None = None) -> LoaderStats:
     from kafka import KafkaConsumer
 
     consumer = KafkaConsumer(
@@ -85,14 +187,17 @@ def run(settings: Settings, store: Store, *, group_id: str = "recs-loader",
 
     if sys.platform != "win32":
         signal.signal(signal.SIGTERM, stop)
-    last_data = time.monotonic()
+    last_data = next_lag = time.monotonic()
     try:
         while not stopping:
             polled = consumer.poll(timeout_ms=100)
             values = [rec.value for recs in polled.values() for rec in recs]
             now = time.monotonic()
+            if metrics is not None and now >= next_lag:
+                metrics.lag.set(_lag(consumer))
+                next_lag = now + LAG_EVERY_S
             if values:
-                apply_batch(store, values, stats)
+                apply_batch(store, values, stats, metrics)
                 consumer.commit()
                 last_data = now
             elif not consumer.assignment():
@@ -116,12 +221,36 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--group-id", default="recs-loader")
     parser.add_argument("--idle-exit", type=float, default=None,
                         help="exit after this many seconds without updates")
+    parser.add_argument("--metrics-port", type=int, default=None,
+                        help="serve /metrics here (default RECS_LOADER_METRICS_PORT; 0 = off)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     logging.getLogger("kafka").setLevel(logging.WARNING)
     settings = Settings.from_env()
     store = RedisStore.from_url(settings.redis_url,
                                 session_ttl_s=settings.session_ttl_ms // 1000)
-    stats = run(settings, store, group_id=args.group_id, idle_exit_s=args.idle_exit)
+    port = settings.loader_metrics_port if args.metrics_port is None else args.metrics_port
+    metrics = serve_metrics(settings.http_host, port)
+    stats = run(settings, store, group_id=args.group_id, idle_exit_s=args.idle_exit,
+                metrics=metrics)
     sys.stdout.write(orjson.dumps(stats.as_dict()).decode() + "\n")
     return 0
+
+
+def serve_metrics(host: str, port: int,
+                  clock: Callable[[], float] = time.time) -> LoaderMetrics | None:
+    """Start ``/metrics`` on ``host:port`` (0 = off). A port already taken only costs the
+    metrics: the loader goes on without them, with an error in its log."""
+    if port == 0:
+        return None
+    from prometheus_client import start_http_server
+
+    metrics = LoaderMetrics(clock)
+    try:
+        start_http_server(port, host, metrics.registry)
+    except OSError as exc:
+        log.error("loader: metrics off: cannot listen on %s:%s (loader_metrics_port): %s",
+                  host, port, exc)
+        return None
+    log.info("loader: metrics on http://%s:%s/metrics", host, port)
+    return metrics

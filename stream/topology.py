@@ -65,10 +65,12 @@ def define_workflow(interactions: DataStream, items: DataStream,
                     cfg: TopologyConfig) -> tuple[DataStream, DataStream]:
     """Wire the operators; returns ``(updates, dead_letters)``, both streams of strings."""
     engine, interval = cfg.engine, cfg.emit_interval_ms
+    # with_idleness() returns a strategy without the Python timestamp assigner (PyFlink builds
+    # a new Java strategy), so the assigner must come last or records keep their Kafka times
     watermarks = (
         WatermarkStrategy.for_bounded_out_of_orderness(Duration.of_millis(cfg.out_of_orderness_ms))
-        .with_timestamp_assigner(EventTime())
         .with_idleness(Duration.of_millis(cfg.idleness_ms))
+        .with_timestamp_assigner(EventTime())
     )
     parsed = interactions.process(ParseInteractions(), output_type=EVENT_ROW).name("parse")
     events = parsed.assign_timestamps_and_watermarks(watermarks).name("watermarks")

@@ -8,20 +8,27 @@
 - bad input: every malformed record is in the DLQ with a reason naming its field, every valid
   event is applied, the job finishes normally;
 - restart: the job is killed mid-stream and restarted from its last checkpoint; the final Redis
-  state equals the uninterrupted (reference) one: nothing lost, nothing counted twice.
+  state equals the uninterrupted (reference) one: nothing lost, nothing counted twice;
+- metrics (on the restarted job, to save a run): Flink's Prometheus reporter exports the
+  project's operator counters, the loader exports freshness, and ``recs monitor`` (a process)
+  exports checkpoints, operator counters and watermark lags read from Flink's REST API, and the
+  consumer lag of the job's groups.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import time
+import urllib.request
 import uuid
 from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
+from infra.procs import free_port
 from operators.trending import daypart
 from recs import engine
 from recs.settings import Settings, Topics
@@ -41,9 +48,11 @@ def _settings(kafka: Any, store: RedisStore, tmp_path: Path, **kw: Any) -> Setti
     url = store.client.connection_pool.connection_kwargs
     redis_url = f"redis://{url['host']}:{url['port']}/{url.get('db', 0)}"
     prefix = f"e2e-{uuid.uuid4().hex[:8]}."
+    ports = {"flink_rest_port": free_port(), "flink_metrics_port": free_port(),
+             "loader_metrics_port": free_port(), "monitor_port": free_port()}
     settings = dataclasses.replace(Settings(), kafka_bootstrap=kafka.bootstrap,
                                    redis_url=redis_url, topics=Topics.with_prefix(prefix),
-                                   run_dir=tmp_path, **kw)
+                                   run_dir=tmp_path, **{**ports, **kw})
     streamkit.create_engine_topics(settings)
     return settings
 
@@ -122,6 +131,7 @@ def test_restart_from_checkpoint_converges_to_uninterrupted_state(
     checkpoints = tmp_path / "checkpoints"
     logs = tmp_path / "logs"
     load = engine.start_loader(settings, logs)
+    monitor = engine.start_monitor(settings, logs, interval_s=1.0)
     job = engine.start_job(settings, logs, checkpoint_dir=checkpoints)
     try:
         deadline = time.monotonic() + 240
@@ -145,6 +155,68 @@ def test_restart_from_checkpoint_converges_to_uninterrupted_state(
                 diffs = streamkit.differences(ref, redis_store)
         assert diffs == [], f"{len(diffs)} differences, first: {diffs[:10]}"
         assert "restoring from" in job.tail(400) and str(restored_from) in job.tail(400)
+        _check_metrics(settings, monitor)
     finally:
         job.stop()
         load.stop()
+        monitor.stop()
+
+
+Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
+
+
+def _scrape(port: int) -> Samples:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as resp:
+        text = resp.read().decode()
+    return {(s.name, frozenset(s.labels.items())): s.value
+            for family in text_string_to_metric_families(text) for s in family.samples}
+
+
+def _value(samples: Samples, name: str, **labels: str) -> float | None:
+    """The sum of ``name`` over the series that carry ``labels`` (None when there are none)."""
+    found = [v for (n, ls), v in samples.items()
+             if n == name and set(labels.items()) <= set(ls)]
+    return sum(found) if found else None
+
+
+def _check_metrics(settings: Settings, monitor: engine.EngineProcess) -> None:
+    """The running (restored) job, the loader and the monitor export the catalogue's names."""
+    flink = _scrape(settings.flink_metrics_port)
+    prefix = "flink_taskmanager_job_task_operator_operator_"
+    for operator in ("parse", "sessions", "neighbours", "items", "trending"):
+        got = _value(flink, prefix + "direction_recs_stream_events_total",
+                     operator=operator, direction="in")
+        assert got is not None and got > 0, operator
+    assert _value(flink, prefix + "recs_stream_late_events_total", operator="sessions") is not None
+
+    loaded = _scrape(settings.loader_metrics_port)
+    for kind in ("session", "similar", "trending", "item"):
+        count = _value(loaded, "recs_freshness_seconds_count", kind=kind)
+        assert count is not None and count > 0, kind
+    assert (_value(loaded, "recs_loader_records_total") or 0) > 0
+
+    want = {"recs_checkpoint_age_seconds", "recs_checkpoint_duration_seconds",
+            "recs_checkpoint_size_bytes", "recs_checkpoints_failed_total",
+            "recs_stream_watermark_lag_seconds", "recs_stream_events_total",
+            "recs_kafka_consumer_lag_records", "recs_redis_data_age_seconds",
+            "recs_catalogue_items"}  # no dead letters in this log: recs_dlq_events_total has none
+    deadline = time.monotonic() + 60
+    while True:
+        assert monitor.alive(), monitor.tail()
+        seen = _scrape(settings.monitor_port)
+        if (want <= {name for name, _ in seen}
+                and _value(seen, "recs_monitor_up", source="flink") == 1):
+            break
+        assert time.monotonic() < deadline, (want - {n for n, _ in seen}, monitor.tail())
+        time.sleep(1)
+    assert (_value(seen, "recs_stream_events_total", operator="sessions", direction="in")
+            or 0) > 0
+    # watermarks follow the events' own times (T0, November 2023), not the Kafka records'
+    # publication times: the lag is the age of the log, years
+    events_age_s = (time.time() * 1000 - streamkit.T0) / 1000
+    lag = _value(seen, "recs_stream_watermark_lag_seconds", operator="sessions") or 0
+    assert events_age_s - 3600 < lag < events_age_s + 3600
+    assert (_value(seen, "recs_checkpoint_size_bytes") or 0) > 0
+    lags = [v for (n, ls), v in seen.items() if n == "recs_kafka_consumer_lag_records"
+            and ("group", "recs-stream-interactions") in ls]
+    assert len(lags) == settings.partitions

@@ -106,7 +106,8 @@ class AsgiClient:
 
 def run(redis_url: str, body: Callable[[AsgiClient], Awaitable[Any]], *,
          now: int = NOW, reader_url: str | None = None, cache_ttl_ms: int = 1000,
-         publisher: Any = None, rules_file: str = "", experiments_file: str = "") -> Any:
+         publisher: Any = None, rules_file: str = "", experiments_file: str = "",
+         metrics_targets: str = "") -> Any:
     """Build an app on a fresh reader inside one event loop, run ``body``, close the reader."""
     async def go() -> Any:
         reader = AsyncReader.from_url(reader_url or redis_url, socket_connect_timeout=0.5,
@@ -114,7 +115,8 @@ def run(redis_url: str, body: Callable[[AsgiClient], Awaitable[Any]], *,
         try:
             settings = Settings(redis_url=redis_url, kafka_bootstrap="",
                                 serve_cache_ttl_ms=cache_ttl_ms, rules_file=rules_file,
-                                experiments_file=experiments_file)
+                                experiments_file=experiments_file,
+                                metrics_targets=metrics_targets)
             app = create_app(settings, reader, now_ms=lambda: now, publisher=publisher)
             return await body(AsgiClient(app))
         finally:

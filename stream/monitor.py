@@ -1,0 +1,483 @@
+"""``recs monitor``: the stream seen from outside, as Prometheus metrics.
+
+    recs monitor [--interval SECONDS] [--port PORT] [--host HOST] [--once]
+
+Every ``--interval`` seconds (5) it reads:
+
+- Kafka: the committed offsets of the job's groups (``recs-stream-interactions``,
+  ``recs-stream-items``) and the loader's (``recs-loader``) against the end offsets, and the
+  timestamp of each partition's first uncommitted record (one record fetched by seeking, cached
+  per partition and offset). The job commits its offsets on checkpoints only: without
+  checkpoints its lag shows the whole topic;
+- ``interactions.dlq``, read incrementally from the start with a private consumer (no group),
+  counted by reason;
+- Flink's REST API on ``127.0.0.1:RECS_FLINK_REST_PORT``: the last completed checkpoint and the
+  failed count, the project's operator counters and each operator's input watermark;
+- Redis: the freshness hash and, at most once a minute, a capped SCAN count of catalogue items.
+
+Scrapes render the last reading; ages (``now − ...``) are computed at scrape time. The metric
+names are listed in docs/observability.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import re
+import signal
+import sys
+import threading
+import time
+import urllib.request
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Final, cast
+
+import orjson
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from recs.settings import Settings
+from state.keys import KIND_ITEM, PREFIX
+
+log = logging.getLogger(__name__)
+
+CATALOGUE_EVERY_S: Final = 60.0
+CATALOGUE_MAX_SCANS: Final = 2_000  # SCAN calls of COUNT 1000: about 2M keys inspected at most
+DLQ_MAX_PER_COLLECT: Final = 100_000
+MAX_REASONS: Final = 100  # distinct reason labels; the rest count as "other"
+TIMEOUT_S: Final = 2.0  # per REST call, record fetch or Redis command
+KAFKA_TIMEOUT_MS: Final = 5_000  # a broker that does not answer fails the reading, not the loop
+NO_WATERMARK: Final = -(2**62)  # below this Flink has no watermark yet (Long.MIN_VALUE)
+END_OF_INPUT: Final = 2**62  # at or above this a bounded input has ended
+_EVENTS_ID: Final = re.compile(
+    r"^(\d+)\.(.+?)\.operator\.([^.]+)\.direction\.(in|out)\.recs_stream_events_total$")
+_LATE_ID: Final = re.compile(r"^(\d+)\.(.+?)\.operator\.([^.]+)\.recs_stream_late_events_total$")
+_WATERMARK_ID: Final = re.compile(r"^(\d+)\.(.+)\.currentInputWatermark$")
+_FIELD_ROOT: Final = re.compile(r"[.\[]")  # item_ids[3] -> item_ids, context.page -> context
+
+
+@dataclass(frozen=True, slots=True)
+class PartitionLag:
+    group: str
+    topic: str
+    partition: int
+    end: int
+    committed: int | None  # None: the group has committed nothing for this partition
+    lag_records: int
+    first_uncommitted_ms: int | None  # record timestamp; None when caught up
+
+
+@dataclass(frozen=True, slots=True)
+class Checkpoints:
+    failed: int
+    duration_s: float | None = None  # of the last completed checkpoint, if any
+    size_bytes: int | None = None
+    completed_ms: int | None = None
+
+
+@dataclass(slots=True)
+class OperatorReading:
+    events_in: int = 0
+    events_out: int = 0
+    late: int = 0
+    watermark_ms: int | None = None  # the lowest input watermark over its subtasks
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    taken_s: float
+    duration_s: float
+    up: Mapping[str, bool]  # source (kafka, dlq, flink, redis) -> read without error
+    lags: tuple[PartitionLag, ...] = ()
+    dlq: Mapping[str, int] = field(default_factory=dict)
+    checkpoints: Checkpoints | None = None
+    operators: Mapping[str, OperatorReading] = field(default_factory=dict)
+    freshness_ms: Mapping[str, int] = field(default_factory=dict)
+    catalogue_items: int | None = None
+
+
+def dlq_reason(raw: bytes) -> str:
+    """A bounded label for a dead letter: ``<contract>.<field>``, without indexes or keys.
+
+    >>> dlq_reason(b'{"contract": "interaction", "field": "item_ids[3]", "reason": "x"}')
+    'interaction.item_ids'
+    >>> dlq_reason(b'{"contract": "item", "field": "tint", "reason": "item.tint: unknown field"}')
+    'item.unknown_field'
+    >>> dlq_reason(b'not json')
+    'unreadable'
+    """
+    try:
+        doc = orjson.loads(raw)
+        contract, name, reason = str(doc["contract"]), str(doc["field"]), str(doc["reason"])
+    except (orjson.JSONDecodeError, KeyError, TypeError):
+        return "unreadable"
+    if reason.startswith(f"{contract}.{name}: unknown field"):
+        name = "unknown_field"
+    return contract + "." + _FIELD_ROOT.split(name, maxsplit=1)[0]
+
+
+class KafkaSide:
+    """Consumer lag of the watched groups and dead letters by reason, read with a private
+    consumer (no group, no commits) and the admin client."""
+
+    def __init__(self, bootstrap: str, groups: Mapping[str, str], dlq_topic: str) -> None:
+        from kafka import KafkaAdminClient, KafkaConsumer
+
+        self.groups = dict(groups)  # group id -> topic it consumes
+        self.dlq_topic = dlq_topic
+        timeouts = {"bootstrap_timeout_ms": KAFKA_TIMEOUT_MS,
+                    "request_timeout_ms": KAFKA_TIMEOUT_MS}
+        self._admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="recs-monitor",
+                                       **timeouts)
+        opts: dict[str, Any] = {"bootstrap_servers": bootstrap, "group_id": None,
+                                "enable_auto_commit": False, "client_id": "recs-monitor",
+                                **timeouts}
+        self._probe = KafkaConsumer(**opts, max_poll_records=1)
+        self._dlq = KafkaConsumer(**opts, max_poll_records=5000)
+        self._ts_cache: dict[tuple[str, int], tuple[int, int | None]] = {}
+        self.dlq_counts: dict[str, int] = {}
+
+    def lags(self) -> list[PartitionLag]:
+        from kafka import TopicPartition
+
+        committed_by_group = self._admin.list_group_offsets({g: None for g in self.groups})
+        out = []
+        for group, topic in sorted(self.groups.items()):
+            tps = [TopicPartition(topic, p)
+                   for p in sorted(self._probe.partitions_for_topic(topic))]
+            ends = self._probe.end_offsets(tps)
+            starts = self._probe.beginning_offsets(tps)
+            committed = committed_by_group.get(group, {})
+            for tp in tps:
+                meta = committed.get(tp)
+                done = meta.offset if meta is not None and meta.offset >= 0 else None
+                lag = max(0, ends[tp] - (starts[tp] if done is None else done))
+                # the first uncommitted record still in the log (retention may have taken more)
+                first = starts[tp] if done is None else max(starts[tp], done)
+                ts = self._timestamp_at(tp, first) if first < ends[tp] else None
+                out.append(PartitionLag(group, topic, tp.partition, ends[tp], done, lag, ts))
+        return out
+
+    def _timestamp_at(self, tp: Any, offset: int) -> int | None:
+        cached = self._ts_cache.get((tp.topic, tp.partition))
+        if cached is not None and cached[0] == offset:
+            return cached[1]
+        self._probe.assign([tp])
+        self._probe.seek(tp, offset)
+        ts = None
+        deadline = time.monotonic() + TIMEOUT_S
+        while ts is None and time.monotonic() < deadline:
+            for records in self._probe.poll(timeout_ms=200, max_records=1).values():
+                ts = int(records[0].timestamp)
+        self._ts_cache[(tp.topic, tp.partition)] = (offset, ts)
+        return ts
+
+    def read_dlq(self) -> dict[str, int]:
+        """Count the dead letters written since the last call (at most DLQ_MAX_PER_COLLECT)."""
+        from kafka import TopicPartition
+
+        tps = [TopicPartition(self.dlq_topic, p)
+               for p in sorted(self._probe.partitions_for_topic(self.dlq_topic))]
+        if set(tps) != self._dlq.assignment():
+            self._dlq.assign(tps)
+            self._dlq.seek_to_beginning(*tps)
+        ends, budget = self._dlq.end_offsets(tps), DLQ_MAX_PER_COLLECT
+        while budget > 0 and any(self._dlq.position(tp) < ends[tp] for tp in tps):
+            polled = self._dlq.poll(timeout_ms=500)
+            if not polled:
+                break
+            for records in polled.values():
+                budget -= len(records)
+                for rec in records:
+                    reason = dlq_reason(rec.value)
+                    if reason not in self.dlq_counts and len(self.dlq_counts) >= MAX_REASONS:
+                        reason = "other"
+                    self.dlq_counts[reason] = self.dlq_counts.get(reason, 0) + 1
+        return dict(self.dlq_counts)
+
+    def close(self) -> None:
+        for client in (self._probe, self._dlq, self._admin):
+            client.close()
+
+
+class FlinkRest:
+    """The running job's checkpoints, operator counters and watermarks from Flink's REST API."""
+
+    def __init__(self, base_url: str) -> None:
+        self.base = base_url.rstrip("/")
+
+    def _get(self, path: str) -> Any:
+        with urllib.request.urlopen(self.base + path, timeout=TIMEOUT_S) as resp:
+            return orjson.loads(resp.read())
+
+    def running_job(self) -> str | None:
+        jobs = self._get("/jobs/overview")["jobs"]
+        running = [j for j in jobs if j["state"] == "RUNNING"]
+        return max(running, key=lambda j: j["start-time"])["jid"] if running else None
+
+    def checkpoints(self, jid: str) -> Checkpoints:
+        doc = self._get(f"/jobs/{jid}/checkpoints")
+        failed = int(doc["counts"]["failed"])
+        done = (doc.get("latest") or {}).get("completed")
+        if not done:
+            return Checkpoints(failed)
+        return Checkpoints(failed, done["end_to_end_duration"] / 1000.0, int(done["state_size"]),
+                           int(done["latest_ack_timestamp"]))
+
+    def operators(self, jid: str) -> dict[str, OperatorReading]:
+        readings: dict[str, OperatorReading] = {}
+        for vertex in self._get(f"/jobs/{jid}")["vertices"]:
+            path = f"/jobs/{jid}/vertices/{vertex['id']}/metrics"
+            ids = [m["id"] for m in self._get(path)]
+            wanted = [i for i in ids if i.endswith(("recs_stream_events_total",
+                                                    "recs_stream_late_events_total",
+                                                    ".currentInputWatermark"))]
+            if wanted:
+                values = self._get(path + "?get=" + ",".join(wanted))
+                _read_operators({m["id"]: m["value"] for m in values}, readings)
+        return readings
+
+
+def _read_operators(values: Mapping[str, str], readings: dict[str, OperatorReading]) -> None:
+    """Sum the project's counters over subtasks; the lowest input watermark of the Flink
+    operator that registered them (found through the counters' ``operator`` group)."""
+    names: dict[str, str] = {}  # Flink operator name -> project operator
+    for metric_id, value in values.items():
+        if m := _EVENTS_ID.match(metric_id):
+            names[m[2]] = m[3]
+            r = readings.setdefault(m[3], OperatorReading())
+            if m[4] == "in":
+                r.events_in += int(float(value))
+            else:
+                r.events_out += int(float(value))
+        elif m := _LATE_ID.match(metric_id):
+            names[m[2]] = m[3]
+            readings.setdefault(m[3], OperatorReading()).late += int(float(value))
+    for metric_id, value in values.items():
+        m = _WATERMARK_ID.match(metric_id)
+        if m and m[2] in names:
+            r, wm = readings[names[m[2]]], int(float(value))
+            r.watermark_ms = wm if r.watermark_ms is None else min(r.watermark_ms, wm)
+
+
+class Monitor:
+    """One collection: :meth:`collect` reads every source; a failing source is marked down."""
+
+    def __init__(self, settings: Settings, *, stream_group: str = "recs-stream",
+                 loader_group: str = "recs-loader", clock: Callable[[], float] = time.time,
+                 rest_url: str | None = None) -> None:
+        import redis
+
+        topics = settings.topics
+        self.groups = {f"{stream_group}-interactions": topics.interactions,
+                       f"{stream_group}-items": topics.items, loader_group: topics.updates}
+        self.settings, self.clock = settings, clock
+        self.flink = FlinkRest(rest_url or f"http://127.0.0.1:{settings.flink_rest_port}")
+        self.redis = redis.Redis.from_url(settings.redis_url, socket_timeout=TIMEOUT_S)
+        self._kafka: KafkaSide | None = None
+        self._catalogue: tuple[float, int] | None = None  # (taken at, count)
+        self._failing: dict[str, str] = {}  # step -> its last error (logged once, not each time)
+
+    def _kafka_side(self) -> KafkaSide:
+        if self._kafka is None:
+            self._kafka = KafkaSide(self.settings.kafka_bootstrap, self.groups,
+                                    self.settings.topics.dlq)
+        return self._kafka
+
+    def collect(self) -> Snapshot:
+        began = time.monotonic()
+        up: dict[str, bool] = {}
+        readings: dict[str, Any] = {}
+        steps: list[tuple[str, str, Callable[[], Any]]] = [
+            ("kafka", "lags", lambda: tuple(self._kafka_side().lags())),
+            ("dlq", "dlq", lambda: self._kafka_side().read_dlq()),
+            ("flink", "flink", self._flink),
+            ("redis", "freshness_ms", self._freshness),
+            ("redis", "catalogue_items", self._catalogue_items),
+        ]
+        for source, name, step in steps:
+            try:
+                readings[name] = step()
+                up.setdefault(source, True)
+                if self._failing.pop(name, None) is not None:
+                    log.info("monitor: reading %s from %s works again", name, source)
+            except Exception as exc:  # a source being down is what the monitor reports
+                up[source] = False
+                error = f"{type(exc).__name__}: {exc}"
+                if self._failing.get(name) != error:
+                    log.warning("monitor: reading %s from %s failed: %s", name, source, error)
+                self._failing[name] = error
+        checkpoints, operators = readings.pop("flink", (None, {}))
+        up["flink"] = up.get("flink", False) and checkpoints is not None
+        return Snapshot(taken_s=self.clock(), duration_s=time.monotonic() - began, up=up,
+                        checkpoints=checkpoints, operators=operators, **readings)
+
+    def _flink(self) -> tuple[Checkpoints | None, dict[str, OperatorReading]]:
+        jid = self.flink.running_job()
+        if jid is None:
+            return None, {}
+        return self.flink.checkpoints(jid), self.flink.operators(jid)
+
+    def _freshness(self) -> dict[str, int]:
+        from state.keys import FRESHNESS_KEY
+
+        raw = cast(dict[bytes, bytes], self.redis.hgetall(FRESHNESS_KEY))
+        return {k.decode(): int(v) for k, v in raw.items()}
+
+    def _catalogue_items(self) -> int:
+        """Keys under ``item:`` (tombstones of deleted items included for their day), counted
+        by SCAN at most once per CATALOGUE_EVERY_S and capped at CATALOGUE_MAX_SCANS calls."""
+        now = time.monotonic()
+        if self._catalogue is not None and now - self._catalogue[0] < CATALOGUE_EVERY_S:
+            return self._catalogue[1]
+        count, cursor = 0, 0
+        for _ in range(CATALOGUE_MAX_SCANS):
+            cursor, found = cast(tuple[int, list[bytes]], self.redis.scan(
+                cursor, match=f"{PREFIX}{KIND_ITEM}:*", count=1000))
+            count += len(found)
+            if cursor == 0:
+                break
+        self._catalogue = (now, count)
+        return count
+
+    def close(self) -> None:
+        if self._kafka is not None:
+            self._kafka.close()
+        self.redis.close()
+
+
+class SnapshotCollector(Collector):
+    """Renders the latest :class:`Snapshot`; ages are taken against ``clock`` at scrape."""
+
+    def __init__(self, clock: Callable[[], float] = time.time) -> None:
+        self.clock = clock
+        self.snapshot: Snapshot | None = None
+
+    def collect(self) -> Iterable[Metric]:
+        return [] if self.snapshot is None else render(self.snapshot, self.clock())
+
+
+def _gauge(name: str, doc: str, labels: list[str],
+           rows: Iterable[tuple[list[str], float]]) -> GaugeMetricFamily:
+    family = GaugeMetricFamily(name, doc, labels=labels)
+    for values, value in rows:
+        family.add_metric(values, value)
+    return family
+
+
+def render(s: Snapshot, now_s: float) -> list[Metric]:
+    """The metric families of one reading, ages taken at ``now_s``."""
+    part = ["group", "topic", "partition"]
+
+    def age(ms: int | None) -> float:
+        return 0.0 if ms is None else max(0.0, now_s - ms / 1000.0)
+
+    def keys(p: PartitionLag) -> list[str]:
+        return [p.group, p.topic, str(p.partition)]
+
+    out: list[Metric] = [
+        _gauge("recs_monitor_up", "1 when the last read of the source succeeded", ["source"],
+               (([k], float(v)) for k, v in sorted(s.up.items()))),
+        _gauge("recs_monitor_last_collect_timestamp_seconds", "when the last reading was taken",
+               [], [([], s.taken_s)]),
+        _gauge("recs_monitor_collect_duration_seconds", "time the last reading took", [],
+               [([], s.duration_s)]),
+        _gauge("recs_kafka_consumer_lag_records", "end offset - committed offset", part,
+               ((keys(p), p.lag_records) for p in s.lags)),
+        _gauge("recs_kafka_consumer_lag_seconds",
+               "now - timestamp of the first uncommitted record (0 when caught up)", part,
+               ((keys(p), age(p.first_uncommitted_ms) if p.lag_records else 0.0)
+                for p in s.lags)),
+        _gauge("recs_kafka_end_offset", "end offset of the partition", part,
+               ((keys(p), p.end) for p in s.lags)),
+        _gauge("recs_kafka_committed_offset", "offset the group committed", part,
+               ((keys(p), p.committed) for p in s.lags if p.committed is not None)),
+        _gauge("recs_redis_data_age_seconds", "now - newest event time in Redis, by writer",
+               ["writer"], (([w], age(ms)) for w, ms in sorted(s.freshness_ms.items()))),
+    ]
+    dlq = CounterMetricFamily("recs_dlq_events", "records in the DLQ topic, by reason",
+                              labels=["reason"])
+    for reason, n in sorted(s.dlq.items()):
+        dlq.add_metric([reason], n)
+    out.append(dlq)
+    if s.catalogue_items is not None:
+        out.append(_gauge("recs_catalogue_items", "items with catalogue metadata in Redis", [],
+                          [([], s.catalogue_items)]))
+    ops = sorted(s.operators.items())
+    events = CounterMetricFamily("recs_stream_events", "records through each project operator",
+                                 labels=["operator", "direction"])
+    late = CounterMetricFamily("recs_stream_late_events", "events behind the watermark",
+                               labels=["operator"])
+    for name, r in ops:
+        events.add_metric([name, "in"], r.events_in)
+        events.add_metric([name, "out"], r.events_out)
+        late.add_metric([name], r.late)
+    out += [events, late, _gauge(
+        "recs_stream_watermark_lag_seconds", "now - the operator's input watermark",
+        ["operator"], (([name], 0.0 if r.watermark_ms >= END_OF_INPUT else age(r.watermark_ms))
+                       for name, r in ops
+                       if r.watermark_ms is not None and r.watermark_ms > NO_WATERMARK))]
+    ck = s.checkpoints
+    if ck is not None:
+        failed = CounterMetricFamily("recs_checkpoints_failed", "failed checkpoints of the job",
+                                     value=ck.failed)
+        out.append(failed)
+        if ck.completed_ms is not None:
+            out += [
+                _gauge("recs_checkpoint_duration_seconds", "duration of the last completed "
+                       "checkpoint", [], [([], ck.duration_s or 0.0)]),
+                _gauge("recs_checkpoint_size_bytes", "state size of the last completed "
+                       "checkpoint", [], [([], float(ck.size_bytes or 0))]),
+                _gauge("recs_checkpoint_age_seconds", "now - completion of the last completed "
+                       "checkpoint", [], [([], age(ck.completed_ms))]),
+            ]
+    return out
+
+
+def main(argv: list[str]) -> int:
+    from prometheus_client import start_http_server
+
+    parser = argparse.ArgumentParser(prog="recs monitor", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--interval", type=float, default=5.0, help="seconds between readings")
+    parser.add_argument("--port", type=int, default=None,
+                        help="default RECS_MONITOR_PORT; 0 picks a free port and prints it")
+    parser.add_argument("--host", default=None, help="bind address (default RECS_HTTP_HOST)")
+    parser.add_argument("--stream-group", default="recs-stream",
+                        help="the job's --group-id (its groups add -interactions and -items)")
+    parser.add_argument("--loader-group", default="recs-loader")
+    parser.add_argument("--once", action="store_true", help="print one reading and exit")
+    args = parser.parse_args(argv)
+    if args.interval <= 0:
+        parser.error(f"--interval must be positive, got {args.interval}")
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logging.getLogger("kafka").setLevel(logging.CRITICAL)  # failures are logged once, below
+    settings = Settings.from_env()
+    monitor = Monitor(settings, stream_group=args.stream_group, loader_group=args.loader_group)
+    collector = SnapshotCollector()
+    registry = CollectorRegistry(auto_describe=True)
+    registry.register(collector)
+    try:
+        if args.once:
+            collector.snapshot = monitor.collect()
+            sys.stdout.write(generate_latest(registry).decode())
+            return 0
+        host = args.host or settings.http_host
+        port = settings.monitor_port if args.port is None else args.port
+        server, _ = start_http_server(port, host, registry)
+        print(f"recs monitor: http://{host}:{server.server_port}/metrics", flush=True)
+        stop = threading.Event()
+        signal.signal(signal.SIGTERM, lambda signum, frame: stop.set())
+        try:
+            while not stop.is_set():
+                collector.snapshot = monitor.collect()
+                stop.wait(args.interval)
+        except KeyboardInterrupt:
+            pass
+        finally:
+            server.shutdown()
+        return 0
+    finally:
+        monitor.close()
