@@ -33,6 +33,7 @@ from recs.settings import Settings
 from schemas.events import Interaction
 from state import keys
 from state.redis_store import RedisStore
+from stream import TOPOLOGY_VERSION
 
 SHOPPER = "demo-shopper"
 MALFORMED = (b'{"event_id": "bad-1", "type": "view"', b'{"event_id":"bad-2","type":"like",'
@@ -227,8 +228,9 @@ def main(argv: list[str]) -> int:
             flink_rest_port=metric_ports["flink_rest_port"])
         logs = run_dir / "logs"
         # each process is stopped on the way out, whatever happens after it started
-        job = engine.start_job(settings, logs, checkpoint_dir=run_dir / "checkpoints",
-                               restore="latest")
+        # checkpoints of another operator graph cannot be restored: one directory per version
+        job = engine.start_job(settings, logs, restore="latest",
+                               checkpoint_dir=run_dir / "checkpoints" / f"v{TOPOLOGY_VERSION}")
         owned.callback(job.stop)
         load = engine.start_loader(settings, logs)
         owned.callback(load.stop)

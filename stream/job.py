@@ -153,7 +153,8 @@ def build(settings: Settings, opts: JobOptions):  # type: ignore[no-untyped-def]
                    .set_property("partition.discovery.interval.ms", "10000"))
         if opts.bounded:
             builder = builder.set_bounded(KafkaOffsetsInitializer.latest())
-        return env.from_source(builder.build(), WatermarkStrategy.no_watermarks(), name)
+        return env.from_source(builder.build(), WatermarkStrategy.no_watermarks(),
+                               name).uid(f"source-{name}")
 
     def sink(topic: str):  # type: ignore[no-untyped-def]
         return (KafkaSink.builder()
@@ -173,8 +174,8 @@ def build(settings: Settings, opts: JobOptions):  # type: ignore[no-untyped-def]
                           emit_interval_ms=settings.emit_interval_ms)
     updates, dead = define_workflow(source(settings.topics.interactions, "interactions"),
                                     source(settings.topics.items, "items"), topo)
-    updates.sink_to(sink(settings.topics.updates)).name("updates-sink")
-    dead.sink_to(sink(settings.topics.dlq)).name("dlq-sink")
+    updates.sink_to(sink(settings.topics.updates)).name("updates-sink").uid("updates-sink")
+    dead.sink_to(sink(settings.topics.dlq)).name("dlq-sink").uid("dlq-sink")
     return env
 
 

@@ -63,7 +63,9 @@ class EventTime(TimestampAssigner):  # type: ignore[misc]
 
 def define_workflow(interactions: DataStream, items: DataStream,
                     cfg: TopologyConfig) -> tuple[DataStream, DataStream]:
-    """Wire the operators; returns ``(updates, dead_letters)``, both streams of strings."""
+    """Wire the operators; returns ``(updates, dead_letters)``, both streams of strings.
+
+    Every operator has a stable ``uid`` (see :data:`stream.TOPOLOGY_VERSION`)."""
     engine, interval = cfg.engine, cfg.emit_interval_ms
     # with_idleness() returns a strategy without the Python timestamp assigner (PyFlink builds
     # a new Java strategy), so the assigner must come last or records keep their Kafka times
@@ -72,25 +74,30 @@ def define_workflow(interactions: DataStream, items: DataStream,
         .with_idleness(Duration.of_millis(cfg.idleness_ms))
         .with_timestamp_assigner(EventTime())
     )
-    parsed = interactions.process(ParseInteractions(), output_type=EVENT_ROW).name("parse")
-    events = parsed.assign_timestamps_and_watermarks(watermarks).name("watermarks")
-    parsed_items = items.process(ParseItems(), output_type=ITEM_ROW).name("parse-items")
-    catalogue = parsed_items.assign_timestamps_and_watermarks(watermarks).name("item-watermarks")
+    parsed = (interactions.process(ParseInteractions(), output_type=EVENT_ROW)
+              .name("parse").uid("parse"))
+    events = (parsed.assign_timestamps_and_watermarks(watermarks)
+              .name("watermarks").uid("watermarks"))
+    parsed_items = (items.process(ParseItems(), output_type=ITEM_ROW)
+                    .name("parse-items").uid("parse-items"))
+    catalogue = (parsed_items.assign_timestamps_and_watermarks(watermarks)
+                 .name("item-watermarks").uid("item-watermarks"))
 
     sessions = (events.key_by(_user, key_type=Types.STRING())
                 .process(SessionFunction(engine), output_type=PAIRS_ROW)
-                .name("sessions"))
+                .name("sessions").uid("sessions"))
     relations = (sessions.key_by(_relation_key, key_type=Types.STRING())
                  .process(NeighbourFunction(engine, interval), output_type=Types.STRING())
-                 .name("neighbours"))
-    touched = events.flat_map(explode_items, output_type=ITEM_EVENT_ROW).name("items-touched")
+                 .name("neighbours").uid("neighbours"))
+    touched = (events.flat_map(explode_items, output_type=ITEM_EVENT_ROW)
+               .name("items-touched").uid("items-touched"))
     item_scores = (touched.connect(catalogue)
                    .key_by(_item, _item, key_type=Types.STRING())
                    .process(ItemFunction(engine, interval), output_type=SCORE_ROW)
-                   .name("items"))
+                   .name("items").uid("items"))
     trending = (item_scores.key_by(_scope, key_type=Types.STRING())
                 .process(TopKFunction(engine, interval), output_type=Types.STRING())
-                .name("trending"))
+                .name("trending").uid("trending"))
 
     updates = sessions.get_side_output(UPDATES).union(
         relations.get_side_output(UPDATES),
