@@ -202,6 +202,8 @@ class Core:
         context: dict[str, Any] = {k: v for k, v in opts.context.items()
                                    if k in CONTEXT_DIMENSIONS}
         context["placement"] = draft.placement
+        # the source of each shown item, in slot order: the ranker's candidate-source feature
+        context["sources"] = ",".join(i["source"] for i in doc["items"])
         if exploration is not None:
             context.update(explore_item=exploration.item_id, explore_slot=exploration.slot,
                            explore_propensity=exploration.propensity)

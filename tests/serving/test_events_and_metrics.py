@@ -113,7 +113,8 @@ def test_answers_log_impressions_once_per_distinct_list(filled: str, kafka: Any,
     assert imp["type"] == "impression" and imp["user_id"] == "u1"
     assert imp["item_ids"] == ids(home)
     assert imp["variant"] == home.json["variant"]
-    assert imp["context"] == {"device": "mobile", "placement": "homepage"}
+    assert imp["context"] == {"device": "mobile", "placement": "homepage",
+                              "sources": ",".join(i["source"] for i in home.json["items"])}
     assert imp["session_id"] == "s1"
     decode_interaction(orjson.dumps(imp))
     assert docs[session.json["rec_id"]]["context"]["placement"] == "session"
