@@ -2,6 +2,8 @@
 
     recs eval --dataset rsc15 --data-dir ../shared/data
     recs eval --dataset ml100k --data-dir ../shared/data --report docs/quality
+    recs eval --dataset ml100k --data-dir ../shared/data --methods online_mf,pop
+    recs eval --dataset ml100k --data-dir ../shared/data --protocol rating
 
 Prints the protocol, a Markdown table and, as the last line, one JSON object mapping each method
 to its metrics plus ``events`` and ``seconds``. ``--report DIR`` also stores the run as
@@ -32,6 +34,7 @@ from recs.evaluation.baselines import (
 )
 from recs.evaluation.engine_recs import TUNED_BLEND, TUNED_CONFIG, describe, engine_methods
 from recs.evaluation.harness import Outcome, run
+from recs.evaluation.learned import LEARNED_METHODS, rating_main
 from recs.evaluation.sknn import VSKNN
 
 #: folder of each data set under ``--data-dir`` (the layout of ``../shared/data``)
@@ -55,8 +58,9 @@ def parser() -> argparse.ArgumentParser:
                    help="folder holding the data sets' folders (default: ../shared/data)")
     p.add_argument("--path", type=Path, default=None,
                    help="the data set's own folder or file (overrides --data-dir)")
-    p.add_argument("--protocol", choices=("auto", *protocols.PROTOCOLS), default="auto",
-                   help="auto: streaming for ml100k, time-split for rsc15, else next-item")
+    p.add_argument("--protocol", choices=("auto", *protocols.PROTOCOLS, protocols.RATING),
+                   default="auto", help="auto: streaming for ml100k, time-split for rsc15, else "
+                   "next-item; rating: MAE/RMSE of rating prediction (recs.evaluation.learned)")
     p.add_argument("--limit", type=int, default=None,
                    help="read at most N events per file (globo default: 100000; 0 = all)")
     p.add_argument("--warmup", type=float, default=0.2,
@@ -66,7 +70,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--no-repeats", action="store_true",
                    help="next-item: a click on an item already in the session is no target")
     p.add_argument("--methods", default=None,
-                   help="comma-separated subset, e.g. engine,ar,sr (default: all)")
+                   help="comma-separated subset, e.g. engine,ar,sr (default: all but the "
+                   "opt-in learned models: online_mf)")
     p.add_argument("--columns", default=None, help="csv: column map, e.g. user=u,item=i,ts=t")
     p.add_argument("--ts-unit", default="s", help="csv: s, ms, us or iso")
     p.add_argument("--report", type=Path, default=None,
@@ -80,7 +85,8 @@ def build_methods(selected: list[str] | None) -> list[Method]:
     methods += [make() for make in BASELINES.values()]
     if selected is None:
         return methods
-    known = {m.name for m in methods}
+    methods += [make() for name, make in LEARNED_METHODS.items() if name in selected]
+    known = {m.name for m in methods} | set(LEARNED_METHODS)
     unknown = [s for s in selected if s not in known]
     if unknown:
         raise ValueError(f"--methods: unknown {unknown}; choose from {sorted(known)}")
@@ -103,6 +109,8 @@ def main(argv: list[str] | None = None) -> int:
     if not data.events:
         print(f"recs eval: {path}: no events", file=sys.stderr)
         return 2
+    if args.protocol == protocols.RATING:
+        return rating_main(data.events, progress=not args.no_progress)
     protocol = protocols.default_protocol(args.dataset) if args.protocol == "auto" \
         else args.protocol
     plan = protocols.make_plan(protocol, data, warmup=args.warmup, frozen=args.frozen,

@@ -21,6 +21,9 @@ moves on, no model learns).
     the next ``fold`` (10 %) learned without scoring, the rest scored one event at a time: the
     user's top list, without the items the user already has, must hold the true item. Also
     reports the mean percentile rank over all items seen so far.
+``rating`` (not a top-K plan: :mod:`recs.evaluation.learned` runs it)
+    Every rating in time order is predicted, scored (MAE, RMSE), then learned: River's
+    progressive validation on MovieLens 100K.
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ NEXT_ITEM: Final = "next-item"
 TIME_SPLIT: Final = "time-split"
 STREAMING: Final = "streaming"
 PROTOCOLS: Final = (NEXT_ITEM, TIME_SPLIT, STREAMING)
+RATING: Final = "rating"
 DAY_MS: Final = 86_400_000
 DEFAULT_PROTOCOL: Final = {"ml100k": STREAMING, "rsc15": TIME_SPLIT}
 

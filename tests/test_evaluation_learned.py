@@ -1,0 +1,100 @@
+"""``online_mf`` in ``recs eval``, the rating protocol and the bench, on generated data only."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import orjson
+import pytest
+
+from recs.evaluation.api import Query
+from recs.evaluation.cli import build_methods, main
+from recs.evaluation.learned import (
+    RATING_MF,
+    OnlineMFMethod,
+    bench_main,
+    rating_eval,
+    rating_models,
+    synthetic_log,
+)
+from schemas.events import Interaction
+from tests.test_evaluation_cli import last_json, write_ml100k
+
+
+def test_online_mf_is_opt_in() -> None:
+    assert "online_mf" not in {m.name for m in build_methods(None)}
+    assert [m.name for m in build_methods(["pop", "online_mf"])] == ["pop", "online_mf"]
+
+
+def test_streaming_protocol_reports_online_mf(tmp_path: Path,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    write_ml100k(tmp_path / "ml")
+    code = main(["--dataset", "ml100k", "--path", str(tmp_path / "ml"), "--no-progress",
+                 "--methods", "online_mf,pop"])
+    assert code == 0
+    out = capsys.readouterr().out
+    assert "| `online_mf` |" in out
+    result = last_json(out)
+    assert set(result) == {"online_mf", "pop", "events", "seconds"}
+    assert 0.0 <= result["online_mf"]["recall@10"] <= 1.0
+    assert 0.0 <= result["online_mf"]["mpr"] <= 100.0
+
+
+def test_the_method_excludes_the_users_items() -> None:
+    method = OnlineMFMethod()
+    for t, (user, item) in enumerate([("a", "x"), ("b", "y"), ("a", "z"), ("b", "x")]):
+        method.learn(Interaction(f"e{t}", "view", user, "s", t, item_id=item))
+    got = method.recommend(Query("a", "s", 9, ("x", "z"), frozenset({"x", "z"})), 10)
+    assert got == ["y"]
+
+
+def test_rating_protocol_prints_mae_and_rmse_beside_river(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    write_ml100k(tmp_path / "ml")
+    code = main(["--dataset", "ml100k", "--path", str(tmp_path / "ml"), "--no-progress",
+                 "--protocol", "rating"])
+    assert code == 0
+    out = capsys.readouterr().out
+    assert "| `online_mf` |" in out and "published River BiasedMF" in out
+    result = orjson.loads(out.strip().splitlines()[-1])
+    assert set(result) == {"online_mf", "river.BiasedMF(docs)", "river.BiasedMF(defaults)",
+                           "published.BiasedMF", "events", "seconds"}
+    assert result["events"] == 600
+    for name in ("online_mf", "river.BiasedMF(docs)"):
+        assert 0.0 < result[name]["mae"] <= result[name]["rmse"] <= 4.0
+        assert result[name]["n"] == 600
+    assert result["published.BiasedMF"] == {"mae": 0.749, "rmse": 0.948}
+
+
+def test_rating_protocol_needs_ratings(tmp_path: Path,
+                                       capsys: pytest.CaptureFixture[str]) -> None:
+    csv = tmp_path / "views.csv"
+    csv.write_text("user,item,ts\nu1,i1,1400000000\nu1,i2,1400000001\n")
+    assert main(["--dataset", "csv", "--path", str(csv), "--columns", "user=user,item=item,"
+                 "ts=ts", "--protocol", "rating", "--no-progress"]) == 2
+    assert "rating events" in capsys.readouterr().err
+
+
+def test_online_mf_matches_rivers_biased_mf_on_ratings() -> None:
+    """The wiring check: with River's documented settings the two error figures agree (they
+    differ only in what an unseen user or item predicts: zeros here, random vectors in River)."""
+    rng = random.Random(7)
+    events = [Interaction(f"e{t}", "rating", f"u{rng.randrange(30)}", "s", t,
+                          item_id=f"i{rng.randrange(40)}", value=float(rng.randint(1, 5)))
+              for t in range(3_000)]
+    result = rating_eval(events, rating_models(RATING_MF)[:2], progress=False)
+    ours, river = result["online_mf"], result["river.BiasedMF(docs)"]
+    assert ours["mae"] == pytest.approx(river["mae"], abs=0.01)
+    assert ours["rmse"] == pytest.approx(river["rmse"], abs=0.01)
+
+
+def test_bench_prints_one_json_line(capsys: pytest.CaptureFixture[str]) -> None:
+    assert bench_main(["--events", "400", "--users", "20", "--items", "30",
+                       "--memory-entries", "50"]) == 0
+    row = orjson.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert row["events_per_s"] > 0 and row["bytes_per_user"] > 0 and row["bytes_per_item"] > 0
+
+
+def test_synthetic_log_is_seeded() -> None:
+    assert synthetic_log(50, 5, 5) == synthetic_log(50, 5, 5)
