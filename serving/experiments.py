@@ -112,13 +112,7 @@ def experiments_from_doc(doc: Mapping[str, Any], base: Rules | None = None) -> E
         raise ExperimentError(f"experiments: unknown top-level key {sorted(unknown)[0]!r}")
     out: list[Experiment] = []
     for i, raw in enumerate(_field("file", doc, "experiment", list, [])):
-        where = f"experiment[{i}]"
-        if not isinstance(raw, dict):
-            raise ExperimentError(f"experiments: {where} must be a table, got {raw!r}")
-        name = _field(where, raw, "name", str)
-        if not _NAME.match(name):
-            raise ExperimentError(f"experiments: {where}.name must match {_NAME.pattern}, "
-                                  f"got {name!r}")
+        name = _named_table(f"experiment[{i}]", raw)
         where = f"experiment {name!r}"
         placements = tuple(_field(where, raw, "placements", list))
         for p in placements:
@@ -144,13 +138,19 @@ def experiments_from_doc(doc: Mapping[str, Any], base: Rules | None = None) -> E
     return Experiments(out, base)
 
 
-def _variant(where: str, experiment: str, raw: Any, base: Rules) -> Variant:
+def _named_table(where: str, raw: Any) -> str:
+    """The ``name`` of a TOML table that must have a valid one."""
     if not isinstance(raw, dict):
         raise ExperimentError(f"experiments: {where} must be a table, got {raw!r}")
-    name = _field(where, raw, "name", str)
+    name: str = _field(where, raw, "name", str)
     if not _NAME.match(name):
         raise ExperimentError(f"experiments: {where}.name must match {_NAME.pattern}, "
                               f"got {name!r}")
+    return name
+
+
+def _variant(where: str, experiment: str, raw: Any, base: Rules) -> Variant:
+    name = _named_table(where, raw)
     weight = _field(where, raw, "weight", int)
     if weight < 0:
         raise ExperimentError(f"experiments: {where}.weight must be >= 0, got {weight!r}")

@@ -5,10 +5,6 @@ from __future__ import annotations
 import asyncio
 import http.client
 import logging
-import os
-import signal
-import subprocess
-import sys
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -25,7 +21,17 @@ from state.keys import (
 )
 from state.records import Envelope
 from state.redis_store import AsyncReader, RedisStore
-from tests.serving.kit import NOW, REPO, T_TREND, AsgiClient, Reply, get, ids, one, run
+from tests.serving.kit import (
+    NOW,
+    T_TREND,
+    AsgiClient,
+    Reply,
+    get,
+    ids,
+    one,
+    run,
+    serving_http,
+)
 
 # ---- probes, routing, errors ---------------------------------------------------------------
 
@@ -175,23 +181,8 @@ def _http_get(port: int, path: str) -> tuple[int, Any]:
 
 @pytest.mark.integration
 def test_recs_serve_runs_granian_over_http(filled: str) -> None:
-    port = free_port()
-    env = {**os.environ, "REDIS_URL": filled}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "recs.cli", "serve", "--host", "127.0.0.1", "--port", str(port),
-         "--workers", "1"],
-        cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                status, body = _http_get(port, "/healthz")
-                break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    out = proc.stdout.read().decode() if proc.stdout else ""
-                    pytest.fail(f"recs serve did not come up (rc={proc.poll()}):\n{out}")
-                time.sleep(0.1)
+    with serving_http(filled) as port:
+        status, body = _http_get(port, "/healthz")
         assert (status, body) == (200, {"status": "ok"})
         status, body = _http_get(port, "/v1/trending?k=2")
         assert status == 200
@@ -205,13 +196,4 @@ def test_recs_serve_runs_granian_over_http(filled: str) -> None:
         assert (status, body["error"]["parameter"]) == (422, "k")
         status, _ = _http_get(port, "/readyz")
         assert status == 200
-    finally:
-        os.kill(proc.pid, signal.SIGINT)
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=5)
-        if proc.stdout:
-            proc.stdout.close()
 
