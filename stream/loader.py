@@ -177,6 +177,9 @@ def run(settings: Settings, store: Store, *, group_id: str = "recs-loader",
         fetch_max_wait_ms=20,
         max_poll_records=5000,
         max_partition_fetch_bytes=8 * 1024 * 1024,
+        # a loader that subscribes before the updates topic's metadata is available would
+        # otherwise wait for the default refresh (5 min) before it gets its partition
+        metadata_max_age_ms=5_000,
     )
     stats = LoaderStats()
     stopping = False
