@@ -10,6 +10,9 @@ Sources and scores (``BlendParams`` holds the weights):
 - ``session``: :func:`operators.candidates.session_candidates` over the similar-items lists of
   the ``recent`` newest distinct items (co-visitation), weight ``session_weight``;
 - ``bought_together``: the same vote over their bought-together lists, weight ``bought_weight``;
+- ``vector``: the online model's retrieval for the user (the items whose learned vectors score
+  highest against the user's vector, :func:`vector_shares` of their scores), weight
+  ``vector_weight``; the evidence names ``because`` the model version that scored it;
 - ``recently_viewed``: the recent items themselves, the r-th newest scoring ``remind[r]``
   (a "continue where you left off" row; empty ``remind`` turns it off). With ``allow_repeats``
   the recent items may also come back as neighbours and fills; without it they never do;
@@ -43,6 +46,7 @@ RECENTLY_VIEWED: Final = "recently_viewed"
 TRENDING: Final = "trending"
 TRENDING_CATEGORY: Final = "trending_category"
 TRENDING_CONTEXT: Final = "trending_context"
+VECTOR: Final = "vector"
 
 FILL_SHARE: Final = 0.5  # a fill scores at most this share of the weakest blended candidate
 
@@ -53,6 +57,8 @@ class BlendParams:
     recency_decay: float = 0.5    # weight of the r-th newest recent item: decay ** r
     session_weight: float = 1.0
     bought_weight: float = 0.5
+    vector_weight: float = 0.5    # the learned retrieval (0: off)
+    vector_temperature: float = 0.1  # vector_shares: score gap that divides a share by e
     remind: tuple[float, ...] = ()  # score of the r-th newest recent item as a candidate
     allow_repeats: bool = False   # may neighbours and fills bring back the recent items
     pool: int = 200               # candidates per source before merging
@@ -62,7 +68,10 @@ class BlendParams:
             if getattr(self, name) < 1:
                 raise ValueError(f"operators.blend: {name} must be >= 1, "
                                  f"got {getattr(self, name)!r}")
-        for name in ("recency_decay", "session_weight", "bought_weight"):
+        if not (math.isfinite(self.vector_temperature) and self.vector_temperature > 0):
+            raise ValueError(f"operators.blend: vector_temperature must be a finite number > 0, "
+                             f"got {self.vector_temperature!r}")
+        for name in ("recency_decay", "session_weight", "bought_weight", "vector_weight"):
             value = getattr(self, name)
             if not (math.isfinite(value) and value >= 0):
                 raise ValueError(f"operators.blend: {name} must be a finite number >= 0, "
@@ -112,6 +121,20 @@ def shares(lst: Sequence[Sequence[Any]]) -> tuple[tuple[str, float], ...]:
     return tuple((str(e[0]), math.exp(float(e[1]) - top)) for e in lst)
 
 
+def vector_shares(scored: Sequence[tuple[str, float]],
+                  temperature: float) -> tuple[tuple[str, float], ...]:
+    """Retrieval scores (inner products, best first) as shares of the best one:
+    ``exp((score - best) / temperature)``, so a gap of ``temperature`` divides a share by e.
+
+    >>> [(i, round(s, 3)) for i, s in vector_shares([("a", 0.9), ("b", 0.8)], 0.1)]
+    [('a', 1.0), ('b', 0.368)]
+    """
+    if not scored:
+        return ()
+    top = float(scored[0][1])
+    return tuple((str(i), math.exp((float(s) - top) / temperature)) for i, s in scored)
+
+
 def _vote(history: Sequence[str], lists: Mapping[str, Shares], banned: Collection[str],
           decay: float, weight: float, pool: int) -> tuple[dict[str, float], dict[str, str]]:
     """Neighbour votes of the recent items (see :mod:`operators.candidates`): the best
@@ -140,9 +163,12 @@ def _vote(history: Sequence[str], lists: Mapping[str, Shares], banned: Collectio
 
 def blend(session: Mapping[str, Any] | None, similar: Mapping[str, Shares],
           bought: Mapping[str, Shares], fills: Sequence[Fill], params: BlendParams, *, k: int,
-          exclude: Collection[str] = ()) -> list[Scored]:
+          exclude: Collection[str] = (), vector: Shares = (),
+          vector_because: str = "") -> list[Scored]:
     """The best ``k`` candidates, score descending (ties by id), every one with its evidence.
-    ``similar`` and ``bought`` map recent items to their lists as :func:`shares`."""
+    ``similar`` and ``bought`` map recent items to their lists as :func:`shares`; ``vector``
+    is the user's learned retrieval as :func:`vector_shares` (``vector_because``: what to name
+    as its cause, e.g. the model version)."""
     history = recent_items(session, params.recent) if session else []
     purchased = set(session.get("purchased", ())) if session else set()
     banned = set(exclude) | purchased
@@ -155,6 +181,10 @@ def blend(session: Mapping[str, Any] | None, similar: Mapping[str, Shares],
     if params.bought_weight > 0:
         sources.append((BOUGHT_TOGETHER, *_vote(history, bought, banned, params.recency_decay,
                                                 params.bought_weight, params.pool)))
+    if params.vector_weight > 0 and vector:
+        votes = {i: params.vector_weight * share for i, share in vector[:params.pool]
+                 if i not in banned}
+        sources.append((VECTOR, votes, dict.fromkeys(votes, vector_because)))
     remind = {item_id: w for item_id, w in zip(history, params.remind, strict=False)
               if w > 0 and item_id not in exclude}
     sources.append((RECENTLY_VIEWED, remind, {i: i for i in remind}))

@@ -4,7 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Final
+from typing import TYPE_CHECKING, Final
+
+from operators.online_mf import MFConfig
+
+if TYPE_CHECKING:  # operators.ranker imports operators.trending, which imports this module
+    from operators.ranker import RankerConfig
 
 # How much one event says about interest in its item. Impressions say nothing (weight 0).
 DEFAULT_EVENT_WEIGHTS: Final = MappingProxyType(
@@ -72,12 +77,21 @@ class EngineConfig:
     trending: TrendingConfig = field(default_factory=TrendingConfig)
     event_weights: MappingProxyType[str, float] = field(
         default_factory=lambda: DEFAULT_EVENT_WEIGHTS)
+    # the online models (stream/models.py; recs eval's engine learns the same one)
+    mf: MFConfig = field(default_factory=MFConfig)
+    ranker: RankerConfig = field(default_factory=lambda: _ranker_config())
 
     def weight(self, etype: str, value: float | None = None) -> float:
         if etype == "rating" and value is not None:
             # a rating is interest in proportion to how much the user liked it (5 -> full weight)
             return self.event_weights["rating"] * max(value, 0.0) / 5.0
         return self.event_weights.get(etype, 0.0)
+
+
+def _ranker_config() -> RankerConfig:
+    from operators.ranker import RankerConfig
+
+    return RankerConfig()
 
 
 def _positive(cfg: object, name: str) -> None:

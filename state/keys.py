@@ -18,7 +18,15 @@ recs:v1:trending:new:{s}    new arrivals: the newest items by first catalogue up
 recs:v1:item:{item}         catalogue metadata (title, category, brand, price, stock) and
                             ``first_seen_ms``, the event time of the item's first upsert
 recs:v1:itemstats:{item}    per-item counters by event type and decayed popularity
+recs:v1:itemvec:{item}      the online model's item vector: ``{"x": [f, ...], "b": bias,
+                            "src": "cf" | "content"}``; version = model version
+recs:v1:uservec:{user}      the online model's user vector ``{"x": [...], "b": bias}``;
+                            version = model version; expires like sessions
+recs:v1:model:{name}        a model's published header: ``mf`` (dims, counts, version) or
+                            ``ranker`` (the whole ranker snapshot, weights included)
 recs:v1:meta:freshness      hash: writer name -> newest event time applied (ms)
+recs:v1:meta:itemvec-log    sorted set: item -> model version of its newest vector write
+                            (tombstones included); readers follow it to refresh an index
 ==========================  =========================================================
 
 >>> session_key("u42")
@@ -46,8 +54,13 @@ KIND_BOUGHT: Final = "bought"
 KIND_TRENDING: Final = "trending"
 KIND_ITEM: Final = "item"
 KIND_ITEMSTATS: Final = "itemstats"
+KIND_ITEMVEC: Final = "itemvec"
+KIND_USERVEC: Final = "uservec"
+KIND_MODEL: Final = "model"
 KINDS: Final = (KIND_SESSION, KIND_SIMILAR, KIND_BOUGHT, KIND_TRENDING, KIND_ITEM,
-                KIND_ITEMSTATS)
+                KIND_ITEMSTATS, KIND_ITEMVEC, KIND_USERVEC, KIND_MODEL)
+MODEL_MF: Final = "mf"          # the online collaborative model's header
+MODEL_RANKER: Final = "ranker"  # the online ranker's snapshot
 
 GLOBAL_SCOPE: Final = "global"
 CONTEXT_DEVICE: Final = "device"
@@ -56,7 +69,9 @@ CONTEXT_DAYPART: Final = "daypart"
 CONTEXT_DIMENSIONS: Final = (CONTEXT_DEVICE, CONTEXT_COUNTRY, CONTEXT_DAYPART)
 MAX_CONTEXT_VALUE_LEN: Final = 64
 NEW_ARRIVALS_PREFIX: Final = "new:"  # scopes of the new-arrivals lists (under KIND_TRENDING)
-FRESHNESS_KEY: Final = PREFIX + "meta:freshness"
+META_PREFIX: Final = PREFIX + "meta:"  # bookkeeping keys, not entity values (no envelope)
+FRESHNESS_KEY: Final = META_PREFIX + "freshness"
+ITEMVEC_LOG_KEY: Final = META_PREFIX + "itemvec-log"
 
 
 def key_for(kind: str, entity: str) -> str:
@@ -100,6 +115,23 @@ def item_key(item_id: str) -> str:
 
 def itemstats_key(item_id: str) -> str:
     return key_for(KIND_ITEMSTATS, item_id)
+
+
+def itemvec_key(item_id: str) -> str:
+    return key_for(KIND_ITEMVEC, item_id)
+
+
+def uservec_key(user_id: str) -> str:
+    return key_for(KIND_USERVEC, user_id)
+
+
+def model_key(name: str) -> str:
+    """Header of one published model: :data:`MODEL_MF` or :data:`MODEL_RANKER`.
+
+    >>> model_key(MODEL_RANKER)
+    'recs:v1:model:ranker'
+    """
+    return key_for(KIND_MODEL, name)
 
 
 def trending_scope(category: str | None = None) -> str:

@@ -5,6 +5,10 @@ compares the stored envelope's version (the envelope starts with ``{"v":<int>`` 
 with the update's and writes only when the update is not older. Deletes are written as
 tombstones (``"d": null``) that keep their version, so a replayed older update cannot resurrect a
 deleted key; tombstones expire after :data:`TOMBSTONE_TTL_S`.
+
+An item-vector write (``recs:v1:itemvec:...``, tombstones too) also records its version in the
+:data:`~state.keys.ITEMVEC_LOG_KEY` sorted set, in the same script, so a reader that follows
+the log (:meth:`RedisStore.vector_changes`, the server's FAISS refresh) never misses a write.
 """
 
 from __future__ import annotations
@@ -15,17 +19,28 @@ from typing import Any, Final, cast
 import redis
 import redis.asyncio as aioredis
 
-from state.keys import FRESHNESS_KEY, KIND_SESSION, PREFIX, split_key
+from state.keys import (
+    FRESHNESS_KEY,
+    ITEMVEC_LOG_KEY,
+    KIND_ITEMVEC,
+    KIND_SESSION,
+    KIND_USERVEC,
+    META_PREFIX,
+    PREFIX,
+    split_key,
+)
 from state.records import Envelope, Update, decode_envelope, encode_envelope
 
 TOMBSTONE_TTL_S: Final = 86_400
 BATCH: Final = 500
 
-# KEYS: the keys. ARGV: version, envelope bytes, ttl seconds (0 = none), per key.
+# KEYS: the keys. ARGV: version, envelope bytes, ttl seconds (0 = none), changelog member
+# ("" = none), per key; the changelog sorted set is the last ARGV.
 _APPLY_LUA: Final = """
 local applied = 0
+local log = ARGV[#ARGV]
 for i, key in ipairs(KEYS) do
-  local base = (i - 1) * 3
+  local base = (i - 1) * 4
   local ver = tonumber(ARGV[base + 1])
   local cur = redis.call('GET', key)
   local older = false
@@ -40,6 +55,9 @@ for i, key in ipairs(KEYS) do
     else
       redis.call('SET', key, ARGV[base + 2])
     end
+    if ARGV[base + 4] ~= '' then
+      redis.call('ZADD', log, ver, ARGV[base + 4])
+    end
     applied = applied + 1
   end
 end
@@ -50,7 +68,13 @@ return applied
 def ttl_for(key: str, session_ttl_s: int) -> int:
     """Seconds a key lives in Redis: sessions expire, relations and catalogue do not."""
     kind, _ = split_key(key)
-    return session_ttl_s if kind == KIND_SESSION else 0
+    return session_ttl_s if kind in (KIND_SESSION, KIND_USERVEC) else 0
+
+
+def changelog_member(key: str) -> str:
+    """The item a write of ``key`` logs in the vector changelog, or ``""`` for other kinds."""
+    kind, entity = split_key(key)
+    return entity if kind == KIND_ITEMVEC else ""
 
 
 class RedisStore:
@@ -78,9 +102,18 @@ class RedisStore:
             args: list[Any] = []
             for upd in chunk:
                 ttl = TOMBSTONE_TTL_S if upd.data is None else ttl_for(upd.key, self._session_ttl_s)
-                args += [upd.version, encode_envelope(upd), ttl]
+                args += [upd.version, encode_envelope(upd), ttl, changelog_member(upd.key)]
+            args.append(ITEMVEC_LOG_KEY)
             applied += int(self._apply(keys=keys, args=args))
         return applied
+
+    def vector_changes(self, since: int, limit: int = 10_000) -> list[tuple[str, int]]:
+        """Items whose vector was written at model version ``>= since``, oldest first, as
+        ``(item_id, version)``; at most ``limit``. Inclusive, so a reader that saw part of one
+        version's writes re-reads the rest (see :class:`AsyncReader.vector_changes`)."""
+        raw = self._r.zrangebyscore(ITEMVEC_LOG_KEY, since, "+inf", start=0, num=limit,
+                                    withscores=True)
+        return [(m.decode(), int(v)) for m, v in cast(list[tuple[bytes, float]], raw)]
 
     def get(self, key: str) -> Envelope | None:
         return _live(cast(bytes | None, self._r.get(key)))
@@ -92,7 +125,7 @@ class RedisStore:
 
     def keys(self, prefix: str = PREFIX) -> list[str]:
         found = [k.decode() for k in self._r.scan_iter(match=prefix + "*", count=1000)]
-        found = [k for k in found if k != FRESHNESS_KEY]
+        found = [k for k in found if not k.startswith(META_PREFIX)]
         live = self.get_many(found)
         return sorted(k for k, env in zip(found, live, strict=True) if env is not None)
 
@@ -124,6 +157,12 @@ class AsyncReader:
     async def freshness(self) -> dict[str, int]:
         raw = cast(dict[bytes, bytes], await self._r.hgetall(FRESHNESS_KEY))  # type: ignore[misc]
         return {k.decode(): int(v) for k, v in raw.items()}
+
+    async def vector_changes(self, since: int, limit: int = 10_000) -> list[tuple[str, int]]:
+        """As :meth:`RedisStore.vector_changes`: ``(item_id, version)`` with version >= since."""
+        raw = await self._r.zrangebyscore(ITEMVEC_LOG_KEY, since, "+inf", start=0, num=limit,
+                                          withscores=True)
+        return [(m.decode(), int(v)) for m, v in cast(list[tuple[bytes, float]], raw)]
 
     async def ping(self) -> bool:
         return bool(await self._r.ping())

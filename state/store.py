@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Protocol
 
-from state.keys import PREFIX
+from state.keys import KIND_ITEMVEC, PREFIX, split_key
 from state.records import Envelope, Update
 
 
@@ -32,6 +32,11 @@ class Store(Protocol):
         ...
 
     def freshness(self) -> dict[str, int]: ...
+
+    def vector_changes(self, since: int, limit: int = 10_000) -> list[tuple[str, int]]:
+        """``(item_id, version)`` of the item-vector writes at version >= ``since``, by version
+        then id, at most ``limit`` (the changelog keeps each item's newest write only)."""
+        ...
 
 
 def newest_per_key(updates: Iterable[Update]) -> list[Update]:
@@ -55,6 +60,7 @@ class MemoryStore:
     def __init__(self) -> None:
         self._data: dict[str, Envelope] = {}
         self._fresh: dict[str, int] = {}
+        self._vector_log: dict[str, int] = {}
 
     def apply(self, updates: Iterable[Update]) -> int:
         applied = 0
@@ -63,6 +69,9 @@ class MemoryStore:
             if cur is not None and cur.version > upd.version:
                 continue
             self._data[upd.key] = Envelope(upd.version, upd.as_of, upd.data)
+            kind, entity = split_key(upd.key)
+            if kind == KIND_ITEMVEC:
+                self._vector_log[entity] = upd.version
             applied += 1
         return applied
 
@@ -82,3 +91,7 @@ class MemoryStore:
 
     def freshness(self) -> dict[str, int]:
         return dict(self._fresh)
+
+    def vector_changes(self, since: int, limit: int = 10_000) -> list[tuple[str, int]]:
+        found = sorted((v, i) for i, v in self._vector_log.items() if v >= since)
+        return [(i, v) for v, i in found[:limit]]

@@ -6,6 +6,9 @@ cannot differ between them. The version of every value is the event time it refl
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+from typing import Any
+
 from operators import neighbours, session, trending
 from operators.config import EngineConfig
 from state import keys
@@ -45,3 +48,31 @@ def trending_update(scope: str, state: trending.TopKState, cfg: EngineConfig) ->
     """A trending or new-arrivals list (``scope`` as made by :mod:`state.keys`)."""
     return Update(keys.key_for(keys.KIND_TRENDING, scope), state.as_of, state.as_of,
                   trending.render_topk(state, cfg.trending, scope))
+
+
+# -- the online models' publications (see state.keys for the layout) --------------------------
+
+VECTOR_DIGITS = 6  # vectors are published rounded: 1e-6 is far below what ranking can tell
+
+
+def item_vector_update(item_id: str, vector: Sequence[float] | None, bias: float, *,
+                       version: int, as_of: int, src: str = "cf") -> Update:
+    """An item's learned vector (``src`` ``cf``), or one mapped from its content (``content``:
+    a new item placed among its nearest catalogue neighbours); ``None`` deletes (evicted).
+    Scoring is ``user.x · item.x + item.b``: a FAISS inner-product index holds ``[x, b]`` and
+    queries ``[user.x, 1]``."""
+    data = None if vector is None else {"x": [round(float(v), VECTOR_DIGITS) for v in vector],
+                                        "b": round(float(bias), VECTOR_DIGITS), "src": src}
+    return Update(keys.itemvec_key(item_id), version, as_of, data)
+
+
+def user_vector_update(user_id: str, vector: Sequence[float] | None, bias: float, *,
+                       version: int, as_of: int) -> Update:
+    data = None if vector is None else {"x": [round(float(v), VECTOR_DIGITS) for v in vector],
+                                        "b": round(float(bias), VECTOR_DIGITS)}
+    return Update(keys.uservec_key(user_id), version, as_of, data)
+
+
+def model_update(name: str, header: Mapping[str, Any], *, version: int, as_of: int) -> Update:
+    """A model's header (``mf``: dims and counts) or whole snapshot (``ranker``)."""
+    return Update(keys.model_key(name), version, as_of, dict(header))

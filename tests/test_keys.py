@@ -25,6 +25,11 @@ GOLDEN = [
     (keys.new_arrivals_scope(None), "new:global"),
     (keys.new_arrivals_scope("sku:9/x"), "new:cat:sku:9/x"),
     (keys.FRESHNESS_KEY, "recs:v1:meta:freshness"),
+    (keys.itemvec_key("i7"), "recs:v1:itemvec:i7"),
+    (keys.uservec_key("u42"), "recs:v1:uservec:u42"),
+    (keys.model_key(keys.MODEL_MF), "recs:v1:model:mf"),
+    (keys.model_key(keys.MODEL_RANKER), "recs:v1:model:ranker"),
+    (keys.ITEMVEC_LOG_KEY, "recs:v1:meta:itemvec-log"),
 ]
 
 

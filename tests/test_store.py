@@ -13,7 +13,17 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from state.keys import FRESHNESS_KEY, PREFIX, item_key, session_key, similar_key, trending_key
+from state.keys import (
+    FRESHNESS_KEY,
+    ITEMVEC_LOG_KEY,
+    PREFIX,
+    item_key,
+    itemvec_key,
+    session_key,
+    similar_key,
+    trending_key,
+    uservec_key,
+)
 from state.records import Envelope, Update
 from state.redis_store import BATCH, TOMBSTONE_TTL_S, RedisStore
 from state.store import MemoryStore, Store
@@ -131,6 +141,30 @@ def test_redis_session_keys_expire_and_others_do_not(redis_store: RedisStore) ->
     assert 0 < ttl[session_key("u1")] <= 120
     assert ttl[K1] == -1  # relations and catalogue live until overwritten
     assert 0 < ttl[K2] <= TOMBSTONE_TTL_S  # tombstones expire eventually
+
+
+def test_vector_changelog_follows_item_vector_writes(store: Store) -> None:
+    store.apply([Update(itemvec_key("a"), 3, 10, {"x": [1.0]}),
+                 Update(itemvec_key("b"), 3, 10, {"x": [0.5]}),
+                 Update(uservec_key("u"), 3, 10, {"x": [0.1]}), Update(K1, 9, 10, ["a"])])
+    assert store.vector_changes(0) == [("a", 3), ("b", 3)]  # only item vectors are logged
+    store.apply([Update(itemvec_key("a"), 7, 20, None),     # an eviction is logged too
+                 Update(itemvec_key("b"), 2, 20, {"x": [9.9]})])  # older: neither lands nor logs
+    assert store.vector_changes(3) == [("b", 3), ("a", 7)]   # inclusive, by version
+    assert store.vector_changes(4) == [("a", 7)]
+    assert store.vector_changes(0, limit=1) == [("b", 3)]
+    assert store.get(itemvec_key("a")) is None
+    assert ITEMVEC_LOG_KEY not in store.keys()
+
+
+@pytest.mark.integration
+def test_redis_user_vectors_expire_like_sessions(redis_store: RedisStore) -> None:
+    store = RedisStore(redis_store.client, session_ttl_s=120)
+    store.client.flushdb()
+    store.apply([Update(uservec_key("u1"), 1, 1, {"x": [0.0]}),
+                 Update(itemvec_key("i1"), 1, 1, {"x": [0.0]})])
+    assert 0 < cast(int, store.client.ttl(uservec_key("u1"))) <= 120
+    assert cast(int, store.client.ttl(itemvec_key("i1"))) == -1
 
 
 # -- property: the order of application does not matter ---------------------------------------
