@@ -39,16 +39,14 @@ Learned(updates=2, items=('x', 'z'), evicted_users=(), evicted_items=())
 (4, 6, 4)
 >>> [item for item, _ in m.recommend("a", 2, exclude={"x"})]
 ['y', 'z']
->>> restore(snapshot(m)).user_vector("a").tolist() == m.user_vector("a").tolist()
-True
+
+Snapshots (versioned, CRC-checked, inspectable) are :mod:`operators.mf_codec`.
 """
 
 from __future__ import annotations
 
 import math
 import random
-import sys
-import zlib
 from collections import OrderedDict
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -56,7 +54,6 @@ from types import MappingProxyType
 from typing import Any, Final
 
 import numpy as np
-import orjson
 from river import optim, reco
 
 from schemas.events import Interaction
@@ -305,6 +302,14 @@ class OnlineMF:
         slot = self._slot.get(item)
         return None if slot is None else self._matrix[slot].copy()
 
+    def item_bias(self, item: str) -> float:
+        slot = self._slot.get(item)
+        return 0.0 if slot is None else float(self._ibias[slot])
+
+    def user_bias(self, user: str) -> float:
+        """The user's constant score term (global mean plus user bias; 0 for ``funk``)."""
+        return float(self._user_terms(user)[1])
+
     def _user_terms(self, user: str) -> tuple[np.ndarray[Any, Any], float]:
         """The user's vector and constant score term; zeros for an unknown user (no side
         effect: River's ``predict_one`` would create the user and draw its vector)."""
@@ -322,6 +327,29 @@ class OnlineMF:
         idx = np.array([max(s, 0) for s in slots], dtype=np.intp)
         out = self._matrix[idx] @ vec + self._ibias[idx] + const
         return np.where(known, out, const)
+
+    def seed_item(self, item: str, vector: Iterable[float], bias: float) -> bool:
+        """Give an item the model has never learned a starting vector and bias (a new item
+        placed by its content, :mod:`operators.content`), so its first interactions refine
+        that instead of a random draw. False (and nothing changes) for a known item."""
+        if item in self._slot:
+            return False
+        vec = np.array(list(vector), dtype=F8)
+        if vec.shape != (self.cfg.n_factors,) or not np.isfinite(vec).all() or \
+                not math.isfinite(bias):
+            raise ValueError(f"operators.online_mf: seed_item {item!r}: expected "
+                             f"{self.cfg.n_factors} finite floats and a finite bias")
+        self.river.i_latents[item] = vec.copy()
+        if self.cfg.model == BIASED:
+            self.river.i_biases[item] = float(bias)
+        slot = self._add_slot(item)
+        self._matrix[slot] = vec
+        self._ibias[slot] = float(bias) if self.cfg.model == BIASED else 0.0
+        self._items.move_to_end(item)
+        while len(self._items) > self.cfg.max_items:
+            old, _ = self._items.popitem(last=False)
+            self._drop_item(old)
+        return item in self._slot
 
     def predict(self, user: str, item: str) -> float:
         return float(self.score(user, (item,))[0])
@@ -348,152 +376,3 @@ class OnlineMF:
             idx = np.arange(n)
         idx = idx[np.lexsort((idx, -scores[idx]))]
         return [(self._pool[j], float(scores[j])) for j in idx if scores[j] != -np.inf]
-
-
-# -- snapshot codec ---------------------------------------------------------------------------
-#
-# Layout: one line of JSON (the header, sorted keys), "\n", then the body: sections of bytes
-# listed in the header with their offsets. `ids` and `state` are JSON; vectors and biases are
-# little-endian float64 (River's own precision, so a restore continues bit for bit).
-
-
-class SnapshotError(ValueError):
-    """A snapshot that cannot be restored; ``field`` names what is wrong."""
-    def __init__(self, field_name: str, message: str, value: object = None) -> None:
-        self.field = field_name
-        super().__init__(f"operators.online_mf snapshot: {field_name}: {message}, got {value!r}")
-
-
-def snapshot(model: OnlineMF) -> bytes:
-    """The model as bytes: a readable JSON header line, then the vectors (see :func:`restore`)."""
-    r, biased = model.river, model.cfg.model == BIASED
-    users, n = list(model._users), len(model._pool)
-    init: Any = model._init_rng.get_state()
-    ids = {"users": users, "user_items": [list(model._users[u]) for u in users],
-           "items": model._pool, "item_lru": [model._slot[i] for i in model._items]}
-    state = {"init_rng": [init[1].tolist(), int(init[2]), int(init[3]), float(init[4])],
-             "negative_rng": list(model._neg_rng.getstate()[1]),
-             "optimizer_steps": [getattr(r, o).n_iterations for o in model._optimizers],
-             "global_mean": [r.global_mean.n, r.global_mean._mean] if biased else None}
-    sections = {"ids": orjson.dumps(ids), "state": orjson.dumps(state),
-                "user_vectors": _floats([r.u_latents[u] for u in users]),
-                "item_vectors": _floats(model._matrix[:n])}
-    if biased:
-        sections["user_bias"] = _floats([r.u_biases[u] for u in users])
-        sections["item_bias"] = _floats(model._ibias[:n])
-    body, offset = b"".join(sections.values()), 0
-    layout: dict[str, list[int]] = {}
-    for name, part in sections.items():
-        layout[name] = [offset, len(part)]
-        offset += len(part)
-    header = {"format": FORMAT, "version": FORMAT_VERSION, "config": model.cfg.to_dict(),
-              "model_version": model.updates, "events": model.events,
-              "counts": {"users": len(users), "items": n}, "sections": layout,
-              "body_bytes": len(body), "body_crc32": zlib.crc32(body)}
-    return orjson.dumps(header, option=orjson.OPT_SORT_KEYS) + b"\n" + body
-
-
-def _floats(rows: Any) -> bytes:
-    return np.asarray(rows, dtype=F8).tobytes()  # row-major: one vector after the other
-
-
-def read_header(data: bytes) -> dict[str, Any]:
-    """The header of a snapshot, checked for format and version (the body is not read)."""
-    end = data.find(b"\n")
-    try:
-        header = orjson.loads(data[:end]) if end > 0 else None
-    except orjson.JSONDecodeError:
-        header = None
-    if not isinstance(header, dict):
-        raise SnapshotError("header", "expected one line of JSON first", data[:40])
-    if header.get("format") != FORMAT:
-        raise SnapshotError("format", f"expected {FORMAT!r}", header.get("format"))
-    if header.get("version") != FORMAT_VERSION:
-        raise SnapshotError("version", f"format version {header.get('version')!r} cannot be "
-                            f"read by this build, which reads version {FORMAT_VERSION}",
-                            header.get("version"))
-    return header
-
-
-def restore(data: bytes) -> OnlineMF:
-    """The model a :func:`snapshot` holds, able to continue exactly where it stopped."""
-    header = read_header(data)
-    body = data[data.find(b"\n") + 1:]
-    if len(body) != header.get("body_bytes") or zlib.crc32(body) != header.get("body_crc32"):
-        raise SnapshotError("body", "length or CRC-32 does not match the header (truncated or "
-                            "corrupted)", len(body))
-    try:
-        cfg = MFConfig.from_dict(header["config"])
-    except (TypeError, ValueError, KeyError) as exc:
-        raise SnapshotError("config", str(exc), header.get("config")) from exc
-    try:
-        return _rebuild(cfg, header, body)
-    except (KeyError, IndexError, TypeError, ValueError) as exc:
-        raise SnapshotError("body", f"inconsistent with the header ({exc})") from exc
-
-
-def _rebuild(cfg: MFConfig, header: dict[str, Any], body: bytes) -> OnlineMF:
-    part = {k: body[o:o + n] for k, (o, n) in header["sections"].items()}
-    ids, state = orjson.loads(part["ids"]), orjson.loads(part["state"])
-    users, items, f = ids["users"], ids["items"], cfg.n_factors
-    uvec = np.frombuffer(part["user_vectors"], dtype=F8).reshape(len(users), f)
-    ivec = np.frombuffer(part["item_vectors"], dtype=F8).reshape(len(items), f)
-    m = OnlineMF(cfg)
-    r, biased = m.river, cfg.model == BIASED
-    ubias = np.frombuffer(part["user_bias"], dtype=F8) if biased else np.zeros(len(users))
-    ibias = np.frombuffer(part["item_bias"], dtype=F8) if biased else np.zeros(len(items))
-    for user, own, vec, b in zip(users, ids["user_items"], uvec, ubias, strict=True):
-        m._users[user] = dict.fromkeys(own)
-        r.u_latents[user] = vec.copy()
-        if biased:
-            r.u_biases[user] = float(b)
-    if items:  # else the fresh model's empty matrix stays
-        m._matrix, m._ibias = np.array(ivec), np.array(ibias)
-    for slot, item in enumerate(items):
-        m._pool.append(item)
-        m._slot[item] = slot
-        r.i_latents[item] = ivec[slot].copy()
-        if biased:
-            r.i_biases[item] = float(ibias[slot])
-    for slot in ids["item_lru"]:
-        m._items[items[slot]] = None
-    if len(m._items) != len(items):
-        raise ValueError("item_lru is not a permutation of the items")
-    keys, pos, has_gauss, cached = state["init_rng"]
-    m._init_rng.set_state(("MT19937", np.array(keys, dtype=np.uint32), pos, has_gauss, cached))
-    m._neg_rng.setstate((3, tuple(state["negative_rng"]), None))
-    for name, steps in zip(m._optimizers, state["optimizer_steps"], strict=True):
-        getattr(r, name).n_iterations = steps
-    if biased:
-        r.global_mean.n, r.global_mean._mean = state["global_mean"]
-    m.events, m.updates = header["events"], header["model_version"]
-    return m
-
-
-def inspect(data: bytes, rows: int = 3) -> str:
-    """The header, a field a line, then the first ``rows`` users and items (bias, vector)."""
-    header, m = read_header(data), restore(data)
-    lines = [f"{k}: {orjson.dumps(v, option=orjson.OPT_SORT_KEYS).decode()}"
-             for k, v in sorted(header.items())]
-    biases = (m.river.u_biases, m.river.i_biases) if m.cfg.model == BIASED else ({}, {})
-    for kind, names, get, bias in (("user", list(m._users), m.user_vector, biases[0]),
-                                   ("item", m._pool, m.item_vector, biases[1])):
-        for name in names[:rows]:
-            vec = " ".join(f"{x:+.4f}" for x in np.asarray(get(name)))
-            lines.append(f"{kind} {name}: bias {bias.get(name, 0.0):+.4f} vector {vec}")
-    return "\n".join(lines)
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``python -m operators.online_mf inspect FILE [ROWS]``: the only I/O of this module."""
-    args = sys.argv[1:] if argv is None else argv
-    if len(args) in (2, 3) and args[0] == "inspect":
-        with open(args[1], "rb") as fh:
-            print(inspect(fh.read(), int(args[2]) if len(args) > 2 else 3))
-        return 0
-    print("usage: python -m operators.online_mf inspect FILE [ROWS]", file=sys.stderr)
-    return 2
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -42,6 +42,11 @@ class Settings:
     # how often a changed neighbour list, item value or trending list is published at most
     # (sessions are published on every change)
     emit_interval_ms: int = 1_000
+    # the online models (stream/models.py): on or off, how often changed vectors and the
+    # ranker are published, how many sampled negatives each positive learns against
+    models: bool = True
+    model_publish_ms: int = 2_000
+    mf_negatives: int = 5
     # serving: rules and experiments files ("" = the ones shipped in serving/config), how long
     # shared lists stay in the server's cache, the time budget of its Redis reads
     rules_file: str = ""
@@ -74,6 +79,9 @@ class Settings:
             "RECS_PARALLELISM": str(self.parallelism),
             "RECS_CHECKPOINT_INTERVAL_MS": str(self.checkpoint_interval_ms),
             "RECS_EMIT_INTERVAL_MS": str(self.emit_interval_ms),
+            "RECS_MODELS": "1" if self.models else "0",
+            "RECS_MODEL_PUBLISH_MS": str(self.model_publish_ms),
+            "RECS_MF_NEGATIVES": str(self.mf_negatives),
             "RECS_RULES_FILE": self.rules_file,
             "RECS_EXPERIMENTS_FILE": self.experiments_file,
             "RECS_SERVE_CACHE_TTL_MS": str(self.serve_cache_ttl_ms),
@@ -106,6 +114,9 @@ class Settings:
             checkpoint_interval_ms=int(e.get("RECS_CHECKPOINT_INTERVAL_MS",
                                              d.checkpoint_interval_ms)),
             emit_interval_ms=int(e.get("RECS_EMIT_INTERVAL_MS", d.emit_interval_ms)),
+            models=e.get("RECS_MODELS", "1" if d.models else "0") not in ("0", "false", "no"),
+            model_publish_ms=int(e.get("RECS_MODEL_PUBLISH_MS", d.model_publish_ms)),
+            mf_negatives=int(e.get("RECS_MF_NEGATIVES", d.mf_negatives)),
             rules_file=e.get("RECS_RULES_FILE", d.rules_file),
             experiments_file=e.get("RECS_EXPERIMENTS_FILE", d.experiments_file),
             serve_cache_ttl_ms=int(e.get("RECS_SERVE_CACHE_TTL_MS", d.serve_cache_ttl_ms)),

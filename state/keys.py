@@ -59,6 +59,7 @@ KIND_USERVEC: Final = "uservec"
 KIND_MODEL: Final = "model"
 KINDS: Final = (KIND_SESSION, KIND_SIMILAR, KIND_BOUGHT, KIND_TRENDING, KIND_ITEM,
                 KIND_ITEMSTATS, KIND_ITEMVEC, KIND_USERVEC, KIND_MODEL)
+MODEL_KINDS: Final = (KIND_ITEMVEC, KIND_USERVEC, KIND_MODEL)  # versioned by model version
 MODEL_MF: Final = "mf"          # the online collaborative model's header
 MODEL_RANKER: Final = "ranker"  # the online ranker's snapshot
 

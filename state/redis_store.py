@@ -32,6 +32,7 @@ from state.keys import (
 from state.records import Envelope, Update, decode_envelope, encode_envelope
 
 TOMBSTONE_TTL_S: Final = 86_400
+_ITEMVEC_PREFIX: Final = f"{PREFIX}{KIND_ITEMVEC}:"
 BATCH: Final = 500
 
 # KEYS: the keys. ARGV: version, envelope bytes, ttl seconds (0 = none), changelog member
@@ -73,8 +74,7 @@ def ttl_for(key: str, session_ttl_s: int) -> int:
 
 def changelog_member(key: str) -> str:
     """The item a write of ``key`` logs in the vector changelog, or ``""`` for other kinds."""
-    kind, entity = split_key(key)
-    return entity if kind == KIND_ITEMVEC else ""
+    return key[len(_ITEMVEC_PREFIX):] if key.startswith(_ITEMVEC_PREFIX) else ""
 
 
 class RedisStore:

@@ -10,7 +10,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Protocol
 
-from state.keys import KIND_ITEMVEC, PREFIX, split_key
+from state.keys import KIND_ITEMVEC, PREFIX
+
+_ITEMVEC_PREFIX = f"{PREFIX}{KIND_ITEMVEC}:"
 from state.records import Envelope, Update
 
 
@@ -69,9 +71,8 @@ class MemoryStore:
             if cur is not None and cur.version > upd.version:
                 continue
             self._data[upd.key] = Envelope(upd.version, upd.as_of, upd.data)
-            kind, entity = split_key(upd.key)
-            if kind == KIND_ITEMVEC:
-                self._vector_log[entity] = upd.version
+            if upd.key.startswith(_ITEMVEC_PREFIX):
+                self._vector_log[upd.key[len(_ITEMVEC_PREFIX):]] = upd.version
             applied += 1
         return applied
 

@@ -24,7 +24,7 @@ import logging
 import os
 import site
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from infra.procs import LOOPBACK, port_is_free
@@ -169,9 +169,11 @@ def build(settings: Settings, opts: JobOptions):  # type: ignore[no-untyped-def]
                 .build())
 
     engine = EngineConfig(session=SessionConfig(gap_ms=settings.session_gap_ms,
-                                                ttl_ms=settings.session_ttl_ms))
+                                                ttl_ms=settings.session_ttl_ms),
+                          mf=replace(EngineConfig().mf, negatives=settings.mf_negatives))
     topo = TopologyConfig(engine=engine, out_of_orderness_ms=settings.out_of_orderness_ms,
-                          emit_interval_ms=settings.emit_interval_ms)
+                          emit_interval_ms=settings.emit_interval_ms, models=settings.models,
+                          model_publish_ms=settings.model_publish_ms)
     updates, dead = define_workflow(source(settings.topics.interactions, "interactions"),
                                     source(settings.topics.items, "items"), topo)
     updates.sink_to(sink(settings.topics.updates)).name("updates-sink").uid("updates-sink")

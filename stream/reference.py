@@ -17,20 +17,31 @@ from pathlib import Path
 
 import orjson
 
-from operators import neighbours, session, trending
+from operators import neighbours, ranker, session, trending
 from operators.config import EngineConfig
+from operators.ranker_state import RankerModel
+from operators.vector_model import VectorModel
 from schemas.events import Interaction, ItemUpsert
 from state import keys
 from state.records import Update
 from state.store import MemoryStore, Store
 from stream import views
+from stream.model_views import learns_from, publication_updates, ranker_input, ranker_updates
 
 WRITER = "reference"
+END_OF_INPUT = 2**62  # as stream.functions.END_OF_TIME: closes every label window
 
 
 class ReferenceRunner:
-    def __init__(self, cfg: EngineConfig | None = None, store: Store | None = None) -> None:
+    """``models=True`` runs the online models too (as the topology does by default); off by
+    default here, since the tests of the counting operators and the evaluation's engine do not
+    need them. Label windows close when a newer event of the user passes them, and all of them
+    at the end of :meth:`run` (the Flink job: by event-time timers, and all at end of input)."""
+
+    def __init__(self, cfg: EngineConfig | None = None, store: Store | None = None, *,
+                 models: bool = False) -> None:
         self.cfg = cfg or EngineConfig()
+        self.models = ReferenceModels(self.cfg) if models else None
         self.store: Store = store if store is not None else MemoryStore()
         self.sessions: dict[str, session.SessionState] = {}
         self.relations: dict[tuple[str, str], neighbours.NeighbourState] = {}
@@ -45,6 +56,8 @@ class ReferenceRunner:
 
     # -- routing, mirrored by stream/topology.py -------------------------------------------
     def on_item(self, upsert: ItemUpsert) -> None:
+        if self.models is not None:
+            self.models.on_item(upsert)
         state, scores = trending.item_upsert_step(self.items.get(upsert.item_id), upsert,
                                                   self.cfg)
         self.items[upsert.item_id] = state
@@ -52,6 +65,8 @@ class ReferenceRunner:
         self._offer(scores)
 
     def on_event(self, event: Interaction) -> None:
+        if self.models is not None:
+            self.models.on_event(event)
         self.events_applied += 1
         self.max_ts = max(self.max_ts, event.ts)
         old = self.sessions.get(event.user_id)
@@ -96,6 +111,8 @@ class ReferenceRunner:
             out.extend(views.item_updates(item_id, self.items[item_id]))
         for scope in sorted(self._dirty_scopes):
             out.append(views.trending_update(scope, self.topk[scope], self.cfg))
+        if self.models is not None:
+            out.extend(self.models.pending_updates())
         return out
 
     def flush(self) -> int:
@@ -120,8 +137,57 @@ class ReferenceRunner:
             n += 1
             if n % flush_every == 0:
                 self.flush()
+        if self.models is not None:
+            self.models.close_all()
         self.flush()
         return n
+
+
+class ReferenceModels:
+    """The online models of the topology (``stream/models.py``), routed the same way."""
+
+    def __init__(self, cfg: EngineConfig) -> None:
+        self.cfg = cfg
+        self.vectors = VectorModel(cfg.mf)
+        self.ranker = RankerModel(cfg.ranker)
+        self.labels: dict[str, ranker.LabelState] = {}
+        self._learns = learns_from(cfg)
+
+    def on_item(self, upsert: ItemUpsert) -> None:
+        self.vectors.upsert(upsert)
+        self.ranker.upsert(upsert)
+
+    def on_event(self, event: Interaction) -> None:
+        if self._learns(event):
+            self.vectors.learn(event)
+        if ranker_input(event):
+            state, labels = ranker.label_step(self.labels.get(event.user_id), event,
+                                              self.cfg.ranker)
+            self._observe(event.user_id, state, labels)
+
+    def _observe(self, user: str, state: ranker.LabelState | None,
+                 labels: ranker.Labels) -> None:
+        if state is None:
+            self.labels.pop(user, None)
+        else:
+            self.labels[user] = state
+        if labels.examples or labels.ignored is not None:
+            self.ranker.observe(labels)
+
+    def close_all(self) -> None:
+        """Close every open label window (what the end of a bounded input does)."""
+        for user in sorted(self.labels):
+            state, labels = ranker.close(self.labels[user], END_OF_INPUT, user, self.cfg.ranker)
+            self._observe(user, state, labels)
+
+    def pending_updates(self) -> list[Update]:
+        out: list[Update] = []
+        pub = self.vectors.drain()
+        if pub is not None:
+            out.extend(publication_updates(pub))
+        if self.ranker.changed:
+            out.extend(ranker_updates(self.ranker))
+        return out
 
 
 def item_targets(event: Interaction) -> list[str]:
@@ -145,7 +211,7 @@ def main(argv: list[str]) -> int:
     settings = Settings.from_env()
     store = RedisStore.from_url(args.redis_url or settings.redis_url)
     data = datasets.load(args.dataset, args.path)
-    runner = ReferenceRunner(store=store)
+    runner = ReferenceRunner(store=store, models=True)
     started = time.perf_counter()
     records: list[Interaction | ItemUpsert] = [*data.items, *data.events[: args.limit]]
     n = runner.run(records)

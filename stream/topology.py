@@ -8,6 +8,9 @@ Kept apart from sources and sinks (``stream/job.py``) so tests can feed it colle
          '-- explode(items touched) -> key_by(item) -+-> ItemFunction --scores--> key_by(scope)
                                                      |                          -> TopKFunction
     items (raw JSON) -> ParseItems --(malformed)--> dlq      '-- key_by(item) ---'
+    events --RouteModels--> key_by("mf") -> ModelFunction <-- items (catalogue)
+              '--(impressions, rec_id engagements)--> key_by(user) -> LabelFunction
+                         --labelled examples--> key_by("ranker") -> RankerFunction <-- items
     every keyed function --updates--> union -> updates (Update wire lines)
 
 Every valid event reaches SessionFunction, impressions included (they update the user's
@@ -15,6 +18,10 @@ Every valid event reaches SessionFunction, impressions included (they update the
 scores go to the global, category and context scopes (``ctx:device:...``, ``ctx:country:...``,
 ``ctx:daypart:...``) and, on catalogue upserts, to the new-arrival scopes (``new:global``,
 ``new:cat:...``), all through the same TopKFunction keyed by scope.
+
+The online models (``stream/models.py``; ``models=False`` leaves them out) learn from the same
+parsed events: :class:`RouteModels` parses each event once and sends the interest events to the
+collaborative model and the impressions and ``rec_id`` engagements to the ranker's label join.
 """
 
 from __future__ import annotations
@@ -43,6 +50,16 @@ from stream.functions import (
     TopKFunction,
     explode_items,
 )
+from stream.models import (
+    LABELS_ROW,
+    MF_KEY,
+    RANKER_INPUT,
+    RANKER_KEY,
+    LabelFunction,
+    ModelFunction,
+    RankerFunction,
+    RouteModels,
+)
 
 ITEM_ROW = Types.ROW_NAMED(["item_id", "ts", "body"],
                            [Types.STRING(), Types.LONG(), Types.STRING()])
@@ -54,6 +71,8 @@ class TopologyConfig:
     out_of_orderness_ms: int = 2_000
     idleness_ms: int = 5_000
     emit_interval_ms: int = 1_000  # neighbour lists, item values, trending lists
+    models: bool = True             # the online models (stream/models.py)
+    model_publish_ms: int = 2_000   # changed vectors and the ranker, at most this often
 
 
 class EventTime(TimestampAssigner):  # type: ignore[misc]
@@ -99,13 +118,39 @@ def define_workflow(interactions: DataStream, items: DataStream,
                 .process(TopKFunction(engine, interval), output_type=Types.STRING())
                 .name("trending").uid("trending"))
 
+    outputs = [relations, item_scores, trending]
+    if cfg.models:
+        outputs += _models(events, catalogue, cfg)
     updates = sessions.get_side_output(UPDATES).union(
-        relations.get_side_output(UPDATES),
-        item_scores.get_side_output(UPDATES),
-        trending.get_side_output(UPDATES),
-    )
+        *(out.get_side_output(UPDATES) for out in outputs))
     dead = parsed.get_side_output(DLQ).union(parsed_items.get_side_output(DLQ))
     return updates, dead
+
+
+def _models(events: DataStream, catalogue: DataStream, cfg: TopologyConfig) -> list[DataStream]:
+    engine, every = cfg.engine, cfg.model_publish_ms
+    routed = events.process(RouteModels(engine), output_type=EVENT_ROW).name("route-models") \
+        .uid("route-models")
+    model = (routed.connect(catalogue)
+             .key_by(_mf_key, _mf_key, key_type=Types.STRING())
+             .process(ModelFunction(engine, every), output_type=Types.STRING())
+             .name("model").uid("model"))
+    labels = (routed.get_side_output(RANKER_INPUT).key_by(_user, key_type=Types.STRING())
+              .process(LabelFunction(engine), output_type=LABELS_ROW)
+              .name("labels").uid("labels"))
+    ranker = (labels.connect(catalogue)
+              .key_by(_ranker_key, _ranker_key, key_type=Types.STRING())
+              .process(RankerFunction(engine, every), output_type=Types.STRING())
+              .name("ranker").uid("ranker"))
+    return [model, ranker]
+
+
+def _mf_key(row: Any) -> str:
+    return MF_KEY
+
+
+def _ranker_key(row: Any) -> str:
+    return RANKER_KEY
 
 
 def _user(row: Any) -> str:

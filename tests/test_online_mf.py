@@ -23,20 +23,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from river import optim, reco
 
-from operators.online_mf import (
-    BIASED,
-    EXPLICIT,
-    FUNK,
-    LOG,
-    MFConfig,
-    OnlineMF,
-    SnapshotError,
-    inspect,
-    main,
-    read_header,
-    restore,
-    snapshot,
-)
+from operators.mf_codec import SnapshotError, inspect, main, read_header, restore, snapshot
+from operators.online_mf import BIASED, EXPLICIT, FUNK, LOG, MFConfig, OnlineMF
 from schemas.events import Interaction
 from tests.strategies import interactions
 

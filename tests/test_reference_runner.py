@@ -163,6 +163,6 @@ def test_large_seeded_log_is_stable_across_replays_and_splits() -> None:
     run(log, store, flush_every=500)
     assert snapshot(store) == snapshot(whole.store)
     kinds = {keys.split_key(k)[0] for k in whole.store.keys(keys.PREFIX)}
-    assert kinds == set(keys.KINDS)
+    assert kinds == set(keys.KINDS) - set(keys.MODEL_KINDS)  # the models are off here
     envelopes = snapshot(whole.store)[0].values()
     assert all(e is not None and e.version >= T0 for e in envelopes)

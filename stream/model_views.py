@@ -1,0 +1,78 @@
+"""What the online models publish and how their inputs are applied, without PyFlink: shared
+by the Flink shells (``stream/models.py``) and the reference runner (``stream/reference.py``)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import asdict
+from typing import Any, Final
+
+import orjson
+
+from operators import ranker
+from operators.config import EngineConfig
+from operators.ranker_state import RankerModel
+from operators.vector_model import Publication, VectorModel
+from schemas.events import Interaction, decode_item, interaction_from_canonical
+from state import keys
+from state.records import Update
+from stream import views
+
+EVENT_TAG: Final = "e"  # log entries: a tag character, then the input's JSON
+ITEM_TAG: Final = "i"
+LABELS_TAG: Final = "l"
+
+
+def vector_model_step(model: VectorModel, tag: str, body: str) -> Any:
+    if tag == EVENT_TAG:
+        return model.learn(interaction_from_canonical(orjson.loads(body)))
+    return model.upsert(decode_item(body))
+
+
+def ranker_model_step(model: RankerModel, tag: str, body: str) -> Any:
+    if tag == LABELS_TAG:
+        return model.observe(decode_labels(body))
+    return model.upsert(decode_item(body))
+
+
+def publication_updates(pub: Publication) -> Iterator[Update]:
+    """Every vector of one publication, then the header (so a reader that sees the header's
+    version can find every vector of that version)."""
+    for item, vec, bias, src in pub.items:
+        yield views.item_vector_update(item, vec, bias, version=pub.version, as_of=pub.as_of,
+                                       src=src)
+    for user, uvec, ubias in pub.users:
+        yield views.user_vector_update(user, uvec, ubias, version=pub.version, as_of=pub.as_of)
+    yield views.model_update(keys.MODEL_MF, pub.header, version=pub.version, as_of=pub.as_of)
+
+
+def ranker_updates(model: RankerModel) -> Iterator[Update]:
+    doc = model.publication()
+    yield views.model_update(keys.MODEL_RANKER, doc, version=model.version, as_of=model.as_of)
+
+
+def encode_labels(labels: ranker.Labels) -> str:
+    return orjson.dumps({"examples": [asdict(ex) for ex in labels.examples],
+                         "ignored": labels.ignored}).decode()
+
+
+def decode_labels(raw: str) -> ranker.Labels:
+    doc = orjson.loads(raw)
+    examples = tuple(ranker.Example(**{**ex, "context": tuple(tuple(kv) for kv in ex["context"])})
+                     for ex in doc["examples"])
+    return ranker.Labels(examples, doc["ignored"])
+
+
+def ranker_input(event: Interaction) -> bool:
+    """The events the label join needs: impressions, and engagements that name a ``rec_id``."""
+    return event.type == ranker.IMPRESSION or event.rec_id is not None
+
+
+def learns_from(cfg: EngineConfig) -> Callable[[Interaction], bool]:
+    """Whether the collaborative model can learn anything from an event (the others are
+    not sent to it): an event type it weighs above zero, or a rating in explicit mode."""
+    mf = cfg.mf
+    types = frozenset(t for t, w in mf.event_weights.items() if w > 0)
+    if mf.mode == "explicit":
+        return lambda e: e.type == "rating" and e.item_id is not None
+    return lambda e: e.type in types and e.item_id is not None
