@@ -83,7 +83,9 @@ BROKER_DEFAULTS: Final[Mapping[str, str]] = {
 
 
 def cluster_id() -> str:
-    """A random KRaft cluster id (22-char URL-safe base64 of a UUID, like ``random-uuid``)."""
+    """A random KRaft cluster id (22-char URL-safe base64 of a UUID, like ``random-uuid``).
+    One in 64 starts with ``-``, so it is passed as ``--cluster-id=ID``, never as a separate
+    argument (the tool would read it as an option)."""
     return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
 
 
@@ -239,7 +241,7 @@ class KafkaBroker(LocalService):
         cid = cluster_id()
         out = subprocess.run(
             [java, *log_opts, "-cp", classpath, "kafka.tools.StorageTool", "format",
-             "--standalone", "-t", cid, "-c", str(self.config_path)],
+             "--standalone", f"--cluster-id={cid}", "-c", str(self.config_path)],
             capture_output=True, text=True, check=False, cwd=self.dir)
         if out.returncode != 0:
             raise RuntimeError(f"infra: formatting Kafka storage in {self.dir / 'data'} failed "
