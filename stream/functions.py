@@ -43,6 +43,7 @@ from schemas.events import SchemaError, decode_interaction, decode_item, interac
 from state import keys
 from stream import views
 from stream.dlq import dead_letter
+from stream.model_views import learns_from, ranker_input
 from stream.reference import item_targets
 
 log = logging.getLogger(__name__)
@@ -66,6 +67,9 @@ PAIRS_ROW: Final = Types.ROW_NAMED(
     ["relation", "src", "dsts", "weights", "ts"],
     [Types.STRING(), Types.STRING(), Types.LIST(Types.STRING()), Types.LIST(Types.DOUBLE()),
      Types.LONG()])
+# the online models' inputs, routed by SessionFunction (the parsed event rows, unchanged)
+MODEL_INPUT: Final = OutputTag("model-input", EVENT_ROW)
+RANKER_INPUT: Final = OutputTag("ranker-input", EVENT_ROW)
 SCORE_ROW: Final = Types.ROW_NAMED(["scope", "item_id", "log_score", "ts"],
                                    [Types.STRING(), Types.STRING(), Types.DOUBLE(),
                                     Types.LONG()])
@@ -247,13 +251,21 @@ class SessionFunction(_Measured, KeyedProcessFunction):  # type: ignore[misc]
 
     A user's session is published on every change, straight away: one user rarely sends two
     events within a publication interval, so a timer would coalesce almost nothing and cost two
-    more calls into the JVM per event (and delay the "because you viewed" answer)."""
+    more calls into the JVM per event (and delay the "because you viewed" answer).
+
+    With ``models`` it also routes each event to the online models (``stream/models.py``) by
+    side output: :data:`MODEL_INPUT` for the events the collaborative model learns from,
+    :data:`RANKER_INPUT` for the ranker's label join. This operator parses every event anyway,
+    and a side output keeps the event's timestamp and the watermark, so the routing costs no
+    Python operator of its own (a separate router cost a whole extra Python hop per event)."""
 
     OPERATOR = "sessions"
 
-    def __init__(self, cfg: EngineConfig) -> None:
+    def __init__(self, cfg: EngineConfig, *, models: bool = False) -> None:
         self.cfg = cfg
         self.metrics = OperatorMetrics(self.OPERATOR)
+        self.models = models
+        self.learns = learns_from(cfg)
 
     def open(self, runtime_context: RuntimeContext) -> None:
         super().open(runtime_context)
@@ -265,6 +277,11 @@ class SessionFunction(_Measured, KeyedProcessFunction):  # type: ignore[misc]
 
     def _step(self, value: Row) -> Any:
         event = interaction_from_canonical(orjson.loads(value.body))
+        if self.models:
+            if self.learns(event):
+                yield MODEL_INPUT, value
+            if ranker_input(event):
+                yield RANKER_INPUT, value
         raw = self.state.value()
         old = None if raw is None else session.decode(orjson.loads(raw))
         new, pairs = session.step(old, event, self.cfg.session)

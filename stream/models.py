@@ -1,9 +1,9 @@
 """The online models in the topology: PyFlink shells around :mod:`operators.vector_model`,
 :mod:`operators.ranker` and :mod:`operators.ranker_state`.
 
-    events --RouteModels--> key_by("mf") --> ModelFunction --> updates (vectors, header)
-    items  ----------------------------------'
-       RouteModels' side output (impressions, rec_id engagements)
+    SessionFunction --model input--> key_by("mf") --> ModelFunction --> updates (vectors)
+    items  ---------------------------------------------'
+    SessionFunction --ranker input (impressions, rec_id engagements)
               -> key_by(user) -> LabelFunction
               --examples--> key_by("ranker") --> RankerFunction --> updates (ranker)
     items  ----------------------------------------'
@@ -40,8 +40,6 @@ from pyflink.common.typeinfo import Types
 from pyflink.datastream import (
     KeyedCoProcessFunction,
     KeyedProcessFunction,
-    OutputTag,
-    ProcessFunction,
     RuntimeContext,
 )
 from pyflink.datastream.state import ListStateDescriptor, ValueStateDescriptor
@@ -54,7 +52,6 @@ from schemas.events import interaction_from_canonical
 from state.records import Update
 from stream.functions import (
     END_OF_TIME,
-    EVENT_ROW,
     UPDATES,
     OperatorMetrics,
     Publisher,
@@ -65,9 +62,7 @@ from stream.model_views import (
     ITEM_TAG,
     LABELS_TAG,
     encode_labels,
-    learns_from,
     publication_updates,
-    ranker_input,
     ranker_model_step,
     ranker_updates,
     vector_model_step,
@@ -78,8 +73,6 @@ RANKER_KEY: Final = "ranker"
 
 M = TypeVar("M")
 LABELS_ROW: Final = Types.ROW_NAMED(["ts", "body"], [Types.LONG(), Types.STRING()])
-# the events the ranker's label join needs, beside RouteModels' main output (EVENT_ROW)
-RANKER_INPUT: Final = OutputTag("ranker-input", EVENT_ROW)
 
 
 class Checkpointed(Generic[M]):
@@ -138,27 +131,6 @@ class Checkpointed(Generic[M]):
         self._log.clear()
         self.logged = 0
         self._last_snapshot = time.monotonic()
-
-
-class RouteModels(_Measured, ProcessFunction):  # type: ignore[misc]
-    """Parses each event once: interest events the collaborative model learns from go to the
-    main output, the label join's events (:func:`ranker_input`) to :data:`RANKER_INPUT`."""
-
-    OPERATOR = "route-models"
-
-    def __init__(self, cfg: EngineConfig) -> None:
-        self.learns = learns_from(cfg)
-        self.metrics = OperatorMetrics(self.OPERATOR)
-
-    def process_element(self, value: Row, ctx: ProcessFunction.Context) -> Any:
-        self.metrics.arrived(ctx, value.ts)
-        event = interaction_from_canonical(orjson.loads(value.body))
-        if self.learns(event):
-            self.metrics.events_out += 1
-            yield value
-        if ranker_input(event):
-            self.metrics.events_out += 1
-            yield RANKER_INPUT, value
 
 
 class _ModelShell(_Measured):

@@ -8,8 +8,8 @@ Kept apart from sources and sinks (``stream/job.py``) so tests can feed it colle
          '-- explode(items touched) -> key_by(item) -+-> ItemFunction --scores--> key_by(scope)
                                                      |                          -> TopKFunction
     items (raw JSON) -> ParseItems --(malformed)--> dlq      '-- key_by(item) ---'
-    events --RouteModels--> key_by("mf") -> ModelFunction <-- items (catalogue)
-              '--(impressions, rec_id engagements)--> key_by(user) -> LabelFunction
+    SessionFunction --model input--> key_by("mf") -> ModelFunction <-- items (catalogue)
+         '--ranker input (impressions, rec_id engagements)--> key_by(user) -> LabelFunction
                          --labelled examples--> key_by("ranker") -> RankerFunction <-- items
     every keyed function --updates--> union -> updates (Update wire lines)
 
@@ -20,8 +20,9 @@ scores go to the global, category and context scopes (``ctx:device:...``, ``ctx:
 ``new:cat:...``), all through the same TopKFunction keyed by scope.
 
 The online models (``stream/models.py``; ``models=False`` leaves them out) learn from the same
-parsed events: :class:`RouteModels` parses each event once and sends the interest events to the
-collaborative model and the impressions and ``rec_id`` engagements to the ranker's label join.
+parsed events: SessionFunction, which decodes every event anyway, routes the interest events to
+the collaborative model and the impressions and ``rec_id`` engagements to the ranker's label
+join by side outputs.
 """
 
 from __future__ import annotations
@@ -39,7 +40,9 @@ from stream.functions import (
     DLQ,
     EVENT_ROW,
     ITEM_EVENT_ROW,
+    MODEL_INPUT,
     PAIRS_ROW,
+    RANKER_INPUT,
     SCORE_ROW,
     UPDATES,
     ItemFunction,
@@ -53,12 +56,10 @@ from stream.functions import (
 from stream.models import (
     LABELS_ROW,
     MF_KEY,
-    RANKER_INPUT,
     RANKER_KEY,
     LabelFunction,
     ModelFunction,
     RankerFunction,
-    RouteModels,
 )
 
 ITEM_ROW = Types.ROW_NAMED(["item_id", "ts", "body"],
@@ -103,7 +104,7 @@ def define_workflow(interactions: DataStream, items: DataStream,
                  .name("item-watermarks").uid("item-watermarks"))
 
     sessions = (events.key_by(_user, key_type=Types.STRING())
-                .process(SessionFunction(engine), output_type=PAIRS_ROW)
+                .process(SessionFunction(engine, models=cfg.models), output_type=PAIRS_ROW)
                 .name("sessions").uid("sessions"))
     relations = (sessions.key_by(_relation_key, key_type=Types.STRING())
                  .process(NeighbourFunction(engine, interval), output_type=Types.STRING())
@@ -120,22 +121,21 @@ def define_workflow(interactions: DataStream, items: DataStream,
 
     outputs = [relations, item_scores, trending]
     if cfg.models:
-        outputs += _models(events, catalogue, cfg)
+        outputs += _models(sessions, catalogue, cfg)
     updates = sessions.get_side_output(UPDATES).union(
         *(out.get_side_output(UPDATES) for out in outputs))
     dead = parsed.get_side_output(DLQ).union(parsed_items.get_side_output(DLQ))
     return updates, dead
 
 
-def _models(events: DataStream, catalogue: DataStream, cfg: TopologyConfig) -> list[DataStream]:
+def _models(sessions: DataStream, catalogue: DataStream,
+            cfg: TopologyConfig) -> list[DataStream]:
     engine, every = cfg.engine, cfg.model_publish_ms
-    routed = events.process(RouteModels(engine), output_type=EVENT_ROW).name("route-models") \
-        .uid("route-models")
-    model = (routed.connect(catalogue)
+    model = (sessions.get_side_output(MODEL_INPUT).connect(catalogue)
              .key_by(_mf_key, _mf_key, key_type=Types.STRING())
              .process(ModelFunction(engine, every), output_type=Types.STRING())
              .name("model").uid("model"))
-    labels = (routed.get_side_output(RANKER_INPUT).key_by(_user, key_type=Types.STRING())
+    labels = (sessions.get_side_output(RANKER_INPUT).key_by(_user, key_type=Types.STRING())
               .process(LabelFunction(engine), output_type=LABELS_ROW)
               .name("labels").uid("labels"))
     ranker = (labels.connect(catalogue)

@@ -47,3 +47,7 @@ def test_demo_runs_end_to_end_and_serves_fresh_session_recommendations(
     assert summary["http_requests_failed"] == 0
     assert summary["clicks"] >= 1, "the demo shopper's recommendations never changed"
     assert 0 < summary["freshness_p50_ms"] < 10_000
+    # the online models learnt in the running job and published what they learnt
+    assert summary["model_events_learned"] > 500
+    assert summary["model_items"] > 50 and summary["model_users"] > 50
+    assert summary["ranker_examples"] > 100
