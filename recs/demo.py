@@ -23,7 +23,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, cast
 
 import orjson
 import redis
@@ -32,6 +32,7 @@ from recs.bench_stream import Prober, percentile
 from recs.settings import Settings
 from schemas.events import Interaction
 from state import keys
+from state.records import decode_envelope
 from state.redis_store import RedisStore
 from stream import TOPOLOGY_VERSION
 
@@ -312,6 +313,23 @@ def _summary(settings: Settings, client: redis.Redis, counters: Counters,
         "click_to_recs_p50_ms": round(percentile(counters.clicks, 50), 1)
         if counters.clicks else None,
         "clicks": len(counters.clicks),
+        **_models(client),
     }
+
+
+def _models(client: redis.Redis) -> dict[str, Any]:
+    """What the online models had published: events learnt, vectors, ranker examples."""
+    out: dict[str, Any] = {}
+    raw_mf, raw_rk = cast(list[bytes | None], client.mget([keys.model_key(keys.MODEL_MF),
+                                                           keys.model_key(keys.MODEL_RANKER)]))
+    if raw_mf:
+        mf = decode_envelope(raw_mf).data
+        out.update(model_events_learned=mf["events"], model_items=mf["items"],
+                   model_users=mf["users"], model_items_placed_by_content=mf["placed"])
+    if raw_rk:
+        stats = decode_envelope(raw_rk).data["stats"]
+        out.update(ranker_examples=stats["examples"], ranker_auc=round(stats["auc"], 4),
+                   ranker_log_loss=round(stats["log_loss"], 4), ranker_warm=stats["warm"])
+    return out
 
 
