@@ -30,7 +30,7 @@ import redis
 
 from recs.bench_stream import Prober, percentile
 from recs.settings import Settings
-from schemas.events import Interaction
+from schemas.events import Interaction, ItemUpsert
 from state import keys
 from state.records import decode_envelope
 from state.redis_store import RedisStore
@@ -49,6 +49,7 @@ class Counters:
     http_ok: int = 0
     http_failed: int = 0
     clicks: list[float] = dataclasses.field(default_factory=list)  # ms until recs changed
+    launches: list[float] = dataclasses.field(default_factory=list)  # ms until retrievable
     lock: threading.Lock = dataclasses.field(default_factory=threading.Lock)
 
 
@@ -139,6 +140,42 @@ def _shopper(settings: Settings, base: str, stop: threading.Event, counters: Cou
                       flush=True)
                 break
             time.sleep(0.02)
+    producer.close()
+
+
+def _launcher(settings: Settings, base: str, stop: threading.Event, counters: Counters) -> None:
+    """Every 15 s, launch a brand-new item like one that is trending (same category and brand,
+    a similar title) and time how long until the server answers its similar items from the
+    learned vectors: the item was placed by its content and is retrievable."""
+    from kafka import KafkaProducer
+
+    producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap, linger_ms=0)
+    n = 0
+    while not stop.wait(15.0):
+        top = (http_get(base, "/v1/trending?k=5", counters) or {}).get("items") or []
+        if not top:
+            continue
+        like = top[n % len(top)]
+        n += 1
+        item_id = f"demo-new-{n}"
+        now = time.time()
+        upsert = ItemUpsert(item_id, int(now * 1000), title=f"{like.get('title') or 'New'} II",
+                            category=like.get("category"), brand=like.get("brand"),
+                            price=like.get("price"), stock=10)
+        producer.send(settings.topics.items, key=item_id.encode(), value=upsert.to_json())
+        producer.flush()
+        while time.time() < now + 90 and not stop.is_set():
+            with contextlib.suppress(urllib.error.URLError, OSError, ValueError), \
+                    urllib.request.urlopen(f"{base}/v1/items/{item_id}/similar?k=5",
+                                           timeout=2) as resp:
+                items = orjson.loads(resp.read()).get("items") or []
+                if any("vector" in str(i.get("source")) for i in items):
+                    waited = (time.time() - now) * 1000
+                    counters.launches.append(waited)
+                    print(f"  new item {item_id} ({upsert.category}) retrievable by its learned "
+                          f"vector after {waited:.0f} ms", flush=True)
+                    break
+            time.sleep(0.2)
     producer.close()
 
 
@@ -246,6 +283,8 @@ def main(argv: list[str]) -> int:
                    threading.Thread(target=_produce, args=(settings, stop, rate, counters,
                                                            prober), daemon=True),
                    threading.Thread(target=_shopper, args=(settings, base, stop, counters),
+                                    daemon=True),
+                   threading.Thread(target=_launcher, args=(settings, base, stop, counters),
                                     daemon=True)]
         print(f"recs demo: server at {base}  (try {base}/v1/trending, "
               f"{base}/v1/users/{SHOPPER}/session-recommendations)", flush=True)
@@ -313,6 +352,9 @@ def _summary(settings: Settings, client: redis.Redis, counters: Counters,
         "click_to_recs_p50_ms": round(percentile(counters.clicks, 50), 1)
         if counters.clicks else None,
         "clicks": len(counters.clicks),
+        "new_items_launched_retrievable": len(counters.launches),
+        "new_item_retrievable_max_ms": round(max(counters.launches), 1)
+        if counters.launches else None,
         **_models(client),
     }
 
