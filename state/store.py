@@ -11,9 +11,9 @@ from collections.abc import Iterable, Sequence
 from typing import Protocol
 
 from state.keys import KIND_ITEMVEC, PREFIX
+from state.records import Envelope, Update
 
 _ITEMVEC_PREFIX = f"{PREFIX}{KIND_ITEMVEC}:"
-from state.records import Envelope, Update
 
 
 class Store(Protocol):
