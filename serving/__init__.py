@@ -8,6 +8,10 @@ Modules, one concept each:
   degraded answers;
 * :mod:`serving.pipeline`: pure candidate assembly (lists, context blend, cart), exploration,
   explanations (the homepage blend itself is :mod:`operators.blend`);
+* :mod:`serving.models`: the learned models (FAISS item-vector index, ranker), refreshed from
+  Redis by a background task (reading through :mod:`serving.model_source`);
+  :mod:`serving.ranking`: the ranker's pass before the rules; :mod:`serving.vectors`: the FAISS
+  index;
 * :mod:`serving.rules`: re-ranking and business rules (``config/rules.toml``);
 * :mod:`serving.experiments`: A/B experiments and assignment (``config/experiments.toml``);
 * :mod:`serving.fetch`: Redis reads through the in-process cache, inside a time budget;
@@ -25,6 +29,7 @@ Every recommendation endpoint answers::
      "source": the first item's source,
      "freshness": {"as_of_ms": oldest event time used, "newest_ms": newest, "age_ms": now - as_of},
      "degraded": false, "rec_id": "...", "variant": "experiment/variant" | "default",
+     "ranker": "warm" | "cold" | "absent" | "off",
      "fallback"?: "no_session" | "no_candidates" | "no_neighbours" | "redis_unavailable",
      "exploration"?: {"item_id", "slot", "propensity"}}
 

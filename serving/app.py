@@ -24,6 +24,7 @@ from typing import Any, Final
 from recs.settings import Settings
 from serving.experiments import load_experiments
 from serving.fetch import Reader
+from serving.models import DEFAULT_REFRESH_MS, RedisModelSource
 from serving.params import Query
 from serving.publish import Publisher
 from serving.request import MAX_BODY_BYTES, Request
@@ -65,14 +66,16 @@ class App:
     """Bare ASGI 3 application: routes HTTP requests, runs the lifespan."""
 
     def __init__(self, settings: Settings, reader: Reader | None,
-                 now_ms: Callable[[], int], publisher: Publisher | None) -> None:
+                 now_ms: Callable[[], int], publisher: Publisher | None,
+                 model_refresh_ms: int = DEFAULT_REFRESH_MS) -> None:
         self.settings = settings
         rules = load_rules(Path(settings.rules_file) if settings.rules_file else None)
         experiments = load_experiments(
             Path(settings.experiments_file) if settings.experiments_file else None, rules)
         self.handlers = Handlers(reader, now_ms, experiments=experiments, publisher=publisher,
                                  cache_ttl_ms=settings.serve_cache_ttl_ms,
-                                 budget_s=settings.serve_budget_ms / 1000)
+                                 budget_s=settings.serve_budget_ms / 1000,
+                                 model_refresh_ms=model_refresh_ms)
         self._router = build_router(self.handlers, settings)
         self._owns_publisher = False
         self._owns_reader = False  # True once the lifespan opened the reader itself
@@ -132,6 +135,11 @@ class App:
         if self.handlers.reader is None:
             self.handlers.reader = open_reader(self.settings.redis_url)
             self._owns_reader = True
+        # the learned models: loaded in the background on a connection of their own (a large
+        # snapshot read never queues in front of the requests' MGETs)
+        self.handlers.models.start(RedisModelSource.from_url(
+            self.settings.redis_url, socket_connect_timeout=REDIS_CONNECT_TIMEOUT_S,
+            socket_timeout=REDIS_SOCKET_TIMEOUT_S))
         if self.handlers.publisher is None and self.settings.kafka_bootstrap:
             self.handlers.publisher = Publisher(self.settings.kafka_bootstrap,
                                                 self.settings.topics.interactions)
@@ -139,6 +147,11 @@ class App:
         log.info("serving: started redis_url=%s", _redact(self.settings.redis_url))
 
     async def shutdown(self) -> None:
+        models = self.handlers.models
+        await models.stop()
+        if models.source is not None:
+            source, models.source = models.source, None
+            await source.close()
         reader = self.handlers.reader
         if self._owns_reader and reader is not None:  # a reader passed in is the caller's
             self.handlers.reader = None
@@ -199,10 +212,13 @@ def _redact(url: str) -> str:
 
 def create_app(settings: Settings, reader: Reader | None = None, *,
                now_ms: Callable[[], int] = wall_clock_ms,
-               publisher: Publisher | None = None) -> App:
+               publisher: Publisher | None = None,
+               model_refresh_ms: int = DEFAULT_REFRESH_MS) -> App:
     """The app; ``reader`` and ``publisher`` passed in belong to the caller, else the lifespan
-    opens them from ``settings`` (Redis at start-up, Kafka lazily on first use)."""
-    return App(settings, reader, now_ms, publisher)
+    opens them from ``settings`` (Redis at start-up, Kafka lazily on first use). The lifespan
+    also starts the learned models' refresher (:mod:`serving.models`, every
+    ``model_refresh_ms``) on a Redis connection of its own, and stops it at shutdown."""
+    return App(settings, reader, now_ms, publisher, model_refresh_ms)
 
 
 def app_from_env() -> App:

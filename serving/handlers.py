@@ -26,7 +26,15 @@ from serving.cache import Lru
 from serving.experiments import Experiments, Variant
 from serving.fetch import Fetcher, Reader, RedisUnavailable
 from serving.metrics import Metrics
+from serving.models import DEFAULT_REFRESH_MS, RANKER_ABSENT, ModelRefresher
 from serving.publish import Publisher
+from serving.ranking import (
+    RANKER_OFF,
+    RankerPass,
+    note_moves,
+    rank_candidates,
+    ranker_context,
+)
 from serving.request import Request
 from serving.responses import Response, json_response
 from serving.rules import RerankInput, rerank
@@ -90,12 +98,15 @@ def new_rec_id() -> str:
 class Core:
     def __init__(self, reader: Reader | None, now_ms: Callable[[], int], *,
                  experiments: Experiments, publisher: Publisher | None,
-                 cache_ttl_ms: int = 1000, budget_s: float = 0.1) -> None:
+                 cache_ttl_ms: int = 1000, budget_s: float = 0.1,
+                 model_refresh_ms: int = DEFAULT_REFRESH_MS) -> None:
         self.fetch = Fetcher(reader, ttl_ms=cache_ttl_ms, budget_s=budget_s)
         self.now_ms = now_ms
         self.experiments = experiments
         self.publisher = publisher
-        self.metrics = Metrics(lambda: (self.fetch.hits, self.fetch.misses))
+        self.models = ModelRefresher(refresh_ms=model_refresh_ms)
+        self.metrics = Metrics(lambda: (self.fetch.hits, self.fetch.misses),
+                               models=self.models.gauges, now_ms=now_ms)
         self._redis_ok = True
         self._last_shown: Lru[tuple[str, str], tuple[tuple[str, ...], int]] = Lru(SHOWN_USERS)
 
@@ -133,10 +144,12 @@ class Core:
                 meta[item_id] = env.data if env is not None else None
         session = draft.session or {}
         shown = {s[0]: int(s[1]) for s in session.get("shown", ())}
-        ranked = rerank(draft.cands[:opts.pool], meta, rules, RerankInput(
+        ranking = self._rank(draft, opts, meta, now)
+        ranked = rerank(ranking.cands, meta, rules, RerankInput(
             k=opts.k, placement=draft.placement, now_ms=now, exclude=opts.exclude,
             purchased=session.get("purchased", ()), shown=shown,
             interacted={e[0] for e in session.get("events", ())}))
+        note_moves(ranked, ranking)
         exploration = None
         if draft.placement == "homepage" and rules.explore_slot and draft.explore_pool:
             live = [i for i in draft.explore_pool
@@ -144,7 +157,8 @@ class Core:
             exploration = P.explore(ranked, live, slot=rules.explore_slot,
                                     epsilon=rules.explore_epsilon, unit=rec_id)
         titles = P.titles_of(meta)
-        items = [P.render_item(r, meta.get(r.item_id), titles, place, explain=opts.explain)
+        items = [P.render_item(r, meta.get(r.item_id), titles, place, explain=opts.explain,
+                               ranking=ranking)
                  for place, r in enumerate(ranked, start=1)]
         doc: dict[str, Any] = {
             "items": items,
@@ -153,6 +167,7 @@ class Core:
             "degraded": degraded,
             "rec_id": rec_id,
             "variant": variant.label,
+            "ranker": ranking.state,
         }
         if draft.fallback is not None:
             doc["fallback"] = draft.fallback
@@ -165,6 +180,18 @@ class Core:
                 self._new_impression(opts.user, draft.placement, items, now):
             self._log_impression(self.publisher, opts.user, opts, draft, doc, now, exploration)
         return doc
+
+    def _rank(self, draft: Draft, opts: Options, meta: Mapping[str, Mapping[str, Any] | None],
+              now: int) -> RankerPass:
+        """The learned ranker's order of the candidates the rules will see (see
+        :mod:`serving.ranking`): reordered when the loaded ranker is warm, else unchanged."""
+        models = self.models
+        head = models.ranker_head
+        return rank_candidates(
+            models.ranker, models.ranker_state, head[0] if head is not None else None,
+            draft.cands[:opts.pool], user=opts.user or "", placement=draft.placement,
+            context=ranker_context(opts.context, draft.placement, CONTEXT_DIMENSIONS), ts=now,
+            meta=meta, explain=opts.explain)
 
     def _new_impression(self, user: str, placement: str, items: Sequence[Mapping[str, Any]],
                         now: int) -> bool:
@@ -204,6 +231,8 @@ class Core:
         context["placement"] = draft.placement
         # the source of each shown item, in slot order: the ranker's candidate-source feature
         context["sources"] = ",".join(i["source"] for i in doc["items"])
+        if doc["ranker"] not in (RANKER_ABSENT, RANKER_OFF):  # did the ranker order the list
+            context["ranker"] = doc["ranker"]
         if exploration is not None:
             context.update(explore_item=exploration.item_id, explore_slot=exploration.slot,
                            explore_propensity=exploration.propensity)

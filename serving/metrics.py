@@ -15,6 +15,8 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from serving.models import ModelGauges
+
 LATENCY_BUCKETS: Final = (0.0005, 0.001, 0.002, 0.004, 0.006, 0.008, 0.010, 0.015, 0.025,
                           0.05, 0.1, 0.25, 0.5, 1.0)
 AGE_BUCKETS: Final = (0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 300.0, 1800.0, 3600.0,
@@ -35,6 +37,43 @@ class _CacheCollector(Collector):
         total = hits + misses
         yield GaugeMetricFamily("recs_cache_hit_ratio", "cache hits / lookups since start",
                                 value=hits / total if total else 0.0)
+
+
+class _ModelCollector(Collector):
+    """The loaded models (:class:`serving.models.ModelRefresher`): version and age per model,
+    the ranker's prequential quality, the vectors in the index. A model not loaded has no
+    series. The age is wall-clock now minus the event time the model reflects (its envelope's
+    ``as_of``): on a replayed or backfilled log it reads the age of the log, not a delay."""
+
+    def __init__(self, gauges: Callable[[], ModelGauges], now_ms: Callable[[], int]) -> None:
+        self._gauges = gauges
+        self._now_ms = now_ms
+
+    def collect(self) -> Iterable[GaugeMetricFamily]:
+        g = self._gauges()
+        version = GaugeMetricFamily("recs_model_version",
+                                    "version of the loaded model (mf: model version, ranker: "
+                                    "examples learned)", labels=["model"])
+        age = GaugeMetricFamily("recs_model_age_seconds",
+                                "wall-clock now - event time of the loaded model",
+                                labels=["model"])
+        now = self._now_ms()
+        for model, v in sorted(g.versions.items()):
+            version.add_metric([model], v)
+            as_of = g.as_of_ms.get(model)
+            if as_of is not None:
+                age.add_metric([model], (now - as_of) / 1000.0)
+        yield version
+        yield age
+        if g.ranker_auc is not None:
+            yield GaugeMetricFamily("recs_ranker_auc", "prequential AUC of the loaded ranker",
+                                    value=g.ranker_auc)
+        if g.ranker_log_loss is not None:
+            yield GaugeMetricFamily("recs_ranker_log_loss",
+                                    "prequential log-loss of the loaded ranker",
+                                    value=g.ranker_log_loss)
+        yield GaugeMetricFamily("recs_serving_vectors", "item vectors in the serving index",
+                                value=g.vectors)
 
 
 COVERAGE_WINDOW_S: Final = 3600.0
@@ -68,7 +107,9 @@ class Coverage(Collector):
 
 
 class Metrics:
-    def __init__(self, cache_stats: Callable[[], tuple[int, int]]) -> None:
+    def __init__(self, cache_stats: Callable[[], tuple[int, int]], *,
+                 models: Callable[[], ModelGauges] | None = None,
+                 now_ms: Callable[[], int] | None = None) -> None:
         r = self.registry = CollectorRegistry(auto_describe=True)
         self.requests = Counter("recs_http_requests", "HTTP requests answered",
                                 ["endpoint", "status"], registry=r)
@@ -101,6 +142,12 @@ class Metrics:
         r.register(_CacheCollector(cache_stats))
         self.coverage = Coverage()
         r.register(self.coverage)
+        if models is not None:
+            r.register(_ModelCollector(models, now_ms or _wall_ms))
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
+
+
+def _wall_ms() -> int:
+    return time.time_ns() // 1_000_000

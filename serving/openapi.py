@@ -65,7 +65,9 @@ def _components() -> dict[str, Any]:
     item = {"type": "object", "required": ["item_id", "score", "source", "reason"],
             "properties": {
                 "item_id": {"type": "string"}, "score": {"type": "number"},
-                "source": {"type": "string", "description": "the strongest candidate source"},
+                "source": {"type": "string", "description": "the strongest candidate source "
+                           "(session, bought_together, similar, vector, vector_similar, "
+                           "recently_viewed, trending, ...)"},
                 "reason": {"type": "string", "description": "why, in words"},
                 "title": {"type": "string"}, "category": {"type": "string"},
                 "brand": {"type": "string"}, "price": {"type": "number"},
@@ -74,7 +76,7 @@ def _components() -> dict[str, Any]:
                           "description": "rules that changed this item's score or place"},
                 "explanation": {"type": "object", "description": "with explain=true"}}}
     recs = {"type": "object", "required": ["items", "source", "freshness", "degraded",
-                                           "rec_id", "variant"],
+                                           "rec_id", "variant", "ranker"],
             "properties": {
                 "items": {"type": "array", "items": {"$ref": "#/components/schemas/Item"}},
                 "source": {"type": "string"},
@@ -86,6 +88,10 @@ def _components() -> dict[str, Any]:
                 "fallback": {"type": "string"},
                 "rec_id": {"type": "string", "description": "echo it in click events"},
                 "variant": {"type": "string", "description": "A/B variant, `experiment/name`"},
+                "ranker": {"type": "string", "enum": ["warm", "cold", "absent", "off"],
+                           "description": "whether the learned ranker ordered the candidates "
+                                          "(warm) or the blend's order stands (cold, absent; "
+                                          "off: a placement never ranked, trending)"},
                 "exploration": {"type": "object"}}}
     error = {"type": "object", "required": ["error"], "properties": {"error": {
         "type": "object", "required": ["code", "message"],
@@ -121,7 +127,8 @@ def _document_bytes() -> bytes:
             "/v1/users/{user_id}/session-recommendations": {"get": _list_op(
                 "because you viewed: from the current session", [user_path, *_LIST_QUERY])},
             "/v1/items/{item_id}/similar": {"get": _list_op(
-                "items often viewed with this one", [item_path, *_LIST_QUERY, _USER_Q], 404)},
+                "items often viewed with this one, and its neighbours in the learned model",
+                [item_path, *_LIST_QUERY, _USER_Q], 404)},
             "/v1/items/{item_id}/bought-together": {"get": _list_op(
                 "items often bought with this one", [item_path, *_LIST_QUERY, _USER_Q], 404)},
             "/v1/trending": {"get": _list_op("trending, global or per category or context",

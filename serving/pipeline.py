@@ -26,16 +26,24 @@ from operators.blend import (
     TRENDING,
     TRENDING_CATEGORY,
     TRENDING_CONTEXT,
+    VECTOR,
     Evidence,
     Fill,
     Scored,
+    vector_shares,
 )
 from serving.answers import decayed_score
+from serving.ranking import RankerPass
 from serving.rules import Ranked
 
 SIMILAR: Final = "similar"
 EXPLORE: Final = "explore"
 NEW_ARRIVAL: Final = "new_arrival"
+VECTOR_SIMILAR: Final = "vector_similar"  # similar items: neighbours in the learned model
+VECTOR_SIMILAR_WEIGHT: Final = 0.5  # a learned neighbour's best vote / the best co-visitation
+VECTOR_SIMILAR_TEMPERATURE: Final = 0.1  # as BlendParams.vector_temperature
+VECTOR_REASON: Final = "picked for you by the learned model"
+VECTOR_SIMILAR_REASON: Final = "similar by learned taste"
 CART_SIMILAR_WEIGHT: Final = 0.3  # similar items of the cart, after the bought-together ones
 GLOBAL_CONTEXT_WEIGHT: Final = 0.5  # global trending's share in a cold-start context blend
 META_FIELDS: Final = ("title", "category", "brand", "price")
@@ -114,6 +122,35 @@ def cart_candidates(cart: Sequence[str], bought: Mapping[str, Sequence[Sequence[
     return ranked
 
 
+def with_vector_neighbours(cands: Sequence[Scored], neighbours: Sequence[tuple[str, float]], *,
+                           because: str, limit: int, weight: float = VECTOR_SIMILAR_WEIGHT,
+                           temperature: float = VECTOR_SIMILAR_TEMPERATURE) -> list[Scored]:
+    """Similar items: the co-visitation candidates with the learned neighbours (inner products,
+    best first) merged in. A neighbour votes ``weight`` times its
+    :func:`~operators.blend.vector_shares` share times the best co-visitation score (1 when
+    there is none), so the co-visitation scores and order stay as they were and the model's
+    best neighbour counts ``weight`` of the best co-visited item; an item found by both sums
+    the two and keeps both pieces of evidence. ``because`` names the model version.
+
+    >>> covis = [Scored("a", 4.0, [Evidence("similar", 4.0, "x")])]
+    >>> out = with_vector_neighbours(covis, [("b", 0.9), ("a", 0.8)], because="model v3",
+    ...                              limit=5)
+    >>> [(c.item_id, round(c.score, 3), [e.source for e in c.evidence]) for c in out]
+    [('a', 4.736, ['similar', 'vector_similar']), ('b', 2.0, ['vector_similar'])]
+    """
+    if not neighbours:
+        return list(cands[:limit])
+    top = max((c.score for c in cands), default=1.0)
+    found = {c.item_id: Scored(c.item_id, c.score, list(c.evidence)) for c in cands}
+    for item_id, share in vector_shares(neighbours, temperature):
+        vote = weight * share * top
+        cand = found.setdefault(item_id, Scored(item_id, 0.0))
+        cand.score += vote
+        cand.evidence.append(Evidence(VECTOR_SIMILAR, vote, because))
+        cand.evidence.sort(key=lambda e: -e.score)
+    return sorted(found.values(), key=lambda c: -c.score)[:limit]  # stable: ties keep order
+
+
 def _merge_evidence(evidence: list[Evidence]) -> list[Evidence]:
     """One entry per source (the strongest ``because``, the summed score), strongest first."""
     by_source: dict[str, Evidence] = {}
@@ -189,13 +226,17 @@ def reason(e: Evidence, titles: Mapping[str, str]) -> str:
         return "new arrival"
     if e.source == NEW_ARRIVAL:
         return f"new in {e.because}" if e.because else "new arrival"
+    if e.source == VECTOR:
+        return VECTOR_REASON
+    if e.source == VECTOR_SIMILAR:
+        return VECTOR_SIMILAR_REASON
     if e.source == TRENDING and e.because not in ("global", ""):
         return f"trending in {e.because}"
     return "trending"
 
 
 def render_item(r: Ranked, meta: Mapping[str, Any] | None, titles: Mapping[str, str],
-                place: int, *, explain: bool) -> dict[str, Any]:
+                place: int, *, explain: bool, ranking: RankerPass | None = None) -> dict[str, Any]:
     top = r.candidate.evidence[0] if r.candidate.evidence else Evidence(TRENDING, r.score, "")
     doc: dict[str, Any] = {"item_id": r.item_id, "score": r.score, "source": top.source,
                            "reason": reason(top, titles)}
@@ -216,6 +257,13 @@ def render_item(r: Ranked, meta: Mapping[str, Any] | None, titles: Mapping[str, 
             "rank_before_rules": r.rank_before,
             "rank": place,
         }
+        ranker = ranking.explanation(r.item_id) if ranking is not None else None
+        if ranker is not None and ranking is not None:
+            # the blend's own score; when warm the rules got the ranker's (``ranker.score``)
+            doc["explanation"]["blend_score"] = ranking.blend_score[r.item_id]
+            if ranking.reordered:
+                ranker["score"] = r.candidate.score
+            doc["explanation"]["ranker"] = ranker
     return doc
 
 

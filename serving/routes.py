@@ -30,6 +30,7 @@ from operators.blend import (
     Shares,
     blend,
     shares,
+    vector_shares,
 )
 from operators.candidates import recent_items
 from operators.trending import daypart
@@ -51,6 +52,7 @@ from serving.handlers import (
     ok,
 )
 from serving.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
+from serving.models import Header
 from serving.openapi import docs_page, openapi_document
 from serving.pages import add_page_routes
 from serving.params import MAX_EXCLUDE, entity_id, invalid
@@ -68,6 +70,7 @@ from state.keys import (
     trending_context_key,
     trending_context_scope,
     trending_key,
+    uservec_key,
 )
 from state.records import Envelope
 
@@ -145,14 +148,24 @@ class Handlers(Core):
         async def build(o: Options, now: int) -> Draft:
             lst, meta_env = await self.get([key_of(item), item_key(item)])
             meta = meta_env.data if meta_env is not None else None
-            if (lst is None and meta is None) or (meta and meta.get("deleted")):
+            # similar items: the learned model's neighbours too (a new item with only a
+            # content vector has no co-visitation yet)
+            learned = self.models.neighbours(item, o.pool, o.exclude) \
+                if source == P.SIMILAR else []
+            if (lst is None and meta is None and not learned) or (meta and meta.get("deleted")):
                 raise ApiError(404, NOT_FOUND, f"unknown item {item!r}", item_id=item)
             excluded = o.exclude | {item}
             cands = [] if lst is None else P.from_list(lst.data, source, item, now, o.pool,
                                                        excluded)
-            if cands and lst is not None:
-                return Draft(placement, cands, [lst.as_of], because=[item],
-                             meta={item: meta})
+            times = [] if lst is None or not cands else [lst.as_of]
+            if learned:
+                mf = self.models.mf
+                cands = P.with_vector_neighbours(cands, learned, because=_model_version(mf),
+                                                 limit=o.pool)
+                if mf is not None:
+                    times.append(mf.as_of)
+            if cands:
+                return Draft(placement, cands, times, because=[item], meta={item: meta})
             category = meta.get("category") if meta else None
             fb = Options(o.k, excluded, str(category) if category else None, o.context,
                          o.explain, o.user)
@@ -201,10 +214,11 @@ class Handlers(Core):
         return await self._answer("homepage", "homepage", req, opts, build)
 
     async def _homepage_draft(self, o: Options, now: int, user: str) -> Draft:
-        (env,) = await self.get([session_key(user)], cache=False)
+        env, uvec = await self.get([session_key(user), uservec_key(user)], cache=False)
         session = env.data if env is not None else None
         params = self.experiments.assign("homepage", user).rules.blend
         recent = recent_items(session, params.recent) if session else []
+        vector = self._learned(uvec, session, recent, params, o)
         ctx_keys = self._context_keys(o, now)
         shared = [trending_key(None), *(k for _, k in ctx_keys)]
         if o.category is not None:
@@ -238,11 +252,29 @@ class Handlers(Core):
         fills.append(self._context_fill(ctx_keys, ctx_envs, global_env))
         if new_env is not None:  # new items fill in last (and explore, below)
             fills.append(Fill(P.NEW_ARRIVAL, arrivals_cat or "", new_env.data["items"]))
-        cands = blend(session, similar, bought, fills, params, k=o.pool, exclude=o.exclude)
-        fallback = None if recent else FALLBACK_NO_SESSION
+        cands = blend(session, similar, bought, fills, params, k=o.pool, exclude=o.exclude,
+                      vector=vector, vector_because=_model_version(uvec))
+        if vector and uvec is not None:
+            times.append(uvec.as_of)
+        fallback = None if recent or vector else FALLBACK_NO_SESSION
         return Draft("homepage", cands, times, fallback=fallback, session=session,
                      because=recent, meta=dict(metas),
                      explore_pool=await self._cold_new_items(new_env))
+
+    def _learned(self, uvec: Envelope | None, session: Mapping[str, Any] | None,
+                 recent: Sequence[str], params: BlendParams, o: Options) -> Shares:
+        """The learned retrieval for the user's vector: the ``pool`` items of the index scoring
+        highest against ``[x_u, 1]``, none the blend would drop (excluded, bought, and the
+        recent items unless repeats are allowed), as :func:`operators.blend.vector_shares`."""
+        if uvec is None or params.vector_weight <= 0 or self.models.vectors == 0:
+            return ()
+        banned = set(o.exclude)
+        if session:
+            banned.update(session.get("purchased", ()))
+        if not params.allow_repeats:
+            banned.update(recent)
+        return vector_shares(self.models.search(uvec.data, o.pool, banned),
+                             params.vector_temperature)
 
     async def _cold_new_items(self, new_env: Envelope | None) -> list[str]:
         """The newest items nobody has interacted with yet (no ``itemstats`` value, or no
@@ -365,6 +397,11 @@ class Handlers(Core):
                                  ((b"retry-after", b"1"),))
         self.metrics.events.inc(len(events))
         return json_response({"accepted": len(events)}, 202)
+
+
+def _model_version(header: Envelope | Header | None) -> str:
+    """What a learned source names as its cause: the model version behind it."""
+    return f"model v{header.version}" if header is not None else "model"
 
 
 def _category(meta: Mapping[str, Any] | None) -> str | None:

@@ -23,6 +23,7 @@ import orjson
 from infra.procs import free_port
 from recs.settings import Settings
 from serving.app import App, create_app
+from serving.models import RedisModelSource
 from state.keys import (
     bought_key,
     item_key,
@@ -107,20 +108,28 @@ class AsgiClient:
 def run(redis_url: str, body: Callable[[AsgiClient], Awaitable[Any]], *,
          now: int = NOW, reader_url: str | None = None, cache_ttl_ms: int = 1000,
          publisher: Any = None, rules_file: str = "", experiments_file: str = "",
-         metrics_targets: str = "") -> Any:
-    """Build an app on a fresh reader inside one event loop, run ``body``, close the reader."""
+         metrics_targets: str = "", models_page: int | None = None) -> Any:
+    """Build an app on a fresh reader inside one event loop, run ``body``, close the reader.
+    The learned models' refresher gets a source on ``redis_url`` but no task: a test refreshes
+    with ``await client.app.handlers.models.refresh()`` (``models_page``: its changelog page)."""
     async def go() -> Any:
         reader = AsyncReader.from_url(reader_url or redis_url, socket_connect_timeout=0.5,
                                       socket_timeout=0.5)
+        source = RedisModelSource.from_url(redis_url, socket_connect_timeout=0.5,
+                                           socket_timeout=0.5)
         try:
             settings = Settings(redis_url=redis_url, kafka_bootstrap="",
                                 serve_cache_ttl_ms=cache_ttl_ms, rules_file=rules_file,
                                 experiments_file=experiments_file,
                                 metrics_targets=metrics_targets)
             app = create_app(settings, reader, now_ms=lambda: now, publisher=publisher)
+            app.handlers.models.source = source
+            if models_page is not None:
+                app.handlers.models.page = models_page
             return await body(AsgiClient(app))
         finally:
             await reader.close()
+            await source.close()
     return asyncio.run(go())
 
 
