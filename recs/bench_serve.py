@@ -97,7 +97,11 @@ class Dataset:
 # ---- data, servers, checks -----------------------------------------------------------------
 
 def fill(redis_url: str, *, seed: int, events: int, items: int, users: int) -> Dataset:
-    """Synthetic storefront -> ReferenceRunner -> RedisStore; event times end now."""
+    """Synthetic storefront -> ReferenceRunner -> RedisStore; event times end now. The online
+    models run too (with the stream's settings), so the served path includes the learned
+    vector source and, once warm, the ranker."""
+    from operators.config import EngineConfig
+    from recs.settings import Settings
     from recs.synthetic import Storefront
     from state.redis_store import RedisStore
     from stream.reference import ReferenceRunner
@@ -108,7 +112,10 @@ def fill(redis_url: str, *, seed: int, events: int, items: int, users: int) -> D
     shift = time.time_ns() // 1_000_000 - max(r.ts for r in records)
     records = [dataclasses.replace(r, ts=r.ts + shift) for r in records]
     store = RedisStore.from_url(redis_url)
-    runner = ReferenceRunner(store=store)
+    base = EngineConfig()
+    cfg = dataclasses.replace(base, mf=dataclasses.replace(
+        base.mf, negatives=Settings.from_env().mf_negatives))
+    runner = ReferenceRunner(cfg, store=store, models=True)
     runner.run(records, flush_every=100_000)
     keys = int(store.client.dbsize())  # type: ignore[arg-type]
     store.client.close()

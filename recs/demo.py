@@ -48,9 +48,13 @@ class Counters:
     malformed: int = 0
     http_ok: int = 0
     http_failed: int = 0
+    http_errors: list[str] = dataclasses.field(default_factory=list)  # the first few failures
     clicks: list[float] = dataclasses.field(default_factory=list)  # ms until recs changed
     launches: list[float] = dataclasses.field(default_factory=list)  # ms until retrievable
     lock: threading.Lock = dataclasses.field(default_factory=threading.Lock)
+
+
+DEMO_RANKER_WINDOW_MS = 15_000
 
 
 def http_get(base: str, path: str, counters: Counters) -> dict[str, Any] | None:
@@ -60,9 +64,11 @@ def http_get(base: str, path: str, counters: Counters) -> dict[str, Any] | None:
         with counters.lock:
             counters.http_ok += 1
         return body  # type: ignore[no-any-return]
-    except (urllib.error.URLError, OSError, ValueError):
+    except (urllib.error.URLError, OSError, ValueError) as exc:
         with counters.lock:
             counters.http_failed += 1
+            if len(counters.http_errors) < 5:
+                counters.http_errors.append(f"{path}: {exc}")
         return None
 
 
@@ -221,6 +227,20 @@ def _users_with_session_recs(client: redis.Redis) -> tuple[int, int]:
     return len(names), with_recs
 
 
+def _wait_listening(base: str, server: Any, timeout_s: float) -> None:
+    """Wait until the server answers ``/healthz`` (its start-up imports take seconds on a busy
+    machine), so the demo's own clients never meet a closed port."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        with contextlib.suppress(urllib.error.URLError, OSError), \
+                urllib.request.urlopen(f"{base}/healthz", timeout=2):
+            return
+        if not server.alive():
+            raise RuntimeError(f"server exited:\n{server.tail()}")
+        time.sleep(0.2)
+    raise RuntimeError(f"the server did not answer {base}/healthz within {timeout_s:.0f} s")
+
+
 def _open_browser(url: str) -> None:
     """Open the storefront where a desktop is available (``DISPLAY`` or ``BROWSER`` set);
     on a headless machine the URL printed above is the way in."""
@@ -263,7 +283,10 @@ def main(argv: list[str]) -> int:
             monitor_port=metric_ports["monitor_port"],
             loader_metrics_port=metric_ports["loader_metrics_port"],
             flink_metrics_port=metric_ports["flink_metrics_port"],
-            flink_rest_port=metric_ports["flink_rest_port"])
+            flink_rest_port=metric_ports["flink_rest_port"],
+            # a short attribution window, so the ranker learns while the demo runs
+            ranker_window_ms=base_settings.ranker_window_ms
+            if "RECS_RANKER_WINDOW_MS" in os.environ else DEMO_RANKER_WINDOW_MS)
         logs = run_dir / "logs"
         # each process is stopped on the way out, whatever happens after it started
         # checkpoints of another operator graph cannot be restored: one directory per version
@@ -286,6 +309,7 @@ def main(argv: list[str]) -> int:
                                     daemon=True),
                    threading.Thread(target=_launcher, args=(settings, base, stop, counters),
                                     daemon=True)]
+        _wait_listening(base, server, timeout_s=120)
         print(f"recs demo: server at {base}  (try {base}/v1/trending, "
               f"{base}/v1/users/{SHOPPER}/session-recommendations)", flush=True)
         print(f"recs demo: open the storefront at {base}/storefront  (click products; the "
@@ -347,6 +371,7 @@ def _summary(settings: Settings, client: redis.Redis, counters: Counters,
         "users_with_session_recs": with_recs,
         "http_requests_ok": counters.http_ok,
         "http_requests_failed": counters.http_failed,
+        "http_errors": counters.http_errors,
         "freshness_p50_ms": round(percentile(latencies, 50), 1) if latencies else None,
         "freshness_p99_ms": round(percentile(latencies, 99), 1) if latencies else None,
         "click_to_recs_p50_ms": round(percentile(counters.clicks, 50), 1)

@@ -47,6 +47,7 @@ class Settings:
     models: bool = True
     model_publish_ms: int = 2_000
     mf_negatives: int = 5
+    ranker_window_ms: int = 30 * 60_000  # attribution window of an impression (event time)
     # serving: rules and experiments files ("" = the ones shipped in serving/config), how long
     # shared lists stay in the server's cache, the time budget of its Redis reads
     rules_file: str = ""
@@ -82,6 +83,7 @@ class Settings:
             "RECS_MODELS": "1" if self.models else "0",
             "RECS_MODEL_PUBLISH_MS": str(self.model_publish_ms),
             "RECS_MF_NEGATIVES": str(self.mf_negatives),
+            "RECS_RANKER_WINDOW_MS": str(self.ranker_window_ms),
             "RECS_RULES_FILE": self.rules_file,
             "RECS_EXPERIMENTS_FILE": self.experiments_file,
             "RECS_SERVE_CACHE_TTL_MS": str(self.serve_cache_ttl_ms),
@@ -117,6 +119,7 @@ class Settings:
             models=e.get("RECS_MODELS", "1" if d.models else "0") not in ("0", "false", "no"),
             model_publish_ms=int(e.get("RECS_MODEL_PUBLISH_MS", d.model_publish_ms)),
             mf_negatives=int(e.get("RECS_MF_NEGATIVES", d.mf_negatives)),
+            ranker_window_ms=int(e.get("RECS_RANKER_WINDOW_MS", d.ranker_window_ms)),
             rules_file=e.get("RECS_RULES_FILE", d.rules_file),
             experiments_file=e.get("RECS_EXPERIMENTS_FILE", d.experiments_file),
             serve_cache_ttl_ms=int(e.get("RECS_SERVE_CACHE_TTL_MS", d.serve_cache_ttl_ms)),

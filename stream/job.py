@@ -170,7 +170,9 @@ def build(settings: Settings, opts: JobOptions):  # type: ignore[no-untyped-def]
 
     engine = EngineConfig(session=SessionConfig(gap_ms=settings.session_gap_ms,
                                                 ttl_ms=settings.session_ttl_ms),
-                          mf=replace(EngineConfig().mf, negatives=settings.mf_negatives))
+                          mf=replace(EngineConfig().mf, negatives=settings.mf_negatives),
+                          ranker=replace(EngineConfig().ranker,
+                                         window_ms=settings.ranker_window_ms))
     topo = TopologyConfig(engine=engine, out_of_orderness_ms=settings.out_of_orderness_ms,
                           emit_interval_ms=settings.emit_interval_ms, models=settings.models,
                           model_publish_ms=settings.model_publish_ms)
