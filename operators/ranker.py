@@ -74,7 +74,13 @@ from types import MappingProxyType
 from typing import Any, Final
 
 from operators import ranker_models as rm
-from operators.ranker_features import CONTEXT_FIELDS, DEFAULT_BUCKETS, UNKNOWN, features
+from operators.ranker_features import (
+    CONTEXT_FIELDS,
+    DEFAULT_BUCKETS,
+    UNKNOWN,
+    RequestFeatures,
+    features,
+)
 from schemas.events import Interaction
 
 SNAPSHOT_FORMAT: Final = "recs.ranker"
@@ -398,8 +404,9 @@ class Ranker:
         """Click probabilities of ``candidates`` (``(item_id, source)`` pairs) shown to ``user``
         at ``ts`` in ``context`` (device, country, page, placement), aligned with them. Scores
         even when cold: the caller checks :meth:`is_warm` first."""
-        return [rm.sigmoid(self.model.logit(self.features(user, item, source, context, ts,
-                                                          meta.get(item))))
+        request = RequestFeatures(user, context, ts=ts, buckets=self.cfg.buckets)
+        logit, get = self.model.logit, meta.get
+        return [rm.sigmoid(logit(request.item(item, source, get(item))))
                 for item, source in candidates]
 
     def is_warm(self) -> bool:

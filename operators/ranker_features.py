@@ -43,6 +43,7 @@ normalisation of the trending context scopes, :func:`state.keys.context_value`).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import math
 from collections.abc import Mapping
@@ -94,33 +95,60 @@ def features(user: str, item: str, context: Mapping[str, object], source: str,
     ``ts`` in ``context`` (the impression's context: device, country, page, placement).
     ``item_meta`` is the catalogue value of the item (``category``, ``price``,
     ``first_seen_ms``), or ``None``. See the module docstring for the list."""
-    if buckets < 1:
-        raise ValueError(f"operators.ranker_features.features: buckets must be >= 1, "
-                         f"got {buckets!r}")
-    device, country, page, placement = (norm(context.get(f)) for f in CONTEXT_FIELDS)
-    src = norm(source)
-    meta = item_meta or {}
-    category = norm(meta.get("category"))
-    x: dict[str, float] = {
-        f"user#{bucket('user', user, buckets)}": 1.0,
-        f"item#{bucket('item', item, buckets)}": 1.0,
-        f"device={device}": 1.0,
-        f"country={country}": 1.0,
-        f"page={page}": 1.0,
-        f"placement={placement}": 1.0,
-        f"hour={ts // HOUR_MS % 24}": 1.0,
-        f"source={src}": 1.0,
-        f"category={category}": 1.0,
-        f"source|placement={src}|{placement}": 1.0,
-        f"category|device={category}|{device}": 1.0,
-        f"category|daypart={category}|{daypart(ts)}": 1.0,
-        f"user|category#{bucket('user|category', _pair(user, category), buckets)}": 1.0,
-        f"item|placement#{bucket('item|placement', _pair(item, placement), buckets)}": 1.0,
-    }
-    price = meta.get("price")
-    if isinstance(price, int | float) and not isinstance(price, bool) and math.isfinite(price):
-        x["price"] = _scaled(math.log1p(max(float(price), 0.0)) / PRICE_DIVISOR)
-    first_seen = meta.get("first_seen_ms")
-    if isinstance(first_seen, int) and not isinstance(first_seen, bool) and first_seen <= ts:
-        x["age"] = _scaled(math.log1p((ts - first_seen) / DAY_MS) / AGE_DIVISOR)
-    return x
+    return RequestFeatures(user, context, ts=ts, buckets=buckets).item(item, source, item_meta)
+
+
+class RequestFeatures:
+    """The features of one request (user, context, time) computed once, completed per item by
+    :meth:`item`: a ranking of many candidates does the shared work once, and the hashed ids
+    come from a cache (:func:`_bucket`). ``features(...)`` is exactly ``RequestFeatures(...)
+    .item(...)``, so learning and serving see the same features."""
+
+    __slots__ = ("buckets", "common", "daypart", "device", "placement", "ts", "user")
+
+    def __init__(self, user: str, context: Mapping[str, object], *, ts: int,
+                 buckets: int = DEFAULT_BUCKETS) -> None:
+        if buckets < 1:
+            raise ValueError(f"operators.ranker_features.features: buckets must be >= 1, "
+                             f"got {buckets!r}")
+        device, country, page, placement = (norm(context.get(f)) for f in CONTEXT_FIELDS)
+        self.user, self.ts, self.buckets = user, ts, buckets
+        self.device, self.placement, self.daypart = device, placement, daypart(ts)
+        self.common: dict[str, float] = {
+            f"user#{_bucket('user', user, buckets)}": 1.0,
+            f"device={device}": 1.0,
+            f"country={country}": 1.0,
+            f"page={page}": 1.0,
+            f"placement={placement}": 1.0,
+            f"hour={ts // HOUR_MS % 24}": 1.0,
+        }
+
+    def item(self, item: str, source: str,
+             item_meta: Mapping[str, Any] | None = None) -> dict[str, float]:
+        src, buckets, placement = norm(source), self.buckets, self.placement
+        meta = item_meta or {}
+        category = norm(meta.get("category"))
+        x = dict(self.common)
+        x[f"item#{_bucket('item', item, buckets)}"] = 1.0
+        x[f"source={src}"] = 1.0
+        x[f"category={category}"] = 1.0
+        x[f"source|placement={src}|{placement}"] = 1.0
+        x[f"category|device={category}|{self.device}"] = 1.0
+        x[f"category|daypart={category}|{self.daypart}"] = 1.0
+        x[f"user|category#{_bucket('user|category', _pair(self.user, category), buckets)}"] = 1.0
+        x[f"item|placement#{_bucket('item|placement', _pair(item, placement), buckets)}"] = 1.0
+        price = meta.get("price")
+        if isinstance(price, int | float) and not isinstance(price, bool) and \
+                math.isfinite(price):
+            x["price"] = _scaled(math.log1p(max(float(price), 0.0)) / PRICE_DIVISOR)
+        first_seen = meta.get("first_seen_ms")
+        ts = self.ts
+        if isinstance(first_seen, int) and not isinstance(first_seen, bool) and first_seen <= ts:
+            x["age"] = _scaled(math.log1p((ts - first_seen) / DAY_MS) / AGE_DIVISOR)
+        return x
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _bucket(name: str, value: str, buckets: int) -> int:
+    """:func:`bucket`, cached: the same ids come back request after request."""
+    return bucket(name, value, buckets)
