@@ -151,7 +151,10 @@ class Attribution:
         self._event_ids: set[str] = set()
         self._impressions: dict[str, _Impression] = {}
         self._early: set[str] = set()  # rec_ids of impressions before since_ms
-        self._outcomes: dict[tuple[str, str, str], str | None] = {}  # -> outcome's label
+        # (type, rec_id, item) -> every variant label its events carried (a set: the same
+        # outcome may be logged twice with different labels, and the count must not depend
+        # on which arrived first)
+        self._outcomes: dict[tuple[str, str, str], set[str | None]] = {}
         self._duplicates = 0
         self._organic = 0
         self._ignored = 0
@@ -168,7 +171,8 @@ class Attribution:
         elif event.type == "impression":
             self._add_impression(rec_id, event)
         elif event.type in OUTCOME_TYPES and event.item_id is not None:
-            self._outcomes.setdefault((event.type, rec_id, event.item_id), event.variant)
+            self._outcomes.setdefault((event.type, rec_id, event.item_id), set()).add(
+                event.variant)
         else:
             self._ignored += 1
 
@@ -199,7 +203,7 @@ class Attribution:
             acc.shown_items += len(imp.items)
             acc.users.add(imp.user_id)
         no_impression = item_not_shown = no_variant = before_since = mismatch = 0
-        for (etype, rec_id, item), label in self._outcomes.items():
+        for (etype, rec_id, item), labels in self._outcomes.items():
             found = self._impressions.get(rec_id)
             if found is None:
                 if rec_id in self._early:
@@ -213,7 +217,7 @@ class Attribution:
             if item not in found.items:
                 item_not_shown += 1
                 continue
-            if label is not None and label != found.label:
+            if any(label is not None and label != found.label for label in labels):
                 mismatch += 1
             acc = accs[found.key]
             if etype in CLICK_TYPES:

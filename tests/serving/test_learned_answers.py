@@ -10,6 +10,7 @@ from typing import Any
 import orjson
 import pytest
 
+from operators.blend import BlendParams
 from operators.ranker import Ranker
 from state.redis_store import RedisStore
 from tests.serving import learned as L
@@ -53,7 +54,8 @@ def test_homepage_vector_source_picks_up_new_vectors_and_drops_deleted(
     assert (top["source"], top["reason"]) == ("vector", "picked for you by the learned model")
     (evidence,) = top["explanation"]["sources"]
     assert evidence["because"] == f"model v{L.MF_VERSION}"
-    assert evidence["score"] == pytest.approx(0.5)  # vector_weight × the best share
+    # vector_weight × the best share (1)
+    assert evidence["score"] == pytest.approx(BlendParams().vector_weight)
     # the user vector's event time is part of the answer's freshness
     assert loaded.json["freshness"]["as_of_ms"] <= L.MF_AS_OF
     # a new item's vector is served after one refresh; a deletion removes it
