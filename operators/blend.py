@@ -57,8 +57,8 @@ class BlendParams:
     recency_decay: float = 0.5    # weight of the r-th newest recent item: decay ** r
     session_weight: float = 1.0
     bought_weight: float = 0.5
-    vector_weight: float = 0.5    # the learned retrieval (0: off)
-    vector_temperature: float = 0.1  # vector_shares: score gap that divides a share by e
+    vector_weight: float = 1.0    # the learned retrieval (0: off)
+    vector_temperature: float = 0.2  # vector_shares: score gap that divides a share by e
     remind: tuple[float, ...] = ()  # score of the r-th newest recent item as a candidate
     allow_repeats: bool = False   # may neighbours and fills bring back the recent items
     pool: int = 200               # candidates per source before merging

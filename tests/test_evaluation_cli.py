@@ -57,10 +57,11 @@ def test_rsc15_prints_table_and_one_json_line_and_writes_the_report(
                  "--report", str(report)])
     out = capsys.readouterr().out
     assert code == 0
-    assert "| `engine` |" in out and "| `vsknn` |" in out
+    assert "| `engine` |" in out and "| `engine_static` |" in out and "| `online_mf` |" in out
     result = last_json(out)
-    methods = {"engine", "engine.session", "engine.similar", "engine.bought",
-               "engine.trending", "pop", "recent_pop", "covisit", "ar", "sr", "vsknn"}
+    methods = {"engine", "engine_static", "engine.session", "engine.similar",
+               "engine.bought", "engine.trending", "pop", "recent_pop", "covisit", "ar", "sr",
+               "vsknn", "online_mf"}
     assert set(result) == methods | {"events", "seconds"}
     for name in methods:
         for key in ("hr@20", "mrr@20", "ndcg@20", "coverage@20"):
@@ -69,6 +70,7 @@ def test_rsc15_prints_table_and_one_json_line_and_writes_the_report(
     assert (report / "rsc15.json").is_file()
     page = (tmp_path / "docs" / "quality.md").read_text()
     assert "## rsc15" in page and "| `engine` |" in page
+    assert "## Summary" in page and "| `engine_static` |" in page and "impressions" in page
     if importlib.util.find_spec("matplotlib") is not None:
         assert (report / "rsc15.png").stat().st_size < 200_000
         assert "quality/rsc15.png" in page
@@ -78,11 +80,12 @@ def test_ml100k_streaming_reports_recall_and_mpr(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     write_ml100k(tmp_path / "ml")
     code = main(["--dataset", "ml100k", "--path", str(tmp_path / "ml"), "--no-progress",
-                 "--methods", "engine,pop,ar"])
+                 "--methods", "engine,engine_static,online_mf,pop,ar"])
     assert code == 0
     result = last_json(capsys.readouterr().out)
-    assert set(result) == {"engine", "pop", "ar", "events", "seconds"}
-    for name in ("engine", "pop", "ar"):
+    names = ("engine", "engine_static", "online_mf", "pop", "ar")
+    assert set(result) == {*names, "events", "seconds"}
+    for name in names:
         assert 0.0 <= result[name]["recall@10"] <= 1.0
         assert 0.0 <= result[name]["mpr"] <= 100.0
 

@@ -14,6 +14,7 @@ from recs.evaluation.learned import (
     RATING_MF,
     OnlineMFMethod,
     bench_main,
+    learns,
     rating_eval,
     rating_models,
     synthetic_log,
@@ -22,9 +23,26 @@ from schemas.events import Interaction
 from tests.test_evaluation_cli import last_json, write_ml100k
 
 
-def test_online_mf_is_opt_in() -> None:
-    assert "online_mf" not in {m.name for m in build_methods(None)}
+def test_the_default_set_holds_online_mf_and_both_engines() -> None:
+    names = [m.name for m in build_methods(None)]
+    assert {"online_mf", "engine", "engine_static", "pop"} <= set(names)
+    assert names[:2] == ["engine", "engine_static"]
     assert [m.name for m in build_methods(["pop", "online_mf"])] == ["pop", "online_mf"]
+
+
+def test_view_sampling_skips_only_views_and_counts_its_learning() -> None:
+    log = synthetic_log(2_000, 50, 40)
+    views = sum(e.type == "view" for e in log)
+    method = OnlineMFMethod(view_sample=0.25)
+    for e in log:
+        method.learn(e)
+    assert method.seen == len(log)
+    assert method.learned == sum(learns(e, 0.25) for e in log)
+    assert len(log) - views < method.learned < len(log) - views + 0.4 * views
+    assert method.learn_seconds > 0
+    assert all(learns(e, 0.0) == (e.type != "view") for e in log)
+    with pytest.raises(ValueError, match="view_sample"):
+        OnlineMFMethod(view_sample=1.5)
 
 
 def test_streaming_protocol_reports_online_mf(tmp_path: Path,
@@ -67,6 +85,26 @@ def test_rating_protocol_prints_mae_and_rmse_beside_river(
     assert result["published.BiasedMF"] == {"mae": 0.749, "rmse": 0.948}
 
 
+def test_rating_report_joins_the_results_page(tmp_path: Path,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    write_ml100k(tmp_path / "ml-100k")
+    report = tmp_path / "docs" / "quality"
+    for protocol in ("rating", "auto"):
+        assert main(["--dataset", "ml100k", "--data-dir", str(tmp_path), "--no-progress",
+                     "--protocol", protocol, "--report", str(report),
+                     "--methods", "engine,engine_static,online_mf,pop"]) == 0
+    capsys.readouterr()
+    stored = orjson.loads((report / "ml100k-rating.json").read_bytes())
+    assert set(stored["metrics"]) == {"online_mf", "river.BiasedMF(docs)",
+                                      "river.BiasedMF(defaults)"}
+    page = (tmp_path / "docs" / "quality.md").read_text()
+    assert "## ml100k-rating" in page and "| River reco.BiasedMF (docs) | 0.749 | 0.948 |" in page
+    assert "| incremental MF (ISGD, Vinagre et al. 2014) | 0.023 |" in page
+    assert "--protocol rating --report" in page
+    for name in ("online_mf", "engine", "engine_static", "pop"):
+        assert f"| `{name}` |" in page.split("## Runs")[0]
+
+
 def test_rating_protocol_needs_ratings(tmp_path: Path,
                                        capsys: pytest.CaptureFixture[str]) -> None:
     csv = tmp_path / "views.csv"
@@ -94,6 +132,11 @@ def test_bench_prints_one_json_line(capsys: pytest.CaptureFixture[str]) -> None:
                        "--memory-entries", "50"]) == 0
     row = orjson.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert row["events_per_s"] > 0 and row["bytes_per_user"] > 0 and row["bytes_per_item"] > 0
+    assert row["learned_share"] == 1.0
+    assert bench_main(["--events", "400", "--users", "20", "--items", "30",
+                       "--memory-entries", "50", "--negatives", "2", "--view-sample", "0"]) == 0
+    row = orjson.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert 0.0 < row["learned_share"] < 0.5  # views are most of the synthetic log
 
 
 def test_synthetic_log_is_seeded() -> None:

@@ -9,9 +9,13 @@ recommendations *before* each event is learned, and scores them.
 ``metrics``         HR/MRR/NDCG/precision@K, coverage, diversity, novelty, mean percentile rank
 ``baselines``       popularity, decayed popularity, co-visitation, association/sequential rules
 ``sknn``            V-SKNN (session-based kNN, session-rec's VMContextKNN)
-``engine_recs``     the engine's sources and their blend, read from the reference runner
+``engine_recs``     the engine's sources and their blend (``engine``, ``engine_static``), read
+                    from the reference runner and its online model
+``learned``         ``online_mf``, the rating protocol and the learning bench
 ``harness``         the replay loop with its progress bar
-``report``          Markdown table, JSON, plot and the results page
+``report``          Markdown table, JSON and plot of a run
+``page``            the results page (``docs/quality.md``) from the stored runs
+``tune``            the blend's learned-source grid and the model's cost/quality grid
 ``cli``             ``recs eval``
 ==================  ===========================================================================
 """

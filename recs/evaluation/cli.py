@@ -2,7 +2,7 @@
 
     recs eval --dataset rsc15 --data-dir ../shared/data
     recs eval --dataset ml100k --data-dir ../shared/data --report docs/quality
-    recs eval --dataset ml100k --data-dir ../shared/data --methods online_mf,pop
+    recs eval --dataset ml100k --data-dir ../shared/data --methods engine,online_mf,pop
     recs eval --dataset ml100k --data-dir ../shared/data --protocol rating
 
 Prints the protocol, a Markdown table and, as the last line, one JSON object mapping each method
@@ -14,6 +14,7 @@ beside ``DIR`` (``docs/quality`` -> ``docs/quality.md``).
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import sys
 import time
 from collections.abc import Callable
@@ -34,7 +35,8 @@ from recs.evaluation.baselines import (
 )
 from recs.evaluation.engine_recs import TUNED_BLEND, TUNED_CONFIG, describe, engine_methods
 from recs.evaluation.harness import Outcome, run
-from recs.evaluation.learned import LEARNED_METHODS, rating_main
+from recs.evaluation.learned import LEARNED_METHODS, RATING_MF, RatingRun, rating_main, rating_run
+from recs.evaluation.page import write_page
 from recs.evaluation.sknn import VSKNN
 
 #: folder of each data set under ``--data-dir`` (the layout of ``../shared/data``)
@@ -70,8 +72,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--no-repeats", action="store_true",
                    help="next-item: a click on an item already in the session is no target")
     p.add_argument("--methods", default=None,
-                   help="comma-separated subset, e.g. engine,ar,sr (default: all but the "
-                   "opt-in learned models: online_mf)")
+                   help="comma-separated subset, e.g. engine,engine_static,online_mf,ar "
+                   "(default: all)")
     p.add_argument("--columns", default=None, help="csv: column map, e.g. user=u,item=i,ts=t")
     p.add_argument("--ts-unit", default="s", help="csv: s, ms, us or iso")
     p.add_argument("--report", type=Path, default=None,
@@ -83,10 +85,10 @@ def parser() -> argparse.ArgumentParser:
 def build_methods(selected: list[str] | None) -> list[Method]:
     methods: list[Method] = [*engine_methods(TUNED_CONFIG, TUNED_BLEND)]
     methods += [make() for make in BASELINES.values()]
+    methods += [make() for make in LEARNED_METHODS.values()]
     if selected is None:
         return methods
-    methods += [make() for name, make in LEARNED_METHODS.items() if name in selected]
-    known = {m.name for m in methods} | set(LEARNED_METHODS)
+    known = {m.name for m in methods}
     unknown = [s for s in selected if s not in known]
     if unknown:
         raise ValueError(f"--methods: unknown {unknown}; choose from {sorted(known)}")
@@ -110,7 +112,17 @@ def main(argv: list[str] | None = None) -> int:
         print(f"recs eval: {path}: no events", file=sys.stderr)
         return 2
     if args.protocol == protocols.RATING:
-        return rating_main(data.events, progress=not args.no_progress)
+        if args.report is None:
+            return rating_main(data.events, progress=not args.no_progress)
+        done = rating_run(data.events, progress=not args.no_progress)
+        if done is None:
+            return rating_main(data.events)  # explains the error
+        for line in done.notes:
+            print(f"# {line}")
+        print(done.table)
+        _write_rating_report(args, done, path, time.perf_counter() - started)
+        print(orjson.dumps(done.result).decode())
+        return 0
     protocol = protocols.default_protocol(args.dataset) if args.protocol == "auto" \
         else args.protocol
     plan = protocols.make_plan(protocol, data, warmup=args.warmup, frozen=args.frozen,
@@ -149,6 +161,17 @@ def _write_report(args: argparse.Namespace, protocol: str, outcome: Outcome, tab
     drawn = report.plot(outcome.curves, png, f"{name}: HR@K, {protocol}")
     if not drawn:
         print("# no plot: matplotlib is not installed", file=sys.stderr)
+    command = _command(args)
+    data_name = f"`{path.name}`" + (f", first {limit:,} events per file" if limit else "")
+    rec = report.record(run=name, dataset=args.dataset, data=data_name, protocol=protocol,
+                        command=command, outcome=outcome, table_md=table,
+                        engine=describe(TUNED_CONFIG, TUNED_BLEND),
+                        plot_name=png.name if drawn else None)
+    report.write_json(folder / f"{name}.json", rec, outcome.curves)
+    write_page(folder, folder.with_suffix(".md"), PAGE_ORDER)
+
+
+def _command(args: argparse.Namespace) -> str:
     command = f"recs eval --dataset {args.dataset} --data-dir ../shared/data"
     if args.protocol != "auto":
         command += f" --protocol {args.protocol}"
@@ -156,11 +179,23 @@ def _write_report(args: argparse.Namespace, protocol: str, outcome: Outcome, tab
         command += f" --limit {args.limit}"
     if args.frozen:
         command += " --frozen"
-    command += f" --report {folder.as_posix()}"
-    data_name = f"`{path.name}`" + (f", first {limit:,} events per file" if limit else "")
-    rec = report.record(run=name, dataset=args.dataset, data=data_name, protocol=protocol,
-                        command=command, outcome=outcome, table_md=table,
-                        engine=describe(TUNED_CONFIG, TUNED_BLEND),
-                        plot_name=png.name if drawn else None)
-    report.write_json(folder / f"{name}.json", rec, outcome.curves)
-    report.write_page(folder, folder.with_suffix(".md"), PAGE_ORDER)
+    return command + f" --report {args.report.as_posix()}"
+
+
+def _write_rating_report(args: argparse.Namespace, done: RatingRun, path: Path,
+                         seconds: float) -> None:
+    """Store a ``--protocol rating`` run beside the top-K runs (no curves, no plot)."""
+    folder: Path = args.report
+    name = f"{args.dataset}-{protocols.RATING}"
+    metrics = {k: v for k, v in done.result.items()
+               if isinstance(v, dict) and not k.startswith("published")}
+    n = int(done.result["events"])
+    rec = {"run": name, "dataset": args.dataset, "data": f"`{path.name}`",
+           "protocol": protocols.RATING, "command": _command(args),
+           "date": dt.date.today().isoformat(), "machine": report.machine(), "events": n,
+           "predictions": n, "seconds": round(seconds, 1), "catalogue": None,
+           "notes": done.notes, "table": done.table, "comparison": [],
+           "engine": {"online_mf": RATING_MF.to_dict()}, "plot": None, "metrics": metrics,
+           "method_seconds": {k: v.get("seconds") for k, v in metrics.items()}}
+    report.write_json(folder / f"{name}.json", rec, {})
+    write_page(folder, folder.with_suffix(".md"), PAGE_ORDER)

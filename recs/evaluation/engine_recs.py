@@ -11,8 +11,32 @@ One :class:`EngineLearner` applies every event with :class:`stream.reference.Ref
 - ``engine.bought``: the bought-together list of the user's last item;
 - ``engine.trending``: the global trending list;
 - ``engine``: the full blend (:class:`Blend`): session candidates (repeats allowed), plus
-  bought-together candidates, plus a reminder score for the recent items themselves, then filled
-  up from trending in the category of the last item and the global trending list.
+  bought-together candidates, plus the learned retrieval (``vector``: the user's best items by
+  the online model, the reference runner's own (``models=True``: the stream's
+  :class:`operators.vector_model.VectorModel`, an :class:`operators.online_mf.OnlineMF` with
+  ``cfg.mf``), as :func:`operators.blend.vector_shares`), plus a reminder score for the recent
+  items themselves, then filled up from trending in the category of the last item and the
+  global trending list;
+- ``engine_static``: the same blend without learned sources (``vector_weight`` 0), the engine
+  as it was before the online model: a run shows both side by side.
+
+The online model learns in :meth:`EngineLearner.learn`, with the other operators, so it is
+test-then-train like them: the harness asks every method first, then the learner learns the
+event. A user the model has never learned from has no vector and gets no ``vector`` candidates
+(as the server, which retrieves by the user's stored vector). In a frozen test part the model,
+like every operator, does not learn.
+
+**The gate** (``Blend.vector_min_events``, 30 in :data:`TUNED_BLEND`): a user's vector joins the
+blend only once the model has learned from that user 30 times. Measured with
+``python -m recs.evaluation.tune blend`` (grids in docs/quality/tuning.md): without it any
+weight hurts the session logs, where a user is one short session whose vector is barely
+learned and whose retrieval is about popularity (``engine.vector`` HR@20 0.175 on rsc15, 0.032
+on diginetica); its candidates push out the blend's long tail and every trending fill
+(diginetica HR@20 0.350 -> 0.294 already at weight 0.02; at the served weights, ungated, rsc15
+0.709 -> 0.660 and diginetica 0.350 -> 0.227). With the gate at 30 the session logs lose at most
+0.0005 HR@20 (MRR@20 0.0002) while the MovieLens validation stream gains 0.005 recall@10 (0.010
+ungated). The served blend has no gate yet: the server needs the count of events the model
+learned per user (published with the user's vector) to apply it.
 
 Exclusions (the streaming protocol's known items) apply to every source.
 """
@@ -20,8 +44,8 @@ Exclusions (the streaming protocol's known items) apply to every source.
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass, field, replace
+from typing import Any, Final
 
 from operators import neighbours, session, trending
 from operators.blend import (
@@ -29,12 +53,15 @@ from operators.blend import (
     TRENDING_CATEGORY,
     BlendParams,
     Fill,
+    Scored,
     Shares,
     blend,
     shares,
+    vector_shares,
 )
 from operators.candidates import recent_items, session_candidates
 from operators.config import INTEREST_TYPES, EngineConfig
+from operators.online_mf import OnlineMF
 from recs.evaluation.api import Learner, Method, Query
 from schemas.events import Interaction, ItemUpsert
 from state import keys
@@ -42,6 +69,7 @@ from stream.reference import ReferenceRunner
 
 MAX_REMIND = 20     # recent items whose repeat rates are measured
 PRIOR_EVENTS = 10   # smoothing of the measured rates
+_SERVED: Final = BlendParams()  # the served defaults (operators/blend.py)
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,15 +83,23 @@ class Blend:
     remind_weight: float = 0.0    # else: score of the r-th most recent item is w * decay ** r
     remind_decay: float = 0.5
     bought_weight: float = 0.5    # weight of bought-together candidates (same scoring)
+    vector_weight: float = _SERVED.vector_weight  # the learned retrieval (0: engine_static)
+    vector_temperature: float = _SERVED.vector_temperature
+    vector_pool: int = 200        # items retrieved from the model per request
+    vector_min_events: int = 0    # events the model learned from the user before retrieval
+    vector_min_prior: int = 0     # of them, learned in the user's earlier sessions
     category_fill: bool = True    # fill from the last item's category trending first
     pool: int = 200               # candidates scored before cutting to k
 
 
 #: The configuration ``recs eval`` runs the engine with (effects measured: docs/quality.md and
 #: the module docstring): the engine defaults, which took the 90-day similar-items half-life
-#: measured here.
+#: measured here, and learn the online model with ``EngineConfig.mf``.
 TUNED_CONFIG = EngineConfig()
-TUNED_BLEND = Blend(recent=5, recency_decay=0.5)
+#: The served blend's weights (``BlendParams``: vector weight 1, temperature 0.2) plus a gate the
+#: server does not have yet: the learned source only for users the model has learned from at
+#: least 30 times (docs/quality/tuning.md has the grids and why).
+TUNED_BLEND = Blend(recent=5, recency_decay=0.5, vector_min_events=30)
 
 
 @dataclass
@@ -71,7 +107,11 @@ class EngineLearner:
     """The reference runner plus render caches keyed by state identity (states are immutable)."""
 
     cfg: EngineConfig = field(default_factory=EngineConfig)
+    learned: bool = True          # run the online models (cfg.mf) too, as the topology does
     runner: ReferenceRunner = field(init=False)
+    # per user: events the model learned, and (last session, learned in earlier sessions)
+    mf_events: dict[str, int] = field(default_factory=dict, init=False)
+    mf_sessions: dict[str, tuple[str, int]] = field(default_factory=dict, init=False)
     _cache: dict[tuple[str, str], tuple[object, Any]] = field(default_factory=dict, init=False)
 
     repeat_hits: list[int] = field(default_factory=lambda: [0] * MAX_REMIND, init=False)
@@ -80,11 +120,47 @@ class EngineLearner:
     top_events: int = field(default=0, init=False)
 
     def __post_init__(self) -> None:
-        self.runner = ReferenceRunner(self.cfg)
+        self.runner = ReferenceRunner(self.cfg, models=self.learned)
+
+    @property
+    def mf(self) -> OnlineMF | None:
+        """The collaborative model the reference runner learns (the stream's own)."""
+        models = self.runner.models
+        return models.vectors.mf if models is not None else None
 
     def learn(self, event: Interaction) -> None:
         self._calibrate(event)
-        self.runner.on_event(event)
+        mf = self.mf
+        before = mf.events if mf is not None else 0
+        self.runner.on_event(event)  # the operators and, when learned, the online models
+        if mf is not None and mf.events > before:
+            user, n = event.user_id, self.mf_events.get(event.user_id, 0)
+            last, earlier = self.mf_sessions.get(user, (event.session_id, 0))
+            if last != event.session_id:
+                earlier = n
+            self.mf_events[user] = n + 1
+            self.mf_sessions[user] = (event.session_id, earlier)
+
+    def prior_events(self, user_id: str, session_id: str) -> int:
+        """Events the model learned from the user in sessions other than ``session_id``
+        (sessions arrive in time order: all but the user's current one)."""
+        n = self.mf_events.get(user_id, 0)
+        last, earlier = self.mf_sessions.get(user_id, (session_id, 0))
+        return earlier if last == session_id else n
+
+    def vector_list(self, user_id: str, n: int, exclude: Collection[str] = (),
+                    min_events: int = 0, min_prior: int = 0,
+                    session_id: str = "") -> list[tuple[str, float]]:
+        """The online model's best ``n`` items for the user with their scores, best first;
+        empty without a model, for a user it has learned from fewer than ``min_events`` times
+        (or not at all: no vector to retrieve by), or fewer than ``min_prior`` times outside
+        the session ``session_id``."""
+        mf = self.mf
+        if mf is None or self.mf_events.get(user_id, 0) < max(min_events, 1) or \
+                (min_prior > 0 and self.prior_events(user_id, session_id) < min_prior) or \
+                mf.user_vector(user_id) is None:
+            return []
+        return mf.recommend(user_id, n, exclude)
 
     def _calibrate(self, event: Interaction) -> None:
         """Count, before learning ``event``, whether it repeats the user's r-th most recent item
@@ -126,6 +202,12 @@ class EngineLearner:
 
     def on_item(self, upsert: ItemUpsert) -> None:
         self.runner.on_item(upsert)
+
+    def model_version(self) -> str:
+        """What ``vector`` evidence names as its cause, as the server names it: the model version
+        (here its update count)."""
+        models = self.runner.models
+        return f"model v{models.vectors.version}" if models is not None else "model"
 
     def _cached(self, kind: str, key: str, state: object, make: Any) -> Any:
         hit = self._cache.get((kind, key))
@@ -238,15 +320,34 @@ class TrendingSource(_EngineMethod):
         return _take(self._learner.trending_list(), k, query.exclude)
 
 
-class FullBlend(_EngineMethod):
-    name = "engine"
-    description = "engine: full blend"
+class VectorSource(_EngineMethod):
+    """The learned retrieval alone, read from the engine's own model (not in the default set:
+    ``online_mf`` is the same model learned on its own; :mod:`recs.evaluation.tune` reads it)."""
 
-    def __init__(self, learner: EngineLearner, blend: Blend = TUNED_BLEND) -> None:
-        super().__init__(learner)
-        self.blend = blend
+    name = "engine.vector"
+    description = "engine: the online model's retrieval (known users only)"
 
     def recommend(self, query: Query, k: int) -> list[str]:
+        return [i for i, _ in self._learner.vector_list(query.user_id, k, query.exclude)]
+
+
+class FullBlend(_EngineMethod):
+    name = "engine"
+    description = "engine: full blend (with the learned vector source)"
+
+    def __init__(self, learner: EngineLearner, blend: Blend = TUNED_BLEND, *,
+                 name: str = "engine", description: str | None = None) -> None:
+        super().__init__(learner)
+        self.blend = blend
+        self.name = name
+        if description is not None:
+            self.description = description
+
+    def recommend(self, query: Query, k: int) -> list[str]:
+        return [c.item_id for c in self.scored(query, k)]
+
+    def scored(self, query: Query, k: int) -> list[Scored]:
+        """The blend's candidates with their evidence (what :meth:`recommend` ranks)."""
         b, eng = self.blend, self._learner
         sess = eng.session(query.user_id)
         history = recent_items(sess, b.recent) if sess is not None else []
@@ -255,7 +356,8 @@ class FullBlend(_EngineMethod):
             remind = tuple(eng.remind_scores(len(history)) if b.calibrated_remind else
                            [b.remind_weight * b.remind_decay**r for r in range(len(history))])
         params = BlendParams(recent=b.recent, recency_decay=b.recency_decay,
-                             bought_weight=b.bought_weight, remind=remind,
+                             bought_weight=b.bought_weight, vector_weight=b.vector_weight,
+                             vector_temperature=b.vector_temperature, remind=remind,
                              allow_repeats=b.allow_repeats, pool=b.pool)
         last = self._last(sess)
         cat = eng.category(last) if (b.category_fill and last is not None) else None
@@ -263,15 +365,24 @@ class FullBlend(_EngineMethod):
         fills.append(Fill(TRENDING, "global", eng.trending_list()))
         similar = eng.neighbour_shares(keys.KIND_SIMILAR, history)
         bought = eng.neighbour_shares(keys.KIND_BOUGHT, history) if b.bought_weight > 0 else {}
-        return [c.item_id for c in blend(sess, similar, bought, fills, params, k=k,
-                                         exclude=query.exclude)]
+        vector: Shares = ()
+        if b.vector_weight > 0:
+            retrieved = eng.vector_list(query.user_id, b.vector_pool, query.exclude,
+                                        b.vector_min_events, b.vector_min_prior,
+                                        query.session_id)
+            vector = vector_shares(retrieved, b.vector_temperature)
+        return blend(sess, similar, bought, fills, params, k=k, exclude=query.exclude,
+                     vector=vector, vector_because=eng.model_version())
 
 
 def engine_methods(cfg: EngineConfig = TUNED_CONFIG, blend: Blend = TUNED_BLEND,
                    ) -> list[Method]:
-    """The full blend first, then each source alone, all on one learner."""
+    """The full blend, the blend without learned sources, then each source alone, all on one
+    learner (the online model alone is ``online_mf``, :mod:`recs.evaluation.learned`)."""
     learner = EngineLearner(cfg)
-    return [FullBlend(learner, blend), SessionSource(learner),
+    static = FullBlend(learner, replace(blend, vector_weight=0.0), name="engine_static",
+                       description="engine: full blend without learned sources (vector off)")
+    return [FullBlend(learner, blend), static, SessionSource(learner),
             RelationSource(learner, keys.KIND_SIMILAR), RelationSource(learner, keys.KIND_BOUGHT),
             TrendingSource(learner)]
 
@@ -281,7 +392,7 @@ def describe(cfg: EngineConfig, blend: Blend) -> dict[str, Any]:
     return {
         "session": _fields(cfg.session), "similar": _fields(cfg.similar),
         "bought": _fields(cfg.bought), "trending": _fields(cfg.trending),
-        "blend": _fields(blend),
+        "mf": cfg.mf.to_dict(), "blend": _fields(blend),
     }
 
 

@@ -2,13 +2,16 @@
 
 - ``online_mf`` (a top-K method, any protocol): :class:`operators.online_mf.OnlineMF` in
   implicit mode with :data:`TUNED_MF`, recommending the user's best known items by brute force.
-  Opt-in (``--methods online_mf,pop``), not part of the default set.
+  Part of the default set; the engine's blend learns the same model as its ``vector`` source
+  (:mod:`recs.evaluation.engine_recs`).
 - ``--protocol rating``: test-then-train rating prediction over every rating in time order
   (River's ``progressive_val_score`` on MovieLens 100K): MAE/RMSE of ``online_mf`` in explicit
   mode (:data:`RATING_MF`) beside River's own ``reco.BiasedMF`` run the same way, with its
   documented settings and with its defaults, and River's published figures. Predictions are
   clipped to the rating scale (River's docs wrap the model in ``PredClipper(1, 5)``).
-- ``python -m recs.evaluation.learned bench``: learning speed of :data:`TUNED_MF` on one core.
+- ``python -m recs.evaluation.learned bench``: learning speed of :data:`TUNED_MF` on one core
+  (``--negatives N``, ``--view-sample P``: learn plain views with probability ``P``, see
+  :func:`learns`).
 
 Tuning, honestly: configurations were compared on a validation stream, the same streaming
 protocol over the **4-star** ratings only (34,174 events, none of them in the 5-star test;
@@ -39,8 +42,21 @@ Unless said: 16 factors, lr 0.05, l2 0, bias lr (blr) 0.025, rating weight 4. Ch
 
 FunkMF at lr 0.1 (rating step 0.4) without l2 diverged (NaN); such a
 model now stops with ``FloatingPointError``. More negatives help up to about 20, at a price:
-learning costs one River update (≈ 11 µs here) per negative (``bench --negatives 10`` is twice
-as fast as 20 for about −0.005 recall@10).
+learning costs one River update (≈ 11 µs here) per negative.
+
+The cost against the quality (``python -m recs.evaluation.tune mf``; the full tables, with the
+view-sampling runs and the engine's blend at each setting, in docs/quality/tuning.md):
+
+  negatives  ML-100K recall@10 (5-star)  rsc15 HR@20  events/s learned (bench, 70 % views)
+  ---------  --------------------------  -----------  -----------------------------------
+  20         .1637                       .1752        3.7k
+  10         .1593                       .1579        6.5k
+  5          .1445                       .1385        10.3k
+  2          .1246                       .1134        23.1k
+
+Learning a plain view only with probability ``p`` (:func:`learns`) costs more quality than
+fewer negatives at the same speed (rsc15, all views: 10 negatives at p 0.5 learns 12.3k
+events/s for HR@20 .119, 5 negatives at p 1 11.2k/s for .139).
 """
 
 from __future__ import annotations
@@ -51,6 +67,7 @@ import random
 import sys
 import time
 import tracemalloc
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Final
@@ -74,24 +91,52 @@ PUBLISHED_BIASED_MF: Final = {"mae": 0.749, "rmse": 0.948}
 RATING_SCALE: Final = (1.0, 5.0)
 
 
+def learns(event: Interaction, view_sample: float) -> bool:
+    """Whether the model learns ``event`` when plain views are learned with probability
+    ``view_sample``: every other type always; a view when the CRC-32 of its id falls below that
+    share of 2**32 (stateless and seeded by the id: the same choice at any parallelism).
+
+    >>> [learns(Interaction(f"e{i}", "view", "u", "s", 0, item_id="x"), 0.5) for i in range(6)]
+    [True, True, False, False, True, True]
+    >>> learns(Interaction("e1", "purchase", "u", "s", 0, item_id="x"), 0.0)
+    True
+    """
+    if event.type != "view" or view_sample >= 1.0:
+        return True
+    return zlib.crc32(event.event_id.encode()) < view_sample * 2**32
+
+
 class OnlineMFMethod(SelfLearning):
-    """``online_mf``: the River collaborative model alone."""
+    """``online_mf``: the River collaborative model alone. ``learn_seconds`` and ``learned``:
+    the time spent learning and the events learned (``view_sample`` < 1 skips some views)."""
 
     name = "online_mf"
 
-    def __init__(self, cfg: MFConfig = TUNED_MF) -> None:
+    def __init__(self, cfg: MFConfig = TUNED_MF, *, view_sample: float = 1.0,
+                 name: str = "online_mf") -> None:
+        if not 0.0 <= view_sample <= 1.0:
+            raise ValueError(f"online_mf: view_sample must be in [0, 1], got {view_sample!r}")
         self.model = OnlineMF(cfg)
+        self.name, self.view_sample = name, view_sample
+        self.learn_seconds, self.seen, self.learned = 0.0, 0, 0
         self.description = (f"River {cfg.model} MF, {cfg.mode}, {cfg.n_factors} factors, "
                             f"{cfg.negatives} negatives, lr {cfg.lr:g}")
+        if view_sample < 1.0:
+            self.description += f", views learned with p {view_sample:g}"
 
     def learn(self, event: Interaction) -> None:
-        self.model.learn(event)
+        t0 = time.perf_counter()
+        self.seen += 1
+        if learns(event, self.view_sample):
+            self.learned += 1
+            self.model.learn(event)
+        self.learn_seconds += time.perf_counter() - t0
 
     def recommend(self, query: Query, k: int) -> list[str]:
         return [i for i, _ in self.model.recommend(query.user_id, k, query.exclude)]
 
 
-#: the learned top-K methods ``recs eval --methods`` accepts (opt-in)
+#: the learned top-K methods of ``recs eval`` (part of the default set)
 LEARNED_METHODS: Final = {"online_mf": OnlineMFMethod}
 
 
@@ -177,29 +222,50 @@ def rating_eval(events: Sequence[Interaction], models: Sequence[_Ours | _RiverBi
             for name, s in stats.items()}
 
 
-def rating_main(events: Sequence[Interaction], *, progress: bool = True) -> int:
-    """``recs eval --protocol rating``: notes, a Markdown table, then one JSON line."""
+@dataclass
+class RatingRun:
+    """One ``--protocol rating`` run: its notes, its Markdown table and its JSON line."""
+
+    notes: list[str]
+    table: str
+    result: dict[str, Any]
+
+
+def rating_run(events: Sequence[Interaction], *, progress: bool = True) -> RatingRun | None:
+    """Every model of :func:`rating_models` over the ratings of ``events``; ``None`` without
+    ratings."""
     ratings = [e for e in events if e.type == "rating" and e.value is not None]
     if not ratings:
-        print("recs eval: --protocol rating needs rating events with values", file=sys.stderr)
-        return 2
-    print(f"# rating prediction, test-then-train over all {len(ratings):,} ratings in time "
-          f"order, predictions clipped to {RATING_SCALE[0]:g}..{RATING_SCALE[1]:g}")
-    print(f"# online_mf: {RATING_MF.to_dict()}")
-    print(f"# river.BiasedMF(docs): {RIVER_DOCS_BIASED}; (defaults): reco.BiasedMF(seed=0)")
+        return None
+    notes = [f"rating prediction, test-then-train over all {len(ratings):,} ratings in time "
+             f"order, predictions clipped to {RATING_SCALE[0]:g}..{RATING_SCALE[1]:g}",
+             f"online_mf: {RATING_MF.to_dict()}",
+             f"river.BiasedMF(docs): {RIVER_DOCS_BIASED}; (defaults): reco.BiasedMF(seed=0)"]
     started = time.perf_counter()
     result: dict[str, Any] = rating_eval(ratings, rating_models(), progress=progress)
-    print("| model | MAE | RMSE | seconds |\n|---|---:|---:|---:|")
-    for name, r in result.items():
-        print(f"| `{name}` | {r['mae']:.4f} | {r['rmse']:.4f} | {r['seconds']:.1f} |")
-    print(f"| published River BiasedMF (docs) | {PUBLISHED_BIASED_MF['mae']:.3f} | "
-          f"{PUBLISHED_BIASED_MF['rmse']:.3f} | |")
+    lines = ["| model | MAE | RMSE | seconds |", "|---|---:|---:|---:|"]
+    lines += [f"| `{name}` | {r['mae']:.4f} | {r['rmse']:.4f} | {r['seconds']:.1f} |"
+              for name, r in result.items()]
+    lines.append(f"| published River BiasedMF (docs) | {PUBLISHED_BIASED_MF['mae']:.3f} | "
+                 f"{PUBLISHED_BIASED_MF['rmse']:.3f} | |")
     out: dict[str, Any] = {k: {m: round(v, 4) if isinstance(v, float) else v
                                for m, v in r.items()} for k, r in result.items()}
     out["published.BiasedMF"] = dict(PUBLISHED_BIASED_MF)
     out["events"] = len(ratings)
     out["seconds"] = round(time.perf_counter() - started, 1)
-    print(orjson.dumps(out).decode())
+    return RatingRun(notes, "\n".join(lines), out)
+
+
+def rating_main(events: Sequence[Interaction], *, progress: bool = True) -> int:
+    """``recs eval --protocol rating``: notes, a Markdown table, then one JSON line."""
+    done = rating_run(events, progress=progress)
+    if done is None:
+        print("recs eval: --protocol rating needs rating events with values", file=sys.stderr)
+        return 2
+    for note in done.notes:
+        print(f"# {note}")
+    print(done.table)
+    print(orjson.dumps(done.result).decode())
     return 0
 
 
@@ -223,6 +289,8 @@ def bench_main(argv: list[str] | None = None) -> int:
     p.add_argument("--users", type=int, default=5_000)
     p.add_argument("--items", type=int, default=5_000)
     p.add_argument("--negatives", type=int, default=TUNED_MF.negatives)
+    p.add_argument("--view-sample", type=float, default=1.0,
+                   help="learn plain views with this probability (other types always)")
     p.add_argument("--memory-entries", type=int, default=20_000,
                    help="users and items added to measure bytes per entry")
     args = p.parse_args(argv)
@@ -233,10 +301,13 @@ def bench_main(argv: list[str] | None = None) -> int:
         model.learn(e)
     rest = log[args.events // 10:]
     clock = time.perf_counter
+    before = model.events
     t0 = clock()
     for e in rest:
-        model.learn(e)
+        if learns(e, args.view_sample):
+            model.learn(e)
     secs = clock() - t0
+    learned = model.events - before
     t0 = clock()
     for e in rest[:2_000]:
         model.recommend(e.user_id, 10)
@@ -245,10 +316,11 @@ def bench_main(argv: list[str] | None = None) -> int:
     m = machine()
     print(f"# {m['cpu']}, {m['cores']} cores, Python {m['python']}, one thread; "
           f"{len(rest):,} events timed after {args.events // 10:,} of warm-up")
-    print(f"# config: {cfg.to_dict()}")
+    print(f"# config: {cfg.to_dict()}; views learned with probability {args.view_sample:g}")
     row = {"events_per_s": round(len(rest) / secs),
            "us_per_event": round(secs / len(rest) * 1e6, 1),
            "updates_per_event": round(model.updates / max(model.events, 1), 2),
+           "learned_share": round(learned / max(len(rest), 1), 3),
            "recommend_us": round(rec_us, 1), "items": model.n_items, "users": model.n_users,
            "bytes_per_user": per_user, "bytes_per_item": per_item}
     print(orjson.dumps(row).decode())

@@ -1,0 +1,55 @@
+"""``python -m recs.evaluation.tune`` on generated logs: the grids behind the engine's settings."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import orjson
+import pytest
+
+from recs.evaluation.tune import main
+from tests.test_evaluation_cli import write_ml100k, write_rsc15
+
+
+def last_json(out: str) -> dict[str, object]:
+    return orjson.loads(out.strip().splitlines()[-1])  # type: ignore[no-any-return]
+
+
+def test_blend_grid_scores_every_point_on_one_learner(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    write_rsc15(tmp_path / "rsc15-sample")
+    assert main(["blend", "--dataset", "rsc15", "--data-dir", str(tmp_path), "--no-progress",
+                 "--weights", "0.1,1", "--temperatures", "0.1", "--min-events", "0,3"]) == 0
+    rows = last_json(capsys.readouterr().out)["rows"]
+    assert isinstance(rows, list)
+    assert [r["method"] for r in rows] == [
+        "engine_static", "engine.vector", "engine w=0.1 T=0.1 n=200 min=0",
+        "engine w=0.1 T=0.1 n=200 min=3", "engine w=1 T=0.1 n=200 min=0",
+        "engine w=1 T=0.1 n=200 min=3"]
+    assert all(0.0 <= r["hr@20"] <= 1.0 for r in rows)
+
+
+def test_mf_grid_reports_quality_and_learning_rate(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    write_rsc15(tmp_path / "rsc15-sample")
+    assert main(["mf", "--dataset", "rsc15", "--data-dir", str(tmp_path), "--no-progress",
+                 "--negatives", "5,2", "--view-sample", "1,0.5"]) == 0
+    rows = last_json(capsys.readouterr().out)["rows"]
+    assert isinstance(rows, list) and len(rows) == 4
+    full, half = rows[0], rows[1]
+    assert full["method"] == "online_mf neg=5 p=1" and full["learned_share"] == 1.0
+    assert 0.3 < half["learned_share"] < 0.7  # every rsc15 event is a view
+    assert all(r["learn_events_per_s"] > 0 for r in rows)
+    assert rows[2]["updates_per_event"] < full["updates_per_event"]  # fewer negatives
+
+
+def test_validation_is_for_movielens_only(tmp_path: Path,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    write_ml100k(tmp_path / "ml-100k")
+    assert main(["mf", "--dataset", "ml100k", "--data-dir", str(tmp_path), "--no-progress",
+                 "--validation", "--negatives", "2"]) == 0
+    assert "4-star" in capsys.readouterr().out
+    write_rsc15(tmp_path / "rsc15-sample")
+    assert main(["mf", "--dataset", "rsc15", "--data-dir", str(tmp_path), "--no-progress",
+                 "--validation"]) == 2
+    assert "only for ml100k" in capsys.readouterr().err
