@@ -12,7 +12,10 @@ Sources and scores (``BlendParams`` holds the weights):
 - ``bought_together``: the same vote over their bought-together lists, weight ``bought_weight``;
 - ``vector``: the online model's retrieval for the user (the items whose learned vectors score
   highest against the user's vector, :func:`vector_shares` of their scores), weight
-  ``vector_weight``; the evidence names ``because`` the model version that scored it;
+  ``vector_weight``, once the model has learned from the user ``vector_min_events`` times
+  (below that a user's vector is barely trained and its retrieval is about popularity, which
+  pushes out better session candidates: ``docs/quality/tuning.md``); the evidence names
+  ``because`` the model version that scored it;
 - ``recently_viewed``: the recent items themselves, the r-th newest scoring ``remind[r]``
   (a "continue where you left off" row; empty ``remind`` turns it off). With ``allow_repeats``
   the recent items may also come back as neighbours and fills; without it they never do;
@@ -59,11 +62,15 @@ class BlendParams:
     bought_weight: float = 0.5
     vector_weight: float = 1.0    # the learned retrieval (0: off)
     vector_temperature: float = 0.2  # vector_shares: score gap that divides a share by e
+    vector_min_events: int = 30   # events learned from the user before its vector votes
     remind: tuple[float, ...] = ()  # score of the r-th newest recent item as a candidate
     allow_repeats: bool = False   # may neighbours and fills bring back the recent items
     pool: int = 200               # candidates per source before merging
 
     def __post_init__(self) -> None:
+        if self.vector_min_events < 0:
+            raise ValueError(f"operators.blend: vector_min_events must be >= 0, "
+                             f"got {self.vector_min_events!r}")
         for name in ("recent", "pool"):
             if getattr(self, name) < 1:
                 raise ValueError(f"operators.blend: {name} must be >= 1, "
@@ -164,11 +171,12 @@ def _vote(history: Sequence[str], lists: Mapping[str, Shares], banned: Collectio
 def blend(session: Mapping[str, Any] | None, similar: Mapping[str, Shares],
           bought: Mapping[str, Shares], fills: Sequence[Fill], params: BlendParams, *, k: int,
           exclude: Collection[str] = (), vector: Shares = (),
-          vector_because: str = "") -> list[Scored]:
+          vector_because: str = "", vector_events: int = 0) -> list[Scored]:
     """The best ``k`` candidates, score descending (ties by id), every one with its evidence.
     ``similar`` and ``bought`` map recent items to their lists as :func:`shares`; ``vector``
     is the user's learned retrieval as :func:`vector_shares` (``vector_because``: what to name
-    as its cause, e.g. the model version)."""
+    as its cause, e.g. the model version; ``vector_events``: how many events the model learned
+    from the user, gated by ``params.vector_min_events``)."""
     history = recent_items(session, params.recent) if session else []
     purchased = set(session.get("purchased", ())) if session else set()
     banned = set(exclude) | purchased
@@ -181,7 +189,7 @@ def blend(session: Mapping[str, Any] | None, similar: Mapping[str, Shares],
     if params.bought_weight > 0:
         sources.append((BOUGHT_TOGETHER, *_vote(history, bought, banned, params.recency_decay,
                                                 params.bought_weight, params.pool)))
-    if params.vector_weight > 0 and vector:
+    if params.vector_weight > 0 and vector and vector_events >= params.vector_min_events:
         votes = {i: params.vector_weight * share for i, share in vector[:params.pool]
                  if i not in banned}
         sources.append((VECTOR, votes, dict.fromkeys(votes, vector_because)))

@@ -22,8 +22,8 @@ index, pending changes, counters), then the :mod:`operators.mf_codec` snapshot o
 >>> m.upsert(ItemUpsert("new", 5, title="A mug", category="mugs"))  # placed among x and y
 True
 >>> pub = m.drain()
->>> [(i, src) for i, _, _, src in pub.items], [u for u, _, _ in pub.users], pub.version
-([('new', 'content'), ('x', 'cf'), ('y', 'cf')], ['a', 'b'], 4)
+>>> [(i, src) for i, _, _, src in pub.items], [(u, n) for u, _, _, n in pub.users], pub.version
+([('new', 'content'), ('x', 'cf'), ('y', 'cf')], [('a', 1), ('b', 1)], 4)
 >>> m.drain() is None  # nothing changed since
 True
 >>> VectorModel.restore(m.snapshot()).snapshot() == m.snapshot()
@@ -48,7 +48,7 @@ CF: Final = "cf"
 CONTENT: Final = "content"
 
 ItemVec = tuple[str, tuple[float, ...] | None, float, str]  # item, vector (None: gone), bias, src
-UserVec = tuple[str, tuple[float, ...] | None, float]
+UserVec = tuple[str, tuple[float, ...] | None, float, int]  # ..., events learned from the user
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +69,7 @@ class VectorModel:
         self._content_src: set[str] = set()  # items whose vector is still their placement
         self._items: dict[str, None] = {}    # changed since the last drain
         self._users: dict[str, None] = {}
+        self.user_events: dict[str, int] = {}  # events learned per user (the model's users)
 
     @property
     def version(self) -> int:
@@ -79,11 +80,13 @@ class VectorModel:
         out = self.mf.learn(event)
         if out.updates:
             self._users[event.user_id] = None
+            self.user_events[event.user_id] = self.user_events.get(event.user_id, 0) + 1
             for item in (*out.items, *out.evicted_items):
                 self._items[item] = None
                 self._content_src.discard(item)
             for user in out.evicted_users:
                 self._users[user] = None
+                self.user_events.pop(user, None)
         return out
 
     def upsert(self, item: ItemUpsert) -> bool:
@@ -131,7 +134,7 @@ class VectorModel:
         for user in sorted(self._users):
             uvec = self.mf.user_vector(user)
             users.append((user, None if uvec is None else tuple(uvec.tolist()),
-                          self.mf.user_bias(user)))
+                          self.mf.user_bias(user), self.user_events.get(user, 0)))
         self._items.clear()
         self._users.clear()
         return Publication(items, users, self.header(), self.version, self.as_of)
@@ -140,6 +143,7 @@ class VectorModel:
         side = {"format": FORMAT, "version": FORMAT_VERSION, "as_of": self.as_of,
                 "placed": self.placed, "content_src": sorted(self._content_src),
                 "pending_items": list(self._items), "pending_users": list(self._users),
+                "user_events": list(self.user_events.items()),
                 "content": self.content.encode()}
         return orjson.dumps(side) + b"\n" + mf_codec.snapshot(self.mf)
 
@@ -159,4 +163,5 @@ class VectorModel:
         model._content_src = set(side["content_src"])
         model._items = dict.fromkeys(side["pending_items"])
         model._users = dict.fromkeys(side["pending_users"])
+        model.user_events = {str(u): int(n) for u, n in side["user_events"]}
         return model

@@ -46,7 +46,7 @@ class Settings:
     # ranker are published, how many sampled negatives each positive learns against
     models: bool = True
     model_publish_ms: int = 2_000
-    mf_negatives: int = 5
+    mf_negatives: int = 10
     ranker_window_ms: int = 30 * 60_000  # attribution window of an impression (event time)
     # serving: rules and experiments files ("" = the ones shipped in serving/config), how long
     # shared lists stay in the server's cache, the time budget of its Redis reads

@@ -253,7 +253,8 @@ class Handlers(Core):
         if new_env is not None:  # new items fill in last (and explore, below)
             fills.append(Fill(P.NEW_ARRIVAL, arrivals_cat or "", new_env.data["items"]))
         cands = blend(session, similar, bought, fills, params, k=o.pool, exclude=o.exclude,
-                      vector=vector, vector_because=_model_version(uvec))
+                      vector=vector, vector_because=_model_version(uvec),
+                      vector_events=_learned_events(uvec))
         if vector and uvec is not None:
             times.append(uvec.as_of)
         fallback = None if recent or vector else FALLBACK_NO_SESSION
@@ -266,8 +267,9 @@ class Handlers(Core):
         """The learned retrieval for the user's vector: the ``pool`` items of the index scoring
         highest against ``[x_u, 1]``, none the blend would drop (excluded, bought, and the
         recent items unless repeats are allowed), as :func:`operators.blend.vector_shares`."""
-        if uvec is None or params.vector_weight <= 0 or self.models.vectors == 0:
-            return ()
+        if uvec is None or params.vector_weight <= 0 or self.models.vectors == 0 or \
+                _learned_events(uvec) < params.vector_min_events:
+            return ()  # no vector, or one learned from too few events (the blend's gate)
         banned = set(o.exclude)
         if session:
             banned.update(session.get("purchased", ()))
@@ -397,6 +399,12 @@ class Handlers(Core):
                                  ((b"retry-after", b"1"),))
         self.metrics.events.inc(len(events))
         return json_response({"accepted": len(events)}, 202)
+
+
+def _learned_events(uvec: Envelope | None) -> int:
+    """How many events the model learned from the user (``n`` of the user's vector)."""
+    n = uvec.data.get("n") if uvec is not None and isinstance(uvec.data, dict) else None
+    return n if isinstance(n, int) else 0
 
 
 def _model_version(header: Envelope | Header | None) -> str:

@@ -41,8 +41,9 @@ def publication_updates(pub: Publication) -> Iterator[Update]:
     for item, vec, bias, src in pub.items:
         yield views.item_vector_update(item, vec, bias, version=pub.version, as_of=pub.as_of,
                                        src=src)
-    for user, uvec, ubias in pub.users:
-        yield views.user_vector_update(user, uvec, ubias, version=pub.version, as_of=pub.as_of)
+    for user, uvec, ubias, n in pub.users:
+        yield views.user_vector_update(user, uvec, ubias, version=pub.version, as_of=pub.as_of,
+                                       events=n)
     yield views.model_update(keys.MODEL_MF, pub.header, version=pub.version, as_of=pub.as_of)
 
 

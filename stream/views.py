@@ -67,9 +67,11 @@ def item_vector_update(item_id: str, vector: Sequence[float] | None, bias: float
 
 
 def user_vector_update(user_id: str, vector: Sequence[float] | None, bias: float, *,
-                       version: int, as_of: int) -> Update:
+                       version: int, as_of: int, events: int = 0) -> Update:
+    """A user's vector with ``n``, the events the model learned from the user (the server's
+    blend uses the vector only past ``BlendParams.vector_min_events``)."""
     data = None if vector is None else {"x": [round(float(v), VECTOR_DIGITS) for v in vector],
-                                        "b": round(float(bias), VECTOR_DIGITS)}
+                                        "b": round(float(bias), VECTOR_DIGITS), "n": events}
     return Update(keys.uservec_key(user_id), version, as_of, data)
 
 

@@ -154,7 +154,7 @@ def test_vector_changelog_follows_item_vector_writes(store: Store) -> None:
     assert store.vector_changes(4) == [("a", 7)]
     assert store.vector_changes(0, limit=1) == [("b", 3)]
     assert store.get(itemvec_key("a")) is None
-    assert ITEMVEC_LOG_KEY not in store.keys()
+    assert ITEMVEC_LOG_KEY not in store.keys(PREFIX)
 
 
 @pytest.mark.integration

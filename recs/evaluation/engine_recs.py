@@ -35,8 +35,8 @@ on diginetica); its candidates push out the blend's long tail and every trending
 (diginetica HR@20 0.350 -> 0.294 already at weight 0.02; at the served weights, ungated, rsc15
 0.709 -> 0.660 and diginetica 0.350 -> 0.227). With the gate at 30 the session logs lose at most
 0.0005 HR@20 (MRR@20 0.0002) while the MovieLens validation stream gains 0.005 recall@10 (0.010
-ungated). The served blend has no gate yet: the server needs the count of events the model
-learned per user (published with the user's vector) to apply it.
+ungated). The served blend applies the same gate (``BlendParams.vector_min_events``): the stream
+publishes, with each user's vector, how many events the model learned from the user.
 
 Exclusions (the streaming protocol's known items) apply to every source.
 """
@@ -358,7 +358,8 @@ class FullBlend(_EngineMethod):
         params = BlendParams(recent=b.recent, recency_decay=b.recency_decay,
                              bought_weight=b.bought_weight, vector_weight=b.vector_weight,
                              vector_temperature=b.vector_temperature, remind=remind,
-                             allow_repeats=b.allow_repeats, pool=b.pool)
+                             allow_repeats=b.allow_repeats, pool=b.pool,
+                             vector_min_events=b.vector_min_events)
         last = self._last(sess)
         cat = eng.category(last) if (b.category_fill and last is not None) else None
         fills = [Fill(TRENDING_CATEGORY, cat, eng.trending_list(cat))] if cat is not None else []
@@ -372,7 +373,8 @@ class FullBlend(_EngineMethod):
                                         query.session_id)
             vector = vector_shares(retrieved, b.vector_temperature)
         return blend(sess, similar, bought, fills, params, k=k, exclude=query.exclude,
-                     vector=vector, vector_because=eng.model_version())
+                     vector=vector, vector_because=eng.model_version(),
+                     vector_events=eng.mf_events.get(query.user_id, 0))
 
 
 def engine_methods(cfg: EngineConfig = TUNED_CONFIG, blend: Blend = TUNED_BLEND,

@@ -75,13 +75,14 @@ from typing import Any, Final
 import orjson
 from river import optim, reco
 
+from operators.config import EngineConfig
 from operators.online_mf import EXPLICIT, MFConfig, OnlineMF
 from recs.evaluation.api import Query, SelfLearning
 from recs.evaluation.harness import Progress
 from recs.evaluation.report import machine
 from schemas.events import Interaction
 
-TUNED_MF: Final = MFConfig()
+TUNED_MF: Final = EngineConfig().mf  # the stream's model, as the job runs it
 RATING_MF: Final = MFConfig(mode=EXPLICIT, n_factors=10, lr=0.05, bias_lr=0.025, l2=0.0,
                             negatives=0, init_sigma=0.1, seed=73)
 #: River's docs (part 1 of its matrix factorization example; ``published/`` in the data folder)

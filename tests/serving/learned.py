@@ -45,13 +45,20 @@ def item_vectors(vectors: dict[str, tuple[list[float], float]], version: int = M
             for i, (x, b) in vectors.items()]
 
 
+LEARNED = 40          # events learned from u_vec and u1: past the blend's gate (30)
+LEARNED_TOO_FEW = 3   # ...and from u_young: its vector does not vote yet
+YOUNG_USER = "u_young"
+
+
 def publish_model(store: RedisStore) -> None:
     """The header, the vectors of the catalogue items and u_vec's (and u1's) user vector."""
     store.apply([header(), *item_vectors(ITEM_VECTORS),
                  user_vector_update(USER, USER_VECTOR, 0.2, version=MF_VERSION,
-                                    as_of=MF_AS_OF),
+                                    as_of=MF_AS_OF, events=LEARNED),
                  user_vector_update("u1", [0.0, 1.0], 0.0, version=MF_VERSION,
-                                    as_of=MF_AS_OF)])
+                                    as_of=MF_AS_OF, events=LEARNED),
+                 user_vector_update(YOUNG_USER, USER_VECTOR, 0.2, version=MF_VERSION,
+                                    as_of=MF_AS_OF, events=LEARNED_TOO_FEW)])
 
 
 def publish_new_item(store: RedisStore, version: int = MF_VERSION + 1, *,
