@@ -42,8 +42,9 @@ Methods: `engine` is the homepage blend the server calls (`operators/blend.py`, 
 `recs/evaluation/engine_recs.py`) with its learned source: `vector`, the user's best items by
 the online model (`operators/online_mf.py`, learned with `EngineConfig.mf` on the same events,
 test-then-train like every operator), used for users the model has learned from at least 30
-times (a gate the server does not apply yet; without it the learned source hurts short
-sessions: `docs/quality/tuning.md`). `engine_static` is the same blend without learned sources,
+times (`BlendParams.vector_min_events`, applied by the server too: each published user vector
+carries the count; without it the learned source hurts short sessions:
+`docs/quality/tuning.md`). `engine_static` is the same blend without learned sources,
 the engine before the online model. `engine.*` are the static sources alone (`engine.session`
 is "because you viewed" as the server answers it). `online_mf` is the online model alone.
 `pop`, `recent_pop`, `covisit`, `ar`, `sr` are the simple baselines and `vsknn` the
@@ -62,8 +63,7 @@ None of these public logs records impressions, so the ranker cannot be trained o
 offline on them; the `engine` rows are the blend's order without it. Its effect can only be
 measured online, on the engine's own impression log (A/B tests: `recs/abtest`).
 
-**What the server does not have yet.** Besides the gate, the `engine` rows add *calibrated
-reminders*: the user's recently viewed items (repeats allowed), scored by the repeat rates the
+**What the server does not have yet.** The `engine` rows add *calibrated reminders*: the user's recently viewed items (repeats allowed), scored by the repeat rates the
 learner measures from the same stream before each event (no look-ahead). The server's homepage
 blend (`serving/routes.py`, `BlendParams` defaults) has neither reminders nor repeats: the job
 does not publish repeat rates.
