@@ -34,7 +34,6 @@ absent key (Redis restarted empty) keeps what was loaded; a tombstone deletes it
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import math
 from collections.abc import Collection, Mapping, Sequence
@@ -68,6 +67,7 @@ RANKER_ABSENT: Final = "absent"
 
 # errors that mean "Redis is not reachable now", retried on the next tick
 REDIS_DOWN: Final = (redis.exceptions.RedisError, OSError, TimeoutError)
+STOP_TIMEOUT_S: Final = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,6 +148,7 @@ class ModelRefresher:
         self._vec = _Vectors(None)
         self._lock = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
+        self._stopping = False
         self._ok = True
         self.refreshes = 0
         self.failures = 0
@@ -212,18 +213,25 @@ class ModelRefresher:
         """Refresh now and then every ``refresh_ms`` until :meth:`stop`."""
         faiss.omp_set_num_threads(FAISS_THREADS)  # process-wide: this process serves
         self.source = source
+        self._stopping = False
         if self._task is None:
             self._task = asyncio.ensure_future(self._run())
 
     async def stop(self) -> None:
+        """Cancel the refresher and wait for it, at most :data:`STOP_TIMEOUT_S`. A cancellation
+        that lands inside a Redis call can be swallowed by the client (the task then carries on),
+        so the loop also checks a flag: shutdown never waits on a refresher that did not stop."""
         task, self._task = self._task, None
+        self._stopping = True
         if task is not None:
             task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            done, _ = await asyncio.wait({task}, timeout=STOP_TIMEOUT_S)
+            if not done:
+                log.warning("serving.models: the refresher did not stop within %.0f s",
+                            STOP_TIMEOUT_S)
 
     async def _run(self) -> None:
-        while True:
+        while not self._stopping:
             await self.refresh()
             await asyncio.sleep(self.refresh_ms / 1000)
 

@@ -7,6 +7,8 @@ model metrics."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -14,7 +16,13 @@ import pytest
 
 from recs.settings import Settings
 from serving.app import create_app
-from serving.models import RANKER_ABSENT, RANKER_COLD, RANKER_WARM, ModelSource
+from serving.models import (
+    RANKER_ABSENT,
+    RANKER_COLD,
+    RANKER_WARM,
+    ModelRefresher,
+    ModelSource,
+)
 from state.records import Envelope
 from state.redis_store import RedisStore
 from stream.views import item_vector_update
@@ -278,3 +286,50 @@ def test_metrics_export_model_versions_ages_quality_and_vectors(
     assert after["recs_ranker_auc"] == pytest.approx(stats["auc"])
     assert after["recs_ranker_log_loss"] == pytest.approx(stats["log_loss"])
     assert after["recs_serving_vectors"] == len(L.ITEM_VECTORS)
+
+
+class _SwallowingSource:
+    """A source whose read swallows the cancellation (as a Redis client caught mid-read can):
+    the refresher's task carries on after ``cancel()``."""
+
+    def __init__(self) -> None:
+        self.reads = 0
+
+    async def get_many(self, keys: Any) -> list[Any]:
+        self.reads += 1
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.sleep(0.05)
+        return [None for _ in keys]
+
+    async def vector_changes(self, since: int, limit: int) -> list[tuple[str, int]]:
+        return []
+
+    async def count_at(self, version: int) -> int:
+        return 0
+
+    async def members_at(self, version: int, offset: int, limit: int) -> list[str]:
+        return []
+
+    async def head(self, key: str) -> tuple[int, int] | None:
+        return None
+
+    async def get_raw(self, key: str) -> bytes | None:
+        return None
+
+    async def close(self) -> None:
+        pass
+
+
+def test_stop_returns_even_when_a_read_swallows_the_cancellation() -> None:
+    async def go() -> tuple[float, int]:
+        models = ModelRefresher(refresh_ms=10)
+        source = _SwallowingSource()
+        models.start(source)
+        while source.reads < 3:
+            await asyncio.sleep(0.01)
+        started = time.monotonic()
+        await models.stop()  # before the fix: waited forever on a task that never ended
+        return time.monotonic() - started, source.reads
+
+    took, reads = asyncio.run(asyncio.wait_for(go(), timeout=10))
+    assert took < 1.0 and reads >= 3
