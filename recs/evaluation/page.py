@@ -63,7 +63,8 @@ None of these public logs records impressions, so the ranker cannot be trained o
 offline on them; the `engine` rows are the blend's order without it. Its effect can only be
 measured online, on the engine's own impression log (A/B tests: `recs/abtest`).
 
-**What the server does not have yet.** The `engine` rows add *calibrated reminders*: the user's recently viewed items (repeats allowed), scored by the repeat rates the
+**What the server does not have yet.** The `engine` rows add *calibrated reminders*: the
+user's recently viewed items (repeats allowed), scored by the repeat rates the
 learner measures from the same stream before each event (no look-ahead). The server's homepage
 blend (`serving/routes.py`, `BlendParams` defaults) has neither reminders nor repeats: the job
 does not publish repeat rates.
