@@ -134,8 +134,10 @@ class Checkpointed(Generic[M]):
 
 
 class _ModelShell(_Measured):
-    """What the two model functions share: the checkpointed model, ticks, end of input."""
+    """What the two model functions share: the checkpointed model, ticks, end of input. Input 1
+    is the model's own stream (logged with ``INPUT_TAG``), input 2 the catalogue."""
 
+    INPUT_TAG = ""
     checkpointed: Checkpointed[Any]
 
     def __init__(self, interval_ms: int) -> None:
@@ -145,6 +147,12 @@ class _ModelShell(_Measured):
     def open(self, runtime_context: RuntimeContext) -> None:
         super().open(runtime_context)
         self.checkpointed.open(runtime_context)
+
+    def process_element1(self, value: Row, ctx: Any) -> Any:
+        return self._input(self.INPUT_TAG, value.body, value.ts, ctx)
+
+    def process_element2(self, value: Row, ctx: Any) -> Any:
+        return self._input(ITEM_TAG, value.body, value.ts, ctx)
 
     def _input(self, tag: str, body: str, ts: int, ctx: Any) -> Any:
         self.metrics.arrived(ctx, ts)
@@ -169,6 +177,7 @@ class ModelFunction(_ModelShell, KeyedCoProcessFunction):  # type: ignore[misc]
     catalogue)."""
 
     OPERATOR = "model"
+    INPUT_TAG = EVENT_TAG
 
     def __init__(self, cfg: EngineConfig, publish_interval_ms: int, *,
                  snapshot_every: int = 50_000, snapshot_interval_ms: int = 30_000) -> None:
@@ -178,12 +187,6 @@ class ModelFunction(_ModelShell, KeyedCoProcessFunction):  # type: ignore[misc]
             "mf", new=lambda: VectorModel(mf), restore=VectorModel.restore,
             snapshot=VectorModel.snapshot, apply=vector_model_step,
             snapshot_every=snapshot_every, snapshot_interval_ms=snapshot_interval_ms)
-
-    def process_element1(self, value: Row, ctx: KeyedCoProcessFunction.Context) -> Any:
-        return self._input(EVENT_TAG, value.body, value.ts, ctx)
-
-    def process_element2(self, value: Row, ctx: KeyedCoProcessFunction.Context) -> Any:
-        return self._input(ITEM_TAG, value.body, value.ts, ctx)
 
     def _publish(self, model: VectorModel, timestamp: int) -> Iterator[Update]:
         pub = model.drain()
@@ -196,6 +199,7 @@ class RankerFunction(_ModelShell, KeyedCoProcessFunction):  # type: ignore[misc]
     input 2: the catalogue its features read)."""
 
     OPERATOR = "ranker"
+    INPUT_TAG = LABELS_TAG
 
     def __init__(self, cfg: EngineConfig, publish_interval_ms: int, *,
                  snapshot_every: int = 50_000, snapshot_interval_ms: int = 30_000) -> None:
@@ -205,12 +209,6 @@ class RankerFunction(_ModelShell, KeyedCoProcessFunction):  # type: ignore[misc]
             "ranker", new=lambda: RankerModel(rcfg), restore=RankerModel.restore,
             snapshot=RankerModel.snapshot, apply=ranker_model_step,
             snapshot_every=snapshot_every, snapshot_interval_ms=snapshot_interval_ms)
-
-    def process_element1(self, value: Row, ctx: KeyedCoProcessFunction.Context) -> Any:
-        return self._input(LABELS_TAG, value.body, value.ts, ctx)
-
-    def process_element2(self, value: Row, ctx: KeyedCoProcessFunction.Context) -> Any:
-        return self._input(ITEM_TAG, value.body, value.ts, ctx)
 
     def _publish(self, model: RankerModel, timestamp: int) -> Iterator[Update]:
         if model.changed:
