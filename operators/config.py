@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Final
 
-from operators.online_mf import MFConfig
+from operators.mf_config import MFConfig
 
 if TYPE_CHECKING:  # operators.ranker imports operators.trending, which imports this module
     from operators.ranker import RankerConfig

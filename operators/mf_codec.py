@@ -19,7 +19,8 @@ from typing import Any
 import numpy as np
 import orjson
 
-from operators.online_mf import BIASED, F8, FORMAT, FORMAT_VERSION, MFConfig, OnlineMF
+from operators.mf_config import BIASED, MFConfig
+from operators.online_mf import F8, FORMAT, FORMAT_VERSION, OnlineMF
 
 # -- snapshot codec ---------------------------------------------------------------------------
 #

@@ -14,7 +14,7 @@ Snapshot (:meth:`VectorModel.snapshot`): one JSON line (format, version, the sid
 index, pending changes, counters), then the :mod:`operators.mf_codec` snapshot of the model.
 
 >>> from schemas.events import Interaction, ItemUpsert
->>> from operators.online_mf import MFConfig
+>>> from operators.mf_config import MFConfig
 >>> m = VectorModel(MFConfig(n_factors=2, negatives=1))
 >>> for t, (u, i) in enumerate([("a", "x"), ("b", "y")]):
 ...     placed = m.upsert(ItemUpsert(i, t, title=f"mug {i}", category="mugs"))
@@ -39,7 +39,8 @@ import orjson
 
 from operators import mf_codec
 from operators.content import ContentIndex
-from operators.online_mf import Learned, MFConfig, OnlineMF
+from operators.mf_config import MFConfig
+from operators.online_mf import Learned, OnlineMF
 from schemas.events import Interaction, ItemUpsert
 
 FORMAT: Final = "recs.vector_model"

@@ -4,7 +4,7 @@
 
 Feeds the stream benchmark's synthetic storefront (5,000 items, 50,000 users; catalogue first)
 through what the model operators do per input: parse the event's JSON, route it
-(:func:`stream.model_views.learns_from`, :func:`ranker_input`), learn it
+(:func:`stream.routing.learns_from`, :func:`ranker_input`), learn it
 (:class:`operators.vector_model.VectorModel`), the label join and ranker for impressions and
 ``rec_id`` engagements, and every ``--tick`` events (the publication interval at the measured
 rate) drain the changed vectors and encode their Redis updates as the job does. Figures are CPU
@@ -28,7 +28,8 @@ from operators.ranker_state import RankerModel
 from operators.vector_model import VectorModel
 from recs.synthetic.storefront import Storefront
 from schemas.events import interaction_from_canonical
-from stream.model_views import learns_from, publication_updates, ranker_input
+from stream.model_views import publication_updates
+from stream.routing import learns_from, ranker_input
 
 
 def run(cfg: EngineConfig, n_events: int, tick: int) -> dict[str, Any]:

@@ -43,8 +43,7 @@ from schemas.events import SchemaError, decode_interaction, decode_item, interac
 from state import keys
 from stream import views
 from stream.dlq import dead_letter
-from stream.model_views import learns_from, ranker_input
-from stream.reference import item_targets
+from stream.routing import item_targets, learns_from, ranker_input
 
 log = logging.getLogger(__name__)
 

@@ -3,17 +3,16 @@ by the Flink shells (``stream/models.py``) and the reference runner (``stream/re
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import asdict
 from typing import Any, Final
 
 import orjson
 
 from operators import ranker
-from operators.config import EngineConfig
 from operators.ranker_state import RankerModel
 from operators.vector_model import Publication, VectorModel
-from schemas.events import Interaction, decode_item, interaction_from_canonical
+from schemas.events import decode_item, interaction_from_canonical
 from state import keys
 from state.records import Update
 from stream import views
@@ -62,18 +61,3 @@ def decode_labels(raw: str) -> ranker.Labels:
     examples = tuple(ranker.Example(**{**ex, "context": tuple(tuple(kv) for kv in ex["context"])})
                      for ex in doc["examples"])
     return ranker.Labels(examples, doc["ignored"])
-
-
-def ranker_input(event: Interaction) -> bool:
-    """The events the label join needs: impressions, and engagements that name a ``rec_id``."""
-    return event.type == ranker.IMPRESSION or event.rec_id is not None
-
-
-def learns_from(cfg: EngineConfig) -> Callable[[Interaction], bool]:
-    """Whether the collaborative model can learn anything from an event (the others are
-    not sent to it): an event type it weighs above zero, or a rating in explicit mode."""
-    mf = cfg.mf
-    types = frozenset(t for t, w in mf.event_weights.items() if w > 0)
-    if mf.mode == "explicit":
-        return lambda e: e.type == "rating" and e.item_id is not None
-    return lambda e: e.type in types and e.item_id is not None

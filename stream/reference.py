@@ -26,7 +26,8 @@ from state import keys
 from state.records import Update
 from state.store import MemoryStore, Store
 from stream import views
-from stream.model_views import learns_from, publication_updates, ranker_input, ranker_updates
+from stream.model_views import publication_updates, ranker_updates
+from stream.routing import item_targets, learns_from, ranker_input
 
 WRITER = "reference"
 END_OF_INPUT = 2**62  # as stream.functions.END_OF_TIME: closes every label window
@@ -188,13 +189,6 @@ class ReferenceModels:
         if self.ranker.changed:
             out.extend(ranker_updates(self.ranker))
         return out
-
-
-def item_targets(event: Interaction) -> list[str]:
-    """Items whose statistics an event touches: its item, or every item of an impression."""
-    if event.type == "impression":
-        return list(event.item_ids)
-    return [event.item_id] if event.item_id is not None else []
 
 
 def main(argv: list[str]) -> int:

@@ -24,7 +24,8 @@ from hypothesis import strategies as st
 from river import optim, reco
 
 from operators.mf_codec import SnapshotError, inspect, main, read_header, restore, snapshot
-from operators.online_mf import BIASED, EXPLICIT, FUNK, LOG, MFConfig, OnlineMF
+from operators.mf_config import BIASED, EXPLICIT, FUNK, LOG, MFConfig
+from operators.online_mf import OnlineMF
 from schemas.events import Interaction
 from tests.strategies import interactions
 

@@ -19,7 +19,8 @@ from schemas.events import Interaction, ItemUpsert
 from state import keys
 from state.records import Envelope
 from state.store import MemoryStore, Store
-from stream.reference import WRITER, ReferenceRunner, item_targets
+from stream.reference import WRITER, ReferenceRunner
+from stream.routing import item_targets
 from tests.strategies import (
     DAY,
     T0,

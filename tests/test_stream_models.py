@@ -17,15 +17,16 @@ from pyflink.common import Row
 
 from operators import ranker
 from operators.config import EngineConfig
-from operators.online_mf import MFConfig
+from operators.mf_config import MFConfig
 from operators.vector_model import VectorModel
 from schemas.events import Interaction, ItemUpsert
 from state import keys
 from state.records import Update
 from stream.functions import UPDATES
-from stream.model_views import decode_labels, encode_labels, learns_from, ranker_input
+from stream.model_views import decode_labels, encode_labels
 from stream.models import LabelFunction, ModelFunction, RankerFunction
 from stream.reference import ReferenceRunner
+from stream.routing import learns_from, ranker_input
 
 T0 = 1_700_000_000_000
 CFG = EngineConfig(mf=MFConfig(n_factors=4, negatives=3, seed=11))

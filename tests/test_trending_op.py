@@ -29,7 +29,8 @@ from operators.config import EngineConfig, TrendingConfig
 from operators.decay import NEG_INF, log_term, rate
 from schemas.events import Interaction, ItemUpsert
 from state import keys
-from stream.reference import ReferenceRunner, item_targets
+from stream.reference import ReferenceRunner
+from stream.routing import item_targets
 from tests.strategies import (
     CATEGORIES,
     DAY,

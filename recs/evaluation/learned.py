@@ -76,7 +76,8 @@ import orjson
 from river import optim, reco
 
 from operators.config import EngineConfig
-from operators.online_mf import EXPLICIT, MFConfig, OnlineMF
+from operators.mf_config import EXPLICIT, MFConfig
+from operators.online_mf import OnlineMF
 from recs.evaluation.api import Query, SelfLearning
 from recs.evaluation.harness import Progress
 from recs.evaluation.report import machine
