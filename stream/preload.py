@@ -8,7 +8,7 @@ GIL its own thread already holds, forever. pybind11 extension modules call it on
 are first imported (``get_internals``), and SciPy has several (``scipy.spatial``,
 ``scipy.optimize``, ``scipy.fft``), imported by River's ``linear_model``. So whenever the first
 import of River happened under a chained operator's second thread state, the job hung at
-start-up, in about one start in eight at parallelism 2 (diagnosed from native stacks: the
+start-up, in about one start in ten at parallelism 2 (diagnosed from native stacks: the
 opening operator blocked in ``take_gil`` under ``PyGILState_Ensure`` in
 ``PyInit__distance_pybind``).
 
