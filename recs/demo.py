@@ -45,6 +45,10 @@ MALFORMED = (b'{"event_id": "bad-1", "type": "view"', b'{"event_id":"bad-2","typ
 class Counters:
     produced: int = 0
     processed: int = 0  # highest committed-offset total seen (commits happen on checkpoints)
+    # the totals when this run began: the demo's topics and checkpoints outlive a run (the next
+    # `make demo` resumes), so this run's figures are the totals minus these
+    processed_before: int = 0
+    dlq_before: int = 0
     malformed: int = 0
     http_ok: int = 0
     http_failed: int = 0
@@ -186,7 +190,8 @@ def _launcher(settings: Settings, base: str, stop: threading.Event, counters: Co
 
 
 def _processed(settings: Settings) -> int:
-    """Events the job has consumed, from its committed offsets (committed on checkpoints)."""
+    """Events the job has consumed, from its committed offsets (committed on checkpoints),
+    since the demo's topics were created."""
     from kafka import KafkaAdminClient
 
     with contextlib.closing(KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)) as adm:
@@ -194,6 +199,11 @@ def _processed(settings: Settings) -> int:
         offsets = adm.list_group_offsets(group).get(group, {})
     return sum(meta.offset for tp, meta in offsets.items()
                if tp.topic == settings.topics.interactions and meta.offset >= 0)
+
+
+def _processed_now(settings: Settings, counters: Counters) -> int:
+    """Events consumed by the job during this run."""
+    return _processed(settings) - counters.processed_before
 
 
 def _dlq_count(settings: Settings) -> int:
@@ -322,6 +332,8 @@ def main(argv: list[str]) -> int:
               f"{settings.flink_metrics_port} (config and Grafana dashboard in infra/prometheus, "
               f"infra/grafana); Flink's web UI http://127.0.0.1:{settings.flink_rest_port}",
               flush=True)
+        counters.processed_before = _processed(settings)
+        counters.dlq_before = _dlq_count(settings)
         _open_browser(f"{base}/storefront")
         for t in threads:
             t.start()
@@ -333,9 +345,10 @@ def main(argv: list[str]) -> int:
                     if not proc.alive():
                         raise RuntimeError(f"{proc.name} exited:\n{proc.tail()}")
                 elapsed = time.monotonic() - started
-                counters.processed = max(counters.processed, _processed(settings))
+                counters.processed = max(counters.processed, _processed_now(settings, counters))
                 print(f"[{elapsed:5.0f}s] produced={counters.produced} "
-                      f"processed={counters.processed} dlq={_dlq_count(settings)} "
+                      f"processed={counters.processed} "
+                      f"dlq={_dlq_count(settings) - counters.dlq_before} "
                       f"http_ok={counters.http_ok} "
                       f"freshness_p99_ms={percentile(latencies, 99):.0f}", flush=True)
                 if seconds is not None and elapsed >= seconds:
@@ -351,7 +364,7 @@ def main(argv: list[str]) -> int:
         # offsets are committed on checkpoints: give the job one interval to commit the tail
         deadline = time.monotonic() + 2 * settings.checkpoint_interval_ms / 1000 + 2
         while time.monotonic() < deadline and counters.processed < counters.produced:
-            counters.processed = max(counters.processed, _processed(settings))
+            counters.processed = max(counters.processed, _processed_now(settings, counters))
             time.sleep(0.5)
         summary = _summary(settings, client, counters, latencies, time.monotonic() - started)
     sys.stdout.write(orjson.dumps(summary).decode() + "\n")
@@ -365,8 +378,8 @@ def _summary(settings: Settings, client: redis.Redis, counters: Counters,
         "seconds": round(elapsed, 1),
         "events_produced": counters.produced,
         "malformed_produced": counters.malformed,
-        "events_processed": max(counters.processed, _processed(settings)),
-        "dlq": _dlq_count(settings),
+        "events_processed": max(counters.processed, _processed_now(settings, counters)),
+        "dlq": _dlq_count(settings) - counters.dlq_before,
         "users_with_session": users,
         "users_with_session_recs": with_recs,
         "http_requests_ok": counters.http_ok,
