@@ -27,6 +27,7 @@ import sys
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
@@ -82,6 +83,17 @@ class Prober:
                     else:
                         self.pending.pop(name, None)
             time.sleep(0.005)
+
+    def settle(self, timeout_s: float, poll_s: float = 0.2,
+               alive: Callable[[], None] | None = None) -> int:
+        """Wait until every probe was seen or ``timeout_s`` passed (``alive`` is called each
+        poll and may raise); returns how many are still outstanding."""
+        deadline = time.monotonic() + timeout_s
+        while self.outstanding() and time.monotonic() < deadline:
+            if alive is not None:
+                alive()
+            time.sleep(poll_s)
+        return self.outstanding()
 
     def take(self) -> list[float]:
         """Latencies (ms) of the probes seen since the last take."""
@@ -189,28 +201,23 @@ def main(argv: list[str]) -> int:
         try:
             # warm up: the job is up once a probe round-trips
             _publish_paced(producer, settings, events, 50, 2, prober, 1)
-            deadline = time.monotonic() + 180
-            while prober.outstanding() and time.monotonic() < deadline:
+            def job_alive() -> None:
                 if not job.alive():
                     raise RuntimeError(f"job died during warm-up:\n{job.tail()}")
-                time.sleep(0.2)
+
+            prober.settle(180, alive=job_alive)
             prober.take()
             # then run it warm: without this the first rate step measured the JIT compiling the
             # job (models off, 300 events/s: p99 0.9-3.2 s over five runs straight after start)
             _publish_paced(producer, settings, events, WARMUP_RATE, args.warmup_s, prober,
                            args.probe_every)
-            deadline = time.monotonic() + 120
-            while prober.outstanding() and time.monotonic() < deadline:
-                time.sleep(0.2)
+            prober.settle(120)
             prober.take()
             for rate in rates:
                 sent = _publish_paced(producer, settings, events, rate, args.seconds, prober,
                                       args.probe_every)
                 achieved = sent / args.seconds
-                deadline = time.monotonic() + args.drain_s
-                while prober.outstanding() and time.monotonic() < deadline:
-                    time.sleep(0.05)
-                lost = prober.outstanding()
+                lost = prober.settle(args.drain_s, poll_s=0.05)
                 lat = prober.take()
                 row = {"rate": rate, "achieved": round(achieved), "probes": len(lat) + lost,
                        "unseen": lost, "p50_ms": round(percentile(lat, 50), 1),
@@ -222,9 +229,7 @@ def main(argv: list[str]) -> int:
                 if not row["sustained"]:
                     break
             # let the job catch up before the backlog run
-            deadline = time.monotonic() + 300
-            while prober.outstanding() and time.monotonic() < deadline:
-                time.sleep(0.2)
+            prober.settle(300)
             prober.take()
             cpu_before = group_cpu_seconds(job.pid)
             backlog = _backlog(producer, settings, events, prober, args.backlog)
@@ -272,9 +277,7 @@ def _backlog(producer: Any, settings: Settings, events: Any, prober: Prober,
     published = time.time()
     if last is not None:
         prober.add(last.user_id, last.ts, published)
-    deadline = time.monotonic() + 600
-    while prober.outstanding() and time.monotonic() < deadline:
-        time.sleep(0.05)
+    prober.settle(600, poll_s=0.05)
     seen = prober.take_pairs()
     unseen = prober.outstanding()
     if not seen or unseen:

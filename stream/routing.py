@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from operators.config import IMPRESSION, EngineConfig
+from operators.mf_config import EXPLICIT
 from schemas.events import Interaction
 
 
@@ -30,6 +31,6 @@ def learns_from(cfg: EngineConfig) -> Callable[[Interaction], bool]:
     not sent to it): an event type it weighs above zero, or a rating in explicit mode."""
     mf = cfg.mf
     types = frozenset(t for t, w in mf.event_weights.items() if w > 0)
-    if mf.mode == "explicit":
+    if mf.mode == EXPLICIT:
         return lambda e: e.type == "rating" and e.item_id is not None
     return lambda e: e.type in types and e.item_id is not None
