@@ -7,18 +7,50 @@ BIN := $(VENV)/bin
 # Downloads (pip wheels, Maven jars) are cached here and reused by later runs and fresh clones.
 CACHE_DIR ?= $(HOME)/.cache/recs-engine
 export PIP_CACHE_DIR := $(CACHE_DIR)/pip
+export UV_CACHE_DIR := $(CACHE_DIR)/uv
+# Every install path installs exactly requirements.lock (versions and hashes), made from
+# pyproject.toml by `make lock`; infra/lockcheck.py fails the install when the two disagree.
+LOCK := requirements.lock
+UV := $(BIN)/uv
+UV_PY := --python $(BIN)/python
+# The platform the lock is resolved for (the machines this project runs and is tested on).
+LOCK_PYTHON := 3.11
 export RECS_MAVEN_REPO := $(CACHE_DIR)/m2
 export RECS_RUN_DIR ?= $(CURDIR)/run
 
-.PHONY: install demo test test-unit lint typecheck bench-stream bench-serve alerts infra-up infra-down clean
+.PHONY: install prerequisites lock demo test test-unit lint typecheck bench-stream bench-serve alerts infra-up infra-down clean
 
-$(BIN)/.installed: pyproject.toml
+# The installer itself, pinned with hashes (infra/lock/tools.txt), bootstrapped with pip.
+$(UV): infra/lock/tools.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[test]'
+	$(BIN)/python -m pip install -q --disable-pip-version-check --require-hashes -r infra/lock/tools.txt
 	touch $@
 
+# `uv pip sync` makes .venv exactly the lock (it removes what the lock does not list), then the
+# project itself goes in editable, built by the locked setuptools, with no dependency resolution.
+$(BIN)/.installed: $(LOCK) pyproject.toml infra/lock/build.in $(UV)
+	$(UV) pip sync -q $(UV_PY) --require-hashes $(LOCK) infra/lock/tools.txt
+	$(UV) pip install -q $(UV_PY) --no-deps --no-build-isolation -e .
+	$(BIN)/python -m infra.lockcheck
+	touch $@
+
+# Regenerate the lock after changing dependencies in pyproject.toml (keeps the other pins;
+# `make lock UPGRADE=1` moves everything to the newest versions the ranges allow).
+lock: $(UV)
+	$(UV) pip compile -q infra/lock/tools.in --generate-hashes --python-version $(LOCK_PYTHON) \
+		--custom-compile-command 'make lock' $(if $(UPGRADE),--upgrade,) -o infra/lock/tools.txt
+	$(UV) pip compile -q pyproject.toml infra/lock/build.in --extra test --generate-hashes \
+		--python-version $(LOCK_PYTHON) --custom-compile-command 'make lock' \
+		$(if $(UPGRADE),--upgrade,) -o $(LOCK)
+	$(BIN)/python -m infra.lockcheck --stamp
+
+# Java 17 and Maven (the Kafka broker, the Flink connector, the JVM stages), from Debian's
+# packages where they are missing.
+prerequisites:
+	bash infra/ensure-java.sh
+
 infra/lib/.resolved: infra/pom.xml
+	bash infra/ensure-java.sh
 	bash infra/fetch-jars.sh
 	touch $@
 
