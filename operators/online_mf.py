@@ -13,7 +13,8 @@
 **A weight scales the learning rate** (``lr × w`` for that one step, latent and bias alike)
 instead of repeating the update: the cost per event stays flat, and to first order one step of
 ``w × lr`` is ``w`` unit steps. ``lr × max(weight) <= 1`` is enforced; a model that diverges
-anyway (non-finite user vector) raises ``FloatingPointError`` instead of serving NaN.
+anyway raises ``FloatingPointError`` naming what became non-finite (the user's vector or bias, a
+touched item's vector or bias, or their predictions) instead of serving NaN.
 
 Why ``BiasedMF`` with a small ``bias_lr``: on MovieLens 100K (runs in
 :mod:`recs.evaluation.learned`) the item bias learns popularity against the uniform negatives,
@@ -142,10 +143,12 @@ class OnlineMF:
             for neg in negatives:
                 self._update(user, neg, 0.0, 1.0)
             touched = (item, *negatives)
-        if not np.isfinite(self.river.u_latents[user]).all():  # every update moved it
+        diverged = self._non_finite(user, touched)
+        if diverged:
             raise FloatingPointError(f"operators.online_mf: learn: the model diverged at update "
-                                     f"{self.updates} (user {user!r}, item {item!r}): lower lr "
-                                     f"({cfg.lr!r}) or the weights, or raise l2 ({cfg.l2!r})")
+                                     f"{self.updates} (user {user!r}, item {item!r}; non-finite: "
+                                     f"{', '.join(diverged)}): lower lr ({cfg.lr!r}) or the "
+                                     f"weights, or raise l2 ({cfg.l2!r})")
         self.events += 1
         return Learned(len(touched), touched, *self._remember(user, item))
 
@@ -159,6 +162,19 @@ class OnlineMF:
         self._matrix[slot] = self.river.i_latents[item]
         if self.cfg.model == BIASED:
             self._ibias[slot] = self.river.i_biases[item]
+
+    def _non_finite(self, user: str, touched: tuple[str, ...]) -> list[str]:
+        """The parts an update just wrote that are not finite: the user's vector and constant
+        term, the touched items' vectors and biases, and their predictions for the user (finite
+        vectors can still overflow in the dot product). Empty when the model is sound."""
+        vec, const = self._user_terms(user)
+        slots = [self._slot[i] for i in touched]  # every touched item has a slot by now
+        items, biases = self._matrix[slots], self._ibias[slots]
+        with np.errstate(over="ignore", invalid="ignore"):
+            predictions = items @ vec + biases + const
+        parts = (("user vector", vec), ("user bias", np.array(const)), ("item vectors", items),
+                 ("item biases", biases), ("predictions", predictions))
+        return [name for name, values in parts if not np.isfinite(values).all()]
 
     def _negatives(self, user: str, item: str) -> list[str]:
         """Up to ``negatives`` distinct items, not the user's; at most 3 draws per negative."""

@@ -252,6 +252,8 @@ def test_explicit_mode_is_rivers_biased_mf() -> None:
         assert vector(ours, item).tolist() == river.i_latents[item].tolist()
 
 
+@pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning")
+@pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")
 def test_a_diverging_model_fails_loudly() -> None:
     cfg = MFConfig(n_factors=8, lr=1.0, bias_lr=0.001, l2=0.0, init_sigma=5.0, negatives=2,
                    event_weights={"view": 1.0})
@@ -259,6 +261,40 @@ def test_a_diverging_model_fails_loudly() -> None:
     with pytest.raises(FloatingPointError, match=r"diverged .* lower lr \(1\.0\)"):
         for n in range(2_000):
             model.learn(click(f"u{n % 7}", f"i{n % 11}", n, etype="view"))
+
+
+# A learning rate of 1 with an unbounded gradient: one update at the edge of the float range
+# overflows exactly the side whose gradient is multiplied by it (River computes both sides' steps
+# from the old values, so the other side's step is err × 0 = 0 when its partner vector is zero).
+EDGE = MFConfig(n_factors=4, lr=1.0, bias_lr=0.001, l2=0.0, init_sigma=1.0, negatives=0,
+                clip_gradient=1e308, event_weights={"click": 1.0})
+
+
+@pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning")
+def test_divergence_on_the_item_side_alone_fails_loudly() -> None:
+    """An item whose bias sits at the edge of the float range: the step overflows the item's
+    vector while the user's vector stays finite (a check on the user alone would miss it)."""
+    model = OnlineMF(EDGE)
+    model.learn(click("u", "a", 0))
+    assert model.seed_item("x", [0.0] * 4, bias=1e308)
+    with pytest.raises(FloatingPointError, match=r"non-finite: item vectors"):
+        model.learn(click("u", "x", 1))
+    user_vector = model.user_vector("u")
+    assert user_vector is not None and np.isfinite(user_vector).all()
+
+
+@pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning")
+def test_divergence_on_the_user_side_alone_fails_loudly() -> None:
+    """The mirror case: a user whose bias sits at the edge of the float range (planted in the
+    River state) with a zero vector: the user's vector overflows, the item's stays finite."""
+    model = OnlineMF(EDGE)
+    model.learn(click("u", "a", 0))
+    model.river.u_latents["u"] = np.zeros(4)
+    model.river.u_biases["u"] = 1e308
+    with pytest.raises(FloatingPointError, match=r"non-finite: user vector"):
+        model.learn(click("u", "a", 1))
+    item_vector = model.item_vector("a")
+    assert item_vector is not None and np.isfinite(item_vector).all()
 
 
 def planted_log(seed: int, users: int = 40, items: int = 40, per_user: int = 12,
