@@ -11,7 +11,18 @@ set -euo pipefail
 log() { echo "ensure-redis: $*"; }
 die() { echo "ensure-redis: $*" >&2; exit 1; }
 
+# The store's Lua scripts and commands need Redis 6 or newer (tested: Debian 12's 7.0.15).
+redis_major() { redis-server --version | sed -n 's/.* v=\([0-9]*\)\..*/\1/p' | head -n1; }
+check_version() {
+    local major
+    major="$(redis_major)"
+    [[ -n "$major" && "$major" -ge 6 ]] \
+        || die "redis-server on PATH is version ${major:-unknown} ($(command -v redis-server));
+Redis 6 or newer is needed (Debian 12: apt-get install redis-server)"
+}
+
 if command -v redis-server >/dev/null 2>&1; then
+    check_version
     log "redis-server found: $(redis-server --version | head -n1)"
     exit 0
 fi
@@ -47,4 +58,5 @@ if [[ -z "$had_pidfile" && -s "$pidfile" ]]; then
 fi
 
 command -v redis-server >/dev/null 2>&1 || die "redis-server still not on PATH after install"
+check_version
 log "installed: $(redis-server --version | head -n1)"
