@@ -22,6 +22,9 @@ export RECS_RUN_DIR ?= $(CURDIR)/run
 
 # The installer itself, pinned with hashes (infra/lock/tools.txt), bootstrapped with pip.
 $(UV): infra/lock/tools.txt
+	@$(PYTHON) -c 'import sys; v = sys.version_info[:2]; sys.exit(0 if (3, 11) <= v < (3, 13) else \
+		f"make: $(PYTHON) is Python {v[0]}.{v[1]}; this project needs 3.11 or 3.12 (the lock is \
+	made for 3.11): install python3.11 and run make PYTHON=python3.11 ...")'
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --disable-pip-version-check --require-hashes -r infra/lock/tools.txt
 	touch $@
