@@ -17,8 +17,11 @@ UV_PY := --python $(BIN)/python
 LOCK_PYTHON := 3.11
 export RECS_MAVEN_REPO := $(CACHE_DIR)/m2
 export RECS_RUN_DIR ?= $(CURDIR)/run
+# The JVM stages of the stream (stream/jvm/): one shaded jar, rebuilt when a source changes.
+JVM_JAR := stream/jvm/target/recs-stream-jvm.jar
+JVM_SOURCES := stream/jvm/pom.xml stream/jvm/build.sh $(shell find stream/jvm/src -type f 2>/dev/null)
 
-.PHONY: install prerequisites lock demo test test-unit lint typecheck bench-stream bench-serve alerts infra-up infra-down clean
+.PHONY: install prerequisites lock demo test test-unit lint typecheck bench-stream bench-stages bench-serve alerts infra-up infra-down clean
 
 # The installer itself, pinned with hashes (infra/lock/tools.txt), bootstrapped with pip.
 $(UV): infra/lock/tools.txt
@@ -57,7 +60,11 @@ infra/lib/.resolved: infra/pom.xml
 	bash infra/fetch-jars.sh
 	touch $@
 
-install: $(BIN)/.installed infra/lib/.resolved
+$(JVM_JAR): $(JVM_SOURCES)
+	bash infra/ensure-java.sh
+	bash stream/jvm/build.sh
+
+install: $(BIN)/.installed infra/lib/.resolved $(JVM_JAR)
 	bash infra/ensure-redis.sh
 
 demo: install
@@ -68,7 +75,7 @@ test: install
 	bash infra/ensure-prometheus.sh  # alert rule tests and the real-Prometheus scrape test
 	$(BIN)/pytest
 
-test-unit: $(BIN)/.installed
+test-unit: $(BIN)/.installed $(JVM_JAR)
 	$(BIN)/pytest -m "not integration"
 
 lint: $(BIN)/.installed
@@ -79,6 +86,10 @@ typecheck: $(BIN)/.installed
 
 bench-stream: install
 	$(BIN)/recs bench-stream
+
+# Each stream stage alone, Python and its JVM twin: a generator source into a discarding sink.
+bench-stages: install
+	$(BIN)/python -m recs.bench_stages
 
 bench-serve: $(BIN)/.installed
 	bash infra/ensure-redis.sh
@@ -98,4 +109,4 @@ infra-down:
 	$(BIN)/recs infra down
 
 clean:
-	rm -rf $(VENV) infra/lib run build *.egg-info
+	rm -rf $(VENV) infra/lib run build *.egg-info stream/jvm/target

@@ -43,6 +43,16 @@ class SessionConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class DedupConfig:
+    window_ms: int = 10 * 60_000  # ids remembered this long before the user's newest event
+    max_ids: int = 200            # ids remembered per user at most (the newest)
+
+    def __post_init__(self) -> None:
+        for name in ("window_ms", "max_ids"):
+            _positive(self, name)
+
+
+@dataclass(frozen=True, slots=True)
 class NeighbourConfig:
     capacity: int = 100           # neighbours tracked per item (Space-Saving)
     top_k: int = 50               # neighbours published per item
@@ -68,6 +78,7 @@ class TrendingConfig:
 @dataclass(frozen=True, slots=True)
 class EngineConfig:
     session: SessionConfig = field(default_factory=SessionConfig)
+    dedup: DedupConfig = field(default_factory=DedupConfig)  # operators/dedup.py
     # co-visitation remembers for months: on MovieLens a 7-day half-life forgot most of it
     # (recall@10 0.106 vs 0.148 with 90 days in `recs eval`); session logs did not care (±0.001)
     similar: NeighbourConfig = field(

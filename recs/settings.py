@@ -38,6 +38,9 @@ class Settings:
     session_ttl_ms: int = 30 * 86_400_000
     # Flink
     parallelism: int = 1
+    # where the per-event front (parse, dedup, sessions) runs: "python" or "jvm" (Java twins
+    # of the Python operators, stream/jvm/; see stream/topology.py)
+    stream_runtime: str = "python"
     checkpoint_interval_ms: int = 5_000
     # how often a changed neighbour list, item value or trending list is published at most
     # (sessions are published on every change)
@@ -78,6 +81,7 @@ class Settings:
             "RECS_SESSION_GAP_MS": str(self.session_gap_ms),
             "RECS_SESSION_TTL_MS": str(self.session_ttl_ms),
             "RECS_PARALLELISM": str(self.parallelism),
+            "RECS_STREAM_RUNTIME": self.stream_runtime,
             "RECS_CHECKPOINT_INTERVAL_MS": str(self.checkpoint_interval_ms),
             "RECS_EMIT_INTERVAL_MS": str(self.emit_interval_ms),
             "RECS_MODELS": "1" if self.models else "0",
@@ -113,6 +117,7 @@ class Settings:
             session_gap_ms=int(e.get("RECS_SESSION_GAP_MS", d.session_gap_ms)),
             session_ttl_ms=int(e.get("RECS_SESSION_TTL_MS", d.session_ttl_ms)),
             parallelism=int(e.get("RECS_PARALLELISM", d.parallelism)),
+            stream_runtime=e.get("RECS_STREAM_RUNTIME", d.stream_runtime),
             checkpoint_interval_ms=int(e.get("RECS_CHECKPOINT_INTERVAL_MS",
                                              d.checkpoint_interval_ms)),
             emit_interval_ms=int(e.get("RECS_EMIT_INTERVAL_MS", d.emit_interval_ms)),

@@ -205,7 +205,7 @@ def interaction_from_dict(doc: dict[str, Any]) -> Interaction:
     _check_fields(contract, doc, _INTERACTION_FIELDS)
     event_id = _required(contract, doc, "event_id")
     etype = doc.get("type")
-    if etype not in EVENT_TYPES:
+    if not isinstance(etype, str) or etype not in EVENT_TYPES:  # a list or dict is unhashable
         raise SchemaError(contract, "type", f"expected one of {sorted(EVENT_TYPES)}", etype)
     user_id = _required(contract, doc, "user_id")
     session_id = _required(contract, doc, "session_id")

@@ -112,7 +112,8 @@ def build(settings: Settings, opts: JobOptions):  # type: ignore[no-untyped-def]
 
     from infra.paths import flink_connector_jar
     from operators.config import EngineConfig, SessionConfig
-    from stream.topology import TopologyConfig, define_workflow
+    from stream import jvm
+    from stream.topology import JVM, TopologyConfig, define_workflow
 
     prepare_python_env()
     conf = Configuration()
@@ -123,6 +124,8 @@ def build(settings: Settings, opts: JobOptions):  # type: ignore[no-untyped-def]
     for key, value in extra_options.items():
         conf.set_string(key, value)
     jars = [flink_connector_jar(), *extra_jars]
+    if settings.stream_runtime == JVM:
+        jars.append(jvm.jar())
     conf.set_string("pipeline.jars", ";".join(jar.resolve().as_uri() for jar in jars))
     conf.set_string("pipeline.name", opts.job_name)
     conf.set_string("taskmanager.numberOfTaskSlots", str(max(1, opts.parallelism)))
@@ -175,7 +178,8 @@ def build(settings: Settings, opts: JobOptions):  # type: ignore[no-untyped-def]
                                          window_ms=settings.ranker_window_ms))
     topo = TopologyConfig(engine=engine, out_of_orderness_ms=settings.out_of_orderness_ms,
                           emit_interval_ms=settings.emit_interval_ms, models=settings.models,
-                          model_publish_ms=settings.model_publish_ms)
+                          model_publish_ms=settings.model_publish_ms,
+                          runtime=settings.stream_runtime)
     updates, dead = define_workflow(source(settings.topics.interactions, "interactions"),
                                     source(settings.topics.items, "items"), topo)
     updates.sink_to(sink(settings.topics.updates)).name("updates-sink").uid("updates-sink")

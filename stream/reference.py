@@ -17,7 +17,7 @@ from pathlib import Path
 
 import orjson
 
-from operators import neighbours, ranker, session, trending
+from operators import dedup, neighbours, ranker, session, trending
 from operators.config import EngineConfig
 from operators.ranker_state import RankerModel
 from operators.vector_model import VectorModel
@@ -44,6 +44,8 @@ class ReferenceRunner:
         self.cfg = cfg or EngineConfig()
         self.models = ReferenceModels(self.cfg) if models else None
         self.store: Store = store if store is not None else MemoryStore()
+        self.seen: dict[str, dedup.DedupState] = {}
+        self.duplicates = 0
         self.sessions: dict[str, session.SessionState] = {}
         self.relations: dict[tuple[str, str], neighbours.NeighbourState] = {}
         self.items: dict[str, trending.ItemState] = {}
@@ -66,6 +68,12 @@ class ReferenceRunner:
         self._offer(scores)
 
     def on_event(self, event: Interaction) -> None:
+        seen, fresh = dedup.step(self.seen.get(event.user_id), event.event_id, event.ts,
+                                 self.cfg.dedup)
+        self.seen[event.user_id] = seen
+        if not fresh:
+            self.duplicates += 1
+            return
         if self.models is not None:
             self.models.on_event(event)
         self.events_applied += 1

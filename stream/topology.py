@@ -2,33 +2,53 @@
 
 Kept apart from sources and sinks (``stream/job.py``) so tests can feed it collections.
 
-    interactions (raw JSON) -> ParseInteractions --(malformed)--> dlq
+The stages, in order, and where each runs. ``TopologyConfig.runtime`` chooses the per-event
+front: ``python`` (every stage a Python shell around its operator) or ``jvm`` (the stages marked
+Java run as Java twins of the Python operators, ``stream/jvm/``; the Python operators stay the
+specification and the parity tests compare both):
+
+==============  ==============================  =====================================
+stage           runtime ``python``              runtime ``jvm``
+==============  ==============================  =====================================
+parse           ParseInteractions (Python)      ParseInteractions.java
+watermarks      Python timestamp assigner       Java timestamp assigner
+dedup           (none)                          DedupFunction.java (operators/dedup.py)
+sessions        SessionFunction (Python)        SessionFunction.java
+neighbours      NeighbourFunction (Python)      NeighbourFunction (Python)
+items           ItemFunction (Python)           ItemFunction (Python)
+trending        TopKFunction (Python)           TopKFunction (Python)
+models          ModelFunction, LabelFunction,   the same (Python)
+                RankerFunction (Python)
+==============  ==============================  =====================================
+
+    interactions (raw JSON) -> parse --(malformed)--> dlq
          | watermarks (bounded out-of-orderness, idle partitions do not stall)
-         |-- key_by(user) -> SessionFunction --pairs--> key_by(relation|src) -> NeighbourFunction
+         | [jvm] key_by(user) -> dedup (drops an event_id the user sent within the window)
+         |-- key_by(user) -> sessions --pairs--> key_by(relation|src) -> NeighbourFunction
          '-- explode(items touched) -> key_by(item) -+-> ItemFunction --scores--> key_by(scope)
                                                      |                          -> TopKFunction
     items (raw JSON) -> ParseItems --(malformed)--> dlq      '-- key_by(item) ---'
-    SessionFunction --model input--> key_by("mf") -> ModelFunction <-- items (catalogue)
+    sessions --model input--> key_by("mf") -> ModelFunction <-- items (catalogue)
          '--ranker input (impressions, rec_id engagements)--> key_by(user) -> LabelFunction
                          --labelled examples--> key_by("ranker") -> RankerFunction <-- items
     every keyed function --updates--> union -> updates (Update wire lines)
 
-Every valid event reaches SessionFunction, impressions included (they update the user's
+Every valid event reaches the session stage, impressions included (they update the user's
 ``shown`` list). The rows to ItemFunction carry the event's device and country by name; its
 scores go to the global, category and context scopes (``ctx:device:...``, ``ctx:country:...``,
 ``ctx:daypart:...``) and, on catalogue upserts, to the new-arrival scopes (``new:global``,
 ``new:cat:...``), all through the same TopKFunction keyed by scope.
 
 The online models (``stream/models.py``; ``models=False`` leaves them out) learn from the same
-parsed events: SessionFunction, which decodes every event anyway, routes the interest events to
-the collaborative model and the impressions and ``rec_id`` engagements to the ranker's label
+parsed events: the session stage, which decodes every event anyway, routes the interest events
+to the collaborative model and the impressions and ``rec_id`` engagements to the ranker's label
 join by side outputs.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 from pyflink.common import Duration, Row, WatermarkStrategy
 from pyflink.common.typeinfo import Types
@@ -62,6 +82,10 @@ from stream.models import (
     RankerFunction,
 )
 
+PYTHON: Final = "python"  # TopologyConfig.runtime: every stage in Python
+JVM: Final = "jvm"        # the per-event front (parse, dedup, sessions) in Java
+RUNTIMES: Final = (PYTHON, JVM)
+
 ITEM_ROW = Types.ROW_NAMED(["item_id", "ts", "body"],
                            [Types.STRING(), Types.LONG(), Types.STRING()])
 
@@ -74,6 +98,12 @@ class TopologyConfig:
     emit_interval_ms: int = 1_000  # neighbour lists, item values, trending lists
     models: bool = True             # the online models (stream/models.py)
     model_publish_ms: int = 2_000   # changed vectors and the ranker, at most this often
+    runtime: str = PYTHON           # where the per-event front runs (see the table above)
+
+    def __post_init__(self) -> None:
+        if self.runtime not in RUNTIMES:
+            raise ValueError(f"TopologyConfig.runtime: expected one of {RUNTIMES}, "
+                             f"got {self.runtime!r}")
 
 
 class EventTime(TimestampAssigner):  # type: ignore[misc]
@@ -81,35 +111,35 @@ class EventTime(TimestampAssigner):  # type: ignore[misc]
         return int(value.ts)
 
 
+@dataclass(frozen=True, slots=True)
+class Front:
+    """What the per-event front gives the rest of the topology."""
+
+    events: DataStream          # valid events as EVENT_ROW (the Python stages read these)
+    dead: DataStream            # dead letters of the interactions (strings)
+    pairs: DataStream           # PAIRS_ROW, from the session stage
+    session_updates: DataStream  # Update wire lines of the sessions
+    model_input: DataStream     # EVENT_ROW, for the collaborative model
+    ranker_input: DataStream    # EVENT_ROW, for the ranker's label join
+
+
 def define_workflow(interactions: DataStream, items: DataStream,
                     cfg: TopologyConfig) -> tuple[DataStream, DataStream]:
-    """Wire the operators; returns ``(updates, dead_letters)``, both streams of strings.
+    """Wire the stages; returns ``(updates, dead_letters)``, both streams of strings.
 
     Every operator has a stable ``uid`` (see :data:`stream.TOPOLOGY_VERSION`)."""
     engine, interval = cfg.engine, cfg.emit_interval_ms
-    # with_idleness() returns a strategy without the Python timestamp assigner (PyFlink builds
-    # a new Java strategy), so the assigner must come last or records keep their Kafka times
-    watermarks = (
-        WatermarkStrategy.for_bounded_out_of_orderness(Duration.of_millis(cfg.out_of_orderness_ms))
-        .with_idleness(Duration.of_millis(cfg.idleness_ms))
-        .with_timestamp_assigner(EventTime())
-    )
-    parsed = (interactions.process(ParseInteractions(), output_type=EVENT_ROW)
-              .name("parse").uid("parse"))
-    events = (parsed.assign_timestamps_and_watermarks(watermarks)
-              .name("watermarks").uid("watermarks"))
+    front = _jvm_front(interactions, cfg) if cfg.runtime == JVM else _python_front(
+        interactions, cfg)
     parsed_items = (items.process(ParseItems(), output_type=ITEM_ROW)
                     .name("parse-items").uid("parse-items"))
-    catalogue = (parsed_items.assign_timestamps_and_watermarks(watermarks)
+    catalogue = (parsed_items.assign_timestamps_and_watermarks(_watermarks(cfg))
                  .name("item-watermarks").uid("item-watermarks"))
 
-    sessions = (events.key_by(_user, key_type=Types.STRING())
-                .process(SessionFunction(engine, models=cfg.models), output_type=PAIRS_ROW)
-                .name("sessions").uid("sessions"))
-    relations = (sessions.key_by(_relation_key, key_type=Types.STRING())
+    relations = (front.pairs.key_by(_relation_key, key_type=Types.STRING())
                  .process(NeighbourFunction(engine, interval), output_type=Types.STRING())
                  .name("neighbours").uid("neighbours"))
-    touched = (events.flat_map(explode_items, output_type=ITEM_EVENT_ROW)
+    touched = (front.events.flat_map(explode_items, output_type=ITEM_EVENT_ROW)
                .name("items-touched").uid("items-touched"))
     item_scores = (touched.connect(catalogue)
                    .key_by(_item, _item, key_type=Types.STRING())
@@ -119,23 +149,56 @@ def define_workflow(interactions: DataStream, items: DataStream,
                 .process(TopKFunction(engine, interval), output_type=Types.STRING())
                 .name("trending").uid("trending"))
 
-    outputs = [relations, item_scores, trending]
+    updates = [front.session_updates,
+               *(out.get_side_output(UPDATES) for out in (relations, item_scores, trending))]
     if cfg.models:
-        outputs += _models(sessions, catalogue, cfg)
-    updates = sessions.get_side_output(UPDATES).union(
-        *(out.get_side_output(UPDATES) for out in outputs))
-    dead = parsed.get_side_output(DLQ).union(parsed_items.get_side_output(DLQ))
-    return updates, dead
+        updates += [out.get_side_output(UPDATES) for out in _models(front, catalogue, cfg)]
+    dead = front.dead.union(parsed_items.get_side_output(DLQ))
+    return updates[0].union(*updates[1:]), dead
 
 
-def _models(sessions: DataStream, catalogue: DataStream,
-            cfg: TopologyConfig) -> list[DataStream]:
+def _watermarks(cfg: TopologyConfig) -> WatermarkStrategy:
+    # with_idleness() returns a strategy without the Python timestamp assigner (PyFlink builds
+    # a new Java strategy), so the assigner must come last or records keep their Kafka times
+    return (WatermarkStrategy.for_bounded_out_of_orderness(
+                Duration.of_millis(cfg.out_of_orderness_ms))
+            .with_idleness(Duration.of_millis(cfg.idleness_ms))
+            .with_timestamp_assigner(EventTime()))
+
+
+def _python_front(interactions: DataStream, cfg: TopologyConfig) -> Front:
+    """parse, watermarks and sessions as Python shells around the operators."""
+    parsed = (interactions.process(ParseInteractions(), output_type=EVENT_ROW)
+              .name("parse").uid("parse"))
+    events = (parsed.assign_timestamps_and_watermarks(_watermarks(cfg))
+              .name("watermarks").uid("watermarks"))
+    sessions = (events.key_by(_user, key_type=Types.STRING())
+                .process(SessionFunction(cfg.engine, models=cfg.models), output_type=PAIRS_ROW)
+                .name("sessions").uid("sessions"))
+    return Front(events, parsed.get_side_output(DLQ), sessions,
+                 sessions.get_side_output(UPDATES), sessions.get_side_output(MODEL_INPUT),
+                 sessions.get_side_output(RANKER_INPUT))
+
+
+def _jvm_front(interactions: DataStream, cfg: TopologyConfig) -> Front:
+    """parse, watermarks, dedup and sessions as the Java twins (stream/jvm.py)."""
+    from stream import jvm
+
+    parsed = jvm.parse(interactions)
+    events = jvm.watermarks(parsed.events, cfg.out_of_orderness_ms, cfg.idleness_ms)
+    deduped = jvm.dedup(events, cfg.engine)
+    sessions = jvm.sessions(deduped, cfg.engine, models=cfg.models)
+    return Front(jvm.event_rows(deduped), parsed.dead, sessions.pairs, sessions.updates,
+                 sessions.model_input, sessions.ranker_input)
+
+
+def _models(front: Front, catalogue: DataStream, cfg: TopologyConfig) -> list[DataStream]:
     engine, every = cfg.engine, cfg.model_publish_ms
-    model = (sessions.get_side_output(MODEL_INPUT).connect(catalogue)
+    model = (front.model_input.connect(catalogue)
              .key_by(_mf_key, _mf_key, key_type=Types.STRING())
              .process(ModelFunction(engine, every), output_type=Types.STRING())
              .name("model").uid("model"))
-    labels = (sessions.get_side_output(RANKER_INPUT).key_by(_user, key_type=Types.STRING())
+    labels = (front.ranker_input.key_by(_user, key_type=Types.STRING())
               .process(LabelFunction(engine), output_type=LABELS_ROW)
               .name("labels").uid("labels"))
     ranker = (labels.connect(catalogue)

@@ -36,6 +36,7 @@ from state import keys
 from state.redis_store import RedisStore
 from stream import loader
 from stream.job import latest_checkpoint
+from stream.topology import JVM, PYTHON
 from tests import streamkit
 from tests.strategies import assert_same_top_k, naive_first_seen, naive_new_arrivals
 
@@ -67,11 +68,12 @@ def ref(log: streamkit.Log) -> Any:
     return streamkit.reference(log)
 
 
+@pytest.mark.parametrize("runtime", [PYTHON, JVM])
 @pytest.mark.parametrize("parallelism", [1, 2])
 def test_flink_job_matches_reference_and_dead_letters_bad_input(
-        parallelism: int, kafka: Any, redis_store: RedisStore, tmp_path: Path,
+        parallelism: int, runtime: str, kafka: Any, redis_store: RedisStore, tmp_path: Path,
         log: streamkit.Log, ref: Any) -> None:
-    settings = _settings(kafka, redis_store, tmp_path)
+    settings = _settings(kafka, redis_store, tmp_path, stream_runtime=runtime)
     bad = [raw for raw, _ in streamkit.MALFORMED]
     streamkit.publish(settings, log, bad)
 

@@ -1,0 +1,122 @@
+"""The JVM stages (``stream/jvm/``, Java twins of the Python operators) as PyFlink streams.
+
+Each function applies one Java stage (``recs.stream.Stages``) to a PyFlink ``DataStream`` and
+wraps the Java result back, so ``stream/topology.py`` wires JVM and Python stages alike. The
+shaded jar (``make`` builds it with Maven) must be on ``pipeline.jars`` before the first call:
+:func:`jar` finds it.
+
+Which Java class twins which Python operator:
+
+==========================  =================================================
+``ParseInteractions.java``  ``schemas/events.py`` + ``ParseInteractions``
+``DedupFunction.java``      ``operators/dedup.py``
+``SessionFunction.java``    ``operators/session.py`` + ``SessionFunction``
+==========================  =================================================
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final
+
+import orjson
+
+from operators.config import EngineConfig
+from operators.mf_config import EXPLICIT
+
+JVM_DIR: Final = Path(__file__).resolve().parent / "jvm"
+JAR: Final = JVM_DIR / "target" / "recs-stream-jvm.jar"
+
+
+class MissingJar(RuntimeError):
+    """The JVM stages' jar has not been built."""
+
+
+def jar(path: Path = JAR) -> Path:
+    """The shaded jar of the JVM stages; built by ``make`` (``bash stream/jvm/build.sh``)."""
+    if not path.is_file():
+        raise MissingJar(f"stream.jvm: {path} is missing; run `make install` or "
+                         "`bash stream/jvm/build.sh` (needs Java 17 and Maven)")
+    return path
+
+
+def _stages() -> Any:
+    from pyflink.java_gateway import get_gateway
+
+    return get_gateway().jvm.recs.stream.Stages
+
+
+def _wrap(j_stream: Any) -> Any:
+    from pyflink.datastream import DataStream
+
+    return DataStream(j_stream)
+
+
+@dataclass(frozen=True, slots=True)
+class Parsed:
+    """The parse stage: valid events (JVM EVENT rows) and the dead letters (strings)."""
+
+    events: Any
+    dead: Any
+
+
+def parse(raw: Any) -> Parsed:
+    j_parsed = _stages().parse(raw._j_data_stream)
+    return Parsed(_wrap(j_parsed), _wrap(_stages().deadLetters(j_parsed)))
+
+
+def watermarks(events: Any, out_of_orderness_ms: int, idleness_ms: int) -> Any:
+    return _wrap(_stages().watermarks(events._j_data_stream, out_of_orderness_ms, idleness_ms))
+
+
+def dedup(events: Any, cfg: EngineConfig) -> Any:
+    return _wrap(_stages().dedup(events._j_data_stream, cfg.dedup.window_ms,
+                                 cfg.dedup.max_ids))
+
+
+@dataclass(frozen=True, slots=True)
+class Sessions:
+    """The session stage: pair rows (PAIRS_ROW), session updates, and the models' inputs."""
+
+    pairs: Any
+    updates: Any
+    model_input: Any
+    ranker_input: Any
+
+
+def session_config(cfg: EngineConfig, *, models: bool) -> str:
+    """What ``SessionFunction.java`` is configured with (``Stages.sessionConfig`` reads it)."""
+    s, mf = cfg.session, cfg.mf
+    return orjson.dumps({
+        "max_events": s.max_events, "gap_ms": s.gap_ms, "ttl_ms": s.ttl_ms,
+        "pair_window": s.pair_window, "backward_weight": s.backward_weight,
+        "max_basket": s.max_basket, "max_purchased": s.max_purchased,
+        "cart_pair_weight": s.cart_pair_weight, "purchase_pair_weight": s.purchase_pair_weight,
+        "max_shown": s.max_shown, "models": models, "explicit": mf.mode == EXPLICIT,
+        # stream/routing.py learns_from
+        "learn_types": sorted(t for t, w in mf.event_weights.items() if w > 0),
+    }).decode()
+
+
+def sessions(deduped: Any, cfg: EngineConfig, *, models: bool) -> Sessions:
+    stages = _stages()
+    j_sessions = stages.sessions(deduped._j_data_stream, session_config(cfg, models=models))
+    return Sessions(_wrap(j_sessions), _wrap(stages.sessionUpdates(j_sessions)),
+                    _wrap(stages.modelInput(j_sessions)), _wrap(stages.rankerInput(j_sessions)))
+
+
+def event_rows(events: Any) -> Any:
+    """JVM EVENT rows as the Python stages' EVENT_ROW (``user_id``, ``ts``, ``body``)."""
+    return _wrap(_stages().eventRows(events._j_data_stream))
+
+
+def tool_classpath(path: Path = JAR) -> str:
+    """Class path to run the jar's command-line tools (``recs.stream.ValidateMain``) outside
+    Flink: the jar and Flink's ``flink-dist`` (its shaded Jackson), from the installed PyFlink."""
+    from infra.paths import pyflink_plugins_dir
+
+    dist = sorted((pyflink_plugins_dir().parent / "lib").glob("flink-dist-*.jar"))
+    if not dist:
+        raise MissingJar("stream.jvm: no flink-dist jar in the installed PyFlink's lib/")
+    return f"{jar(path)}:{dist[-1]}"

@@ -1,0 +1,99 @@
+// The JVM stages as stream/topology.py wires them: each method applies one stage to a Java
+// DataStream and returns the Java DataStream PyFlink wraps back (stream/jvm.py). The topology
+// itself stays in Python; this class only spares Python the Java generics.
+package recs.stream;
+
+import java.time.Duration;
+
+import org.apache.flink.api.common.eventtime.WatermarkStrategy;
+import org.apache.flink.api.java.functions.KeySelector;
+import org.apache.flink.shaded.jackson2.com.fasterxml.jackson.databind.JsonNode;
+import org.apache.flink.streaming.api.datastream.DataStream;
+import org.apache.flink.streaming.api.datastream.DataStreamUtils;
+import org.apache.flink.streaming.api.datastream.SingleOutputStreamOperator;
+import org.apache.flink.types.Row;
+
+public final class Stages {
+    private Stages() {}
+
+    /** Rows are keyed by their first field (user_id in EVENT rows). */
+    public static final class FirstField implements KeySelector<Row, String> {
+        @Override
+        public String getKey(Row row) {
+            return row.getFieldAs(0);
+        }
+    }
+
+    public static SingleOutputStreamOperator<Row> parse(DataStream<String> raw) {
+        return raw.process(new ParseInteractions(), Rows.EVENT).name("parse").uid("parse");
+    }
+
+    public static DataStream<String> deadLetters(SingleOutputStreamOperator<Row> parsed) {
+        return parsed.getSideOutput(ParseInteractions.DLQ);
+    }
+
+    /** Event time from the row's ``ts``; bounded out-of-orderness; idle partitions do not stall. */
+    public static DataStream<Row> watermarks(DataStream<Row> events, long outOfOrdernessMs,
+                                             long idlenessMs) {
+        WatermarkStrategy<Row> strategy = WatermarkStrategy
+            .<Row>forBoundedOutOfOrderness(Duration.ofMillis(outOfOrdernessMs))
+            .withIdleness(Duration.ofMillis(idlenessMs))
+            .withTimestampAssigner((row, previous) -> row.<Long>getFieldAs(1));
+        return events.assignTimestampsAndWatermarks(strategy).name("watermarks").uid("watermarks");
+    }
+
+    public static DataStream<Row> dedup(DataStream<Row> events, long windowMs, int maxIds) {
+        return events.keyBy(new FirstField())
+            .process(new DedupFunction(windowMs, maxIds), Rows.EVENT)
+            .name("dedup").uid("dedup");
+    }
+
+    /** The session stage on the deduplicated stream, still partitioned by user (no shuffle). */
+    public static SingleOutputStreamOperator<Row> sessions(DataStream<Row> deduped,
+                                                           String configJson) throws Exception {
+        return DataStreamUtils.reinterpretAsKeyedStream(deduped, new FirstField())
+            .process(new SessionFunction(sessionConfig(configJson)), Rows.PAIRS_ROW)
+            .name("sessions").uid("sessions");
+    }
+
+    public static DataStream<String> sessionUpdates(SingleOutputStreamOperator<Row> sessions) {
+        return sessions.getSideOutput(SessionFunction.UPDATES);
+    }
+
+    public static DataStream<Row> modelInput(SingleOutputStreamOperator<Row> sessions) {
+        return sessions.getSideOutput(SessionFunction.MODEL_INPUT);
+    }
+
+    public static DataStream<Row> rankerInput(SingleOutputStreamOperator<Row> sessions) {
+        return sessions.getSideOutput(SessionFunction.RANKER_INPUT);
+    }
+
+    /** EVENT rows as Python's EVENT_ROW (user_id, ts, body), for the Python stages. */
+    public static DataStream<Row> eventRows(DataStream<Row> events) {
+        return events.map(Rows::eventRow, Rows.EVENT_ROW).name("event-rows").uid("event-rows");
+    }
+
+    /** operators/config.py SessionConfig and the model routing, as stream/jvm.py writes them. */
+    static SessionFunction.Config sessionConfig(String json) throws Exception {
+        JsonNode doc = Interactions.JSON.readTree(json);
+        SessionFunction.Config c = new SessionFunction.Config();
+        c.maxEvents = doc.get("max_events").intValue();
+        c.gapMs = doc.get("gap_ms").longValue();
+        c.ttlMs = doc.get("ttl_ms").longValue();
+        c.pairWindow = doc.get("pair_window").intValue();
+        c.backwardWeight = doc.get("backward_weight").doubleValue();
+        c.maxBasket = doc.get("max_basket").intValue();
+        c.maxPurchased = doc.get("max_purchased").intValue();
+        c.cartPairWeight = doc.get("cart_pair_weight").doubleValue();
+        c.purchasePairWeight = doc.get("purchase_pair_weight").doubleValue();
+        c.maxShown = doc.get("max_shown").intValue();
+        c.models = doc.get("models").booleanValue();
+        c.explicit = doc.get("explicit").booleanValue();
+        JsonNode types = doc.get("learn_types");
+        c.learnTypes = new String[types.size()];
+        for (int i = 0; i < types.size(); i++) {
+            c.learnTypes[i] = types.get(i).textValue();
+        }
+        return c;
+    }
+}
