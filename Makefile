@@ -91,6 +91,10 @@ bench-stream: install
 bench-stages: install
 	$(BIN)/python -m recs.bench_stages
 
+# The update writer alone (recs.updates -> Redis) at the stream's mix and cadence.
+bench-writer: install
+	$(BIN)/python -m recs.bench_writer
+
 bench-serve: $(BIN)/.installed
 	bash infra/ensure-redis.sh
 	bash infra/ensure-wrk.sh

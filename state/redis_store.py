@@ -152,10 +152,10 @@ class AsyncReader:
     async def get_many(self, keys: Sequence[str]) -> list[Envelope | None]:
         if not keys:
             return []
-        return [_live(raw) for raw in await self._r.mget(keys)]
+        return [_live(raw) for raw in cast(list[bytes | None], await self._r.mget(keys))]
 
     async def freshness(self) -> dict[str, int]:
-        raw = cast(dict[bytes, bytes], await self._r.hgetall(FRESHNESS_KEY))  # type: ignore[misc]
+        raw = cast(dict[bytes, bytes], await self._r.hgetall(FRESHNESS_KEY))
         return {k.decode(): int(v) for k, v in raw.items()}
 
     async def vector_changes(self, since: int, limit: int = 10_000) -> list[tuple[str, int]]:

@@ -54,6 +54,8 @@ class LoaderStats:
     batches: int = 0
     max_as_of: int = 0
     started: float = field(default_factory=time.monotonic)
+    first_batch_at: float | None = None  # monotonic s: the first batch's start, the last's end
+    last_batch_at: float | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {"records": self.records, "applied": self.applied, "malformed": self.malformed,
@@ -132,6 +134,8 @@ def _kind(key: str) -> str:
 
 def apply_batch(store: Store, raw_values: list[bytes], stats: LoaderStats,
                 metrics: LoaderMetrics | None = None) -> None:
+    if stats.first_batch_at is None:
+        stats.first_batch_at = time.monotonic()
     updates: list[Update] = []
     for raw in raw_values:
         try:
@@ -151,6 +155,7 @@ def apply_batch(store: Store, raw_values: list[bytes], stats: LoaderStats,
         if newest > stats.max_as_of:
             stats.max_as_of = newest
             store.mark_fresh(WRITER, newest)
+    stats.last_batch_at = time.monotonic()
 
 
 def _lag(consumer: Any) -> int:
