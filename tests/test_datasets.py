@@ -315,6 +315,28 @@ def test_csv_with_column_map_and_units(tmp_path: Path) -> None:
         assert decode_interaction(e.to_json()) == e
 
 
+def test_csv_context_columns_and_type_map(tmp_path: Path) -> None:
+    path = write(tmp_path / "export.csv", "ts,user,sku,kind,dev,geo,ref\n"
+                 f"{T0},alice,sku1,pageview,mobile,BR,search\n"
+                 f"{T0 + 1},alice,sku2,transaction,mobile,BR,search\n"
+                 f"{T0 + 2},bob,sku1,addtocart,,DE,\n")
+    data = load("csv", path, columns="user=user,item=sku,ts=ts,type=kind,device=dev,"
+                "country=geo,referrer=ref",
+                type_map="pageview=view,addtocart=add_to_cart,transaction=purchase")
+    assert [e.type for e in data.events] == ["view", "purchase", "add_to_cart"]
+    assert data.events[0].context == {"device": "mobile", "country": "BR",
+                                      "referrer": "search"}
+    assert data.events[2].context == {"country": "DE"}  # empty cells are left out
+    for e in data.events:
+        assert decode_interaction(e.to_json()) == e
+    with pytest.raises(DatasetError, match=r"column kind: .*or a type map key") as err:
+        load("csv", path, columns="user=user,item=sku,ts=ts,type=kind",
+             type_map="pageview=view")
+    assert (err.value.line, err.value.value) == (3, "transaction")
+    with pytest.raises(ValueError, match=r"type map: 'x' maps to 'like'"):
+        load("csv", path, columns="user=user,item=sku,ts=ts", type_map="x=like")
+
+
 @pytest.mark.parametrize(("unit", "raw", "expected"), [
     ("ms", str(T0 * 1000 + 5), T0 * 1000 + 5),
     ("us", str(T0 * 1_000_000 + 5000), T0 * 1000 + 5),

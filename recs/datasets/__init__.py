@@ -55,7 +55,7 @@ from recs.datasets.diginetica import (
     read_diginetica_purchases,
     read_diginetica_views,
 )
-from recs.datasets.generic_csv import TS_UNITS, ColumnMap, read_csv
+from recs.datasets.generic_csv import CONTEXT_FIELDS, TS_UNITS, ColumnMap, parse_type_map, read_csv
 from recs.datasets.globo import GLOBO_HEADER, globo_files, iter_globo, read_globo
 from recs.datasets.loader import DATASETS, Dataset, load, sort_by_time
 from recs.datasets.movielens import ML100K_GENRES, read_ml100k_items, read_ml100k_ratings
@@ -72,6 +72,7 @@ __all__ = [
     "LOG_MIN_TS_MS",
     "ML100K_GENRES",
     "SESSION_TSV_HEADER",
+    "CONTEXT_FIELDS",
     "TS_UNITS",
     "ColumnMap",
     "Dataset",
@@ -79,6 +80,7 @@ __all__ = [
     "globo_files",
     "iter_globo",
     "load",
+    "parse_type_map",
     "read_csv",
     "read_diginetica_categories",
     "read_diginetica_purchases",

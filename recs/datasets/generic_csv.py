@@ -1,10 +1,16 @@
-"""Any delimited file with a header row, its columns named by a :class:`ColumnMap`."""
+"""Any delimited file with a header row, its columns named by a :class:`ColumnMap`.
+
+A shop's export usually names its event types in its own words and carries the request's
+context: :func:`parse_type_map` maps the raw types onto the engine's, and the optional context
+columns (``device``, ``country``, ``referrer``, ``page``) land in the event's ``context``, where the
+context trending lists (``recs:v1:trending:ctx:...``) read them.
+"""
 
 from __future__ import annotations
 
 import csv
 import datetime as dt
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
@@ -15,6 +21,7 @@ from recs.datasets._files import need_file, open_text
 from schemas.events import EVENT_TYPES, MAX_ID_LEN, Interaction
 
 TS_UNITS: Final = {"s": 1000.0, "ms": 1.0, "us": 0.001}
+CONTEXT_FIELDS: Final = ("device", "country", "referrer", "page")  # schema context strings
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,10 +40,15 @@ class ColumnMap:
     session: str | None = None
     value: str | None = None
     event_id: str | None = None
+    device: str | None = None     # context columns (optional)
+    country: str | None = None
+    referrer: str | None = None
+    page: str | None = None
 
     @classmethod
     def parse(cls, spec: str) -> ColumnMap:
-        """Parse ``field=column,...`` (fields: user, item, ts, type, session, value, event_id)."""
+        """Parse ``field=column,...`` (fields: user, item, ts, type, session, value, event_id,
+        and the context columns device, country, referrer, page)."""
         known = set(cls.__dataclass_fields__)
         parts: dict[str, str] = {}
         for chunk in filter(None, (c.strip() for c in spec.split(","))):
@@ -54,13 +66,38 @@ class ColumnMap:
         return cls(**parts)
 
 
+def parse_type_map(spec: str) -> dict[str, str]:
+    """Parse ``raw=type,...``: the file's event type names mapped onto the engine's.
+
+    >>> parse_type_map("pageview=view, addtocart=add_to_cart, transaction=purchase")
+    {'pageview': 'view', 'addtocart': 'add_to_cart', 'transaction': 'purchase'}
+    """
+    out: dict[str, str] = {}
+    for chunk in filter(None, (c.strip() for c in spec.split(","))):
+        raw, sep, etype = chunk.partition("=")
+        if not sep or not raw.strip():
+            raise ValueError(f"type map: expected raw=type, got {chunk!r}")
+        etype = etype.strip()
+        if etype not in EVENT_TYPES or etype == "impression":
+            raise ValueError(f"type map: {raw.strip()!r} maps to {etype!r}, expected one of "
+                             f"{sorted(EVENT_TYPES - {'impression'})}")
+        out[raw.strip()] = etype
+    if not out:
+        raise ValueError(f"type map: no raw=type pair in {spec!r}")
+    return out
+
+
 def read_csv(path: Path, columns: ColumnMap, *, ts_unit: str = "s", delimiter: str = ",",
-             default_type: str = "view") -> Iterator[Interaction]:
+             default_type: str = "view", type_map: Mapping[str, str] | None = None,
+             ) -> Iterator[Interaction]:
     """Any delimited file with a header row, fields picked by ``columns``.
 
     ``ts_unit`` is ``s``, ``ms``, ``us`` (epoch numbers) or ``iso`` (ISO-8601, UTC when no zone).
     Without a session column the session is ``<user>:<UTC day>``; without a type column every
     event is ``default_type``; without an event id column ids are ``csv:<file stem>:<line>``.
+    ``type_map`` (:func:`parse_type_map`) translates the type column's values first; a value
+    it does not name must be an engine type. Context columns go to ``context`` (empty values
+    are left out; events with the same context share one dict: treat it as read-only).
     """
     need_file(path, f"a delimited file with a header naming {columns.user!r}, "
               f"{columns.item!r} and {columns.ts!r}")
@@ -88,6 +125,9 @@ def read_csv(path: Path, columns: ColumnMap, *, ts_unit: str = "s", delimiter: s
         width = max(pos.values()) + 1
         to_ts = _ts_parser(ts_unit)
         prefix = f"csv:{path.name.split('.')[0]}:"
+        types = dict(type_map or {})
+        ctx_pos = [(name, pos[name]) for name in CONTEXT_FIELDS if name in pos]
+        contexts: dict[tuple[str, ...], dict[str, str]] = {}
         for line_no, row in enumerate(reader, 2):
             if len(row) < width:
                 raise DatasetError(path, f"expected at least {width} columns, found {len(row)}",
@@ -105,10 +145,12 @@ def read_csv(path: Path, columns: ColumnMap, *, ts_unit: str = "s", delimiter: s
                     raise DatasetError(path, f"column {column}: expected an id of 1.."
                                        f"{MAX_ID_LEN} characters", line=line_no, value=val)
             etype = row[pos["type"]].strip() if "type" in pos else default_type
+            etype = types.get(etype, etype)
             if etype not in EVENT_TYPES or etype == "impression":
+                mapped = f" or a type map key ({', '.join(types)})" if types else ""
                 raise DatasetError(path, f"column {columns.type}: expected one of "
-                                   f"{sorted(EVENT_TYPES - {'impression'})}", line=line_no,
-                                   value=etype)
+                                   f"{sorted(EVENT_TYPES - {'impression'})}{mapped}",
+                                   line=line_no, value=etype)
             value = None
             if "value" in pos and row[pos["value"]].strip():
                 try:
@@ -122,9 +164,17 @@ def read_csv(path: Path, columns: ColumnMap, *, ts_unit: str = "s", delimiter: s
             session = (row[pos["session"]].strip() if "session" in pos
                        else f"{user}:{day_label(days, ts)}")
             event_id = row[pos["event_id"]].strip() if "event_id" in pos else ""
+            context: dict[str, str] = {}
+            if ctx_pos:
+                key = tuple(row[i].strip() for _, i in ctx_pos)
+                found = contexts.get(key)
+                if found is None:
+                    found = contexts[key] = {name: v for (name, _), v in zip(ctx_pos, key,
+                                                                              strict=True) if v}
+                context = found
             yield Interaction(event_id=event_id or f"{prefix}{line_no}", type=etype,
                               user_id=user, session_id=session or f"s:{user}", ts=ts,
-                              item_id=item, value=value)
+                              item_id=item, value=value, context=context)
 
 
 def _ts_parser(unit: str) -> Callable[[str], int]:

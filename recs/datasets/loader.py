@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from operator import attrgetter
 from pathlib import Path
@@ -16,7 +16,7 @@ from recs.datasets.diginetica import (
     read_diginetica_purchases,
     read_diginetica_views,
 )
-from recs.datasets.generic_csv import ColumnMap, read_csv
+from recs.datasets.generic_csv import ColumnMap, parse_type_map, read_csv
 from recs.datasets.globo import iter_globo
 from recs.datasets.movielens import read_ml100k_items, read_ml100k_ratings
 from recs.datasets.sessionrec import read_session_tsv
@@ -84,7 +84,7 @@ def _first_ts(events: list[Interaction]) -> int:
 
 def load(dataset_name: str, path: Path | str, *, limit: int | None = None,
          columns: ColumnMap | str | None = None, ts_unit: str = "s",
-         delimiter: str = ",") -> Dataset:
+         delimiter: str = ",", type_map: Mapping[str, str] | str | None = None) -> Dataset:
     """Load a public data set from its folder (or main file), events sorted by time.
 
     ``limit`` caps the events read from each file, in file order, before sorting. Item upserts
@@ -92,8 +92,8 @@ def load(dataset_name: str, path: Path | str, *, limit: int | None = None,
     stamped with the first event time, so a replay publishes them before any event. Diginetica
     purchases are kept for the sessions whose views were loaded (the public sample has views for
     a few thousand sessions but purchases for all), and each Diginetica session gets one user:
-    the first real user id among its rows, else ``s:<session>``. ``columns``, ``ts_unit`` and
-    ``delimiter`` apply to ``csv`` only.
+    the first real user id among its rows, else ``s:<session>``. ``columns``, ``ts_unit``,
+    ``delimiter`` and ``type_map`` (a mapping or ``raw=type,...``) apply to ``csv`` only.
     """
     path = Path(path)
 
@@ -143,6 +143,7 @@ def load(dataset_name: str, path: Path | str, *, limit: int | None = None,
         if columns is None:
             raise ValueError("csv: a column map is required (e.g. user=uid,item=sku,ts=time)")
         cmap = ColumnMap.parse(columns) if isinstance(columns, str) else columns
+        types = parse_type_map(type_map) if isinstance(type_map, str) else type_map
         return Dataset(dataset_name, sort_by_time(take(
-            read_csv(path, cmap, ts_unit=ts_unit, delimiter=delimiter))))
+            read_csv(path, cmap, ts_unit=ts_unit, delimiter=delimiter, type_map=types))))
     raise ValueError(f"dataset: expected one of {list(DATASETS)}, got {dataset_name!r}")
