@@ -7,7 +7,9 @@ The stream publishes (``stream/views.py``, layout in :mod:`state.keys`):
   write also logged in the changelog sorted set that
   :meth:`~state.redis_store.AsyncReader.vector_changes` follows;
 * ``recs:v1:uservec:{user}``: a user's vector (read per request by the homepage, not here);
-* ``recs:v1:model:ranker``: the whole ranker snapshot, envelope version = examples learned.
+* ``recs:v1:model:ranker``: the whole ranker snapshot, envelope version = examples learned;
+* ``recs:v1:model:blend``: the learned blend (:mod:`operators.learned_blend`: weights, warm-up
+  counters and config), envelope version = labelled events learned.
 
 :class:`ModelRefresher` owns what requests read: a :class:`~serving.vectors.VectorIndex` of
 ``[x, b]`` per item (queried with ``[user.x, 1]``: score = user·item + item bias) and the loaded
@@ -24,7 +26,10 @@ The stream publishes (``stream/views.py``, layout in :mod:`state.keys`):
    with a yield between chunks (FAISS is not safe to search while another thread writes);
 3. peeks at the ranker key's envelope head (version and event time, the first bytes of the
    value) and only when it changed reads the snapshot and restores it in a worker thread, so a
-   large snapshot neither travels every second nor blocks the loop while it is decoded.
+   large snapshot neither travels every second nor blocks the loop while it is decoded;
+4. the same for the learned blend (a few dozen weights): the homepage orders its candidates by
+   it when it is warm (:func:`operators.learned_blend.serve`), by the hand-tuned blend when it
+   is cold, absent or unreadable.
 
 The first refresh loads everything (changelog from 0). When Redis is down a refresh fails,
 logs once per outage, keeps the index and ranker it has and is retried on the next tick. An
@@ -44,10 +49,12 @@ import faiss
 import numpy as np
 import redis.exceptions
 
+from operators import learned_blend
+from operators.learned_blend import BlendModel, LearnedBlendConfig
 from operators.ranker import Ranker
 from serving.model_source import ModelSource, RedisModelSource
 from serving.vectors import Vec, VectorIndex
-from state.keys import MODEL_MF, MODEL_RANKER, itemvec_key, model_key
+from state.keys import MODEL_BLEND, MODEL_MF, MODEL_RANKER, itemvec_key, model_key
 from state.records import Envelope, decode_envelope
 
 log = logging.getLogger("serving")
@@ -145,6 +152,10 @@ class ModelRefresher:
         self.ranker_stats: Mapping[str, Any] = {}
         self.ranker_warm = False
         self._ranker_tried: tuple[int, int] | None = None  # last head read (loaded or not)
+        self.blend: BlendModel | None = None  # the learned blend (None: the hand-tuned one)
+        self.blend_cfg = LearnedBlendConfig()
+        self.blend_head: tuple[int, int] | None = None
+        self._blend_tried: tuple[int, int] | None = None
         self._vec = _Vectors(None)
         self._lock = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
@@ -281,6 +292,7 @@ class ModelRefresher:
                 current.dim = want
             await self._follow(source, current)
         await self._refresh_ranker(source)
+        await self._refresh_blend(source)
 
     async def _follow(self, source: ModelSource, st: _Vectors) -> None:
         """Apply every changelog entry from ``st.since`` on, page by page. A page ending on a
@@ -376,6 +388,37 @@ class ModelRefresher:
         log.log(logging.INFO if self.ranker_state != before else logging.DEBUG,
                 "serving.models: ranker loaded version=%s state=%s auc=%s", env.version,
                 self.ranker_state, self.ranker_stats.get("auc"))
+
+
+    async def _refresh_blend(self, source: ModelSource) -> None:
+        key = model_key(MODEL_BLEND)
+        head = await source.head(key)
+        if head is None or head == self._blend_tried:
+            return  # absent (keep what was loaded) or unchanged
+        raw = await source.get_raw(key)
+        if raw is None:
+            return
+        self._blend_tried = head
+        try:
+            env = decode_envelope(raw)
+            if env.data is None:
+                log.info("serving.models: learned blend deleted version=%s", env.version)
+                self.blend, self.blend_head = None, None
+                return
+            if not isinstance(env.data, Mapping):
+                raise ValueError(f"value is a {type(env.data).__name__}, not an object")
+            model, cfg = learned_blend.from_published(env.data)
+        except (ValueError, KeyError, TypeError) as exc:
+            log.error("serving.models: cannot read the learned blend version=%s, keeping the "
+                      "loaded one error=%s", head[0], exc)
+            return
+        warm_before = self.blend is not None and learned_blend.is_warm(self.blend,
+                                                                        self.blend_cfg)
+        self.blend, self.blend_cfg, self.blend_head = model, cfg, (env.version, env.as_of)
+        warm = learned_blend.is_warm(model, cfg)
+        log.log(logging.INFO if warm != warm_before else logging.DEBUG,
+                "serving.models: learned blend loaded version=%s warm=%s labelled=%s",
+                env.version, warm, model.labelled)
 
 
 async def _update(index: VectorIndex, upserts: Mapping[str, Vec],

@@ -21,6 +21,7 @@ from typing import Any, Final
 
 import redis.exceptions
 
+from operators import learned_blend
 from operators.blend import (
     BOUGHT_TOGETHER,
     TRENDING,
@@ -252,9 +253,10 @@ class Handlers(Core):
         fills.append(self._context_fill(ctx_keys, ctx_envs, global_env))
         if new_env is not None:  # new items fill in last (and explore, below)
             fills.append(Fill(P.NEW_ARRIVAL, arrivals_cat or "", new_env.data["items"]))
-        cands = blend(session, similar, bought, fills, params, k=o.pool, exclude=o.exclude,
-                      vector=vector, vector_because=_model_version(uvec),
-                      vector_events=_learned_events(uvec))
+        cands = learned_blend.serve(
+            self.models.blend, self.models.blend_cfg, session, similar, bought, fills, params,
+            k=o.pool, exclude=o.exclude, vector=vector, vector_because=_model_version(uvec),
+            vector_events=_learned_events(uvec))
         if vector and uvec is not None:
             times.append(uvec.as_of)
         fallback = None if recent or vector else FALLBACK_NO_SESSION

@@ -22,8 +22,10 @@ recs:v1:itemvec:{item}      the online model's item vector: ``{"x": [f, ...], "b
                             "src": "cf" | "content"}``; version = model version
 recs:v1:uservec:{user}      the online model's user vector ``{"x": [...], "b": bias}``;
                             version = model version; expires like sessions
-recs:v1:model:{name}        a model's published header: ``mf`` (dims, counts, version) or
-                            ``ranker`` (the whole ranker snapshot, weights included)
+recs:v1:model:{name}        a model's published header: ``mf`` (dims, counts, version),
+                            ``ranker`` (the whole ranker snapshot, weights included) or
+                            ``blend`` (the learned blend's weights, warm-up counters and
+                            config; version = labelled events learned)
 recs:v1:meta:freshness      hash: writer name -> newest event time applied (ms)
 recs:v1:meta:itemvec-log    sorted set: item -> model version of its newest vector write
                             (tombstones included); readers follow it to refresh an index
@@ -62,6 +64,7 @@ KINDS: Final = (KIND_SESSION, KIND_SIMILAR, KIND_BOUGHT, KIND_TRENDING, KIND_ITE
 MODEL_KINDS: Final = (KIND_ITEMVEC, KIND_USERVEC, KIND_MODEL)  # versioned by model version
 MODEL_MF: Final = "mf"          # the online collaborative model's header
 MODEL_RANKER: Final = "ranker"  # the online ranker's snapshot
+MODEL_BLEND: Final = "blend"    # the learned blend's weights (operators/learned_blend.py)
 
 GLOBAL_SCOPE: Final = "global"
 CONTEXT_DEVICE: Final = "device"
@@ -127,10 +130,13 @@ def uservec_key(user_id: str) -> str:
 
 
 def model_key(name: str) -> str:
-    """Header of one published model: :data:`MODEL_MF` or :data:`MODEL_RANKER`.
+    """Header of one published model: :data:`MODEL_MF`, :data:`MODEL_RANKER` or
+    :data:`MODEL_BLEND`.
 
     >>> model_key(MODEL_RANKER)
     'recs:v1:model:ranker'
+    >>> model_key(MODEL_BLEND)
+    'recs:v1:model:blend'
     """
     return key_for(KIND_MODEL, name)
 

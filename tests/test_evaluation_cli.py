@@ -59,7 +59,7 @@ def test_rsc15_prints_table_and_one_json_line_and_writes_the_report(
     assert code == 0
     assert "| `engine` |" in out and "| `engine_static` |" in out and "| `online_mf` |" in out
     result = last_json(out)
-    methods = {"engine", "engine_static", "engine.session", "engine.similar",
+    methods = {"engine", "engine_prior", "engine_static", "engine.session", "engine.similar",
                "engine.bought", "engine.trending", "pop", "recent_pop", "covisit", "ar", "sr",
                "vsknn", "online_mf"}
     assert set(result) == methods | {"events", "seconds"}

@@ -82,6 +82,9 @@ def test_time_split_uses_the_data_sets_test_sessions_or_the_last_day() -> None:
     own = protocols.time_split(Dataset("t", events, test_sessions=frozenset({"c"})))
     assert own.scored_sessions == frozenset({"c"})
     spy = Spy()
+    # a straggling tail (under 0.1 % of the events) does not move the last day
+    tail = [*events * 200, ev("z", "x", 40 * DAY)]
+    assert protocols.time_split(Dataset("t", tail)).scored_sessions == frozenset({"b", "c", "z"})
     frozen = protocols.time_split(Dataset("t", events, test_sessions=frozenset({"c"})),
                                   frozen=True)
     out = run(frozen, [spy], progress=False)

@@ -29,6 +29,7 @@ GOLDEN = [
     (keys.uservec_key("u42"), "recs:v1:uservec:u42"),
     (keys.model_key(keys.MODEL_MF), "recs:v1:model:mf"),
     (keys.model_key(keys.MODEL_RANKER), "recs:v1:model:ranker"),
+    (keys.model_key(keys.MODEL_BLEND), "recs:v1:model:blend"),
     (keys.ITEMVEC_LOG_KEY, "recs:v1:meta:itemvec-log"),
 ]
 

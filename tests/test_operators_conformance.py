@@ -30,10 +30,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from operators import arrivals, neighbours, session, trending
+from operators import arrivals, learned_blend, neighbours, session, trending
 from operators.config import EngineConfig, NeighbourConfig, SessionConfig, TrendingConfig
 from operators.session import Pair
 from schemas.events import Interaction, ItemUpsert
+from state.keys import MODEL_BLEND
 from state.records import Update
 from stream import views
 from tests.strategies import DAY, ITEMS, T0, interactions, is_json_plain, upserts
@@ -116,6 +117,26 @@ arrival_scores = st.builds(
     ts=st.integers(T0, T0 + DAY),
 )
 
+# the learned blend: examples of a few candidates with random features, the target among them
+# or not
+BLEND_CFG = learned_blend.LearnedBlendConfig(min_labelled=3, window=4, negatives=2)
+blend_candidates = st.lists(
+    st.dictionaries(st.sampled_from((*learned_blend.FEATURES[:6], "prior", "trend")),
+                    st.floats(0.0, 1.0, allow_nan=False), max_size=4),
+    max_size=4).map(lambda fs: tuple(learned_blend.Candidate(ITEMS[n], n, f)
+                                     for n, f in enumerate(fs)))
+blend_examples = st.builds(learned_blend.Example, target=st.sampled_from(ITEMS[:5]),
+                           candidates=blend_candidates, ts=st.integers(T0, T0 + DAY))
+
+
+def _blend_step(state: Any, ex: learned_blend.Example) -> tuple[Any, Any]:
+    return learned_blend.step(state, ex, BLEND_CFG)
+
+
+def _blend_published(state: Any) -> dict[str, Any]:
+    return learned_blend.published(state, BLEND_CFG)
+
+
 SPECS = [
     OperatorSpec(
         "session", _session_step,
@@ -148,6 +169,12 @@ SPECS = [
         trending.encode_topk, trending.decode_topk,
         lambda s: trending.render_topk(s, CFG.trending, "new:global"),
         lambda s: [views.trending_update("new:global", s, CFG)],
+    ),
+    OperatorSpec(
+        "learned-blend", _blend_step, blend_examples,
+        learned_blend.encode, learned_blend.decode, _blend_published,
+        lambda s: [views.model_update(MODEL_BLEND, _blend_published(s), version=s.labelled,
+                                      as_of=s.as_of)],
     ),
 ]
 IDS = [s.name for s in SPECS]

@@ -62,6 +62,7 @@ from recs.datasets.movielens import ML100K_GENRES, read_ml100k_items, read_ml100
 from recs.datasets.sessionrec import SESSION_TSV_HEADER, read_session_tsv
 
 __all__ = [
+    "CONTEXT_FIELDS",
     "DATASETS",
     "DAY_MS",
     "DIGINETICA_CATEGORIES_HEADER",
@@ -72,7 +73,6 @@ __all__ = [
     "LOG_MIN_TS_MS",
     "ML100K_GENRES",
     "SESSION_TSV_HEADER",
-    "CONTEXT_FIELDS",
     "TS_UNITS",
     "ColumnMap",
     "Dataset",

@@ -76,6 +76,9 @@ def parser() -> argparse.ArgumentParser:
                    "(default: all)")
     p.add_argument("--columns", default=None, help="csv: column map, e.g. user=u,item=i,ts=t")
     p.add_argument("--ts-unit", default="s", help="csv: s, ms, us or iso")
+    p.add_argument("--type-map", default=None,
+                   help="csv: the file's event types onto the engine's, e.g. "
+                   "pageview=view,addtocart=add_to_cart,transaction=purchase")
     p.add_argument("--report", type=Path, default=None,
                    help="store JSON + plot in this folder and regenerate <folder>.md")
     p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
@@ -104,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         methods = build_methods(args.methods.split(",") if args.methods else None)
         data = datasets.load(args.dataset, path, limit=limit, columns=args.columns,
-                             ts_unit=args.ts_unit)
+                             ts_unit=args.ts_unit, type_map=args.type_map)
     except (datasets.DatasetError, ValueError) as exc:
         print(f"recs eval: {exc}", file=sys.stderr)
         return 2

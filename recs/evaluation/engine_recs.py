@@ -47,7 +47,7 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Final
 
-from operators import neighbours, session, trending
+from operators import learned_blend, neighbours, session, trending
 from operators.blend import (
     TRENDING,
     TRENDING_CATEGORY,
@@ -61,6 +61,7 @@ from operators.blend import (
 )
 from operators.candidates import recent_items, session_candidates
 from operators.config import INTEREST_TYPES, EngineConfig
+from operators.learned_blend import BlendModel, LearnedBlendConfig
 from operators.online_mf import OnlineMF
 from recs.evaluation.api import Learner, Method, Query
 from schemas.events import Interaction, ItemUpsert
@@ -118,9 +119,55 @@ class EngineLearner:
     repeat_events: int = field(default=0, init=False)
     top_hits: int = field(default=0, init=False)
     top_events: int = field(default=0, init=False)
+    # the learned blend (operators/learned_blend.py): its prior, config and model, the
+    # candidates last asked for (user, ts, candidates: reused when that event is learned)
+    blend_prior: Blend | None = field(default=None, init=False)
+    blend_cfg: LearnedBlendConfig = field(default_factory=LearnedBlendConfig, init=False)
+    blend_model: BlendModel = field(default_factory=learned_blend.initial, init=False)
+    blend_outcomes: list[int] = field(default_factory=lambda: [0, 0], init=False)
+    _asked: tuple[str, int, Collection[str], tuple[learned_blend.Candidate, ...]] | None = \
+        field(default=None, init=False)
 
     def __post_init__(self) -> None:
         self.runner = ReferenceRunner(self.cfg, models=self.learned)
+
+    def learn_blend(self, prior: Blend, cfg: LearnedBlendConfig) -> None:
+        """Learn the blend's weights (``prior``'s candidates) from every interest event."""
+        self.blend_prior, self.blend_cfg = prior, cfg
+
+    def blend_candidates(self, user_id: str, session_id: str, ts: int,
+                         exclude: Collection[str] = ()) -> tuple[learned_blend.Candidate, ...]:
+        """The learned blend's candidates for a request (cached for the event at ``ts``)."""
+        asked = self._asked
+        if asked is not None and asked[0] == user_id and asked[1] == ts and \
+                (asked[2] is exclude or asked[2] == exclude):
+            return asked[3]
+        if self.blend_prior is None:
+            raise ValueError("EngineLearner.blend_candidates: learn_blend() was not called")
+        inputs = blend_inputs(self, self.blend_prior, user_id, session_id, exclude)
+        cands = learned_blend.candidates(*inputs[:5], self.blend_cfg, exclude=exclude,
+                                         vector=inputs[5], vector_because=inputs[6],
+                                         vector_events=inputs[7])
+        self._asked = (user_id, ts, exclude, cands)
+        return cands
+
+    def _learn_blend(self, event: Interaction) -> None:
+        """The event labels the candidates asked for just before it (those of the scored
+        query, exclusions included, when it was scored)."""
+        if self.blend_prior is None or event.item_id is None or \
+                event.type not in INTEREST_TYPES or event.user_id not in self.runner.sessions:
+            return
+        asked = self._asked
+        if asked is not None and asked[0] == event.user_id and asked[1] == event.ts:
+            cands = asked[3]
+        else:
+            cands = self.blend_candidates(event.user_id, event.session_id, event.ts)
+        self._asked = None
+        self.blend_model, outcome = learned_blend.step(
+            self.blend_model, learned_blend.Example(event.item_id, cands, event.ts),
+            self.blend_cfg)
+        if outcome is not None:
+            self.blend_outcomes[outcome.served_learned] += 1
 
     @property
     def mf(self) -> OnlineMF | None:
@@ -129,6 +176,7 @@ class EngineLearner:
         return models.vectors.mf if models is not None else None
 
     def learn(self, event: Interaction) -> None:
+        self._learn_blend(event)
         self._calibrate(event)
         mf = self.mf
         before = mf.events if mf is not None else 0
@@ -348,33 +396,72 @@ class FullBlend(_EngineMethod):
 
     def scored(self, query: Query, k: int) -> list[Scored]:
         """The blend's candidates with their evidence (what :meth:`recommend` ranks)."""
-        b, eng = self.blend, self._learner
-        sess = eng.session(query.user_id)
-        history = recent_items(sess, b.recent) if sess is not None else []
-        remind: tuple[float, ...] = ()
-        if b.allow_repeats:
-            remind = tuple(eng.remind_scores(len(history)) if b.calibrated_remind else
-                           [b.remind_weight * b.remind_decay**r for r in range(len(history))])
-        params = BlendParams(recent=b.recent, recency_decay=b.recency_decay,
-                             bought_weight=b.bought_weight, vector_weight=b.vector_weight,
-                             vector_temperature=b.vector_temperature, remind=remind,
-                             allow_repeats=b.allow_repeats, pool=b.pool,
-                             vector_min_events=b.vector_min_events)
-        last = self._last(sess)
-        cat = eng.category(last) if (b.category_fill and last is not None) else None
-        fills = [Fill(TRENDING_CATEGORY, cat, eng.trending_list(cat))] if cat is not None else []
-        fills.append(Fill(TRENDING, "global", eng.trending_list()))
-        similar = eng.neighbour_shares(keys.KIND_SIMILAR, history)
-        bought = eng.neighbour_shares(keys.KIND_BOUGHT, history) if b.bought_weight > 0 else {}
-        vector: Shares = ()
-        if b.vector_weight > 0:
-            retrieved = eng.vector_list(query.user_id, b.vector_pool, query.exclude,
-                                        b.vector_min_events, b.vector_min_prior,
-                                        query.session_id)
-            vector = vector_shares(retrieved, b.vector_temperature)
+        sess, similar, bought, fills, params, vector, because, events = blend_inputs(
+            self._learner, self.blend, query.user_id, query.session_id, query.exclude)
         return blend(sess, similar, bought, fills, params, k=k, exclude=query.exclude,
-                     vector=vector, vector_because=eng.model_version(),
-                     vector_events=eng.mf_events.get(query.user_id, 0))
+                     vector=vector, vector_because=because, vector_events=events)
+
+
+class LearnedBlend(FullBlend):
+    """The learned blend (:mod:`operators.learned_blend`): the hand-tuned blend's candidates
+    ordered by the weights the learner learns from every interest event, test-then-train;
+    the hand-tuned order until the learned one is warm (:func:`operators.learned_blend.is_warm`)."""
+
+    description = "engine: learned blend (hand-tuned order until warm)"
+
+    def __init__(self, learner: EngineLearner, blend: Blend = TUNED_BLEND, *,
+                 cfg: LearnedBlendConfig | None = None, name: str = "engine") -> None:
+        super().__init__(learner, blend, name=name)
+        learner.learn_blend(blend, cfg or LearnedBlendConfig())
+
+    def recommend(self, query: Query, k: int) -> list[str]:
+        eng = self._learner
+        cands = eng.blend_candidates(query.user_id, query.session_id, query.ts, query.exclude)
+        ranked = learned_blend.order(eng.blend_model, cands, k, eng.blend_cfg)
+        if len(ranked) < k:  # the hand-tuned blend's own fills beyond the pool
+            taken = {c.item_id for c in ranked}
+            ranked_ids = [c.item_id for c in ranked]
+            for s in self.scored(query, k + len(ranked)):
+                if s.item_id not in taken:
+                    ranked_ids.append(s.item_id)
+                    if len(ranked_ids) == k:
+                        break
+            return ranked_ids
+        return [c.item_id for c in ranked]
+
+
+def blend_inputs(eng: EngineLearner, b: Blend, user_id: str, session_id: str,
+                 exclude: Collection[str]) -> tuple[Any, dict[str, Shares], dict[str, Shares],
+                                                    list[Fill], BlendParams, Shares, str, int]:
+    """What :func:`operators.blend.blend` takes for a request, read from the learner's states
+    as the server reads Redis: session, similar and bought shares of the recent items, the
+    trending fills, the parameters, the learned retrieval, its cause and its event count."""
+    sess = eng.session(user_id)
+    history = recent_items(sess, b.recent) if sess is not None else []
+    remind: tuple[float, ...] = ()
+    if b.allow_repeats:
+        remind = tuple(eng.remind_scores(len(history)) if b.calibrated_remind else
+                       [b.remind_weight * b.remind_decay**r for r in range(len(history))])
+    params = BlendParams(recent=b.recent, recency_decay=b.recency_decay,
+                         bought_weight=b.bought_weight, vector_weight=b.vector_weight,
+                         vector_temperature=b.vector_temperature, remind=remind,
+                         allow_repeats=b.allow_repeats, pool=b.pool,
+                         vector_min_events=b.vector_min_events)
+    last = history[0] if history else None
+    if sess is not None and sess.get("events"):
+        last = sess["events"][-1][0]
+    cat = eng.category(last) if (b.category_fill and last is not None) else None
+    fills = [Fill(TRENDING_CATEGORY, cat, eng.trending_list(cat))] if cat is not None else []
+    fills.append(Fill(TRENDING, "global", eng.trending_list()))
+    similar = eng.neighbour_shares(keys.KIND_SIMILAR, history)
+    bought = eng.neighbour_shares(keys.KIND_BOUGHT, history) if b.bought_weight > 0 else {}
+    vector: Shares = ()
+    if b.vector_weight > 0:
+        retrieved = eng.vector_list(user_id, b.vector_pool, exclude, b.vector_min_events,
+                                    b.vector_min_prior, session_id)
+        vector = vector_shares(retrieved, b.vector_temperature)
+    return (sess, similar, bought, fills, params, vector, eng.model_version(),
+            eng.mf_events.get(user_id, 0))
 
 
 def engine_methods(cfg: EngineConfig = TUNED_CONFIG, blend: Blend = TUNED_BLEND,
@@ -384,7 +471,10 @@ def engine_methods(cfg: EngineConfig = TUNED_CONFIG, blend: Blend = TUNED_BLEND,
     learner = EngineLearner(cfg)
     static = FullBlend(learner, replace(blend, vector_weight=0.0), name="engine_static",
                        description="engine: full blend without learned sources (vector off)")
-    return [FullBlend(learner, blend), static, SessionSource(learner),
+    prior = FullBlend(learner, blend, name="engine_prior",
+                      description="engine: the hand-tuned blend alone (the learned blend's "
+                      "prior)")
+    return [LearnedBlend(learner, blend), prior, static, SessionSource(learner),
             RelationSource(learner, keys.KIND_SIMILAR), RelationSource(learner, keys.KIND_BOUGHT),
             TrendingSource(learner)]
 

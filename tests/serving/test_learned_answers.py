@@ -5,13 +5,17 @@ and ranker state in the logged impression."""
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import orjson
 import pytest
 
+from operators import learned_blend
 from operators.blend import BlendParams
 from operators.ranker import Ranker
+from state.keys import MODEL_BLEND, model_key
+from state.records import Update
 from state.redis_store import RedisStore
 from tests.serving import learned as L
 from tests.serving.kit import NOW, T_SIM, AsgiClient, Reply, decayed, ids, run
@@ -217,3 +221,38 @@ def test_impressions_carry_the_learned_sources_and_the_ranker_state(
         assert imp["ts"] == NOW
     assert "vector" in by_rec[home.json["rec_id"]]["context"]["sources"].split(",")
     assert "vector_similar" in by_rec[similar.json["rec_id"]]["context"]["sources"].split(",")
+
+
+def test_homepage_follows_the_published_learned_blend_when_warm(
+        filled: str, store: RedisStore) -> None:
+    """The learned blend (``recs:v1:model:blend``): cold it changes nothing; warm, its weights
+    order the candidates (here: trending first); deleted, the hand-tuned blend is back."""
+    cfg = learned_blend.LearnedBlendConfig(min_labelled=10)
+    warm = learned_blend.BlendModel({"trend": 4.0, "trend_rr": 4.0, "prior": 1.0}, events=50,
+                                    labelled=40, prior_gain=0.4, learned_gain=0.6)
+    cold = dataclasses.replace(warm, learned_gain=0.3)  # behind the prior: not served
+    url = "/v1/users/u1/recommendations?k=5&explain=true"
+
+    def publish(model: learned_blend.BlendModel | None, version: int) -> None:
+        doc = learned_blend.published(model, cfg) if model is not None else None
+        store.apply([Update(model_key(MODEL_BLEND), version, NOW - 1000, doc)])
+
+    async def body(client: AsgiClient) -> list[Reply]:
+        models = client.app.handlers.models
+        assert await models.refresh()
+        replies = [await client.get(url)]
+        for model, version in ((cold, 1), (warm, 2), (None, 3)):
+            publish(model, version)
+            assert await models.refresh()
+            replies.append(await client.get(url))
+        return replies
+
+    hand, with_cold, with_warm, deleted = run(filled, body)
+    assert ids(with_cold) == ids(hand) and ids(deleted) == ids(hand)
+    assert ids(hand)[0] != "i3"
+    # warm: the global trending list's best item (i3) leads, with its hand-tuned evidence
+    assert ids(with_warm)[0] == "i3"
+    assert ids(with_warm) != ids(hand)
+    top = with_warm.json["items"][0]
+    assert {s["source"] for s in top["explanation"]["sources"]} & {"session", "trending",
+                                                                  "bought_together"}
