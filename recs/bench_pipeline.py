@@ -1,0 +1,293 @@
+"""In-process benchmark of the homepage pipeline: the real app, an in-memory reader, no network.
+
+    python -m recs.bench_pipeline [--requests 5000] [--events 200000] [--repeat-share 0.0]
+                                  [--profile] [--seed 7]
+
+The data is ``recs bench-serve``'s (the same seeded storefront applied by the in-process
+:class:`stream.reference.ReferenceRunner`, online models included), kept as the envelope bytes
+Redis would hold and cached under ``$RECS_RUN_DIR/bench-pipeline`` so that later runs start in
+seconds. The reader decodes those bytes on every read as the Redis reader does; the learned
+models are loaded by the server's own refresher from the same bytes. Requests go through the
+whole ASGI app (routing, query parsing, the homepage pipeline, rules, rendering, metrics), one
+after another, each for another user of the same mix as bench-serve (``--unknown-share``
+unknown users), with ``--repeat-share`` of them repeating the previous request of a user already
+asked (a widget polling an unchanged session).
+
+Prints the CPU time of each request (the thread's CPU clock, which other load on a shared
+machine distorts far less than wall time) as mean, p50 and p99 in microseconds, and with
+``--profile`` the cProfile top list. The last line is one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import cProfile
+import dataclasses
+import io
+import pstats
+import random
+import statistics
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Final
+from urllib.parse import quote, unquote
+
+import orjson
+
+from state.keys import KIND_ITEMVEC, PREFIX
+from state.records import Envelope, decode_envelope
+
+NOW_SLACK_MS: Final = 1_000  # the clock of the run: just after the newest event
+_HEAD_ITEMVEC: Final = f"{PREFIX}{KIND_ITEMVEC}:"
+
+
+# ---- data ----------------------------------------------------------------------------------
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Data:
+    values: dict[str, bytes]        # key -> envelope bytes, as Redis holds them
+    session_users: tuple[str, ...]
+    newest_ms: int
+
+
+def build(seed: int, events: int, items: int, users: int) -> Data:
+    """bench-serve's data (:func:`recs.bench_serve.fill`) into memory instead of Redis."""
+    from operators.config import EngineConfig
+    from recs.settings import Settings
+    from recs.synthetic import Storefront
+    from state.records import Update, encode_envelope
+    from state.store import MemoryStore
+    from stream.reference import ReferenceRunner
+
+    shop = Storefront(seed=seed, n_items=items, n_users=users)
+    records = [*shop.catalogue(), *shop.stream(events)]
+    store = MemoryStore()
+    base = EngineConfig()
+    cfg = dataclasses.replace(base, mf=dataclasses.replace(
+        base.mf, negatives=Settings.from_env().mf_negatives))
+    runner = ReferenceRunner(cfg, store=store, models=True)
+    runner.run(records, flush_every=100_000)
+    values: dict[str, bytes] = {}
+    for key in store.keys():  # noqa: SIM118 (a store, not a dict)
+        env = store.get(key)
+        if env is not None:
+            values[key] = encode_envelope(Update(key, env.version, env.as_of, env.data))
+    return Data(values, tuple(sorted(runner.sessions)), max(r.ts for r in records))
+
+
+def load_data(cache_dir: Path, seed: int, events: int, items: int, users: int) -> Data:
+    path = cache_dir / f"data-s{seed}-e{events}-i{items}-u{users}.json"
+    if path.exists():
+        doc = orjson.loads(path.read_bytes())
+        return Data({k: v.encode() for k, v in doc["values"].items()},
+                    tuple(doc["session_users"]), int(doc["newest_ms"]))
+    started = time.perf_counter()
+    data = build(seed, events, items, users)
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(orjson.dumps({"values": {k: v.decode() for k, v in data.values.items()},
+                                   "session_users": data.session_users,
+                                   "newest_ms": data.newest_ms}))
+    print(f"bench-pipeline: built the data in {time.perf_counter() - started:.0f} s "
+          f"({len(data.values)} keys)", file=sys.stderr, flush=True)
+    return data
+
+
+# ---- in-memory Redis stand-ins -------------------------------------------------------------
+
+class MemoryReader:
+    """The server's :class:`~serving.fetch.Reader` over envelope bytes (decoded per read, as
+    :class:`~state.redis_store.AsyncReader` decodes what Redis returns)."""
+
+    def __init__(self, values: dict[str, bytes]) -> None:
+        self.values = values
+        self.reads = 0
+        self.keys_read = 0
+
+    async def get_many(self, keys: Sequence[str]) -> list[Envelope | None]:
+        self.reads += 1
+        self.keys_read += len(keys)
+        out: list[Envelope | None] = []
+        for key in keys:
+            raw = self.values.get(key)
+            env = decode_envelope(raw) if raw is not None else None
+            out.append(None if env is None or env.data is None else env)
+        return out
+
+    async def get_raw_many(self, keys: Sequence[str]) -> list[bytes | None]:
+        self.reads += 1
+        self.keys_read += len(keys)
+        return [self.values.get(k) for k in keys]
+
+    async def freshness(self) -> dict[str, int]:
+        return {}
+
+    async def ping(self) -> bool:
+        return True
+
+    async def close(self) -> None:
+        return None
+
+
+class MemoryModelSource:
+    """The models' refresher's source (:class:`serving.model_source.ModelSource`) over the
+    same bytes; the item-vector changelog is rebuilt from the item-vector keys."""
+
+    def __init__(self, values: dict[str, bytes]) -> None:
+        self.values = values
+        log = {key[len(_HEAD_ITEMVEC):]: decode_envelope(raw).version
+               for key, raw in values.items() if key.startswith(_HEAD_ITEMVEC)}
+        self.log = sorted((v, i) for i, v in log.items())
+
+    async def get_many(self, keys: Sequence[str]) -> list[Envelope | None]:
+        return await MemoryReader(self.values).get_many(keys)
+
+    async def vector_changes(self, since: int, limit: int) -> list[tuple[str, int]]:
+        return [(i, v) for v, i in self.log if v >= since][:limit]
+
+    async def count_at(self, version: int) -> int:
+        return sum(1 for v, _ in self.log if v == version)
+
+    async def members_at(self, version: int, offset: int, limit: int) -> list[str]:
+        return [i for v, i in self.log if v == version][offset:offset + limit]
+
+    async def head(self, key: str) -> tuple[int, int] | None:
+        raw = self.values.get(key)
+        if raw is None:
+            return None
+        env = decode_envelope(raw)
+        return env.version, env.as_of
+
+    async def get_raw(self, key: str) -> bytes | None:
+        return self.values.get(key)
+
+    async def close(self) -> None:
+        return None
+
+
+# ---- requests ------------------------------------------------------------------------------
+
+def request_paths(users: Sequence[str], n: int, *, repeat_share: float, seed: int) -> list[str]:
+    """``n`` homepage paths over ``users`` in order; ``repeat_share`` of them repeat the path of
+    a user asked at most 50 requests before (a poll of an unchanged session).
+
+    >>> paths = request_paths(["a", "b", "c"], 4, repeat_share=0.0, seed=1)
+    >>> paths[:2]
+    ['/v1/users/a/recommendations?k=8', '/v1/users/b/recommendations?k=8']
+    """
+    rnd = random.Random(f"bench-pipeline:{seed}")
+    out: list[str] = []
+    nxt = 0
+    for _ in range(n):
+        if out and rnd.random() < repeat_share:
+            out.append(out[max(0, len(out) - 1 - rnd.randrange(50))])
+            continue
+        out.append(f"/v1/users/{quote(users[nxt % len(users)], safe='')}/recommendations?k=8")
+        nxt += 1
+    return out
+
+
+def scope_of(path: str) -> dict[str, Any]:
+    route, _, query = path.partition("?")
+    return {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "GET",
+            "scheme": "http", "path": unquote(route), "raw_path": route.encode(),
+            "query_string": query.encode(), "headers": [(b"host", b"bench")],
+            "client": ("127.0.0.1", 50000), "server": ("127.0.0.1", 80)}
+
+
+async def _call(app: Any, scope: dict[str, Any]) -> tuple[int, bytes]:
+    sent: list[Any] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: Any) -> None:
+        sent.append(message)
+
+    await app(scope, receive, send)
+    return int(sent[0]["status"]), bytes(sent[1]["body"])
+
+
+async def run(data: Data, paths: Sequence[str], *, profile: bool,
+              warmup: int) -> dict[str, Any]:
+    from recs.settings import Settings
+    from serving.app import _tune_gc, create_app
+
+    now = data.newest_ms + NOW_SLACK_MS
+    reader = MemoryReader(data.values)
+    settings = Settings(redis_url="redis://in-memory", kafka_bootstrap="")
+    app = create_app(settings, reader, now_ms=lambda: now)
+    app.handlers.models.source = MemoryModelSource(data.values)
+    _tune_gc()  # as the lifespan does in a served worker
+    await app.handlers.models.refresh()
+    scopes = [scope_of(p) for p in paths]
+    for scope in scopes[:warmup]:  # fills the shared-list cache as a running server has it
+        await _call(app, scope)
+    scopes = scopes[warmup:]
+    reader.reads = reader.keys_read = 0
+    times: list[int] = []
+    statuses: dict[str, int] = {}
+    sources: dict[str, int] = {}
+    prof = cProfile.Profile() if profile else None
+    if prof is not None:
+        prof.enable()
+    clock = time.thread_time_ns  # CPU time: other load on the machine distorts it less
+    for scope in scopes:
+        t0 = clock()
+        status, body = await _call(app, scope)
+        times.append(clock() - t0)
+        statuses[str(status)] = statuses.get(str(status), 0) + 1
+        if status == 200:
+            src = orjson.loads(body).get("source", "?")
+            sources[src] = sources.get(src, 0) + 1
+    if prof is not None:
+        prof.disable()
+        out = io.StringIO()
+        pstats.Stats(prof, stream=out).sort_stats("tottime").print_stats(30)
+        print(out.getvalue(), file=sys.stderr)
+    times.sort()
+    us = [t / 1000 for t in times]
+    return {"requests": len(us), "us_per_request": round(statistics.fmean(us), 1),
+            "p50_us": round(us[len(us) // 2], 1), "p99_us": round(us[int(len(us) * 0.99)], 1),
+            "reads_per_request": round(reader.reads / len(us), 3),
+            "keys_per_request": round(reader.keys_read / len(us), 2),
+            "statuses": statuses, "sources": sources,
+            "ranker": app.handlers.models.ranker_state,
+            "vectors": app.handlers.models.vectors}
+
+
+def main(argv: list[str]) -> int:
+    from recs.bench_serve import pick_users
+    from recs.settings import Settings
+
+    p = argparse.ArgumentParser(prog="python -m recs.bench_pipeline", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--requests", type=int, default=5_000)
+    p.add_argument("--warmup", type=int, default=2_000)
+    p.add_argument("--events", type=int, default=200_000)
+    p.add_argument("--items", type=int, default=5_000)
+    p.add_argument("--users", type=int, default=50_000)
+    p.add_argument("--seed", type=int, default=7)
+    p.add_argument("--unknown-share", type=float, default=0.1)
+    p.add_argument("--repeat-share", type=float, default=0.0)
+    p.add_argument("--profile", action="store_true")
+    args = p.parse_args(argv)
+    if args.requests < 1 or args.warmup < 0 or not 0 <= args.repeat_share < 1:
+        p.error("--requests >= 1, --warmup >= 0, --repeat-share in [0, 1)")
+    cache = Settings.from_env().run_dir.resolve() / "bench-pipeline"
+    data = load_data(cache, args.seed, args.events, args.items, args.users)
+    users = pick_users(data.session_users, seed=args.seed, unknown_share=args.unknown_share)
+    paths = request_paths(users, args.warmup + args.requests, repeat_share=args.repeat_share,
+                          seed=args.seed)
+    # the warm-up pass asks the first --warmup users; the measured requests ask others
+    result = asyncio.run(run(data, paths, profile=args.profile, warmup=args.warmup))
+    result.update(repeat_share=args.repeat_share, unknown_share=args.unknown_share,
+                  users=len(users), events=args.events, seed=args.seed)
+    print(orjson.dumps(result).decode())
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))
