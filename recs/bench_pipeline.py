@@ -227,6 +227,7 @@ async def run(data: Data, paths: Sequence[str], *, profile: bool,
         await _call(app, scope)
     scopes = scopes[warmup:]
     reader.reads = reader.keys_read = 0
+    hits0, misses0 = app.handlers.answers.hits, app.handlers.answers.misses
     times: list[int] = []
     statuses: dict[str, int] = {}
     sources: dict[str, int] = {}
@@ -254,6 +255,8 @@ async def run(data: Data, paths: Sequence[str], *, profile: bool,
             "reads_per_request": round(reader.reads / len(us), 3),
             "keys_per_request": round(reader.keys_read / len(us), 2),
             "statuses": statuses, "sources": sources,
+            "answer_cache": {"hits": app.handlers.answers.hits - hits0,
+                             "misses": app.handlers.answers.misses - misses0},
             "ranker": app.handlers.models.ranker_state,
             "vectors": app.handlers.models.vectors}
 

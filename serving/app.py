@@ -56,10 +56,16 @@ def wall_clock_ms() -> int:
 
 
 def open_reader(redis_url: str) -> Reader:
+    """The auto-pipelining reader (:mod:`serving.redis_client`) for ``redis://`` URLs, else
+    redis-py's (TLS, unix sockets)."""
+    from serving.redis_client import PipelinedReader
     from state.redis_store import AsyncReader
 
-    return AsyncReader.from_url(redis_url, socket_connect_timeout=REDIS_CONNECT_TIMEOUT_S,
-                                socket_timeout=REDIS_SOCKET_TIMEOUT_S)
+    try:
+        return PipelinedReader.from_url(redis_url, connect_timeout_s=REDIS_CONNECT_TIMEOUT_S)
+    except ValueError:
+        return AsyncReader.from_url(redis_url, socket_connect_timeout=REDIS_CONNECT_TIMEOUT_S,
+                                    socket_timeout=REDIS_SOCKET_TIMEOUT_S)
 
 
 class App:
@@ -110,8 +116,8 @@ class App:
                           scope.get("method"), path, scope.get("query_string", b""))
             response = internal_error()
         metrics = self.handlers.metrics
-        metrics.latency.labels(endpoint).observe(time.perf_counter() - start)
-        metrics.requests.labels(endpoint, str(response.status)).inc()
+        metrics.child(metrics.latency, endpoint).observe(time.perf_counter() - start)
+        metrics.child(metrics.requests, endpoint, str(response.status)).inc()
         await _send(send, response)
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:

@@ -1,5 +1,6 @@
 """Redis reads for the handlers: one MGET per step, through an in-process cache with a
-freshness bound, inside a time budget.
+freshness bound, inside a time budget; and the record of what an answer read, so that a whole
+answer can be cached by the versions of the data behind it (:mod:`serving.answer_cache`).
 
 Shared values (neighbour lists, trending lists, item metadata) are the same for every user and
 the stream republishes each at most once per ``emit_interval`` (1 s by default), so re-reading
@@ -14,6 +15,12 @@ for it to return and then goes out in the next single MGET (duplicates once). A 
 client costs tens of microseconds per command, whatever its size, so under load one command
 serves many requests. Idle, a request waits for nothing but its own round trip.
 
+Values travel as the envelope bytes Redis holds. Each read value has a *stamp*, ``(version,
+as_of, length)`` read from the envelope's head without decoding it (the writer puts ``"v"`` and
+``"t"`` first): a cached value re-read with the same stamp keeps its decoded object (nothing is
+decoded again, and values derived from it stay memoised), and a cached answer is still valid
+while every value it read has the stamp it had (:meth:`Fetcher.unchanged`).
+
 Derived values (a list as shares, a context blend) are memoised per envelope object with
 :meth:`Fetcher.derived`: an envelope is immutable, and a new version is a new object.
 """
@@ -21,17 +28,44 @@ Derived values (a list as shares, a context blend) are memoised per envelope obj
 from __future__ import annotations
 
 import asyncio
+import contextvars
+import re
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Any, Final, Protocol, TypeVar
 
-from state.records import Envelope
+from state.records import Envelope, decode_envelope
 
 MISSING: Final = object()
 DERIVED_CAPACITY: Final = 20_000
 T = TypeVar("T")
-Waiter = tuple[Sequence[str], "asyncio.Future[list[Envelope | None]]"]
+Stamp = tuple[int, int, int]  # version, as_of, length of the stored bytes
+Waiter = tuple[Sequence[str], "asyncio.Future[list[bytes | None]]"]
+_HEAD: Final = re.compile(rb'\{"v":(-?\d+),"t":(-?\d+),')
+
+
+def stamp_of(raw: bytes | None) -> Stamp | None:
+    """The stamp of stored envelope bytes (module docstring), ``None`` when absent.
+
+    >>> stamp_of(b'{"v":3,"t":17,"d":{"x":1}}'), stamp_of(None)
+    ((3, 17, 26), None)
+    """
+    if raw is None:
+        return None
+    match = _HEAD.match(raw)
+    if match is None:  # not the writer's layout: the version and time from a full decode
+        env = decode_envelope(raw)
+        return env.version, env.as_of, len(raw)
+    return int(match[1]), int(match[2]), len(raw)
+
+
+def _live(raw: bytes | None) -> Envelope | None:
+    if raw is None:
+        return None
+    env = decode_envelope(raw)
+    return None if env.data is None else env
 
 
 def _compact(env: Envelope) -> Envelope:
@@ -46,9 +80,10 @@ def _compact(env: Envelope) -> Envelope:
 
 
 class Reader(Protocol):
-    """What the server needs from Redis (:class:`state.redis_store.AsyncReader` is one)."""
+    """What the server needs from Redis (:class:`serving.redis_client.PipelinedReader` and
+    :class:`state.redis_store.AsyncReader` are two)."""
 
-    async def get_many(self, keys: Sequence[str]) -> list[Envelope | None]: ...
+    async def get_raw_many(self, keys: Sequence[str]) -> list[bytes | None]: ...
 
     async def freshness(self) -> dict[str, int]: ...
 
@@ -61,6 +96,27 @@ class RedisUnavailable(ConnectionError):
     """No reader is open (the lifespan has not started it)."""
 
 
+@dataclass(slots=True)
+class Recording:
+    """What one answer read: ``(key, stamp, cached)`` per read (``cached``: through the
+    shared cache), and values already read for it (``prefetched``: a session read while
+    checking a cached answer is not read twice)."""
+
+    reads: list[tuple[str, Stamp | None, bool]] = field(default_factory=list)
+    prefetched: dict[str, bytes | None] = field(default_factory=dict)
+
+    def deps(self) -> tuple[tuple[str, Stamp | None, bool], ...]:
+        """Every key once (its first read), in read order."""
+        seen: dict[str, tuple[str, Stamp | None, bool]] = {}
+        for read in self.reads:
+            seen.setdefault(read[0], read)
+        return tuple(seen.values())
+
+
+RECORDING: Final[contextvars.ContextVar[Recording | None]] = contextvars.ContextVar(
+    "serving_fetch_recording", default=None)
+
+
 class Fetcher:
     def __init__(self, reader: Reader | None, *, ttl_ms: int = 1000, capacity: int = 50_000,
                  budget_s: float = 0.1) -> None:
@@ -71,7 +127,7 @@ class Fetcher:
         self.ttl_ns = ttl_ms * 1_000_000
         self.capacity = capacity
         self.budget_s = budget_s
-        self._cache: OrderedDict[str, tuple[int, Envelope | None]] = OrderedDict()
+        self._cache: OrderedDict[str, tuple[int, Envelope | None, Stamp | None]] = OrderedDict()
         self._derived: OrderedDict[tuple[Any, ...], tuple[Any, Any]] = OrderedDict()
         self._pending: list[Waiter] = []
         self._in_flight = False
@@ -88,21 +144,25 @@ class Fetcher:
     async def get(self, keys: Sequence[str], *, cache: bool = True) -> list[Envelope | None]:
         """The envelopes of ``keys`` (``None`` where absent), in order; cached ones when
         ``cache`` and younger than the bound. Raises on Redis errors or the budget running out
-        (``TimeoutError``)."""
+        (``TimeoutError``). Inside a :data:`RECORDING`, every read is recorded."""
         if not keys:
             return []
+        rec = RECORDING.get()
         if not cache:
-            async with asyncio.timeout(self.budget_s):
-                return await self._batched(keys)
+            return await self._uncached(keys, rec)
         now = time.monotonic_ns()
-        out: list[Envelope | object | None] = []
+        out: list[Envelope | None] = []
+        stamps: list[Stamp | None] = []
         todo: list[str] = []
+        cached = self._cache
         for key in keys:
-            hit = self._cache.get(key)
+            hit = cached.get(key)
             if hit is not None and now - hit[0] <= self.ttl_ns:
                 out.append(hit[1])
+                stamps.append(hit[2])
             else:
-                out.append(MISSING)
+                out.append(MISSING)  # type: ignore[arg-type]
+                stamps.append(None)
                 todo.append(key)
         self.hits += len(keys) - len(todo)
         self.misses += len(todo)
@@ -110,14 +170,65 @@ class Fetcher:
             async with asyncio.timeout(self.budget_s):
                 found = await self._batched(todo)
             # what the cache keeps (compacted, or the unchanged object) is what callers get
-            fetched = {key: self._put(key, env, now) for key, env in zip(todo, found, strict=True)}
-            out = [fetched[k] if v is MISSING else v for k, v in zip(keys, out, strict=True)]
-        return out  # type: ignore[return-value]
+            fetched = {key: self._put(key, raw, now) for key, raw in zip(todo, found, strict=True)}
+            for n, key in enumerate(keys):
+                if out[n] is MISSING:
+                    out[n], stamps[n] = fetched[key]
+        if rec is not None:
+            rec.reads.extend(zip(keys, stamps, [True] * len(keys), strict=True))
+        return out
+
+    async def _uncached(self, keys: Sequence[str], rec: Recording | None) -> list[Envelope | None]:
+        pre = rec.prefetched if rec is not None else {}
+        if pre and all(k in pre for k in keys):
+            found = [pre[k] for k in keys]
+        else:
+            async with asyncio.timeout(self.budget_s):
+                found = await self._batched(keys)
+        got = [(_live(raw), stamp_of(raw)) for raw in found]
+        if rec is not None:
+            rec.reads.extend((k, st, False) for k, (_, st) in zip(keys, got, strict=True))
+        return [env for env, _ in got]
+
+    async def unchanged(self, deps: Sequence[tuple[str, Stamp | None, bool]],
+                        rec: Recording) -> bool:
+        """True when every value in ``deps`` (a :meth:`Recording.deps`) still has its stamp:
+        uncached values and cached ones older than the bound are read in one MGET (the
+        uncached ones kept in ``rec.prefetched`` for a rebuild), the others come from the
+        cache."""
+        now = time.monotonic_ns()
+        todo: list[tuple[str, Stamp | None, bool]] = []
+        same = True
+        hits = 0
+        for dep in deps:
+            key, stamp, through_cache = dep
+            if through_cache:
+                hit = self._cache.get(key)
+                if hit is not None and now - hit[0] <= self.ttl_ns:
+                    hits += 1
+                    if hit[2] != stamp:
+                        same = False
+                    continue
+                self.misses += 1
+            todo.append(dep)
+        self.hits += hits
+        if todo:
+            async with asyncio.timeout(self.budget_s):
+                found = await self._batched([k for k, _, _ in todo])
+            for (key, stamp, through_cache), raw in zip(todo, found, strict=True):
+                if through_cache:
+                    now_stamp = self._put(key, raw, now)[1]
+                else:
+                    now_stamp = stamp_of(raw)
+                    rec.prefetched[key] = raw
+                if now_stamp != stamp:
+                    same = False
+        return same
 
     # ---- batching -----------------------------------------------------------------------------
-    def _batched(self, keys: Sequence[str]) -> asyncio.Future[list[Envelope | None]]:
+    def _batched(self, keys: Sequence[str]) -> asyncio.Future[list[bytes | None]]:
         reader = self.open_reader()  # raises at once when no reader is open
-        fut: asyncio.Future[list[Envelope | None]] = asyncio.get_running_loop().create_future()
+        fut: asyncio.Future[list[bytes | None]] = asyncio.get_running_loop().create_future()
         self._pending.append((keys, fut))
         if not self._in_flight:
             self._in_flight = True
@@ -135,7 +246,7 @@ class Fetcher:
                 unique = list(dict.fromkeys(k for keys, _ in batch for k in keys))
                 self.batches += 1
                 try:
-                    found = await reader.get_many(unique)
+                    found = await reader.get_raw_many(unique)
                 except Exception as exc:  # every waiter gets the error (Redis down, timeout)
                     for _, fut in batch:
                         if not fut.done():
@@ -173,18 +284,21 @@ class Fetcher:
             out.append(hit[1])
         return out
 
-    def _put(self, key: str, env: Envelope | None, now: int) -> Envelope | None:
+    def _put(self, key: str, raw: bytes | None,
+             now: int) -> tuple[Envelope | None, Stamp | None]:
+        stamp = stamp_of(raw)
         old = self._cache.get(key)
-        if old is not None and old[1] is not None and env is not None and \
-                old[1].version == env.version and old[1].as_of == env.as_of:
+        if old is not None and old[2] == stamp:
             env = old[1]  # unchanged: keep the object, so values derived from it stay memoised
-        elif env is not None:
-            env = _compact(env)
-        self._cache[key] = (now, env)
+        else:
+            env = _live(raw)
+            if env is not None:
+                env = _compact(env)
+        self._cache[key] = (now, env, stamp)
         self._cache.move_to_end(key)
         while len(self._cache) > self.capacity:
             self._cache.popitem(last=False)
-        return env
+        return env, stamp
 
     @property
     def hit_ratio(self) -> float | None:

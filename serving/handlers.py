@@ -12,19 +12,28 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
 import orjson
 import redis.exceptions
 
-from operators.blend import TRENDING, Scored
+from operators.blend import TRENDING, Evidence, Scored
 from serving import pipeline as P
+from serving.answer_cache import (
+    CACHED_PLACEMENTS,
+    DEFAULT_CAPACITY,
+    AnswerCache,
+    Entry,
+    Exploring,
+    Frozen,
+    answer_key,
+)
 from serving.answers import freshness
 from serving.cache import Lru
 from serving.experiments import Experiments, Variant
-from serving.fetch import Fetcher, Reader, RedisUnavailable
+from serving.fetch import RECORDING, Fetcher, Reader, Recording, RedisUnavailable
 from serving.metrics import Metrics
 from serving.models import DEFAULT_REFRESH_MS, RANKER_ABSENT, ModelRefresher
 from serving.publish import Publisher
@@ -37,7 +46,7 @@ from serving.ranking import (
 )
 from serving.request import Request
 from serving.responses import Response, json_response
-from serving.rules import RerankInput, rerank
+from serving.rules import Ranked, RerankInput, rerank
 from state.keys import item_key, trending_key
 
 log = logging.getLogger("serving")
@@ -49,6 +58,7 @@ POOL_FACTOR: Final = 2   # candidates ranked per slot asked for (rules drop and 
 POOL_SLACK: Final = 5
 CONTEXT_DIMENSIONS: Final = ("device", "country", "page")
 REPEAT_MS: Final = 60_000     # an identical answer within this is not a new impression
+RANK_CLOCK_MS: Final = 60_000  # the ranker's features and the rules read time at this step
 SHOWN_USERS: Final = 100_000  # (user, placement) pairs remembered for that
 
 FALLBACK_NO_SESSION: Final = "no_session"
@@ -89,6 +99,19 @@ class Draft:
     because: Sequence[str] = ()        # items named in reasons (their titles are fetched)
     explore_pool: Sequence[str] = ()   # new or cold items the exploration slot may show
     meta: dict[str, Mapping[str, Any] | None] = field(default_factory=dict)  # known already
+    timeless: bool = True  # False when scores were decayed to the request's millisecond
+
+
+def rank_clock(now_ms: int) -> int:
+    """The time the ranker's features (hour, item age) and the rules' new-arrival boost read:
+    ``now`` rounded up to :data:`RANK_CLOCK_MS`, so that an answer stays the same for a minute
+    while its data does (and can be cached, :mod:`serving.answer_cache`). Rounded up, so an
+    item first seen a moment ago is already seen.
+
+    >>> rank_clock(60_000), rank_clock(60_001), rank_clock(119_999)
+    (60000, 120000, 120000)
+    """
+    return now_ms + (-now_ms % RANK_CLOCK_MS)
 
 
 def new_rec_id() -> str:
@@ -99,14 +122,19 @@ class Core:
     def __init__(self, reader: Reader | None, now_ms: Callable[[], int], *,
                  experiments: Experiments, publisher: Publisher | None,
                  cache_ttl_ms: int = 1000, budget_s: float = 0.1,
-                 model_refresh_ms: int = DEFAULT_REFRESH_MS) -> None:
+                 model_refresh_ms: int = DEFAULT_REFRESH_MS,
+                 answer_cache: int = DEFAULT_CAPACITY) -> None:
         self.fetch = Fetcher(reader, ttl_ms=cache_ttl_ms, budget_s=budget_s)
+        self.answers = AnswerCache(answer_cache)
+        self.rec_ids: Callable[[], str] = new_rec_id
         self.now_ms = now_ms
         self.experiments = experiments
         self.publisher = publisher
         self.models = ModelRefresher(refresh_ms=model_refresh_ms)
         self.metrics = Metrics(lambda: (self.fetch.hits, self.fetch.misses),
-                               models=self.models.gauges, now_ms=now_ms)
+                               models=self.models.gauges, now_ms=now_ms,
+                               answers=lambda: (self.answers.hits, self.answers.misses,
+                                                self.answers.stale))
         self._redis_ok = True
         self._last_shown: Lru[tuple[str, str], tuple[tuple[str, ...], int]] = Lru(SHOWN_USERS)
 
@@ -129,9 +157,46 @@ class Core:
     def assign(self, placement: str, opts: Options, rec_id: str) -> Variant:
         return self.experiments.assign(placement, opts.user or rec_id)
 
-    # ---- finishing ------------------------------------------------------------------------
+    # ---- answering ------------------------------------------------------------------------
+    async def answer(self, placement: str, opts: Options, variant: Variant, now: int,
+                     build: Callable[[Options, int], Awaitable[Draft]]) -> Frozen:
+        """The answer before its per-request steps: from the answer cache when nothing behind
+        the cached one changed (:mod:`serving.answer_cache`), else built, finished and cached."""
+        cache = self.answers
+        key = None
+        rec = Recording()
+        if cache.enabled and placement in CACHED_PLACEMENTS:
+            key = answer_key(placement, opts.user, opts.k, opts.exclude, opts.category,
+                             opts.context, opts.explain, variant.label, rank_clock(now))
+            entry = cache.get(key)
+            if entry is not None:
+                if entry.models == self.models.generation and \
+                        await self.fetch.unchanged(entry.deps, rec):
+                    cache.hits += 1
+                    return entry.frozen
+                cache.stale += 1
+            cache.misses += 1
+        models = self.models.generation
+        token = RECORDING.set(rec)
+        try:
+            draft = await build(opts, now)
+            frozen = await self.compose(draft, opts, variant, now)
+        finally:
+            RECORDING.reset(token)
+        if key is not None and draft.timeless:
+            cache.put(key, Entry(rec.deps(), models, frozen))
+        return frozen
+
     async def finish(self, draft: Draft, opts: Options, variant: Variant, rec_id: str,
                      now: int, *, degraded: bool = False) -> dict[str, Any]:
+        """Compose and deliver in one go (no answer cache): the reference path."""
+        frozen = await self.compose(draft, opts, variant, now, degraded=degraded)
+        return self.deliver(frozen, opts, variant, rec_id, now)
+
+    async def compose(self, draft: Draft, opts: Options, variant: Variant, now: int, *,
+                      degraded: bool = False) -> Frozen:
+        """Metadata, the ranker, the rules and the rendering of the items: everything of an
+        answer that does not depend on the request's ``rec_id`` or exact time."""
         rules = variant.rules
         ids = [c.item_id for c in draft.cands[:opts.pool]]
         wanted = [i for i in dict.fromkeys([*ids, *draft.because, *rules.sponsored,
@@ -142,43 +207,74 @@ class Core:
                 await self.get([item_key(i) for i in wanted])
             for item_id, env in zip(wanted, found or [None] * len(wanted), strict=True):
                 meta[item_id] = env.data if env is not None else None
+        clock = rank_clock(now)
         session = draft.session or {}
         shown = {s[0]: int(s[1]) for s in session.get("shown", ())}
-        ranking = self._rank(draft, opts, meta, now)
+        ranking = self._rank(draft, opts, meta, clock)
         ranked = rerank(ranking.cands, meta, rules, RerankInput(
-            k=opts.k, placement=draft.placement, now_ms=now, exclude=opts.exclude,
+            k=opts.k, placement=draft.placement, now_ms=clock, exclude=opts.exclude,
             purchased=session.get("purchased", ()), shown=shown,
             interacted={e[0] for e in session.get("events", ())}))
         note_moves(ranked, ranking)
-        exploration = None
-        if draft.placement == "homepage" and rules.explore_slot and draft.explore_pool:
-            live = [i for i in draft.explore_pool
-                    if not _unservable(meta.get(i)) and i not in opts.exclude]
-            exploration = P.explore(ranked, live, slot=rules.explore_slot,
-                                    epsilon=rules.explore_epsilon, unit=rec_id)
         titles = P.titles_of(meta)
         items = [P.render_item(r, meta.get(r.item_id), titles, place, explain=opts.explain,
                                ranking=ranking)
                  for place, r in enumerate(ranked, start=1)]
+        explore = None
+        if draft.placement == "homepage" and rules.explore_slot and draft.explore_pool and \
+                rules.explore_epsilon > 0 and ranked:
+            live = [i for i in draft.explore_pool
+                    if not _unservable(meta.get(i)) and i not in opts.exclude]
+            fresh = P.explore_pool(ranked, live)
+            if fresh:
+                place = min(rules.explore_slot, len(ranked))
+                score = ranked[place - 1].score
+                explore = Exploring(rules.explore_slot, place, rules.explore_epsilon, tuple(
+                    (i, orjson.dumps(P.render_item(
+                        _explored(i, score, place, rules.explore_slot), meta.get(i), titles,
+                        place, explain=opts.explain, ranking=ranking)))
+                    for i in fresh))
+        session_id = session.get("session_id")
+        return Frozen(draft.placement, tuple(orjson.dumps(i) for i in items),
+                      tuple(i["item_id"] for i in items), tuple(i["source"] for i in items),
+                      tuple(draft.times), draft.fallback, degraded, ranking.state,
+                      str(session_id) if session_id else None, explore)
+
+    def deliver(self, frozen: Frozen, opts: Options, variant: Variant, rec_id: str,
+                now: int) -> dict[str, Any]:
+        """The per-request steps: exploration, ``rec_id``, freshness, metrics, impression."""
+        parts, ids, sources = frozen.parts, frozen.ids, frozen.sources
+        exploration = None
+        ex = frozen.explore
+        if ex is not None:
+            pick = P.explore_pick(len(ex.options), epsilon=ex.epsilon, unit=rec_id)
+            if pick is not None:
+                item_id, part = ex.options[pick]
+                at = ex.place - 1
+                parts = (*parts[:at], part, *parts[at + 1:])
+                ids = (*ids[:at], item_id, *ids[at + 1:])
+                sources = (*sources[:at], P.EXPLORE, *sources[at + 1:])
+                exploration = P.Exploration(item_id, ex.place, ex.epsilon / len(ex.options))
         doc: dict[str, Any] = {
-            "items": items,
-            "source": items[0]["source"] if items else TRENDING,
-            "freshness": freshness(draft.times, now),
-            "degraded": degraded,
+            "items": orjson.Fragment(b"[" + b",".join(parts) + b"]"),
+            "source": sources[0] if sources else TRENDING,
+            "freshness": freshness(frozen.times, now),
+            "degraded": frozen.degraded,
             "rec_id": rec_id,
             "variant": variant.label,
-            "ranker": ranking.state,
+            "ranker": frozen.ranker,
         }
-        if draft.fallback is not None:
-            doc["fallback"] = draft.fallback
+        if frozen.fallback is not None:
+            doc["fallback"] = frozen.fallback
         if exploration is not None:
             doc["exploration"] = {"item_id": exploration.item_id, "slot": exploration.slot,
                                   "propensity": exploration.propensity}
             self.metrics.explorations.inc()
-        self._observe(draft.placement, doc)
-        if opts.user is not None and items and self.publisher is not None and \
-                self._new_impression(opts.user, draft.placement, items, now):
-            self._log_impression(self.publisher, opts.user, opts, draft, doc, now, exploration)
+        self._observe(frozen.placement, doc, ids, sources)
+        if opts.user is not None and ids and self.publisher is not None and \
+                self._new_impression(opts.user, frozen.placement, ids, now):
+            self._log_impression(self.publisher, opts.user, opts, frozen, doc, ids, sources,
+                                 now, exploration)
         return doc
 
     def _rank(self, draft: Draft, opts: Options, meta: Mapping[str, Mapping[str, Any] | None],
@@ -193,53 +289,52 @@ class Core:
             context=ranker_context(opts.context, draft.placement, CONTEXT_DIMENSIONS), ts=now,
             meta=meta, explain=opts.explain)
 
-    def _new_impression(self, user: str, placement: str, items: Sequence[Mapping[str, Any]],
+    def _new_impression(self, user: str, placement: str, shown: tuple[str, ...],
                         now: int) -> bool:
         """False when this user got the very same list here within :data:`REPEAT_MS`: a
         widget polling an unchanged answer does not show anything new, so it is not logged
         again (and rotation does not count it twice)."""
-        shown = tuple(i["item_id"] for i in items)
         last = self._last_shown.get((user, placement))
         if last is not None and last[0] == shown and 0 <= now - last[1] < REPEAT_MS:
             return False
         self._last_shown.put((user, placement), (shown, now))
         return True
 
-    def _observe(self, placement: str, doc: Mapping[str, Any]) -> None:
+    def _observe(self, placement: str, doc: Mapping[str, Any], ids: Sequence[str],
+                 sources: Sequence[str]) -> None:
         m = self.metrics
-        m.variants.labels(doc["variant"]).inc()
+        child = m.child
+        child(m.variants, doc["variant"]).inc()
         if doc.get("fallback"):
-            m.fallbacks.labels(placement, doc["fallback"]).inc()
+            child(m.fallbacks, placement, doc["fallback"]).inc()
         if doc["degraded"]:
-            m.degraded.labels(placement).inc()
+            child(m.degraded, placement).inc()
         by_source: dict[str, int] = {}
-        for item in doc["items"]:
-            by_source[item["source"]] = by_source.get(item["source"], 0) + 1
+        for source in sources:
+            by_source[source] = by_source.get(source, 0) + 1
         for source, n in by_source.items():
-            m.served.labels(source).inc(n)
-        m.coverage.served(i["item_id"] for i in doc["items"])
+            child(m.served, source).inc(n)
+        m.coverage.served(ids)
         age = doc["freshness"]["age_ms"]
         if age is not None:
-            m.list_age.labels(placement).observe(max(age, 0) / 1000.0)
+            child(m.list_age, placement).observe(max(age, 0) / 1000.0)
 
-    def _log_impression(self, publisher: Publisher, user: str, opts: Options,
-                              draft: Draft, doc: Mapping[str, Any], now: int,
-                              exploration: P.Exploration | None) -> None:
+    def _log_impression(self, publisher: Publisher, user: str, opts: Options, frozen: Frozen,
+                        doc: Mapping[str, Any], ids: Sequence[str], sources: Sequence[str],
+                        now: int, exploration: P.Exploration | None) -> None:
         """Log what this answer showed (``type: impression``) to the interactions topic."""
         context: dict[str, Any] = {k: v for k, v in opts.context.items()
                                    if k in CONTEXT_DIMENSIONS}
-        context["placement"] = draft.placement
+        context["placement"] = frozen.placement
         # the source of each shown item, in slot order: the ranker's candidate-source feature
-        context["sources"] = ",".join(i["source"] for i in doc["items"])
+        context["sources"] = ",".join(sources)
         if doc["ranker"] not in (RANKER_ABSENT, RANKER_OFF):  # did the ranker order the list
             context["ranker"] = doc["ranker"]
         if exploration is not None:
             context.update(explore_item=exploration.item_id, explore_slot=exploration.slot,
                            explore_propensity=exploration.propensity)
-        session = draft.session or {}
         event = {"event_id": f"imp-{doc['rec_id']}", "type": "impression", "user_id": user,
-                 "session_id": str(session.get("session_id") or user),
-                 "item_ids": [i["item_id"] for i in doc["items"]], "ts": now,
+                 "session_id": frozen.session_id or user, "item_ids": list(ids), "ts": now,
                  "rec_id": doc["rec_id"], "variant": doc["variant"], "context": context}
         if publisher.publish_nowait([(user.encode(), orjson.dumps(event))]):
             self.metrics.impressions.inc()
@@ -274,6 +369,12 @@ class Core:
         except Exception:  # metadata not cached either: the bare list
             log.exception("serving: degraded answer failed, answering empty")
             return await self.finish(empty, opts, variant, rec_id, now, degraded=True)
+
+
+def _explored(item_id: str, score: float, place: int, slot: int) -> Ranked:
+    """The exploration slot's item as the rules' output would hold it."""
+    return Ranked(item_id, score, Scored(item_id, score, [Evidence(P.EXPLORE, score, "new")]),
+                  place, [f"exploration slot {slot}"])
 
 
 def _unservable(m: Mapping[str, Any] | None) -> bool:

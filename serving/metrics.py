@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable
-from typing import Final
+from typing import Any, Final
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
@@ -37,6 +37,22 @@ class _CacheCollector(Collector):
         total = hits + misses
         yield GaugeMetricFamily("recs_cache_hit_ratio", "cache hits / lookups since start",
                                 value=hits / total if total else 0.0)
+
+
+class _AnswerCollector(Collector):
+    def __init__(self, stats: Callable[[], tuple[int, int, int]]) -> None:
+        self._stats = stats
+
+    def collect(self) -> Iterable[CounterMetricFamily]:
+        hits, misses, stale = self._stats()
+        yield CounterMetricFamily("recs_answer_cache_hits",
+                                  "answers served from the answer cache", value=hits)
+        yield CounterMetricFamily("recs_answer_cache_misses",
+                                  "cacheable answers computed (none cached, or stale)",
+                                  value=misses)
+        yield CounterMetricFamily("recs_answer_cache_stale",
+                                  "cached answers found but invalid (their data changed)",
+                                  value=stale)
 
 
 class _ModelCollector(Collector):
@@ -109,8 +125,10 @@ class Coverage(Collector):
 class Metrics:
     def __init__(self, cache_stats: Callable[[], tuple[int, int]], *,
                  models: Callable[[], ModelGauges] | None = None,
-                 now_ms: Callable[[], int] | None = None) -> None:
+                 now_ms: Callable[[], int] | None = None,
+                 answers: Callable[[], tuple[int, int, int]] | None = None) -> None:
         r = self.registry = CollectorRegistry(auto_describe=True)
+        self._children: dict[tuple[Any, ...], Any] = {}
         self.requests = Counter("recs_http_requests", "HTTP requests answered",
                                 ["endpoint", "status"], registry=r)
         self.latency = Histogram("recs_http_request_duration_seconds",
@@ -144,6 +162,17 @@ class Metrics:
         r.register(self.coverage)
         if models is not None:
             r.register(_ModelCollector(models, now_ms or _wall_ms))
+        if answers is not None:
+            r.register(_AnswerCollector(answers))
+
+    def child(self, metric: Any, *values: str) -> Any:
+        """``metric.labels(*values)``, memoised: prometheus_client takes a lock and builds a
+        key on every ``labels`` call, a measurable share of a cached answer's cost."""
+        key = (id(metric), *values)
+        found = self._children.get(key)
+        if found is None:
+            found = self._children[key] = metric.labels(*values)
+        return found
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -163,6 +163,7 @@ class ModelRefresher:
         self._ok = True
         self.refreshes = 0
         self.failures = 0
+        self.generation = 0  # bumped whenever what requests read changes (answer cache)
 
     # ---- what requests read ---------------------------------------------------------------
     @property
@@ -276,6 +277,9 @@ class ModelRefresher:
     async def _refresh(self, source: ModelSource) -> None:
         (mf_env,) = await source.get_many([model_key(MODEL_MF)])
         if mf_env is not None and isinstance(mf_env.data, Mapping):
+            if self.mf is None or (self.mf.version, self.mf.as_of) != (mf_env.version,
+                                                                       mf_env.as_of):
+                self.generation += 1
             self.mf = Header(mf_env.version, mf_env.as_of, mf_env.data)
         dim = self.mf.data.get("dim") if self.mf is not None else None
         want = dim + 1 if isinstance(dim, int) and not isinstance(dim, bool) and dim > 0 \
@@ -287,6 +291,7 @@ class ModelRefresher:
             log.info("serving.models: rebuilt the vector index dim=%s->%s vectors=%s",
                      current.dim, want, 0 if fresh.index is None else len(fresh.index))
             self._vec = fresh
+            self.generation += 1
         else:
             if current.dim is None and want is not None:
                 current.dim = want
@@ -356,8 +361,10 @@ class ModelRefresher:
                 upserts[item] = vec
             if st.index is None and upserts and st.dim is not None:
                 st.index = VectorIndex(st.dim, layout=self.layout)
-            if st.index is not None:
+            if st.index is not None and (upserts or removes):
+                self.generation += 1
                 await _update(st.index, upserts, removes)
+                self.generation += 1  # again: requests may have read it between two chunks
 
     async def _refresh_ranker(self, source: ModelSource) -> None:
         key = model_key(MODEL_RANKER)
@@ -378,12 +385,14 @@ class ModelRefresher:
             log.info("serving.models: ranker deleted version=%s", env.version)
             self.ranker, self.ranker_head, self.ranker_stats = None, None, {}
             self.ranker_warm = False
+            self.generation += 1
             return
         before = self.ranker_state
         self.ranker_stats = ranker.stats()
         self.ranker_warm = ranker.is_warm()
         self.ranker, self.ranker_head = ranker, (env.version, env.as_of)
         self._ranker_tried = self.ranker_head
+        self.generation += 1
         # a new snapshot comes every emit interval: say so only when the state changes
         log.log(logging.INFO if self.ranker_state != before else logging.DEBUG,
                 "serving.models: ranker loaded version=%s state=%s auc=%s", env.version,

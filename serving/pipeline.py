@@ -173,24 +173,28 @@ class Exploration:
     propensity: float   # probability this response showed this item in this slot
 
 
-def explore(ranked: list[Ranked], pool: Sequence[str], *, slot: int, epsilon: float,
-            unit: str) -> Exploration | None:
-    """Epsilon-greedy exploration slot: with probability ``epsilon`` (decided by a hash of
-    ``unit``, the response id, so the choice is reproducible) put one item of ``pool`` (new or
-    cold items, uniformly) at ``slot``. Mutates ``ranked`` (keeps its length)."""
-    fresh = [i for i in pool if all(r.item_id != i for r in ranked)]
-    if slot < 1 or epsilon <= 0 or not fresh or not ranked:
+def explore_pool(ranked: Sequence[Ranked], pool: Sequence[str]) -> list[str]:
+    """The items of ``pool`` the exploration slot may show: those not in the answer already."""
+    shown = {r.item_id for r in ranked}
+    return [i for i in pool if i not in shown]
+
+
+def explore_pick(n: int, *, epsilon: float, unit: str) -> int | None:
+    """Epsilon-greedy exploration: with probability ``epsilon`` (decided by a hash of ``unit``,
+    the response id, so the choice is reproducible) the index of one of ``n`` candidates
+    (uniformly), else ``None``.
+
+    >>> [explore_pick(5, epsilon=1.0, unit=u) for u in ("a", "b")], explore_pick(5, epsilon=0,
+    ...                                                                          unit="a")
+    ([0, 1], None)
+    """
+    if epsilon <= 0 or n < 1:
         return None
     digest = hashlib.blake2b(unit.encode(), digest_size=16).digest()
     coin = int.from_bytes(digest[:8], "big") / 2**64
     if coin >= epsilon:
         return None
-    item_id = fresh[int.from_bytes(digest[8:], "big") % len(fresh)]
-    place = min(slot, len(ranked))
-    score = ranked[place - 1].score
-    ranked[place - 1] = Ranked(item_id, score, Scored(item_id, score, [
-        Evidence(EXPLORE, score, "new")]), place, [f"exploration slot {slot}"])
-    return Exploration(item_id, place, epsilon / len(fresh))
+    return int.from_bytes(digest[8:], "big") % n
 
 
 # ---- explanations ----------------------------------------------------------------------------

@@ -49,7 +49,6 @@ from serving.handlers import (
     Core,
     Draft,
     Options,
-    new_rec_id,
     ok,
 )
 from serving.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
@@ -115,13 +114,18 @@ class Handlers(Core):
                       build: Callable[[Options, int], Awaitable[Draft]],
                       degraded_exclude: frozenset[str] = frozenset()) -> Response:
         now = self.now_ms()
-        rec_id = new_rec_id()
+        rec_id = self.rec_ids()
         variant = self.assign(placement, opts, rec_id)
-        try:
-            draft = await build(opts, now)
+
+        async def drafted(o: Options, now: int) -> Draft:
+            draft = await build(o, now)
             if variant.strategy == TRENDING and placement == "homepage":
-                draft = await self._trending_draft(opts, now, placement, exclude=opts.exclude)
-            doc = await self.finish(draft, opts, variant, rec_id, now)
+                draft = await self._trending_draft(o, now, placement, exclude=o.exclude)
+            return draft
+
+        try:
+            frozen = await self.answer(placement, opts, variant, now, drafted)
+            doc = self.deliver(frozen, opts, variant, rec_id, now)
         except UNAVAILABLE as exc:
             doc = await self.degraded(exc, placement, opts, variant, rec_id, now,
                                       exclude=degraded_exclude)
@@ -367,7 +371,8 @@ class Handlers(Core):
                 if env is not None:
                     because = scope if scope is not None else "global"
                     return Draft(placement, P.from_list(env.data, TRENDING, because, now,
-                                                        o.pool, excluded), [env.as_of])
+                                                        o.pool, excluded), [env.as_of],
+                                 timeless=False)
             return Draft(placement, [])
         if o.context:
             ctx_keys = self._context_keys(o, now)
@@ -380,7 +385,7 @@ class Handlers(Core):
         if env is None:
             return Draft(placement, [])
         return Draft(placement, P.from_list(env.data, TRENDING, "global", now, o.pool, excluded),
-                     [env.as_of])
+                     [env.as_of], timeless=False)
 
     # ---- ingestion ------------------------------------------------------------------------
     async def events(self, req: Request) -> Response:

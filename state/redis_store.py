@@ -140,7 +140,8 @@ class RedisStore:
 
 
 class AsyncReader:
-    """Read side for the async server: one MGET per request."""
+    """Read side over redis-py asyncio (the server uses :mod:`serving.redis_client` for
+    ``redis://`` URLs; this one for the rest, and the models' refresher)."""
 
     def __init__(self, client: aioredis.Redis) -> None:
         self._r = client
@@ -153,6 +154,12 @@ class AsyncReader:
         if not keys:
             return []
         return [_live(raw) for raw in cast(list[bytes | None], await self._r.mget(keys))]
+
+    async def get_raw_many(self, keys: Sequence[str]) -> list[bytes | None]:
+        """The stored envelope bytes (``None`` where absent), undecoded."""
+        if not keys:
+            return []
+        return cast(list[bytes | None], await self._r.mget(keys))
 
     async def freshness(self) -> dict[str, int]:
         raw = cast(dict[bytes, bytes], await self._r.hgetall(FRESHNESS_KEY))

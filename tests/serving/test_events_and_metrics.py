@@ -137,7 +137,9 @@ def test_metrics_count_requests_latency_sources_and_cache(filled: str) -> None:
     assert samples['recs_http_requests_total{endpoint="homepage",status="200"}'] == 2
     assert samples['recs_http_request_duration_seconds_count{endpoint="homepage"}'] == 2
     assert samples['recs_served_items_total{source="session"}'] > 0
-    assert samples["recs_cache_hits_total"] > 0  # the second homepage read the shared lists
+    # the second homepage is the first one's answer, checked against the shared lists
+    assert samples["recs_answer_cache_hits_total"] == 1
+    assert samples["recs_cache_hits_total"] > 0
     assert 0 < samples["recs_cache_hit_ratio"] < 1
     assert samples["recs_redis_up"] == 1
     assert samples["recs_served_distinct_items"] >= 5

@@ -19,7 +19,6 @@ from serving.router import Router
 from state.keys import (
     FRESHNESS_KEY,
 )
-from state.records import Envelope
 from state.redis_store import AsyncReader, RedisStore
 from tests.serving.kit import (
     NOW,
@@ -113,7 +112,7 @@ def test_routing_errors_and_internal_errors(filled: str,
         long_id = await client.get("/v1/items/" + "x" * 300 + "/similar")
 
         class Broken:
-            async def get_many(self, keys: Sequence[str]) -> list[Envelope | None]:
+            async def get_raw_many(self, keys: Sequence[str]) -> list[bytes | None]:
                 raise RuntimeError("boom")
 
         live = client.app.handlers.reader

@@ -11,7 +11,6 @@ from state.keys import (
     session_key,
     similar_key,
 )
-from state.records import Envelope
 from tests.serving.kit import NOW, T_SESSION, T_SIM, AsgiClient, Reply, ids, one, run
 
 # ---- session recommendations ---------------------------------------------------------------
@@ -74,13 +73,13 @@ def test_session_recommendations_use_three_round_trips(filled: str) -> None:
     async def body(client: AsgiClient) -> Reply:
         reader = client.app.handlers.reader
         assert reader is not None
-        inner = reader.get_many
+        inner = reader.get_raw_many
 
-        async def counting(keys: Sequence[str]) -> list[Envelope | None]:
+        async def counting(keys: Sequence[str]) -> list[bytes | None]:
             calls.append(list(keys))
             return await inner(keys)
 
-        reader.get_many = counting  # type: ignore[method-assign]
+        reader.get_raw_many = counting  # type: ignore[method-assign]
         return await client.get("/v1/users/u1/session-recommendations?k=3")
 
     r = run(filled, body)
