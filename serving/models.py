@@ -413,6 +413,7 @@ class ModelRefresher:
             if env.data is None:
                 log.info("serving.models: learned blend deleted version=%s", env.version)
                 self.blend, self.blend_head = None, None
+                self.generation += 1
                 return
             if not isinstance(env.data, Mapping):
                 raise ValueError(f"value is a {type(env.data).__name__}, not an object")
@@ -424,6 +425,7 @@ class ModelRefresher:
         warm_before = self.blend is not None and learned_blend.is_warm(self.blend,
                                                                         self.blend_cfg)
         self.blend, self.blend_cfg, self.blend_head = model, cfg, (env.version, env.as_of)
+        self.generation += 1
         warm = learned_blend.is_warm(model, cfg)
         log.log(logging.INFO if warm != warm_before else logging.DEBUG,
                 "serving.models: learned blend loaded version=%s warm=%s labelled=%s",
