@@ -33,6 +33,7 @@ LOOPBACK: Final = "127.0.0.1"
 WRK_SCRIPT: Final = """\
 -- written by recs/bench_load.py: every request is the next path of the list
 local paths_file = [==[@PATHS@]==]
+local headers = {@HEADERS@}
 local reqs, n, i, next_id = {}, 0, 0, 0
 function setup(thread)
   thread:set("tid", next_id)
@@ -41,7 +42,7 @@ end
 function init(args)
   for line in io.lines(paths_file) do
     n = n + 1
-    reqs[n] = wrk.format("GET", line)
+    reqs[n] = wrk.format("GET", line, headers)
   end
   i = ((tid or 0) * 7919) % n
 end
@@ -88,6 +89,7 @@ class Loader:
     threads: int
     work_dir: Path
     pool: ProcessPoolExecutor | None  # the Python generator's process
+    headers: tuple[tuple[str, str], ...] = ()  # sent with every request (the API key)
 
     def run(self, port: int, paths: Sequence[str], seconds: int, label: str) -> Load:
         if self.generator == WRK:
@@ -95,7 +97,7 @@ class Loader:
         if self.pool is None:
             raise RuntimeError("bench_load: the Python load generator has no process pool")
         doc = self.pool.submit(python_load, LOOPBACK, port, list(paths), self.connections,
-                               float(seconds)).result(timeout=seconds + 120)
+                               float(seconds), self.headers).result(timeout=seconds + 120)
         return Load(**doc)
 
     def _wrk(self, port: int, paths: Sequence[str], seconds: int, label: str) -> Load:
@@ -103,7 +105,9 @@ class Loader:
         paths_file = self.work_dir / f"{label}.paths"
         paths_file.write_text("\n".join(paths) + "\n")
         script = self.work_dir / f"{label}.lua"
-        script.write_text(WRK_SCRIPT.replace("@PATHS@", str(paths_file.resolve())))
+        lua_headers = ", ".join(f"[ {_lua(k)} ] = {_lua(v)}" for k, v in self.headers)
+        script.write_text(WRK_SCRIPT.replace("@PATHS@", str(paths_file.resolve()))
+                          .replace("@HEADERS@", lua_headers))
         cmd = [WRK, f"-t{min(self.threads, self.connections)}", f"-c{self.connections}",
                f"-d{seconds}s", "--timeout", "5s", "--latency", "-s", str(script),
                f"http://{LOOPBACK}:{port}"]
@@ -123,17 +127,27 @@ class Loader:
                     max_ms=d["max_us"] / 1e3)
 
 
+def _lua(text: str) -> str:
+    """A Lua long-bracket string literal (no escaping needed inside)."""
+    if "]==]" in text:
+        raise ValueError(f"bench_load: header text cannot contain ']==]': {text!r}")
+    return f"[==[{text}]==]"
+
+
 # ---- the Python load generator (runs in its own process) -----------------------------------
 
 def python_load(host: str, port: int, paths: list[str], connections: int,
-                seconds: float) -> dict[str, Any]:
+                seconds: float, headers: Sequence[tuple[str, str]] = ()) -> dict[str, Any]:
     """Closed-loop keep-alive HTTP/1.1 load for ``seconds``; the fields of :class:`Load`."""
-    return asyncio.run(_python_load(host, port, paths, connections, seconds))
+    return asyncio.run(_python_load(host, port, paths, connections, seconds, headers))
 
 
 async def _python_load(host: str, port: int, paths: list[str], connections: int,
-                       seconds: float) -> dict[str, Any]:
-    reqs = [f"GET {p} HTTP/1.1\r\nHost: {host}:{port}\r\n\r\n".encode() for p in paths]
+                       seconds: float, headers: Sequence[tuple[str, str]] = ()
+                       ) -> dict[str, Any]:
+    extra = "".join(f"{k}: {v}\r\n" for k, v in headers)
+    reqs = [f"GET {p} HTTP/1.1\r\nHost: {host}:{port}\r\n{extra}\r\n".encode()
+            for p in paths]
     latencies: list[int] = []
     counts = [0, 0]  # non-2xx, socket errors
     start = time.perf_counter_ns()

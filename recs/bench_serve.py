@@ -14,7 +14,9 @@
    (:mod:`recs.bench_baseline`: bare ASGI on granian, one ``GET`` of the user's session key per
    request), same Redis, same worker count, each in its own process group, stopped by PGID.
    No broker runs here, so the server's impression publishing is off unless
-   ``--kafka-bootstrap`` names one (``impressions_published`` in the output).
+   ``--kafka-bootstrap`` names one (``impressions_published`` in the output). The server runs
+   with a keys file made for the run and every request carries its server key, so the load
+   takes the authenticated path (key check and rate-limit bucket, :mod:`serving.guard`).
 3. **Load** (:mod:`recs.bench_load`). The same generator, connections and duration for every
    target, one target at a time: ``wrk`` rotating over the request paths (each request another
    user, ``--unknown-share`` of them unknown, for cold start), or a Python generator when wrk is
@@ -50,7 +52,7 @@ import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from types import FrameType
@@ -161,17 +163,30 @@ def spawn_server(name: str, argv: list[str], env: dict[str, str], log_dir: Path)
     return EngineProcess(name, proc.popen, log)
 
 
-def get(port: int, path: str,
-        conn: http.client.HTTPConnection | None = None) -> tuple[int, bytes]:
+def get(port: int, path: str, conn: http.client.HTTPConnection | None = None,
+        headers: Mapping[str, str] | None = None) -> tuple[int, bytes]:
     own = conn is None
     c = conn or http.client.HTTPConnection(LOOPBACK, port, timeout=5)
     try:
-        c.request("GET", path)
+        c.request("GET", path, headers=dict(headers or {}))
         reply = c.getresponse()
         return reply.status, reply.read()
     finally:
         if own:
             c.close()
+
+
+def bench_auth_env(work: Path) -> dict[str, str]:
+    """A keys file made for this run; the load goes through the authenticated path as a
+    storefront backend's would (a server key in ``Authorization``). The key's rate limit is
+    set out of reach, so the bucket is still taken on every request but never refuses.
+    ``BENCH_SERVER_KEY`` is the key itself (for the client, not the server's environment)."""
+    from serving.auth import write_keys
+
+    work.mkdir(parents=True, exist_ok=True)
+    made = write_keys(work / "keys.toml")
+    return {"RECS_KEYS_FILE": str(work / "keys.toml"), "RECS_RATE_KEY_RPS": "1e9",
+            "RECS_RATE_KEY_BURST": "1e9", "BENCH_SERVER_KEY": made["server"]}
 
 
 def wait_ready(proc: EngineProcess, port: int, timeout_s: float = 60.0) -> None:
@@ -187,14 +202,15 @@ def wait_ready(proc: EngineProcess, port: int, timeout_s: float = 60.0) -> None:
                        f"\n{proc.tail()}")
 
 
-def preflight(port: int, paths: Sequence[str]) -> tuple[Counter[int], Counter[str]]:
+def preflight(port: int, paths: Sequence[str], headers: Mapping[str, str] | None = None
+              ) -> tuple[Counter[int], Counter[str]]:
     """Status codes and answer sources of the first :data:`PREFLIGHT` paths, one by one."""
     statuses: Counter[int] = Counter()
     sources: Counter[str] = Counter()
     conn = http.client.HTTPConnection(LOOPBACK, port, timeout=5)
     try:
         for path in paths[:PREFLIGHT]:
-            status, body = get(port, path, conn)
+            status, body = get(port, path, conn, headers)
             statuses[status] += 1
             doc = orjson.loads(body) if status == 200 else None
             if isinstance(doc, dict) and "source" in doc:
@@ -354,7 +370,9 @@ def _run(args: argparse.Namespace) -> int:
         logs = work / "logs"
         ports = {"server": free_port(), BASELINE: free_port()}
         # an empty bootstrap turns the server's impression publishing off (no broker here)
-        env = {"REDIS_URL": redis_url, "KAFKA_BOOTSTRAP": args.kafka_bootstrap}
+        env = {"REDIS_URL": redis_url, "KAFKA_BOOTSTRAP": args.kafka_bootstrap,
+               **bench_auth_env(work)}
+        auth = {"Authorization": f"Bearer {env.pop('BENCH_SERVER_KEY')}"}
         real = spawn_server("server", ["recs.cli", "serve", "--host", LOOPBACK, "--port",
                                        str(ports["server"]), "--workers", str(args.workers),
                                        "--redis-url", redis_url], env, logs)
@@ -370,7 +388,7 @@ def _run(args: argparse.Namespace) -> int:
             pool = stack.enter_context(ProcessPoolExecutor(
                 1, mp_context=multiprocessing.get_context("spawn")))
         loader = Loader(args.load_generator, args.connections, args.threads, work / "load",
-                        pool)
+                        pool, tuple(auth.items()))
         targets: list[Target] = []
         checks: dict[str, dict[str, Any]] = {}
         skipped: dict[str, str] = {}
@@ -378,7 +396,7 @@ def _run(args: argparse.Namespace) -> int:
             proc, port = (base, ports[BASELINE]) if name == BASELINE else (real, ports["server"])
             paths = target_paths(name, users)
             try:
-                statuses, sources = preflight(port, paths)
+                statuses, sources = preflight(port, paths, auth)
             except (OSError, http.client.HTTPException) as exc:
                 raise RuntimeError(f"bench-serve: {name} did not answer the preflight requests "
                                    f"({exc!r}); its log:\n{proc.tail()}") from exc

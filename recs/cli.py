@@ -16,6 +16,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "load": ("stream.loader", "apply recs.updates to Redis (batched, versioned, idempotent)"),
     "monitor": ("stream.monitor", "export Kafka lag, DLQ, checkpoints and Redis freshness metrics"),
     "serve": ("serving.app", "run the HTTP server"),
+    "keys": ("recs.keys", "make an API keys file, sign a user token (docs/api.md)"),
     "demo": ("recs.demo", "run everything end to end and print a summary"),
     "bench-stream": ("recs.bench_stream", "drive Kafka -> Flink -> Redis at rising rates"),
     "bench-serve": ("recs.bench_serve", "load the server and a bare one-key baseline alike"),

@@ -23,7 +23,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any, cast
 
 import orjson
@@ -32,6 +32,7 @@ import redis
 from recs.bench_stream import Prober, percentile
 from recs.settings import Settings
 from schemas.events import Interaction, ItemUpsert
+from serving.auth import write_keys
 from state import keys
 from state.records import decode_envelope
 from state.redis_store import RedisStore
@@ -62,9 +63,11 @@ class Counters:
 DEMO_RANKER_WINDOW_MS = 15_000
 
 
-def http_get(base: str, path: str, counters: Counters) -> dict[str, Any] | None:
+def http_get(base: str, path: str, counters: Counters,
+             auth: Mapping[str, str]) -> dict[str, Any] | None:
     try:
-        with urllib.request.urlopen(base + path, timeout=2) as resp:
+        with urllib.request.urlopen(urllib.request.Request(base + path, headers=dict(auth)),
+                                    timeout=2) as resp:
             body = orjson.loads(resp.read())
         with counters.lock:
             counters.http_ok += 1
@@ -119,7 +122,8 @@ def _produce(settings: Settings, stop: threading.Event, rate: float, counters: C
     producer.close()
 
 
-def _shopper(settings: Settings, base: str, stop: threading.Event, counters: Counters) -> None:
+def _shopper(settings: Settings, base: str, stop: threading.Event, counters: Counters,
+             auth: Mapping[str, str]) -> None:
     """Click an item, wait for the session recommendations to change, repeat."""
     from kafka import KafkaProducer
 
@@ -128,11 +132,11 @@ def _shopper(settings: Settings, base: str, stop: threading.Event, counters: Cou
     path = f"/v1/users/{SHOPPER}/session-recommendations?k=5"
     n = 0
     while not stop.wait(2.0):
-        trending = http_get(base, "/v1/trending?k=50", counters)
+        trending = http_get(base, "/v1/trending?k=50", counters, auth)
         pool = [i["item_id"] for i in (trending or {}).get("items", [])]
         if not pool:
             continue
-        before = http_get(base, path, counters) or {}
+        before = http_get(base, path, counters, auth) or {}
         item = rng.choice(pool)
         n += 1
         now = time.time()
@@ -142,7 +146,7 @@ def _shopper(settings: Settings, base: str, stop: threading.Event, counters: Cou
         producer.flush()
         deadline = now + 5.0
         while time.time() < deadline and not stop.is_set():
-            after = http_get(base, path, counters) or {}
+            after = http_get(base, path, counters, auth) or {}
             if after.get("items") != before.get("items") and after.get("source") == "session":
                 waited = (time.time() - now) * 1000
                 counters.clicks.append(waited)
@@ -154,7 +158,8 @@ def _shopper(settings: Settings, base: str, stop: threading.Event, counters: Cou
     producer.close()
 
 
-def _launcher(settings: Settings, base: str, stop: threading.Event, counters: Counters) -> None:
+def _launcher(settings: Settings, base: str, stop: threading.Event, counters: Counters,
+              auth: Mapping[str, str]) -> None:
     """Every 15 s, launch a brand-new item like one that is trending (same category and brand,
     a similar title) and time how long until the server answers its similar items from the
     learned vectors: the item was placed by its content and is retrievable."""
@@ -163,7 +168,7 @@ def _launcher(settings: Settings, base: str, stop: threading.Event, counters: Co
     producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap, linger_ms=0)
     n = 0
     while not stop.wait(15.0):
-        top = (http_get(base, "/v1/trending?k=5", counters) or {}).get("items") or []
+        top = (http_get(base, "/v1/trending?k=5", counters, auth) or {}).get("items") or []
         if not top:
             continue
         like = top[n % len(top)]
@@ -177,8 +182,9 @@ def _launcher(settings: Settings, base: str, stop: threading.Event, counters: Co
         producer.flush()
         while time.time() < now + 90 and not stop.is_set():
             with contextlib.suppress(urllib.error.URLError, OSError, ValueError), \
-                    urllib.request.urlopen(f"{base}/v1/items/{item_id}/similar?k=5",
-                                           timeout=2) as resp:
+                    urllib.request.urlopen(urllib.request.Request(
+                        f"{base}/v1/items/{item_id}/similar?k=5", headers=dict(auth)),
+                        timeout=2) as resp:
                 items = orjson.loads(resp.read()).get("items") or []
                 if any("vector" in str(i.get("source")) for i in items):
                     waited = (time.time() - now) * 1000
@@ -273,6 +279,9 @@ def main(argv: list[str]) -> int:
     rate = float(os.environ.get("DEMO_RATE", "300"))
     base_settings = Settings.from_env()
     run_dir = base_settings.run_dir / "demo"
+    run_dir.mkdir(parents=True, exist_ok=True)
+    keys_path = run_dir / "keys.toml"
+    made = write_keys(keys_path)  # new keys every run: nothing secret is fixed or committed
     def port_for(wanted: int) -> int:
         return wanted if port_is_free(wanted) else free_port()
 
@@ -297,7 +306,12 @@ def main(argv: list[str]) -> int:
             flink_rest_port=metric_ports["flink_rest_port"],
             # a short attribution window, so the ranker learns while the demo runs
             ranker_window_ms=base_settings.ranker_window_ms
-            if "RECS_RANKER_WINDOW_MS" in os.environ else DEMO_RANKER_WINDOW_MS)
+            if "RECS_RANKER_WINDOW_MS" in os.environ else DEMO_RANKER_WINDOW_MS,
+            # keys made for this run; the server plays the storefront's backend for the page
+            # (POST /demo/token); the private side answers this machine without a key
+            keys_file=str(keys_path), demo_storefront=True, demo_public_key=made["public"],
+            private_loopback=True)
+        auth = {"Authorization": f"Bearer {made['server']}"}
         logs = run_dir / "logs"
         # each process is stopped on the way out, whatever happens after it started
         # checkpoints of another operator graph cannot be restored: one directory per version
@@ -316,13 +330,20 @@ def main(argv: list[str]) -> int:
         threads = [threading.Thread(target=prober.run, daemon=True),
                    threading.Thread(target=_produce, args=(settings, stop, rate, counters,
                                                            prober), daemon=True),
-                   threading.Thread(target=_shopper, args=(settings, base, stop, counters),
-                                    daemon=True),
-                   threading.Thread(target=_launcher, args=(settings, base, stop, counters),
-                                    daemon=True)]
+                   threading.Thread(target=_shopper,
+                                    args=(settings, base, stop, counters, auth), daemon=True),
+                   threading.Thread(target=_launcher,
+                                    args=(settings, base, stop, counters, auth), daemon=True)]
         _wait_listening(base, server, timeout_s=120)
-        print(f"recs demo: server at {base}  (try {base}/v1/trending, "
-              f"{base}/v1/users/{SHOPPER}/session-recommendations)", flush=True)
+        print(f"recs demo: server at {base}; API keys made for this run in {keys_path}:\n"
+              f"  server key (a storefront backend): {made['server']}\n"
+              f"  public key (browsers, with a user token): {made['public']}\n"
+              f"  try: curl -H 'Authorization: Bearer {made['server']}' "
+              f"'{base}/v1/users/{SHOPPER}/session-recommendations?explain=true'\n"
+              f"  a browser's call: TOKEN=$(recs keys token {keys_path} --user {SHOPPER} "
+              f"--session demo-session); curl -H 'Authorization: Bearer {made['public']}' "
+              f"-H \"X-Recs-Token: $TOKEN\" '{base}/v1/users/{SHOPPER}/recommendations'",
+              flush=True)
         print(f"recs demo: open the storefront at {base}/storefront  (click products; the "
               f"'Because you viewed' rail follows)  API docs: {base}/docs", flush=True)
         print(f"recs demo: dashboards: {base}/dashboard (built in); `recs status` in another "

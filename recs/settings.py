@@ -63,6 +63,23 @@ class Settings:
     flink_metrics_port: int = 9249
     flink_rest_port: int = 8081
     metrics_targets: str = ""  # name=http://host:port/metrics,... read by /dashboard, recs status
+    # the server's edge (serving/guard.py, docs/api.md): the keys file (API key hashes and token
+    # secrets; "" = no key is valid), auth switched off (local development only, logged loudly),
+    # rate limits (requests/s and burst, per key and per client address of browser traffic),
+    # the CORS allow-list (comma-separated origins, none by default), whether loopback clients
+    # reach the private side (/metrics, /dashboard, /docs) without a key, the request timeout,
+    # and the demo storefront's token endpoint with the public key it hands to the page
+    keys_file: str = ""
+    auth_off: bool = False
+    rate_key_rps: float = 1_000.0
+    rate_key_burst: float = 2_000.0
+    rate_addr_rps: float = 20.0
+    rate_addr_burst: float = 100.0
+    cors_origins: str = ""
+    private_loopback: bool = False
+    request_timeout_ms: int = 10_000
+    demo_storefront: bool = False
+    demo_public_key: str = ""
 
     def to_env(self) -> dict[str, str]:
         """Environment that makes a child process's :meth:`from_env` equal to these settings."""
@@ -97,6 +114,17 @@ class Settings:
             "RECS_FLINK_METRICS_PORT": str(self.flink_metrics_port),
             "RECS_FLINK_REST_PORT": str(self.flink_rest_port),
             "RECS_METRICS_TARGETS": self.metrics_targets,
+            "RECS_KEYS_FILE": self.keys_file,
+            "RECS_AUTH": "off" if self.auth_off else "on",
+            "RECS_RATE_KEY_RPS": repr(self.rate_key_rps),
+            "RECS_RATE_KEY_BURST": repr(self.rate_key_burst),
+            "RECS_RATE_ADDR_RPS": repr(self.rate_addr_rps),
+            "RECS_RATE_ADDR_BURST": repr(self.rate_addr_burst),
+            "RECS_CORS_ORIGINS": self.cors_origins,
+            "RECS_PRIVATE_LOOPBACK": "1" if self.private_loopback else "0",
+            "RECS_REQUEST_TIMEOUT_MS": str(self.request_timeout_ms),
+            "RECS_DEMO_STOREFRONT": "1" if self.demo_storefront else "0",
+            "RECS_DEMO_PUBLIC_KEY": self.demo_public_key,
         }
 
     @classmethod
@@ -134,7 +162,31 @@ class Settings:
             flink_metrics_port=int(e.get("RECS_FLINK_METRICS_PORT", d.flink_metrics_port)),
             flink_rest_port=int(e.get("RECS_FLINK_REST_PORT", d.flink_rest_port)),
             metrics_targets=e.get("RECS_METRICS_TARGETS", d.metrics_targets),
+            keys_file=e.get("RECS_KEYS_FILE", d.keys_file),
+            auth_off=_auth_off(e.get("RECS_AUTH", "on")),
+            rate_key_rps=float(e.get("RECS_RATE_KEY_RPS", d.rate_key_rps)),
+            rate_key_burst=float(e.get("RECS_RATE_KEY_BURST", d.rate_key_burst)),
+            rate_addr_rps=float(e.get("RECS_RATE_ADDR_RPS", d.rate_addr_rps)),
+            rate_addr_burst=float(e.get("RECS_RATE_ADDR_BURST", d.rate_addr_burst)),
+            cors_origins=e.get("RECS_CORS_ORIGINS", d.cors_origins),
+            private_loopback=_flag(e.get("RECS_PRIVATE_LOOPBACK", "0")),
+            request_timeout_ms=int(e.get("RECS_REQUEST_TIMEOUT_MS", d.request_timeout_ms)),
+            demo_storefront=_flag(e.get("RECS_DEMO_STOREFRONT", "0")),
+            demo_public_key=e.get("RECS_DEMO_PUBLIC_KEY", d.demo_public_key),
         )
+
+
+def _flag(value: str) -> bool:
+    return value.strip().lower() not in ("", "0", "false", "no", "off")
+
+
+def _auth_off(value: str) -> bool:
+    """``RECS_AUTH``: ``on`` (the default) or ``off``; anything else is an error, so a typo never
+    switches authentication off."""
+    v = value.strip().lower()
+    if v not in ("on", "off"):
+        raise ValueError(f"settings: RECS_AUTH must be 'on' or 'off', got {value!r}")
+    return v == "off"
 
 
 def _topics_from_env(e: Mapping[str, str]) -> Topics:

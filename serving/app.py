@@ -12,6 +12,7 @@ worker builds its app with :func:`app_from_env` from the same environment.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import copy
 import gc
 import logging
@@ -22,8 +23,10 @@ from pathlib import Path
 from typing import Any, Final
 
 from recs.settings import Settings
+from serving.auth import Access, KeyFile
 from serving.experiments import load_experiments
 from serving.fetch import Reader
+from serving.guard import MAX_HEADER_BYTES, MAX_HEADERS, Guard, edge_headers, parse_origins
 from serving.models import DEFAULT_REFRESH_MS, RedisModelSource
 from serving.params import Query
 from serving.publish import Publisher
@@ -35,7 +38,7 @@ from serving.responses import (
     error_response,
     internal_error,
 )
-from serving.routes import Handlers, build_router
+from serving.routes import ACCESS, Handlers, build_router
 from serving.rules import load_rules
 
 log = logging.getLogger("serving")
@@ -49,6 +52,7 @@ Send = Callable[[Message], Awaitable[None]]
 REDIS_CONNECT_TIMEOUT_S: Final = 0.25
 REDIS_SOCKET_TIMEOUT_S: Final = 0.5
 BODY_METHODS: Final = frozenset({"POST", "PUT", "PATCH"})
+PRIVATE_DEFAULT: Final = Access.PRIVATE  # a route missing from ACCESS is closed
 
 
 def wall_clock_ms() -> int:
@@ -73,8 +77,17 @@ class App:
 
     def __init__(self, settings: Settings, reader: Reader | None,
                  now_ms: Callable[[], int], publisher: Publisher | None,
-                 model_refresh_ms: int = DEFAULT_REFRESH_MS) -> None:
+                 model_refresh_ms: int = DEFAULT_REFRESH_MS,
+                 monotonic: Callable[[], float] = time.monotonic) -> None:
         self.settings = settings
+        self.guard = Guard(KeyFile(Path(settings.keys_file) if settings.keys_file else None),
+                           now_ms=now_ms, monotonic=monotonic,
+                           key_rate=settings.rate_key_rps, key_burst=settings.rate_key_burst,
+                           addr_rate=settings.rate_addr_rps, addr_burst=settings.rate_addr_burst,
+                           cors_origins=parse_origins(settings.cors_origins),
+                           private_loopback=settings.private_loopback,
+                           auth_off=settings.auth_off)
+        self._timeout_s = settings.request_timeout_ms / 1000
         rules = load_rules(Path(settings.rules_file) if settings.rules_file else None)
         experiments = load_experiments(
             Path(settings.experiments_file) if settings.experiments_file else None, rules)
@@ -82,7 +95,7 @@ class App:
                                  cache_ttl_ms=settings.serve_cache_ttl_ms,
                                  budget_s=settings.serve_budget_ms / 1000,
                                  model_refresh_ms=model_refresh_ms)
-        self._router = build_router(self.handlers, settings)
+        self.router = build_router(self.handlers, settings, self.guard)
         self._owns_publisher = False
         self._owns_reader = False  # True once the lifespan opened the reader itself
 
@@ -100,17 +113,31 @@ class App:
         path = raw_path.decode("latin-1") if raw_path else scope["path"]
         start = time.perf_counter()
         endpoint = "unmatched"
+        method = scope["method"]
+        headers: dict[str, str] = {}
         try:
-            handler, params = self._router.match(scope["method"], path)
-            endpoint = getattr(handler, "__name__", "other")
-            headers = {k.decode("latin-1").lower(): v.decode("latin-1")
-                       for k, v in scope.get("headers", ())}
-            body = await _read_body(receive) if scope["method"] in BODY_METHODS else b""
-            response = await handler(Request(scope["method"], path, params,
-                                             Query.parse(scope.get("query_string", b"")),
-                                             headers, body))
+            headers = _headers(scope.get("headers", ()))
+            if method == "OPTIONS":  # a CORS preflight
+                endpoint = "preflight"
+                response = Response(204, b"", self.guard.preflight(headers.get("origin")),
+                                    b"text/plain; charset=utf-8")
+            else:
+                handler, params = self.router.match(method, path)
+                endpoint = getattr(handler, "__name__", "other")
+                query = Query.parse(scope.get("query_string", b""))
+                client = scope.get("client")
+                principal = self.guard.check(ACCESS.get(endpoint, PRIVATE_DEFAULT), headers,
+                                             params, query.raw_user_id(),
+                                             client[0] if client else "")
+                async with asyncio.timeout(self._timeout_s):
+                    body = await _read_body(receive) if method in BODY_METHODS else b""
+                    response = await handler(Request(method, path, params, query, headers,
+                                                     body, principal))
         except ApiError as err:
             response = error_response(err)
+        except TimeoutError:
+            response = error_response(ApiError(
+                504, "timeout", f"the request took longer than {self._timeout_s:g} s"))
         except Exception:
             log.exception("serving: unhandled error method=%s path=%s query=%r",
                           scope.get("method"), path, scope.get("query_string", b""))
@@ -118,7 +145,7 @@ class App:
         metrics = self.handlers.metrics
         metrics.child(metrics.latency, endpoint).observe(time.perf_counter() - start)
         metrics.child(metrics.requests, endpoint, str(response.status)).inc()
-        await _send(send, response)
+        await _send(send, response, self.guard.cors(headers.get("origin")))
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:
@@ -203,9 +230,25 @@ async def _read_body(receive: Receive) -> bytes:
     return b"".join(chunks)
 
 
-async def _send(send: Send, response: Response) -> None:
-    await send({"type": "http.response.start", "status": response.status,
-                "headers": response.raw_headers()})
+def _headers(raw: Any) -> dict[str, str]:
+    """Request headers by lower-case name (last value wins); a 431 past
+    :data:`~serving.guard.MAX_HEADERS` headers or :data:`~serving.guard.MAX_HEADER_BYTES`."""
+    headers: dict[str, str] = {}
+    size = 0
+    for k, v in raw:
+        size += len(k) + len(v)
+        headers[k.decode("latin-1").lower()] = v.decode("latin-1")
+    if size > MAX_HEADER_BYTES or len(raw) > MAX_HEADERS:
+        raise ApiError(431, "headers_too_large", f"request headers must be at most "
+                       f"{MAX_HEADERS} and {MAX_HEADER_BYTES} bytes, got {len(raw)} and {size}")
+    return headers
+
+
+async def _send(send: Send, response: Response,
+                cors: tuple[tuple[bytes, bytes], ...] = ()) -> None:
+    head = response.raw_headers()
+    head += edge_headers(response.headers, response.content_type, cors)
+    await send({"type": "http.response.start", "status": response.status, "headers": head})
     await send({"type": "http.response.body", "body": response.body})
 
 
@@ -219,12 +262,15 @@ def _redact(url: str) -> str:
 def create_app(settings: Settings, reader: Reader | None = None, *,
                now_ms: Callable[[], int] = wall_clock_ms,
                publisher: Publisher | None = None,
-               model_refresh_ms: int = DEFAULT_REFRESH_MS) -> App:
+               model_refresh_ms: int = DEFAULT_REFRESH_MS,
+               monotonic: Callable[[], float] = time.monotonic) -> App:
     """The app; ``reader`` and ``publisher`` passed in belong to the caller, else the lifespan
     opens them from ``settings`` (Redis at start-up, Kafka lazily on first use). The lifespan
     also starts the learned models' refresher (:mod:`serving.models`, every
-    ``model_refresh_ms``) on a Redis connection of its own, and stops it at shutdown."""
-    return App(settings, reader, now_ms, publisher, model_refresh_ms)
+    ``model_refresh_ms``) on a Redis connection of its own, and stops it at shutdown. Every
+    request passes :class:`~serving.guard.Guard` first (keys from ``settings.keys_file``; rate
+    limits on ``monotonic`` seconds)."""
+    return App(settings, reader, now_ms, publisher, model_refresh_ms, monotonic)
 
 
 def app_from_env() -> App:

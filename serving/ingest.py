@@ -21,6 +21,7 @@ from typing import Any, Final
 import orjson
 
 from schemas.events import Interaction, SchemaError, interaction_from_dict
+from serving.limits import MAX_JSON_DEPTH, depth_ok
 
 MAX_EVENTS: Final = 1000
 MAX_ERRORS_PER_EVENT: Final = 16
@@ -35,6 +36,9 @@ def validate(body: bytes) -> tuple[list[Interaction], list[dict[str, Any]]]:
         shown = body[:80].decode("utf-8", "replace")
         return [], [{"index": None, "field": "<body>", "value": shown,
                      "message": f"not valid JSON ({exc})"}]
+    if not depth_ok(doc):
+        return [], [{"index": None, "field": "<body>", "value": None,
+                     "message": f"JSON nested deeper than {MAX_JSON_DEPTH} levels"}]
     items = doc if isinstance(doc, list) else [doc]
     if not items or len(items) > MAX_EVENTS:
         return [], [{"index": None, "field": "<body>", "value": len(items),

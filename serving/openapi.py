@@ -44,18 +44,25 @@ _LIST_QUERY: Final = [_K, _EXCLUDE, _CATEGORY, _CONTEXT, _EXPLAIN]
 
 
 def _error_responses(*codes: int) -> dict[str, Any]:
-    text = {404: "unknown item or route", 405: "method not allowed",
-            413: "body too large", 422: "invalid parameter or body",
-            503: "a dependency is unavailable"}
+    text = {401: "missing or invalid API key or user token", 403: "the key's scope or the "
+            "token's user does not allow this", 404: "unknown item or route",
+            405: "method not allowed", 413: "body too large", 422: "invalid parameter or body",
+            429: "rate limited (see Retry-After)", 503: "a dependency is unavailable"}
     return {str(c): {"description": text[c], "content": {"application/json": {
         "schema": {"$ref": "#/components/schemas/Error"}}}} for c in codes}
 
 
+# a server key, or a public key with a user token (docs/api.md)
+_CALLER: Final[list[dict[str, list[str]]]] = [{"serverKey": []}, {"publicKey": [], "userToken": []}]
+_OPERATOR: Final[list[dict[str, list[str]]]] = [{"serverKey": []}]
+_AUTH_ERRORS: Final = (401, 403, 429)
+
+
 def _list_op(summary: str, params: list[dict[str, Any]], *extra: int) -> dict[str, Any]:
-    return {"summary": summary, "parameters": params, "responses": {
+    return {"summary": summary, "parameters": params, "security": _CALLER, "responses": {
         "200": {"description": "recommendations", "content": {"application/json": {
             "schema": {"$ref": "#/components/schemas/Recommendations"}}}},
-        **_error_responses(422, *extra)}}
+        **_error_responses(422, *_AUTH_ERRORS, *extra)}}
 
 
 def _components() -> dict[str, Any]:
@@ -100,8 +107,17 @@ def _components() -> dict[str, Any]:
         "items": {"type": "array", "minItems": 1, "maxItems": 100, "items": _ID},
         "user_id": _ID,
         "exclude": {"type": "array", "maxItems": MAX_EXCLUDE, "items": _ID}}}
+    security = {
+        "serverKey": {"type": "http", "scheme": "bearer", "description":
+                      "an API key: `Authorization: Bearer <key>`; a `server` key answers for "
+                      "any user, a `public` key only with a user token"},
+        "publicKey": {"type": "http", "scheme": "bearer",
+                      "description": "a `public` API key (browsers), with `userToken`"},
+        "userToken": {"type": "apiKey", "in": "header", "name": "X-Recs-Token",
+                      "description": "a user token signed by the storefront backend: "
+                                     "v1.<kid>.<payload>.<sig> (docs/api.md)"}}
     return {"schemas": {"Item": item, "Recommendations": recs, "Error": error,
-                        "Interaction": event, "Cart": cart}}
+                        "Interaction": event, "Cart": cart}, "securitySchemes": security}
 
 
 @functools.cache
@@ -137,19 +153,24 @@ def _document_bytes() -> bytes:
                 **_list_op("frequently bought together with a whole cart", _LIST_QUERY, 413),
                 "requestBody": {"required": True, "content": json_body}}},
             "/v1/events": {"post": {
-                "summary": "publish interaction events to Kafka (validated, all or nothing)",
+                "summary": "publish interaction events to Kafka (validated, all or nothing; "
+                           "with a user token, only that user's events in its session)",
+                "security": _CALLER,
                 "requestBody": {"required": True, "content": events_body},
                 "responses": {"202": {"description": "accepted", "content": {
                     "application/json": {"schema": {"type": "object", "properties": {
                         "accepted": {"type": "integer"}}}}}},
-                    **_error_responses(413, 422, 503)}}},
-            "/healthz": {"get": {"summary": "liveness", **probe}},
+                    **_error_responses(413, 422, *_AUTH_ERRORS, 503)}}},
+            "/healthz": {"get": {"summary": "liveness", "security": [], **probe}},
             "/readyz": {"get": {"summary": "readiness: Redis reachable, data freshness",
+                                "security": [],
                                 "responses": {"200": {"description": "ready"},
                                               "503": {"description": "not ready"}}}},
-            "/metrics": {"get": {"summary": "Prometheus metrics", "responses": {
+            "/metrics": {"get": {"summary": "Prometheus metrics (a server key)",
+                                 "security": _OPERATOR, "responses": {
                 "200": {"description": "text exposition format",
-                        "content": {"text/plain": {"schema": {"type": "string"}}}}}}},
+                        "content": {"text/plain": {"schema": {"type": "string"}}}},
+                **_error_responses(*_AUTH_ERRORS)}}},
         },
         "components": _components(),
     }

@@ -109,6 +109,10 @@ class Query:
             return False
         raise invalid(name, raw, f"one of {list(TRUE_WORDS + FALSE_WORDS[1:])}")
 
+    def raw_user_id(self) -> str | None:
+        """The ``user_id`` parameter as sent (the gate compares it with a token's user)."""
+        return self._values.get("user_id")
+
     def user_id(self) -> str | None:
         raw = self._values.get("user_id")
         return None if raw is None else entity_id("user_id", raw)

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Final
 
+from serving.auth import NOBODY, Principal
 from serving.params import Query
 
 MAX_BODY_BYTES: Final = 1 << 20  # 1 MiB: a batch of a few thousand events
@@ -27,3 +28,4 @@ class Request:
     query: Query
     headers: Mapping[str, str]  # lower-case names, last value wins
     body: bytes
+    principal: Principal = NOBODY  # who is calling (serving.guard); nobody on an open route

@@ -63,6 +63,17 @@ class Router(Generic[H]):
                 return
         self._templates.append(_Template(tuple(parts), tuple(names), {method: handler}))
 
+    def routes(self) -> list[tuple[str, str, H]]:
+        """Every ``(method, template, handler)`` routed (the auth tests walk them all)."""
+        out = [(m, path, h) for path, methods in self._static.items()
+               for m, h in methods.items()]
+        for tpl in self._templates:
+            names = iter(tpl.names)
+            path = "/" + "/".join(p if p is not None else "{" + next(names) + "}"
+                                  for p in tpl.parts)
+            out += [(m, path, h) for m, h in tpl.methods.items()]
+        return out
+
     def match(self, method: str, raw_path: str) -> tuple[H, dict[str, str]]:
         """Handler and decoded path parameters; :class:`ApiError` 404/405 when nothing fits."""
         segments = _split(raw_path)

@@ -40,7 +40,10 @@ from recs.settings import Settings
 from serving import ingest
 from serving import pipeline as P
 from serving.answers import session_seen
+from serving.auth import Access
 from serving.dashboard import add_dashboard_routes
+from serving.demo_backend import DemoBackend
+from serving.guard import Guard
 from serving.handlers import (
     FALLBACK_NO_CANDIDATES,
     FALLBACK_NO_NEIGHBOURS,
@@ -51,6 +54,7 @@ from serving.handlers import (
     Options,
     ok,
 )
+from serving.limits import check_depth
 from serving.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from serving.models import Header
 from serving.openapi import docs_page, openapi_document
@@ -80,6 +84,20 @@ SESSION_PARAMS: Final = BlendParams(recent=5, recency_decay=0.7, bought_weight=0
 MAX_CART: Final = 100
 CONTEXT_SCOPES: Final = ("country", "device")
 EXPLORE_CANDIDATES: Final = 20  # newest items checked for "no interactions yet" per answer
+
+# Who may call each route (serving.guard), by handler name. A route missing here is PRIVATE:
+# an endpoint added without a rule needs a server key (tests/serving/test_auth_walk.py walks
+# every route of the OpenAPI document and of the router against this table).
+ACCESS: Final[dict[str, Access]] = {
+    "healthz": Access.OPEN, "readyz": Access.OPEN,
+    "home": Access.OPEN, "storefront": Access.OPEN, "static": Access.OPEN,
+    "demo_token": Access.OPEN,
+    "trending": Access.ITEMS, "similar": Access.ITEMS, "bought_together": Access.ITEMS,
+    "homepage": Access.USER, "session_recommendations": Access.USER,
+    "cart": Access.USER, "events": Access.USER,
+    "metrics_text": Access.PRIVATE, "openapi": Access.PRIVATE, "docs": Access.PRIVATE,
+    "dashboard": Access.PRIVATE, "dashboard_data": Access.PRIVATE,
+}
 
 
 class Handlers(Core):
@@ -328,6 +346,7 @@ class Handlers(Core):
         if user is not None:
             user = entity_id("user_id", user) if isinstance(user, str) else \
                 _bad("user_id", user, "a string")
+        req.principal.check_user(user)
         base = Options.of(req, user)
         extra = _id_list(body, "exclude", required=False)
         opts = Options(base.k, base.exclude | frozenset(extra), base.category, base.context,
@@ -390,6 +409,8 @@ class Handlers(Core):
     # ---- ingestion ------------------------------------------------------------------------
     async def events(self, req: Request) -> Response:
         events, errors = ingest.validate(req.body)
+        for index, event in enumerate(events):  # a browser's token: its own user and session
+            req.principal.check_event(event.user_id, event.session_id, index)
         if errors:
             self.metrics.rejected.inc(max(1, len({e["index"] for e in errors})))
             return json_response({"error": {
@@ -435,6 +456,7 @@ def _json_object(body: bytes) -> dict[str, Any]:
     if not isinstance(doc, dict):
         raise ApiError(422, "invalid_body", "body must be a JSON object", field="<body>",
                        value=str(doc)[:80])
+    check_depth(doc)
     return doc
 
 
@@ -453,7 +475,7 @@ def _id_list(body: Mapping[str, Any], name: str, *, required: bool = True) -> li
     return [entity_id(name, i) for i in dict.fromkeys(raw)]
 
 
-def build_router(h: Handlers, settings: Settings) -> Router[Handler]:
+def build_router(h: Handlers, settings: Settings, guard: Guard) -> Router[Handler]:
     router: Router[Handler] = Router()
     router.add("GET", "/healthz", h.healthz)
     router.add("GET", "/readyz", h.readyz)
@@ -469,5 +491,8 @@ def build_router(h: Handlers, settings: Settings) -> Router[Handler]:
     router.add("POST", "/v1/events", h.events)
     add_page_routes(router)
     add_dashboard_routes(router, h, targets_of(settings))
+    if settings.demo_storefront:
+        demo = DemoBackend(guard.keys, settings.demo_public_key, h.now_ms, guard.monotonic)
+        router.add("POST", "/demo/token", demo.demo_token)
     return router
 

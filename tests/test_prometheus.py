@@ -40,7 +40,7 @@ from infra.prometheus_server import (
 )
 from recs.settings import Settings
 from state.redis_store import RedisStore
-from tests.serving.kit import fill, serving_http
+from tests.serving.kit import fill, server_auth, serving_http
 
 REPO = Path(__file__).resolve().parents[1]
 DOC = REPO / "docs" / "observability.md"
@@ -318,7 +318,8 @@ def request_stream(port: int, stop: threading.Event, counts: list[int],
             return
         url = f"http://127.0.0.1:{port}{paths[i % len(paths)]}"
         try:
-            with urllib.request.urlopen(url, timeout=5) as reply:
+            with urllib.request.urlopen(urllib.request.Request(url, headers=server_auth()),
+                                        timeout=5) as reply:
                 reply.read()
         except urllib.error.HTTPError as exc:  # the unknown item's 404 is part of the mix
             exc.read()
@@ -352,7 +353,8 @@ def prometheus_for(promtool: str, tmp_path: Path) -> Iterator[Any]:
 @pytest.mark.integration
 def test_prometheus_scrapes_the_server(filled_url: str, prometheus_for: Any,
                                        promtool: str) -> None:
-    with serving_http(filled_url) as port:
+    # Prometheus scrapes /metrics from loopback without a key (RECS_PRIVATE_LOOPBACK)
+    with serving_http(filled_url, RECS_PRIVATE_LOOPBACK="1") as port:
         prom = prometheus_for({"recs-serve": [f"127.0.0.1:{port}"]})
         run_promtool(promtool, "check", "config", prom.config_path)
         stop, counts = threading.Event(), [0]

@@ -19,6 +19,7 @@ from infra.procs import free_port
 from infra.prometheus_server import PrometheusServer, value_of
 from recs import engine
 from recs.settings import Settings
+from tests.serving.kit import creds, server_auth
 from tests.test_prometheus import promtool  # noqa: F401 (fixture: installs Prometheus if needed)
 from tests.test_status import Traffic
 
@@ -35,7 +36,9 @@ JOB_START_S = 300.0
 def _poll_server(port: int, stop: threading.Event) -> None:
     while not stop.wait(0.05):
         with contextlib.suppress(OSError):
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/v1/trending?k=5", timeout=2).read()
+            urllib.request.urlopen(urllib.request.Request(
+                f"http://127.0.0.1:{port}/v1/trending?k=5", headers=server_auth()),
+                timeout=2).read()
 
 
 def test_prometheus_scrapes_job_monitor_loader_and_server(
@@ -43,7 +46,9 @@ def test_prometheus_scrapes_job_monitor_loader_and_server(
     settings = dataclasses.replace(
         live_settings, http_port=free_port(), monitor_port=free_port(),
         loader_metrics_port=free_port(), flink_metrics_port=free_port(),
-        flink_rest_port=free_port(), checkpoint_interval_ms=2000)
+        flink_rest_port=free_port(), checkpoint_interval_ms=2000,
+        # the test's keys; Prometheus scrapes /metrics from loopback, as on one machine
+        keys_file=creds().keys_file, private_loopback=True)
     logs = tmp_path / "logs"
     with contextlib.ExitStack() as owned:
         procs = [engine.start_job(settings, logs, checkpoint_dir=tmp_path / "checkpoints"),

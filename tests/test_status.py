@@ -35,7 +35,7 @@ from recs.settings import Settings
 from recs.status import Check, checks
 from schemas.events import Interaction
 from state.redis_store import RedisStore
-from tests.serving.kit import fill, serving_http
+from tests.serving.kit import fill, server_auth, serving_http
 
 ROOT = Path(__file__).resolve().parent.parent
 LIMITS = thresholds()
@@ -98,13 +98,15 @@ def test_a_healthy_engine_exits_0(redis_server: Any, redis_store: RedisStore) ->
     fill(redis_store)
     db = int(redis_store.client.connection_pool.connection_kwargs.get("db", 0))
     registry, _ = monitor_registry()
-    with exporting(registry) as monitor, serving_http(redis_server.url_for(db)) as port:
+    with exporting(registry) as monitor, \
+            serving_http(redis_server.url_for(db), RECS_PRIVATE_LOOPBACK="1") as port:
         base = f"http://127.0.0.1:{port}"
         stop = threading.Event()
 
         def traffic() -> None:
             while not stop.wait(0.02):
-                with urllib.request.urlopen(base + "/v1/trending?k=3", timeout=2) as resp:
+                with urllib.request.urlopen(urllib.request.Request(
+                        base + "/v1/trending?k=3", headers=server_auth()), timeout=2) as resp:
                     resp.read()
 
         worker = threading.Thread(target=traffic, daemon=True)

@@ -1,6 +1,7 @@
 /* The demo storefront page: a product grid from GET /v1/trending?k=48 with category filters.
  * Clicking a card sends a `view` event through RecsWidget.track (widget.js), which refreshes the
- * "Because you viewed" rail. No dependencies, ES2017. */
+ * "Because you viewed" rail. Every API call goes through RecsWidget.api: the public key and the
+ * shopper's token. No dependencies, ES2017. */
 (function () {
   'use strict';
   var GRID_K = 48;
@@ -70,7 +71,7 @@
   async function loadGrid() {
     var status = $('grid-status');
     try {
-      var resp = await fetch('/v1/trending?k=' + GRID_K, { headers: { accept: 'application/json' } });
+      var resp = await window.RecsWidget.api('/v1/trending?k=' + GRID_K, { headers: { accept: 'application/json' } });
       if (!resp.ok) throw new Error('HTTP ' + resp.status);
       var doc = await resp.json();
       state.items = doc.items || [];
@@ -105,9 +106,10 @@
       .then(function (r) { li.setAttribute('data-tracked', r.ok ? 'ok' : 'failed-' + r.status); });
   }
 
-  function start() {
-    $('who-user').textContent = window.RecsWidget.user();
-    $('who-session').textContent = window.RecsWidget.session();
+  async function start() {
+    try { await window.RecsWidget.ready; } catch (e) { /* shown by the grid's status */ }
+    $('who-user').textContent = window.RecsWidget.user() || '(no token)';
+    $('who-session').textContent = window.RecsWidget.session() || '(no token)';
     $('grid').addEventListener('click', onGridClick);
     document.addEventListener('recs:select', function (e) { showViewing(e.detail); });
     loadGrid();

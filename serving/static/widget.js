@@ -1,17 +1,25 @@
 /* Recommendation widget: no dependencies, no build step, ES2017.
  *
- *   <script src="/static/widget.js" data-api="" async></script>
- *   <div data-recs-widget="session" data-user="u1" data-k="8" data-poll-ms="1000"></div>
+ *   <script src="/static/widget.js" data-api="" data-token-url="/shop/recs-token"
+ *           data-key="pub-..." async></script>
+ *   <div data-recs-widget="session" data-k="8" data-poll-ms="1000"></div>
  *
- * Placements: session, homepage (data-user), similar, bought-together (data-item), trending
+ * The browser holds no secret. The storefront's backend answers data-token-url (POST, same
+ * origin, cookies sent; body {"token": <the last token>} or empty) with a short-lived user token
+ * it signed for its shopper: {"token": "v1....", "api_key"?: public key}. Every call sends the
+ * public key (data-key, or the api_key of the answer) and the token; the user and session are
+ * the token's (docs/api.md). The token is renewed a minute before it expires and after a 401.
+ *
+ * Placements: session, homepage, similar, bought-together (data-item), trending
  * (data-category, optional). Optional: data-title, data-poll-ms (default 1000 for session, else
- * no polling), data-session. Without data-user / data-session the widget makes ids and keeps
- * them in localStorage (a session ends after 30 idle minutes).
+ * no polling).
  *
- * window.RecsWidget: track(event | events) POSTs to /v1/events; refresh(placement?) re-fetches
- * now (and a few times soon after, so a rail catches the stream's update); mount(element);
- * user(); session(). A click on a rail item sends a `click` event with the response's rec_id and
- * variant, then dispatches `recs:select` (detail: the item) on the widget element.
+ * window.RecsWidget: ready (a promise: the first token is there); track(event | events) POSTs
+ * to /v1/events; api(path, init) fetches an API path with the credentials; refresh(placement?)
+ * re-fetches now (and a few times soon after, so a rail catches the stream's update);
+ * mount(element); user(); session(). A click on a rail item sends a `click` event with the
+ * response's rec_id and variant, then dispatches `recs:select` (detail: the item) on the widget
+ * element.
  */
 (function () {
   'use strict';
@@ -19,9 +27,9 @@
 
   var script = document.currentScript;
   var API = ((script && script.getAttribute('data-api')) || '').replace(/\/+$/, '');
-  var USER_KEY = 'recs.user_id';
-  var SESSION_KEY = 'recs.session';
-  var SESSION_IDLE_MS = 30 * 60 * 1000;
+  var TOKEN_URL = (script && script.getAttribute('data-token-url')) || '';
+  var TOKEN_KEY = 'recs.token';
+  var RENEW_BEFORE_S = 60;
   var MAX_BACKOFF_MS = 30000;
   // after an event, re-fetch every 250 ms for 3 s: the stream answers within about a second
   var BURST_MS = [250, 500, 750, 1000, 1250, 1500, 1750, 2000, 2250, 2500, 2750, 3000];
@@ -31,7 +39,7 @@
   };
   var widgets = [];
 
-  // ---- identity --------------------------------------------------------------------------
+  // ---- identity: the user token from the storefront's backend ----------------------------
   function randomId(prefix) {
     var c = window.crypto;
     if (c && typeof c.randomUUID === 'function') return prefix + c.randomUUID();
@@ -45,30 +53,65 @@
   function stored(key) { try { return localStorage.getItem(key); } catch (e) { return null; } }
   function store(key, value) { try { localStorage.setItem(key, value); } catch (e) { /* private mode */ } }
 
-  var memory = { user: null, session: null };
-  function pageAttr(name) {
-    var el = document.querySelector('[data-recs-widget][' + name + ']');
-    return (el && el.getAttribute(name)) || (script && script.getAttribute(name)) || null;
+  // the token's payload is readable (it is signed, not encrypted): uid, sid, exp (epoch s)
+  function claims(token) {
+    try {
+      var part = token.split('.')[2].replace(/-/g, '+').replace(/_/g, '/');
+      var c = JSON.parse(atob(part + '==='.slice((part.length + 3) % 4)));
+      return (c && typeof c.uid === 'string' && typeof c.sid === 'string' && typeof c.exp === 'number') ? c : null;
+    } catch (e) { return null; }
   }
-  function userId() {
-    var given = pageAttr('data-user');
-    if (given) return given;
-    var id = memory.user || stored(USER_KEY);
-    if (!id) { id = randomId('u-'); store(USER_KEY, id); }
-    memory.user = id;
-    return id;
+  var auth = { key: (script && script.getAttribute('data-key')) || '', token: null, claims: null };
+  var pending = null;
+  function renewToken() {
+    if (pending) return pending;
+    if (!TOKEN_URL) return Promise.reject(new Error('no data-token-url'));
+    var old = auth.token || stored(TOKEN_KEY);
+    pending = fetch(TOKEN_URL, {
+      method: 'POST', headers: { 'content-type': 'application/json' }, credentials: 'same-origin',
+      body: JSON.stringify(old ? { token: old } : {})
+    }).then(function (r) {
+      if (!r.ok) throw new Error('token HTTP ' + r.status);
+      return r.json();
+    }).then(function (doc) {
+      var c = doc && typeof doc.token === 'string' ? claims(doc.token) : null;
+      if (!c) throw new Error('token answer without a token');
+      auth.token = doc.token;
+      auth.claims = c;
+      if (typeof doc.api_key === 'string' && doc.api_key) auth.key = doc.api_key;
+      store(TOKEN_KEY, doc.token);
+      return auth;
+    }).finally(function () { pending = null; });
+    return pending;
   }
-  function sessionId() {
-    var given = pageAttr('data-session');
-    if (given) return given;
-    var now = Date.now(), s = memory.session;
-    if (!s) { try { s = JSON.parse(stored(SESSION_KEY) || 'null'); } catch (e) { s = null; } }
-    if (!s || typeof s.id !== 'string' || !(now - s.last < SESSION_IDLE_MS)) s = { id: randomId('s-') };
-    s.last = now;
-    memory.session = s;
-    store(SESSION_KEY, JSON.stringify(s));
-    return s.id;
+  function ensureToken() {
+    var c = auth.claims;
+    if (c && c.exp - Date.now() / 1000 > RENEW_BEFORE_S) return Promise.resolve(auth);
+    return renewToken();
   }
+  function authHeaders(extra) {
+    var out = Object.assign({}, extra || {});
+    if (auth.key) out.authorization = 'Bearer ' + auth.key;
+    if (auth.token) out['x-recs-token'] = auth.token;
+    return out;
+  }
+  /** fetch(API + path) with the public key and the user token; one retry with a new token after a 401. */
+  async function api(path, init) {
+    init = init || {};
+    await ensureToken();
+    var call = function () {
+      return fetch(API + path, Object.assign({}, init, { headers: authHeaders(init.headers), credentials: 'omit' }));
+    };
+    var resp = await call();
+    if (resp.status === 401) {
+      auth.claims = null;
+      await renewToken();
+      resp = await call();
+    }
+    return resp;
+  }
+  function userId() { return auth.claims ? auth.claims.uid : null; }
+  function sessionId() { return auth.claims ? auth.claims.sid : null; }
 
   // ---- events ----------------------------------------------------------------------------
   function clean(obj) {
@@ -92,10 +135,14 @@
   }
   /** POST one event or a list of them; resolves to {ok, status}. Session rails refresh soon after. */
   function track(events) {
-    var batch = (Array.isArray(events) ? events : [events]).map(toEvent);
-    var sent = fetch(API + '/v1/events', {
-      method: 'POST', headers: { 'content-type': 'application/json' },
-      body: JSON.stringify(batch), keepalive: true, credentials: 'same-origin'
+    var list = Array.isArray(events) ? events : [events];
+    var batch = [];
+    var sent = ensureToken().then(function () {
+      batch = list.map(toEvent);
+      return api('/v1/events', {
+        method: 'POST', headers: { 'content-type': 'application/json' },
+        body: JSON.stringify(batch), keepalive: true
+      });
     }).then(function (r) { return { ok: r.ok, status: r.status, events: batch }; },
             function () { return { ok: false, status: 0, events: batch }; });
     sent.then(function () { refresh('session'); });
@@ -120,9 +167,10 @@
   }
 
   async function load(w) {
+    await ensureToken();  // the user and session of the path are the token's
     var path = endpoint(w);
     if (!path) { w.status.textContent = 'not configured'; return; }
-    var resp = await fetch(API + path, { headers: { accept: 'application/json' }, credentials: 'same-origin' });
+    var resp = await api(path, { headers: { accept: 'application/json' } });
     if (!resp.ok) throw new Error('HTTP ' + resp.status);
     var doc = await resp.json();
     if (!doc || !Array.isArray(doc.items)) throw new Error('unexpected answer');
@@ -276,8 +324,11 @@
     Array.prototype.forEach.call(document.querySelectorAll('[data-recs-widget]'), mount);
   }
 
+  var ready = ensureToken();
+  ready.catch(function () { /* the rails show the error and retry */ });
   window.RecsWidget = {
-    version: '1', track: track, refresh: refresh, mount: mount, user: userId, session: sessionId
+    version: '2', ready: ready, track: track, api: api, refresh: refresh, mount: mount,
+    user: userId, session: sessionId
   };
   if (document.readyState === 'loading') document.addEventListener('DOMContentLoaded', mountAll);
   else mountAll();

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import math
 import os
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Awaitable, Callable, Iterator, MutableMapping
 from dataclasses import dataclass
@@ -23,6 +25,7 @@ import orjson
 from infra.procs import free_port
 from recs.settings import Settings
 from serving.app import App, create_app
+from serving.auth import sign_token, unb64, write_keys
 from serving.models import RedisModelSource
 from state.keys import (
     bought_key,
@@ -42,6 +45,51 @@ T_SIM = NOW - 120_000
 T_SESSION = NOW - 5_000
 
 
+# ---- credentials: generated for this test run, never committed -------------------------------
+
+@dataclass(frozen=True)
+class Creds:
+    keys_file: str
+    server: str         # a server-scope key
+    public: str         # a public-scope key
+    token_kid: str
+    token_secret: bytes
+
+    def token(self, user: str, session: str = "s1", *, now_ms: int = NOW,
+              ttl_s: int = 900) -> str:
+        """A user token as a storefront backend signs it, valid at ``now_ms``."""
+        return sign_token(self.token_kid, self.token_secret, user, session,
+                          exp_s=now_ms // 1000 + ttl_s)
+
+    def server_headers(self) -> list[tuple[bytes, bytes]]:
+        return [(b"authorization", f"Bearer {self.server}".encode())]
+
+    def browser_headers(self, user: str, session: str = "s1", *,
+                        now_ms: int = NOW) -> list[tuple[bytes, bytes]]:
+        return [(b"authorization", f"Bearer {self.public}".encode()),
+                (b"x-recs-token", self.token(user, session, now_ms=now_ms).encode())]
+
+
+@functools.cache
+def creds() -> Creds:
+    """A keys file with fresh random keys, written once per test process (``recs keys new``
+    writes the same file for a deployment)."""
+    path = Path(tempfile.mkdtemp(prefix="recs-keys-")) / "keys.toml"
+    made = write_keys(path)
+    return Creds(str(path), made["server"], made["public"], made["token_kid"],
+                 unb64(made["token_secret"]))
+
+
+def server_auth() -> dict[str, str]:
+    """The header a storefront backend sends (a server key), for HTTP clients."""
+    return {"Authorization": f"Bearer {creds().server}"}
+
+
+def auth_env() -> dict[str, str]:
+    """The environment that gives a ``recs serve`` started by a test the test keys."""
+    return {"RECS_KEYS_FILE": creds().keys_file}
+
+
 # ---- a minimal in-process ASGI client ------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -51,24 +99,33 @@ class Reply:
     json: Any
 
 
+Headers = list[tuple[bytes, bytes]]
+
+
 class AsgiClient:
-    """Sends requests straight into an ASGI app; runs its lifespan on request."""
+    """Sends requests straight into an ASGI app; runs its lifespan on request. It calls as the
+    storefront's backend does (a server key) unless a request gives its own ``headers``."""
 
-    def __init__(self, app: App) -> None:
+    def __init__(self, app: App, headers: Headers | None = None) -> None:
         self.app = app
+        self.headers = creds().server_headers() if headers is None else headers
 
-    async def get(self, url: str) -> Reply:
-        return await self.call("GET", url)
+    async def get(self, url: str, *, headers: Headers | None = None) -> Reply:
+        return await self.call("GET", url, headers=headers)
 
-    async def post(self, url: str, doc: Any = None, *, raw: bytes | None = None) -> Reply:
-        return await self.call("POST", url, raw if raw is not None else orjson.dumps(doc))
+    async def post(self, url: str, doc: Any = None, *, raw: bytes | None = None,
+                   headers: Headers | None = None) -> Reply:
+        return await self.call("POST", url, raw if raw is not None else orjson.dumps(doc),
+                               headers=headers)
 
-    async def call(self, method: str, url: str, body: bytes = b"") -> Reply:
+    async def call(self, method: str, url: str, body: bytes = b"", *,
+                   headers: Headers | None = None, client: str = "127.0.0.1") -> Reply:
         path, _, query = url.partition("?")
         scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1",
                  "method": method, "scheme": "http", "path": unquote(path),
-                 "raw_path": path.encode(), "query_string": query.encode(), "headers": [],
-                 "client": ("127.0.0.1", 50000), "server": ("127.0.0.1", 80)}
+                 "raw_path": path.encode(), "query_string": query.encode(),
+                 "headers": self.headers if headers is None else headers,
+                 "client": (client, 50000), "server": ("127.0.0.1", 80)}
         return await self.request(scope, body)
 
     async def request(self, scope: MutableMapping[str, Any], body: bytes = b"") -> Reply:
@@ -108,7 +165,8 @@ class AsgiClient:
 def run(redis_url: str, body: Callable[[AsgiClient], Awaitable[Any]], *,
          now: int = NOW, reader_url: str | None = None, cache_ttl_ms: int = 1000,
          publisher: Any = None, rules_file: str = "", experiments_file: str = "",
-         metrics_targets: str = "", models_page: int | None = None) -> Any:
+         metrics_targets: str = "", models_page: int | None = None,
+         monotonic: Callable[[], float] = time.monotonic, **settings_kw: Any) -> Any:
     """Build an app on a fresh reader inside one event loop, run ``body``, close the reader.
     The learned models' refresher gets a source on ``redis_url`` but no task: a test refreshes
     with ``await client.app.handlers.models.refresh()`` (``models_page``: its changelog page)."""
@@ -121,8 +179,10 @@ def run(redis_url: str, body: Callable[[AsgiClient], Awaitable[Any]], *,
             settings = Settings(redis_url=redis_url, kafka_bootstrap="",
                                 serve_cache_ttl_ms=cache_ttl_ms, rules_file=rules_file,
                                 experiments_file=experiments_file,
-                                metrics_targets=metrics_targets)
-            app = create_app(settings, reader, now_ms=lambda: now, publisher=publisher)
+                                metrics_targets=metrics_targets,
+                                **{"keys_file": creds().keys_file, **settings_kw})
+            app = create_app(settings, reader, now_ms=lambda: now, publisher=publisher,
+                             monotonic=monotonic)
             app.handlers.models.source = source
             if models_page is not None:
                 app.handlers.models.page = models_page
@@ -213,9 +273,10 @@ def ids(reply: Reply) -> list[str]:
 
 @contextlib.contextmanager
 def serving_http(redis_url: str, **env: str) -> Iterator[int]:
-    """``recs serve`` (granian, one worker) on a free loopback port; stopped by PID."""
+    """``recs serve`` (granian, one worker) on a free loopback port, with the test keys
+    (:func:`creds`); stopped by PID."""
     port = free_port()
-    full = {**os.environ, "REDIS_URL": redis_url, "KAFKA_BOOTSTRAP": "", **env}
+    full = {**os.environ, "REDIS_URL": redis_url, "KAFKA_BOOTSTRAP": "", **auth_env(), **env}
     proc = subprocess.Popen(
         [sys.executable, "-m", "recs.cli", "serve", "--host", "127.0.0.1", "--port", str(port),
          "--workers", "1"],

@@ -1,6 +1,7 @@
 """Property tests of the HTTP API against its own OpenAPI document (schemathesis), over HTTP
-to the real server: no 500s, every 4xx carries the error body, every answer has a documented
-status and content type and, where it says so, matches its schema."""
+to the real server, with valid credentials (a server key, as a storefront backend calls): no
+500s, every 4xx carries the error body, every answer has a documented status and content type
+and, where it says so, matches its schema."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from tests.serving.kit import serving_http
+from tests.serving.kit import server_auth, serving_http
 
 pytestmark = pytest.mark.integration
 EXAMPLES_PER_OPERATION = 40
@@ -28,7 +29,8 @@ def test_api_conforms_to_its_openapi_document(filled: str, kafka: Any,
     with serving_http(filled, KAFKA_BOOTSTRAP=kafka.bootstrap,
                       RECS_TOPIC_INTERACTIONS=topic) as port:
         base = f"http://127.0.0.1:{port}"
-        schema = schemathesis.openapi.from_url(f"{base}/openapi.json")
+        auth = server_auth()
+        schema = schemathesis.openapi.from_url(f"{base}/openapi.json", headers=auth)
         operations = [result.ok() for result in schema.get_all_operations()]
         assert len(operations) == 10
         seen: dict[str, set[int]] = {}
@@ -37,7 +39,7 @@ def test_api_conforms_to_its_openapi_document(filled: str, kafka: Any,
             @settings(max_examples=EXAMPLES_PER_OPERATION, deadline=None, database=None,
                       suppress_health_check=list(HealthCheck))
             def check(case: Any) -> None:
-                response = case.call(base_url=base, timeout=10)
+                response = case.call(base_url=base, timeout=10, headers=auth)
                 seen.setdefault(case.operation.label, set()).add(response.status_code)
                 assert response.status_code < 500, (case.as_curl_command(), response.text)
                 if 400 <= response.status_code < 500:

@@ -25,7 +25,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, star
 from infra.procs import free_port
 from recs.readings import TARGETS_ENV
 from serving.dashboard import ROWS
-from tests.serving.kit import serving_http
+from tests.serving.kit import server_auth, serving_http
 from tests.serving.test_widget_e2e import CHROMIUM_ARGS, chromium  # noqa: F401 (a fixture)
 
 pytestmark = pytest.mark.integration
@@ -107,7 +107,8 @@ def request_stream(base: str, stop: threading.Event) -> None:
     n = 0
     while not stop.is_set():
         with contextlib.suppress(OSError), \
-                urllib.request.urlopen(base + PATHS[n % len(PATHS)], timeout=2) as resp:
+                urllib.request.urlopen(urllib.request.Request(
+                    base + PATHS[n % len(PATHS)], headers=server_auth()), timeout=2) as resp:
             resp.read()
         n += 1
         stop.wait(0.01 if n % 50 else 0.3)  # bursts, so the request rate moves
@@ -121,7 +122,9 @@ def test_dashboard_renders_every_row_and_updates_while_traffic_runs(
     SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
     with live_exporters() as (monitor, loader):
         down = f"http://127.0.0.1:{free_port()}/metrics"
-        env = {TARGETS_ENV: f"monitor={monitor},loader={loader},flink={down}"}
+        # the browser opens /dashboard from loopback, without a key (RECS_PRIVATE_LOOPBACK)
+        env = {TARGETS_ENV: f"monitor={monitor},loader={loader},flink={down}",
+               "RECS_PRIVATE_LOOPBACK": "1"}
         with serving_http(filled, **env) as port:
             base = f"http://127.0.0.1:{port}"
             stop = threading.Event()

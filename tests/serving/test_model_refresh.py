@@ -27,7 +27,7 @@ from state.records import Envelope
 from state.redis_store import RedisStore
 from stream.views import item_vector_update
 from tests.serving import learned as L
-from tests.serving.kit import NOW, AsgiClient, fill, run
+from tests.serving.kit import NOW, AsgiClient, creds, fill, run
 
 pytestmark = pytest.mark.integration
 
@@ -241,7 +241,8 @@ def test_the_lifespan_runs_the_refresher(filled: str, store: RedisStore) -> None
     L.publish_model(store)
 
     async def go() -> tuple[int, int, bool]:
-        app = create_app(Settings(redis_url=filled), now_ms=lambda: NOW, model_refresh_ms=20)
+        app = create_app(Settings(redis_url=filled, keys_file=creds().keys_file),
+                         now_ms=lambda: NOW, model_refresh_ms=20)
         client = AsgiClient(app)
         models = app.handlers.models
         assert await client.lifespan("startup") == "lifespan.startup.complete"

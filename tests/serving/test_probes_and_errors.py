@@ -25,10 +25,12 @@ from tests.serving.kit import (
     T_TREND,
     AsgiClient,
     Reply,
+    creds,
     get,
     ids,
     one,
     run,
+    server_auth,
     serving_http,
 )
 
@@ -138,7 +140,8 @@ def test_routing_errors_and_internal_errors(filled: str,
 @pytest.mark.integration
 def test_lifespan_opens_and_closes_its_own_reader(filled: str) -> None:
     async def go() -> tuple[str, Reply, str, bool]:
-        app = create_app(Settings(redis_url=filled), now_ms=lambda: NOW)
+        app = create_app(Settings(redis_url=filled, keys_file=creds().keys_file),
+                         now_ms=lambda: NOW)
         client = AsgiClient(app)
         assert app.handlers.reader is None
         started = await client.lifespan("startup")
@@ -171,7 +174,7 @@ def test_router_matches_templates_and_rejects_others() -> None:
 def _http_get(port: int, path: str) -> tuple[int, Any]:
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
     try:
-        conn.request("GET", path)
+        conn.request("GET", path, headers=server_auth())
         resp = conn.getresponse()
         return resp.status, orjson.loads(resp.read())
     finally:

@@ -10,6 +10,11 @@ The click takes the real path: ``RecsWidget.track`` -> ``POST /v1/events`` (the 
 to the interactions topic) -> the Flink job -> the loader -> Redis -> the widget's next poll. Every
 event the widget posted is also checked against ``schemas/interaction.v1.json``.
 
+The page holds no secret: it gets a user token from the demo's storefront backend
+(``POST /demo/token``) and sends the public key with it on every call; the test checks that
+every API request carried exactly that, that the events are the token's user and session, and
+that the same page asking for another shopper is refused without any of that shopper's data.
+
 Chromium is Debian's ``/usr/bin/chromium`` (``infra/ensure-chromium.sh`` installs it when it is
 missing); Playwright only drives it and never downloads a browser. The test is skipped only when
 Chromium cannot be installed.
@@ -40,6 +45,7 @@ from schemas.events import Interaction, ItemUpsert
 from state.keys import session_key, similar_key
 from state.redis_store import RedisStore
 from tests import streamkit
+from tests.serving.kit import creds, server_auth
 
 pytestmark = pytest.mark.integration
 
@@ -92,6 +98,7 @@ class Engine:
     settings: Settings
     store: RedisStore
     procs: list[engine.EngineProcess]
+    users: list[str]  # users of the published log (other shoppers, for the page to spy on)
 
     @property
     def base(self) -> str:
@@ -103,7 +110,9 @@ class Engine:
                 pytest.fail(f"{proc.name} exited ({proc.popen.returncode}):\n{proc.tail()}")
 
     def get(self, path: str) -> Any:
-        with urllib.request.urlopen(self.base + path, timeout=2) as resp:
+        with urllib.request.urlopen(urllib.request.Request(self.base + path,
+                                                           headers=server_auth()),
+                                    timeout=2) as resp:
             return orjson.loads(resp.read())
 
 
@@ -138,8 +147,12 @@ def wait_until_served(eng: Engine) -> list[str]:
 
 @pytest.fixture
 def running(live_settings: Settings, redis_store: RedisStore, tmp_path: Path) -> Iterator[Engine]:
-    settings = dataclasses.replace(live_settings, http_port=free_port())
-    streamkit.publish(settings, synthetic_log(time.time_ns() // 1_000_000))
+    # the test's keys; the server plays the storefront backend that signs the shopper's token
+    settings = dataclasses.replace(live_settings, http_port=free_port(),
+                                   keys_file=creds().keys_file, demo_storefront=True,
+                                   demo_public_key=creds().public)
+    log = synthetic_log(time.time_ns() // 1_000_000)
+    streamkit.publish(settings, log)
     logs = tmp_path / "logs"
     with contextlib.ExitStack() as owned:
         procs: list[engine.EngineProcess] = []
@@ -149,12 +162,23 @@ def running(live_settings: Settings, redis_store: RedisStore, tmp_path: Path) ->
             proc = start()
             owned.callback(proc.stop)  # each is stopped by its pid, whatever happens next
             procs.append(proc)
-        eng = Engine(settings, redis_store, procs)
+        eng = Engine(settings, redis_store, procs, list(dict.fromkeys(
+            e.user_id for e in log.events)))
         wait_until_served(eng)
         yield eng
 
 
 # ---- the test -----------------------------------------------------------------------------
+
+SPY_JS = """async ([path, other, session]) => {
+  const read = await RecsWidget.api(path);
+  const write = await RecsWidget.api('/v1/events', {method: 'POST',
+    headers: {'content-type': 'application/json'},
+    body: JSON.stringify([{event_id: 'forged-1', type: 'purchase', user_id: other,
+                           session_id: session, item_id: 'x', ts: Date.now()}])});
+  return {read: [read.status, await read.text()], write: [write.status, await write.text()]};
+}"""
+
 
 def pick_product(store: RedisStore, grid: list[str]) -> tuple[str, list[str]]:
     """The first product of the grid with at least :data:`MIN_NEIGHBOURS` neighbours."""
@@ -171,6 +195,7 @@ def test_clicking_a_product_refreshes_because_you_viewed(
     from playwright.sync_api import sync_playwright
 
     posted: list[Any] = []
+    api_calls: list[tuple[str, dict[str, str]]] = []
     page_errors: list[str] = []
     SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as pw:
@@ -183,6 +208,8 @@ def test_clicking_a_product_refreshes_because_you_viewed(
             page.on("pageerror", lambda exc: page_errors.append(str(exc)))
             page.on("request", lambda r: posted.append(orjson.loads(r.post_data_buffer or b""))
                     if r.method == "POST" and r.url.endswith("/v1/events") else None)
+            page.on("request", lambda r: api_calls.append((r.url, r.headers))
+                    if "/v1/" in r.url else None)
 
             page.goto(running.base + "/storefront")
             page.wait_for_selector(f"#grid .card >> nth={GRID_MIN_ITEMS - 1}")
@@ -191,6 +218,7 @@ def test_clicking_a_product_refreshes_because_you_viewed(
             before = [i for i, _ in page.evaluate(RAIL_IDS_JS, SESSION_RAIL)]
             assert page.get_attribute(SESSION_RAIL, "data-source") == "trending"  # new shopper
             user = page.evaluate("RecsWidget.user()")
+            session_id = page.evaluate("RecsWidget.session()")
             grid = page.eval_on_selector_all("#grid .card", "els => els.map(e => e.dataset.itemId)")
             target, neighbours = pick_product(running.store, grid)
 
@@ -214,6 +242,11 @@ def test_clicking_a_product_refreshes_because_you_viewed(
                 page.click(f'{SESSION_RAIL} [data-item-id="{after[0][0]}"] a')
             rail_click = orjson.loads(answer.value.request.post_data_buffer or b"")
             rail_click_status = answer.value.status
+            # the page's own credentials, turned on another shopper and on forged events
+            other = next(u for u in running.users if running.store.get(session_key(u)))
+            spied = f"/v1/users/{other}/session-recommendations?explain=true"
+            theirs = running.get(spied)  # what a server key sees: the other's history
+            spy = page.evaluate(SPY_JS, [spied, other, session_id])
         finally:
             browser.close()
 
@@ -233,6 +266,21 @@ def test_clicking_a_product_refreshes_because_you_viewed(
     assert set(ids) & set(neighbours), (ids, neighbours)
     assert any(r.startswith("viewed ") for r in reasons), reasons
     assert rail_click_status == 202
+    # the token flow: the user and session are the token's, every call carried the public key
+    # and the token, never the server key
+    assert user.startswith("u-") and session_id.startswith("s-")
+    assert {ev["session_id"] for batch in posted for ev in batch} == {session_id}
+    assert api_calls and all(
+        h.get("authorization") == f"Bearer {creds().public}" and h.get("x-recs-token")
+        for _, h in api_calls), api_calls[:3]
+    assert not any(creds().server in str(h) for _, h in api_calls)
+    # the other shopper has a history behind their answers; the page sees none of it
+    assert theirs["source"] == "session" and theirs["items"], theirs
+    assert spy["read"][0] == 403 and orjson.loads(spy["read"][1])["error"]["code"] == \
+        "forbidden_user"
+    assert "items" not in spy["read"][1] and "viewed" not in spy["read"][1]
+    assert not any(i["item_id"] in spy["read"][1] for i in theirs["items"])
+    assert spy["write"][0] == 403, spy
     assert [(e["type"], e["item_id"], e.get("rec_id"), e.get("variant")) for e in rail_click] \
         == [("click", ids[0], shown["rec-id"], shown["variant"])]
     jsonschema.validate(rail_click[0], INTERACTION_SCHEMA)
