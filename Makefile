@@ -89,7 +89,7 @@ bench-stream: install
 
 # Each stream stage alone, Python and its JVM twin: a generator source into a discarding sink.
 bench-stages: install
-	$(BIN)/python -m recs.bench_stages
+	$(BIN)/recs bench-stages
 
 # The update writer alone (recs.updates -> Redis) at the stream's mix and cadence.
 bench-writer: install

@@ -19,6 +19,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "keys": ("recs.keys", "make an API keys file, sign a user token (docs/api.md)"),
     "demo": ("recs.demo", "run everything end to end and print a summary"),
     "bench-stream": ("recs.bench_stream", "drive Kafka -> Flink -> Redis at rising rates"),
+    "bench-stages": ("recs.bench_stages", "each stream stage alone, Python and its JVM twin"),
     "bench-serve": ("recs.bench_serve", "load the server and a bare one-key baseline alike"),
     "replay": ("stream.reference", "apply a log with the in-process reference runner"),
     "eval": ("recs.evaluation.cli", "prequential evaluation: the engine vs baselines on a log"),

@@ -76,6 +76,19 @@ def generated_log(n_events: int, *, n_users: int = 1500, n_items: int = 800,
     return Log(items, events)
 
 
+def with_duplicates(log: Log, lag: int = 3) -> Log:
+    """Every event delivered twice, the copy ``lag`` events after the original (a producer's
+    retry); the catalogue once."""
+    events = list(log.events)
+    out: list[Interaction] = []
+    for n, event in enumerate(events):
+        out.append(event)
+        if n >= lag:
+            out.append(events[n - lag])
+    out += events[len(events) - lag:]
+    return Log(log.items, out)
+
+
 def catalogue_changes(items: Sequence[ItemUpsert]) -> list[ItemUpsert]:
     """New arrivals and catalogue corrections after the initial catalogue, chosen so that every
     new-arrivals list is exact whatever order Flink interleaves items in (operators/arrivals.py):

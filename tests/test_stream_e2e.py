@@ -5,6 +5,7 @@
   trending lists (``trending:ctx:...``), sessions' ``shown`` lists, new-arrival lists
   (``trending:new:...``, with a recategorisation, a deletion and late corrections) and the
   items' ``first_seen_ms`` included, and the new-arrival lists equal the naive recompute;
+- duplicates (JVM front): every event published twice gives the Redis state of publishing once;
 - bad input: every malformed record is in the DLQ with a reason naming its field, every valid
   event is applied, the job finishes normally;
 - restart: the job is killed mid-stream and restarted from its last checkpoint; the final Redis
@@ -122,6 +123,27 @@ def test_flink_job_matches_reference_and_dead_letters_bad_input(
         letter = by_raw[raw]
         assert letter["field"] == field, letter["reason"]
         assert field in letter["reason"]
+
+
+def test_every_event_published_twice_gives_the_state_of_publishing_once(
+        kafka: Any, redis_store: RedisStore, tmp_path: Path, log: streamkit.Log,
+        ref: Any) -> None:
+    """The JVM front drops an event_id its user sent within the dedup window (operators/dedup.py):
+    each event is published twice, the copy three events later, at parallelism 2."""
+    settings = _settings(kafka, redis_store, tmp_path, stream_runtime=JVM)
+    doubled = streamkit.with_duplicates(log)
+    assert len(doubled.events) == 2 * len(log.events)
+    streamkit.publish(settings, doubled)
+    job = engine.start_job(settings, tmp_path / "logs", parallelism=2, bounded=True)
+    try:
+        rc = job.wait(timeout=300)
+    finally:
+        job.stop()
+    assert rc == 0, job.tail()
+    loader.run(settings, redis_store, idle_exit_s=4.0, max_seconds=120)
+    assert ref.duplicates == 0
+    diffs = streamkit.differences(ref, redis_store)
+    assert diffs == [], f"{len(diffs)} differences, first: {diffs[:10]}"
 
 
 def test_restart_from_checkpoint_converges_to_uninterrupted_state(
