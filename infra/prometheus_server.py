@@ -94,8 +94,18 @@ def default_targets(settings: Settings, host: str = LOOPBACK) -> dict[str, list[
 
 def scrape_config(targets: Mapping[str, Sequence[str]], *, scrape_interval: str = "15s",
                   evaluation_interval: str | None = None,
-                  rule_files: Sequence[str | Path] = ()) -> dict[str, Any]:
-    """A Prometheus configuration: one job per ``targets`` key (its ``host:port`` list)."""
+                  rule_files: Sequence[str | Path] = (),
+                  bearer_files: Mapping[str, str | Path] | None = None) -> dict[str, Any]:
+    """A Prometheus configuration: one job per ``targets`` key (its ``host:port`` list).
+    ``bearer_files`` names, per job, a file holding the API key Prometheus sends
+    (``Authorization: Bearer``): the server's ``/metrics`` needs a ``server`` key.
+
+    >>> job = scrape_config({"recs-serve": ["h:8000"]},
+    ...                     bearer_files={"recs-serve": "/k"})["scrape_configs"][0]
+    >>> job["authorization"]
+    {'type': 'Bearer', 'credentials_file': '/k'}
+    """
+    bearer = dict(bearer_files or {})
     for job, hosts in targets.items():
         bad = [h for h in hosts if h.rpartition(":")[0] == "" or
                not h.rpartition(":")[2].isdigit()]
@@ -107,7 +117,9 @@ def scrape_config(targets: Mapping[str, Sequence[str]], *, scrape_interval: str 
         "rule_files": [str(p) for p in rule_files],
         "scrape_configs": [
             {"job_name": job, "metrics_path": "/metrics",
-             "static_configs": [{"targets": list(hosts)}]}
+             "static_configs": [{"targets": list(hosts)}],
+             **({"authorization": {"type": "Bearer", "credentials_file": str(bearer[job])}}
+                if job in bearer else {})}
             for job, hosts in targets.items()
         ],
     }
@@ -244,8 +256,10 @@ class PrometheusServer(SinglePortService):
     def __init__(self, run_dir: Path, targets: Mapping[str, Sequence[str]], *,
                  scrape_interval: str = "15s", rule_files: Sequence[Path] = (ALERTS_PATH,),
                  port: int | None = None, start_timeout_s: float = 30.0,
-                 retention: str = "1d") -> None:
+                 retention: str = "1d",
+                 bearer_files: Mapping[str, str | Path] | None = None) -> None:
         self.dir = Path(run_dir).resolve() / "prometheus"
+        self.bearer_files = dict(bearer_files or {})
         self.targets = {job: list(hosts) for job, hosts in targets.items()}
         self.scrape_interval = scrape_interval
         self.rule_files = [Path(p).resolve() for p in rule_files]
@@ -297,7 +311,8 @@ class PrometheusServer(SinglePortService):
         self.dir.mkdir(parents=True, exist_ok=True)
         self.port = self._want_port or free_port()
         self.config_path.write_text(render_config(
-            self.targets, scrape_interval=self.scrape_interval, rule_files=self.rule_files))
+            self.targets, scrape_interval=self.scrape_interval, rule_files=self.rule_files,
+            bearer_files=self.bearer_files))
         argv = [prometheus_binary(), f"--config.file={self.config_path}",
                 f"--storage.tsdb.path={self.dir / 'data'}",
                 f"--storage.tsdb.retention.time={self.retention}",

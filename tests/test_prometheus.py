@@ -40,7 +40,7 @@ from infra.prometheus_server import (
 )
 from recs.settings import Settings
 from state.redis_store import RedisStore
-from tests.serving.kit import fill, server_auth, serving_http
+from tests.serving.kit import creds, fill, server_auth, serving_http
 
 REPO = Path(__file__).resolve().parents[1]
 DOC = REPO / "docs" / "observability.md"
@@ -340,8 +340,9 @@ def prometheus_for(promtool: str, tmp_path: Path) -> Iterator[Any]:
     """``prometheus_for(targets)`` starts a local Prometheus (1 s scrapes); all stopped after."""
     started: list[PrometheusServer] = []
 
-    def start(targets: dict[str, list[str]]) -> PrometheusServer:
-        server = PrometheusServer(tmp_path / f"p{len(started)}", targets, scrape_interval="1s")
+    def start(targets: dict[str, list[str]], **kw: Any) -> PrometheusServer:
+        server = PrometheusServer(tmp_path / f"p{len(started)}", targets, scrape_interval="1s",
+                                  **kw)
         started.append(server)
         return server.start(bind_to_parent=True)
 
@@ -352,10 +353,13 @@ def prometheus_for(promtool: str, tmp_path: Path) -> Iterator[Any]:
 
 @pytest.mark.integration
 def test_prometheus_scrapes_the_server(filled_url: str, prometheus_for: Any,
-                                       promtool: str) -> None:
-    # Prometheus scrapes /metrics from loopback without a key (RECS_PRIVATE_LOOPBACK)
-    with serving_http(filled_url, RECS_PRIVATE_LOOPBACK="1") as port:
-        prom = prometheus_for({"recs-serve": [f"127.0.0.1:{port}"]})
+                                       promtool: str, tmp_path: Path) -> None:
+    # /metrics is on the private side: Prometheus sends a server key, as in a deployment
+    key_file = tmp_path / "scrape.key"
+    key_file.write_text(creds().server)
+    with serving_http(filled_url) as port:
+        prom = prometheus_for({"recs-serve": [f"127.0.0.1:{port}"]},
+                              bearer_files={"recs-serve": key_file})
         run_promtool(promtool, "check", "config", prom.config_path)
         stop, counts = threading.Event(), [0]
         load = threading.Thread(target=request_stream, args=(port, stop, counts), daemon=True)
