@@ -95,3 +95,29 @@ def test_errors_name_the_problem(tmp_path: Path, capsys: pytest.CaptureFixture[s
     assert "nowhere" in capsys.readouterr().err
     assert main(["--dataset", "rsc15", "--path", str(tmp_path), "--methods", "magic"]) == 2
     assert "magic" in capsys.readouterr().err
+
+
+def test_save_blend_then_holdout_freezes_the_weights_of_another_log(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    write_rsc15(tmp_path / "a", seed=1)
+    write_rsc15(tmp_path / "b", seed=2)
+    saved = tmp_path / "blend-a.json"
+    assert main(["--dataset", "rsc15", "--path", str(tmp_path / "a"), "--no-progress",
+                 "--methods", "engine,pop", "--save-blend", str(saved)]) == 0
+    doc = orjson.loads(saved.read_bytes())
+    assert doc["learned_on"] == "rsc15" and doc["labelled"] > 0 and "prior" in doc["weights"]
+    capsys.readouterr()
+    assert main(["--dataset", "rsc15", "--path", str(tmp_path / "b"), "--no-progress",
+                 "--methods", "engine,engine_prior,engine_holdout,pop",
+                 "--holdout", str(saved)]) == 0
+    out = capsys.readouterr().out
+    assert "| `engine_holdout` |" in out and "frozen as learned on rsc15" in out
+    result = last_json(out)
+    assert set(result) == {"engine", "engine_prior", "engine_holdout", "pop", "events",
+                           "seconds"}
+    # a broken file is an error naming it
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"weights": {}}')
+    assert main(["--dataset", "rsc15", "--path", str(tmp_path / "b"), "--holdout",
+                 str(bad)]) == 2
+    assert "bad.json" in capsys.readouterr().err

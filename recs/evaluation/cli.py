@@ -4,11 +4,23 @@
     recs eval --dataset ml100k --data-dir ../shared/data --report docs/quality
     recs eval --dataset ml100k --data-dir ../shared/data --methods engine,online_mf,pop
     recs eval --dataset ml100k --data-dir ../shared/data --protocol rating
+    recs eval --dataset rsc15 --data-dir ../shared/data --save-blend docs/quality/blend-rsc15.json
+    recs eval --dataset globo --data-dir ../shared/data --holdout docs/quality/blend-rsc15.json
 
 Prints the protocol, a Markdown table and, as the last line, one JSON object mapping each method
 to its metrics plus ``events`` and ``seconds``. ``--report DIR`` also stores the run as
 ``DIR/<dataset>.json`` with an HR@K plot ``DIR/<dataset>.png`` and regenerates the results page
 beside ``DIR`` (``docs/quality`` -> ``docs/quality.md``).
+
+**Hold-outs.** ``engine`` is the learned blend (:mod:`operators.learned_blend`), which learns
+its weights on the log it is scored on, test-then-train, as it would in a deployment.
+``--save-blend FILE`` stores the weights it reached at the end of a run (the value the stream
+would publish at ``recs:v1:model:blend``, plus where it was learned); ``--holdout FILE`` adds
+``engine_holdout``: the blend with those weights frozen, learned on another log and never
+updated on this one (served in the learned order only if it was warm where it was learned).
+Everything else the engine uses (half-lives, the hand-tuned blend, the online model's settings)
+is the engine's defaults, chosen on rsc15, diginetica and MovieLens (docs/quality/tuning.md);
+Globo was never used to choose them.
 """
 
 from __future__ import annotations
@@ -23,6 +35,8 @@ from typing import Final
 
 import orjson
 
+from operators import learned_blend
+from operators.learned_blend import BlendModel, LearnedBlendConfig
 from recs import datasets
 from recs.evaluation import protocols, report
 from recs.evaluation.api import Method
@@ -33,7 +47,14 @@ from recs.evaluation.baselines import (
     RecentPopularity,
     SequentialRules,
 )
-from recs.evaluation.engine_recs import TUNED_BLEND, TUNED_CONFIG, describe, engine_methods
+from recs.evaluation.engine_recs import (
+    TUNED_BLEND,
+    TUNED_CONFIG,
+    EngineLearner,
+    LearnedBlend,
+    describe,
+    engine_methods,
+)
 from recs.evaluation.harness import Outcome, run
 from recs.evaluation.learned import LEARNED_METHODS, RATING_MF, RatingRun, rating_main, rating_run
 from recs.evaluation.page import write_page
@@ -79,14 +100,20 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--type-map", default=None,
                    help="csv: the file's event types onto the engine's, e.g. "
                    "pageview=view,addtocart=add_to_cart,transaction=purchase")
+    p.add_argument("--save-blend", type=Path, default=None,
+                   help="write the learned blend's final weights here (JSON)")
+    p.add_argument("--holdout", type=Path, default=None,
+                   help="a --save-blend file from another log: adds engine_holdout, the "
+                   "learned blend frozen with those weights")
     p.add_argument("--report", type=Path, default=None,
                    help="store JSON + plot in this folder and regenerate <folder>.md")
     p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     return p
 
 
-def build_methods(selected: list[str] | None) -> list[Method]:
-    methods: list[Method] = [*engine_methods(TUNED_CONFIG, TUNED_BLEND)]
+def build_methods(selected: list[str] | None, holdout: Path | None = None) -> list[Method]:
+    frozen = load_blend(holdout) if holdout is not None else None
+    methods: list[Method] = [*engine_methods(TUNED_CONFIG, TUNED_BLEND, frozen)]
     methods += [make() for make in BASELINES.values()]
     methods += [make() for make in LEARNED_METHODS.values()]
     if selected is None:
@@ -98,6 +125,55 @@ def build_methods(selected: list[str] | None) -> list[Method]:
     return [m for m in methods if m.name in selected]
 
 
+def load_blend(path: Path) -> tuple[BlendModel, LearnedBlendConfig, str]:
+    """A ``--save-blend`` file: the model, its config and where it was learned."""
+    try:
+        doc = orjson.loads(path.read_bytes())
+        model, cfg = learned_blend.from_published(doc)
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ValueError(f"--holdout {path}: not a --save-blend file ({exc})") from None
+    source = doc.get("learned_on")
+    if not isinstance(source, str) or not source:
+        raise ValueError(f"--holdout {path}: learned_on must name the log, got {source!r}")
+    return model, cfg, source
+
+
+def save_blend(path: Path, methods: list[Method], learned_on: str) -> bool:
+    """Write the learned blend of ``methods`` (if any) with ``learned_on``."""
+    for m in methods:
+        if isinstance(m, LearnedBlend):
+            eng = m.learner
+            if isinstance(eng, EngineLearner):
+                doc = {"learned_on": learned_on,
+                       **learned_blend.published(eng.blend_model, eng.blend_cfg)}
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_bytes(orjson.dumps(doc, option=orjson.OPT_INDENT_2 |
+                                              orjson.OPT_SORT_KEYS) + b"\n")
+                return True
+    return False
+
+
+def blend_notes(methods: list[Method]) -> list[str]:
+    """What the learned blend did in the run: events, how often its order was served, its
+    pairwise AUC and its strongest weights."""
+    for m in methods:
+        eng = m.learner
+        if isinstance(m, LearnedBlend) and isinstance(eng, EngineLearner):
+            model = eng.blend_model
+            prior, learned = eng.blend_outcomes
+            total = prior + learned
+            auc = learned_blend.pairwise_auc(model)
+            top = sorted(model.weights.items(), key=lambda kv: -abs(kv[1]))[:8]
+            weights = ", ".join(f"{k} {v:+.2f}" for k, v in top)
+            return [f"learned blend: {model.labelled:,} labelled events of {model.events:,}; "
+                    f"the learned order served for {learned / total if total else 0:.1%} of "
+                    f"them (warm at the end: {learned_blend.is_warm(model, eng.blend_cfg)}); "
+                    f"pairwise AUC {auc if auc is None else round(auc, 4)}; moving HR@20+MRR@20 "
+                    f"learned {model.learned_gain:.4f}, hand-tuned {model.prior_gain:.4f}; "
+                    f"strongest weights: {weights}"]
+    return []
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     path = args.path or args.data_dir / FOLDERS[args.dataset]
@@ -105,7 +181,8 @@ def main(argv: list[str] | None = None) -> int:
     limit = limit or None
     started = time.perf_counter()
     try:
-        methods = build_methods(args.methods.split(",") if args.methods else None)
+        methods = build_methods(args.methods.split(",") if args.methods else None,
+                                args.holdout)
         data = datasets.load(args.dataset, path, limit=limit, columns=args.columns,
                              ts_unit=args.ts_unit, type_map=args.type_map)
     except (datasets.DatasetError, ValueError) as exc:
@@ -140,12 +217,16 @@ def main(argv: list[str] | None = None) -> int:
     outcome = run(plan, methods, items=data.items, label=args.dataset,
                   progress=not args.no_progress)
     outcome.seconds = time.perf_counter() - started  # loading included
-    outcome.notes = notes
+    outcome.notes = [*notes, *blend_notes(methods)]
     descriptions = {m.name: m.description for m in methods}
     table = report.table(outcome, protocol, descriptions)
     print(table)
     for line in report.comparison(outcome):
         print(f"# {line}")
+    if args.save_blend is not None:
+        learned_on = args.dataset + (f" (first {limit:,} events)" if limit else "")
+        if not save_blend(args.save_blend, methods, learned_on):
+            print("# --save-blend: no learned blend in --methods (engine)", file=sys.stderr)
     if args.report is not None:
         _write_report(args, protocol, outcome, table, path, limit)
     print(orjson.dumps(report.summary(outcome, protocol)).decode())
@@ -168,8 +249,11 @@ def _write_report(args: argparse.Namespace, protocol: str, outcome: Outcome, tab
     data_name = f"`{path.name}`" + (f", first {limit:,} events per file" if limit else "")
     rec = report.record(run=name, dataset=args.dataset, data=data_name, protocol=protocol,
                         command=command, outcome=outcome, table_md=table,
-                        engine=describe(TUNED_CONFIG, TUNED_BLEND),
+                        engine={**describe(TUNED_CONFIG, TUNED_BLEND),
+                                "learned_blend": LearnedBlendConfig().to_dict()},
                         plot_name=png.name if drawn else None)
+    if args.holdout is not None:
+        rec["holdout_from"] = load_blend(args.holdout)[2]
     report.write_json(folder / f"{name}.json", rec, outcome.curves)
     write_page(folder, folder.with_suffix(".md"), PAGE_ORDER)
 
@@ -182,6 +266,10 @@ def _command(args: argparse.Namespace) -> str:
         command += f" --limit {args.limit}"
     if args.frozen:
         command += " --frozen"
+    if args.holdout is not None:
+        command += f" --holdout {args.holdout.as_posix()}"
+    if args.save_blend is not None:
+        command += f" --save-blend {args.save_blend.as_posix()}"
     return command + f" --report {args.report.as_posix()}"
 
 

@@ -417,17 +417,36 @@ class LearnedBlend(FullBlend):
     def recommend(self, query: Query, k: int) -> list[str]:
         eng = self._learner
         cands = eng.blend_candidates(query.user_id, query.session_id, query.ts, query.exclude)
-        ranked = learned_blend.order(eng.blend_model, cands, k, eng.blend_cfg)
+        ranked = [c.item_id for c in learned_blend.order(eng.blend_model, cands, k,
+                                                           eng.blend_cfg)]
         if len(ranked) < k:  # the hand-tuned blend's own fills beyond the pool
-            taken = {c.item_id for c in ranked}
-            ranked_ids = [c.item_id for c in ranked]
-            for s in self.scored(query, k + len(ranked)):
-                if s.item_id not in taken:
-                    ranked_ids.append(s.item_id)
-                    if len(ranked_ids) == k:
-                        break
-            return ranked_ids
-        return [c.item_id for c in ranked]
+            taken = set(ranked)
+            ranked += [s.item_id for s in self.scored(query, 2 * k) if s.item_id not in taken]
+        return ranked[:k]
+
+
+class FrozenBlend(FullBlend):
+    """The learned blend with weights learned elsewhere and frozen (``recs eval --holdout``):
+    the learned order when those weights were warm where they were learned, else the
+    hand-tuned one; it never learns from this log."""
+
+    def __init__(self, learner: EngineLearner, model: BlendModel, cfg: LearnedBlendConfig,
+                 source: str, blend: Blend = TUNED_BLEND, *,
+                 name: str = "engine_holdout") -> None:
+        super().__init__(learner, blend, name=name,
+                         description=f"engine: the learned blend frozen as learned on {source}")
+        self.model, self.cfg = model, cfg
+        if learner.blend_prior is None:
+            learner.learn_blend(blend, cfg)
+
+    def recommend(self, query: Query, k: int) -> list[str]:
+        cands = self._learner.blend_candidates(query.user_id, query.session_id, query.ts,
+                                               query.exclude)
+        ranked = [c.item_id for c in learned_blend.order(self.model, cands, k, self.cfg)]
+        if len(ranked) < k:
+            taken = set(ranked)
+            ranked += [s.item_id for s in self.scored(query, 2 * k) if s.item_id not in taken]
+        return ranked[:k]
 
 
 def blend_inputs(eng: EngineLearner, b: Blend, user_id: str, session_id: str,
@@ -465,18 +484,23 @@ def blend_inputs(eng: EngineLearner, b: Blend, user_id: str, session_id: str,
 
 
 def engine_methods(cfg: EngineConfig = TUNED_CONFIG, blend: Blend = TUNED_BLEND,
+                   holdout: tuple[BlendModel, LearnedBlendConfig, str] | None = None,
                    ) -> list[Method]:
-    """The full blend, the blend without learned sources, then each source alone, all on one
-    learner (the online model alone is ``online_mf``, :mod:`recs.evaluation.learned`)."""
+    """The learned blend, the hand-tuned one (its prior), the hand-tuned one without learned
+    sources, with ``holdout`` (model, config, where it was learned) the learned blend frozen
+    with those weights, then each source alone, all on one learner (the online model alone is
+    ``online_mf``, :mod:`recs.evaluation.learned`)."""
     learner = EngineLearner(cfg)
     static = FullBlend(learner, replace(blend, vector_weight=0.0), name="engine_static",
                        description="engine: full blend without learned sources (vector off)")
     prior = FullBlend(learner, blend, name="engine_prior",
                       description="engine: the hand-tuned blend alone (the learned blend's "
                       "prior)")
-    return [LearnedBlend(learner, blend), prior, static, SessionSource(learner),
-            RelationSource(learner, keys.KIND_SIMILAR), RelationSource(learner, keys.KIND_BOUGHT),
-            TrendingSource(learner)]
+    methods: list[Method] = [LearnedBlend(learner, blend), prior, static]
+    if holdout is not None:
+        methods.append(FrozenBlend(learner, *holdout, blend=blend))
+    return [*methods, SessionSource(learner), RelationSource(learner, keys.KIND_SIMILAR),
+            RelationSource(learner, keys.KIND_BOUGHT), TrendingSource(learner)]
 
 
 def describe(cfg: EngineConfig, blend: Blend) -> dict[str, Any]:
