@@ -23,10 +23,11 @@ from schemas.events import Interaction
 from tests.test_evaluation_cli import last_json, write_ml100k
 
 
-def test_the_default_set_holds_online_mf_and_both_engines() -> None:
+def test_the_default_set_holds_online_mf_and_the_engines() -> None:
     names = [m.name for m in build_methods(None)]
     assert {"online_mf", "engine", "engine_static", "pop"} <= set(names)
-    assert names[:2] == ["engine", "engine_static"]
+    assert names[:3] == ["engine", "engine_prior", "engine_static"]
+    assert "engine_holdout" not in names  # only with --holdout
     assert [m.name for m in build_methods(["pop", "online_mf"])] == ["pop", "online_mf"]
 
 
