@@ -14,6 +14,7 @@ the log (:meth:`RedisStore.vector_changes`, the server's FAISS refresh) never mi
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from pathlib import Path
 from typing import Any, Final, cast
 
 import redis
@@ -35,35 +36,8 @@ TOMBSTONE_TTL_S: Final = 86_400
 _ITEMVEC_PREFIX: Final = f"{PREFIX}{KIND_ITEMVEC}:"
 BATCH: Final = 500
 
-# KEYS: the keys. ARGV: version, envelope bytes, ttl seconds (0 = none), changelog member
-# ("" = none), per key; the changelog sorted set is the last ARGV.
-_APPLY_LUA: Final = """
-local applied = 0
-local log = ARGV[#ARGV]
-for i, key in ipairs(KEYS) do
-  local base = (i - 1) * 4
-  local ver = tonumber(ARGV[base + 1])
-  local cur = redis.call('GET', key)
-  local older = false
-  if cur then
-    local cv = tonumber(string.match(cur, '^{"v":(%d+)'))
-    if cv and cv > ver then older = true end
-  end
-  if not older then
-    local ttl = tonumber(ARGV[base + 3])
-    if ttl > 0 then
-      redis.call('SET', key, ARGV[base + 2], 'EX', ttl)
-    else
-      redis.call('SET', key, ARGV[base + 2])
-    end
-    if ARGV[base + 4] ~= '' then
-      redis.call('ZADD', log, ver, ARGV[base + 4])
-    end
-    applied = applied + 1
-  end
-end
-return applied
-"""
+# The conditional batch write (state/apply.lua, shared with the JVM writer): see that file.
+_APPLY_LUA: Final = (Path(__file__).with_name("apply.lua")).read_text(encoding="utf-8")
 
 
 def ttl_for(key: str, session_ttl_s: int) -> int:

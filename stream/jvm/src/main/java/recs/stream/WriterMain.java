@@ -1,0 +1,66 @@
+// The JVM writer outside Flink, for the parity test and the writer benchmark
+// (recs/bench_writer.py): wire records (one per line) from stdin, coalesced and applied in
+// batches of --batch records exactly as RedisUpdateSink does per flush. Prints one JSON line:
+// {"records":N,"applied":N,"malformed":N,"seconds":S} (seconds: decoding and writing only).
+package recs.stream;
+
+import java.io.BufferedReader;
+import java.io.InputStreamReader;
+import java.nio.charset.StandardCharsets;
+import java.util.ArrayList;
+import java.util.List;
+
+public final class WriterMain {
+    private WriterMain() {}
+
+    public static void main(String[] args) throws Exception {
+        String url = null;
+        long ttl = 30L * 86_400;
+        int batchSize = 5_000;
+        String writer = "stream";
+        for (int i = 0; i < args.length; i += 2) {
+            switch (args[i]) {
+                case "--redis-url" -> url = args[i + 1];
+                case "--session-ttl-s" -> ttl = Long.parseLong(args[i + 1]);
+                case "--batch" -> batchSize = Integer.parseInt(args[i + 1]);
+                case "--writer" -> writer = args[i + 1];
+                default -> throw new IllegalArgumentException("WriterMain: unknown " + args[i]);
+            }
+        }
+        if (url == null) {
+            throw new IllegalArgumentException("WriterMain: --redis-url is required");
+        }
+        List<String> lines = new ArrayList<>();
+        try (BufferedReader in = new BufferedReader(
+                new InputStreamReader(System.in, StandardCharsets.UTF_8), 1 << 20)) {
+            for (String line = in.readLine(); line != null; line = in.readLine()) {
+                if (!line.isEmpty()) {
+                    lines.add(line);
+                }
+            }
+        }
+        long applied = 0;
+        long malformed = 0;
+        long start = System.nanoTime();
+        try (RedisApply redis = new RedisApply(url, ttl, writer)) {
+            UpdateBatch batch = new UpdateBatch();
+            int inBatch = 0;
+            for (String line : lines) {
+                try {
+                    batch.add(line);
+                } catch (IllegalArgumentException e) {
+                    malformed++;
+                    System.err.println(e.getMessage());
+                }
+                if (++inBatch == batchSize) {
+                    applied += redis.apply(batch.drain());
+                    inBatch = 0;
+                }
+            }
+            applied += redis.apply(batch.drain());
+        }
+        double seconds = (System.nanoTime() - start) / 1e9;
+        System.out.printf("{\"records\":%d,\"applied\":%d,\"malformed\":%d,\"seconds\":%.4f}%n",
+                lines.size(), applied, malformed, seconds);
+    }
+}

@@ -1,0 +1,144 @@
+"""The JVM writer (``RedisUpdateSink``: ``UpdateBatch`` + ``RedisApply``) writes the Redis state
+the Python loader writes (``stream.loader.apply_batch``) for the same update records, batch by
+batch: the same keys and envelopes, TTLs, item-vector changelog, freshness stamp, and the same
+counts of applied and malformed records. Both run against one real Redis, in two databases."""
+
+from __future__ import annotations
+
+import random
+import subprocess
+from typing import Any
+
+import orjson
+import pytest
+import redis
+
+from infra.paths import java_binary
+from state import keys
+from state.records import Update
+from state.redis_store import RedisStore
+from stream import jvm
+from stream.loader import LoaderStats, apply_batch
+from stream.reference import ReferenceRunner
+
+pytestmark = pytest.mark.integration
+PY_DB, JVM_DB = 12, 13
+BATCH = 700  # records per flush on both sides (not a multiple of the 500-key script chunk)
+
+
+def storefront_updates(n_events: int, seed: int) -> list[Update]:
+    """Real views: a small synthetic storefront through the pure operators, emitted often."""
+    from recs.synthetic import Storefront
+    from schemas.events import ItemUpsert
+
+    shop = Storefront(seed=seed, n_items=200, n_users=300)
+    runner = ReferenceRunner()
+    out: list[Update] = []
+    for n, rec in enumerate(shop.stream(n_events)):
+        if isinstance(rec, ItemUpsert):
+            runner.on_item(rec)
+        else:
+            runner.on_event(rec)
+        if n % 50 == 0:
+            out += runner.pending_updates()
+            runner.flush()
+    return out + runner.pending_updates()
+
+
+def edge_records(rng: random.Random) -> list[bytes]:
+    """What the storefront does not make: tombstones, vectors (changelog), user vectors (TTL),
+    ties, older versions after newer ones, unicode, floats, fields in another order, garbage."""
+    item_vec = keys.key_for(keys.KIND_ITEMVEC, "i-vec")
+    user_vec = keys.key_for(keys.KIND_USERVEC, "u-vec")
+    sess = keys.session_key("u-ü")
+    recs: list[bytes] = [
+        Update(item_vec, 5, 1_000, {"v": [0.25, -1e-05, 3.5e300], "b": 0.1}).to_wire(),
+        Update(item_vec, 3, 900, {"v": [9.0], "b": 0.0}).to_wire(),     # older: not written
+        Update(user_vec, 7, 1_100, {"v": [1.0, 2.0]}).to_wire(),
+        Update(keys.key_for(keys.KIND_ITEM, "gone"), 4, 800, None).to_wire(),  # tombstone
+        Update(keys.key_for(keys.KIND_ITEMVEC, "gone"), 6, 800, None).to_wire(),
+        # the same fields in another order (not the fast path: parsed whole)
+        orjson.dumps({"d": {"x": 1}, "t": 1_300, "v": 2, "k": keys.key_for(keys.KIND_ITEM, "o")}),
+        b"not json", b'{"k": "recs:v1:item:x", "v": "soon", "t": 1, "d": 1}',
+        b'{"v": 1, "t": 1, "d": 1}', b"[1, 2]",
+    ]
+    rng.shuffle(recs)
+    # a tie (the same version twice in one flush): the later one wins
+    return [*recs, Update(sess, 10, 1_200, {"items": ["ä", "✓"], "n": 1}).to_wire(),
+            Update(sess, 10, 1_200, {"items": ["tie"], "n": 2}).to_wire()]
+
+
+def python_side(url: str, batches: list[list[bytes]]) -> LoaderStats:
+    client = redis.Redis.from_url(url)
+    client.flushdb()
+    store = RedisStore(client)
+    stats = LoaderStats()
+    for batch in batches:
+        apply_batch(store, batch, stats)
+    client.close()
+    return stats
+
+
+def jvm_side(url: str, records: list[bytes]) -> dict[str, Any]:
+    redis.Redis.from_url(url).flushdb()
+    proc = subprocess.run(
+        [java_binary(), "-cp", jvm.tool_classpath(), "recs.stream.WriterMain",
+         "--redis-url", url, "--batch", str(BATCH), "--session-ttl-s", str(30 * 86_400)],
+        input=b"\n".join(records) + b"\n", capture_output=True, timeout=120, check=False)
+    assert proc.returncode == 0, proc.stderr.decode()[-2000:]
+    return dict(orjson.loads(proc.stdout.splitlines()[-1]))
+
+
+def dump(url: str) -> dict[str, Any]:
+    client = redis.Redis.from_url(url)
+    out: dict[str, Any] = {}
+    for key in sorted(client.scan_iter(count=1000)):
+        kind = client.type(key)
+        if kind == b"string":
+            ttl = client.ttl(key)
+            out[key.decode()] = (client.get(key), ttl > 0, ttl)
+        elif kind == b"zset":
+            out[key.decode()] = client.zrange(key, 0, -1, withscores=True)
+        elif kind == b"hash":
+            out[key.decode()] = client.hgetall(key)
+        else:
+            raise AssertionError(f"unexpected {kind!r} at {key!r}")
+    client.close()
+    return out
+
+
+def test_the_jvm_writer_writes_what_the_loader_writes(redis_server: Any) -> None:
+    rng = random.Random(7)
+    records = [u.to_wire() for u in storefront_updates(3_000, seed=3)]
+    # the edge cases land in different flushes than their partners, and a replayed tail (a
+    # restore re-sends what followed the last checkpoint) rewrites nothing newer
+    *edges, tie_first, tie_second = edge_records(rng)
+    records = rng.sample(records + edges, len(records) + len(edges))
+    records += [tie_first, tie_second, *records[-500:]]
+    batches = [records[i:i + BATCH] for i in range(0, len(records), BATCH)]
+    py_url, jvm_url = redis_server.url_for(PY_DB), redis_server.url_for(JVM_DB)
+
+    stats = python_side(py_url, batches)
+    result = jvm_side(jvm_url, records)
+
+    assert result["records"] == len(records)
+    assert (result["malformed"], result["applied"]) == (stats.malformed, stats.applied)
+    assert stats.malformed == 4
+    py, jv = dump(py_url), dump(jvm_url)
+    assert sorted(py) == sorted(jv)
+    assert len(py) > 500
+    for key, py_value in py.items():
+        if key in (keys.ITEMVEC_LOG_KEY, keys.FRESHNESS_KEY):
+            assert jv[key] == py_value, key
+            continue
+        (py_raw, py_expires, py_ttl), (jv_raw, jv_expires, jv_ttl) = py_value, jv[key]
+        assert orjson.loads(jv_raw) == orjson.loads(py_raw), key
+        if key != keys.key_for(keys.KIND_ITEM, "o"):  # orjson's own bytes, passed through
+            assert jv_raw == py_raw, key
+        assert jv_expires == py_expires and abs(jv_ttl - py_ttl) <= 5, (key, py_ttl, jv_ttl)
+    # the cases the edge records exist for
+    assert orjson.loads(py[keys.key_for(keys.KIND_ITEMVEC, "i-vec")][0])["v"] == 5
+    assert orjson.loads(py[keys.session_key("u-ü")][0])["d"]["n"] == 2
+    assert orjson.loads(py[keys.key_for(keys.KIND_ITEM, "gone")][0])["d"] is None
+    assert py[keys.key_for(keys.KIND_ITEM, "gone")][1]  # tombstones expire
+    assert {m for m, _ in py[keys.ITEMVEC_LOG_KEY]} >= {b"i-vec", b"gone"}
