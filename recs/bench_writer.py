@@ -16,6 +16,9 @@
    drains it into an empty Redis; ``loader_updates_per_s`` is records read per second from
    the first poll to the last write, and ``consume_only_per_s`` the consumer alone (poll, no
    write), which bounds it.
+4. **The JVM writer** (``RedisUpdateSink``'s classes, run by ``recs.stream.WriterMain``) on the
+   same records, coalesced and written in the same batches: ``jvm_writer_updates_per_s``
+   (decoding and writing, from records in memory: inside the job there is no Kafka hop).
 
 The last line is one JSON object with the figures, ``cpu_count`` and the machine.
 """
@@ -26,6 +29,7 @@ import argparse
 import dataclasses
 import os
 import platform
+import subprocess
 import sys
 import time
 import uuid
@@ -93,10 +97,11 @@ def main(argv: list[str] | None = None) -> int:
     import redis
     from kafka import KafkaConsumer, KafkaProducer
 
+    from infra.paths import java_binary
     from infra.services import Services
     from infra.topics import engine_topics, ensure_topics
     from state.redis_store import RedisStore
-    from stream import loader
+    from stream import jvm, loader
 
     parser = argparse.ArgumentParser(prog="python -m recs.bench_writer", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -184,6 +189,19 @@ def main(argv: list[str] | None = None) -> int:
         result["loader_updates_per_s"] = round(n / elapsed)
         result["loader_us_per_update"] = round(elapsed / n * 1e6, 2)
         result["loader_events_per_s_equiv"] = round(n / elapsed / (n / args.events))
+        # the JVM writer (RedisUpdateSink's classes) on the same records, into an empty Redis
+        client.flushdb()
+        jvm_run = subprocess.run(
+            [java_binary(), "-cp", jvm.tool_classpath(), "recs.stream.WriterMain",
+             "--redis-url", svc.redis_url, "--batch", str(chunk)],
+            input=b"\n".join(raw) + b"\n", capture_output=True, check=False)
+        if jvm_run.returncode != 0:
+            raise RuntimeError(f"bench-writer: WriterMain failed:\n{jvm_run.stderr.decode()}")
+        jvm_stats = orjson.loads(jvm_run.stdout.splitlines()[-1])
+        result["jvm_writer_updates_per_s"] = round(n / jvm_stats["seconds"])
+        result["jvm_writer_us_per_update"] = round(jvm_stats["seconds"] / n * 1e6, 2)
+        result["jvm_writer_events_per_s_equiv"] = round(
+            n / jvm_stats["seconds"] / (n / args.events))
     result["cpu_count"] = os.cpu_count()
     result["machine"] = f"{platform.machine()} {platform.python_implementation()} " \
         f"{platform.python_version()}"
