@@ -18,7 +18,8 @@
    write), which bounds it.
 4. **The JVM writer** (``RedisUpdateSink``'s classes, run by ``recs.stream.WriterMain``) on the
    same records, coalesced and written in the same batches: ``jvm_writer_updates_per_s``
-   (decoding and writing, from records in memory: inside the job there is no Kafka hop).
+   (decoding and writing, from records in memory: inside the job there is no Kafka hop; best of
+   ``--repeat`` passes, at least 2, so the JIT is warm as in a running job).
 
 The last line is one JSON object with the figures, ``cpu_count`` and the machine.
 """
@@ -193,7 +194,8 @@ def main(argv: list[str] | None = None) -> int:
         client.flushdb()
         jvm_run = subprocess.run(
             [java_binary(), "-cp", jvm.tool_classpath(), "recs.stream.WriterMain",
-             "--redis-url", svc.redis_url, "--batch", str(chunk)],
+             "--redis-url", svc.redis_url, "--batch", str(chunk),
+             "--repeat", str(max(2, args.repeat))],
             input=b"\n".join(raw) + b"\n", capture_output=True, check=False)
         if jvm_run.returncode != 0:
             raise RuntimeError(f"bench-writer: WriterMain failed:\n{jvm_run.stderr.decode()}")

@@ -41,6 +41,11 @@ class Settings:
     # where the per-event front (parse, dedup, sessions) runs: "python" or "jvm" (Java twins
     # of the Python operators, stream/jvm/; see stream/topology.py)
     stream_runtime: str = "python"
+    # who writes the stages' updates to Redis: "loader" (the recs.updates topic and `recs
+    # load`) or "jvm" (RedisUpdateSink inside the job, flushed every writer_flush_ms and on
+    # every checkpoint; no topic, no loader process)
+    writer: str = "loader"
+    writer_flush_ms: int = 200
     checkpoint_interval_ms: int = 5_000
     # how often a changed neighbour list, item value or trending list is published at most
     # (sessions are published on every change)
@@ -99,6 +104,8 @@ class Settings:
             "RECS_SESSION_TTL_MS": str(self.session_ttl_ms),
             "RECS_PARALLELISM": str(self.parallelism),
             "RECS_STREAM_RUNTIME": self.stream_runtime,
+            "RECS_WRITER": self.writer,
+            "RECS_WRITER_FLUSH_MS": str(self.writer_flush_ms),
             "RECS_CHECKPOINT_INTERVAL_MS": str(self.checkpoint_interval_ms),
             "RECS_EMIT_INTERVAL_MS": str(self.emit_interval_ms),
             "RECS_MODELS": "1" if self.models else "0",
@@ -146,6 +153,8 @@ class Settings:
             session_ttl_ms=int(e.get("RECS_SESSION_TTL_MS", d.session_ttl_ms)),
             parallelism=int(e.get("RECS_PARALLELISM", d.parallelism)),
             stream_runtime=e.get("RECS_STREAM_RUNTIME", d.stream_runtime),
+            writer=e.get("RECS_WRITER", d.writer),
+            writer_flush_ms=int(e.get("RECS_WRITER_FLUSH_MS", d.writer_flush_ms)),
             checkpoint_interval_ms=int(e.get("RECS_CHECKPOINT_INTERVAL_MS",
                                              d.checkpoint_interval_ms)),
             emit_interval_ms=int(e.get("RECS_EMIT_INTERVAL_MS", d.emit_interval_ms)),

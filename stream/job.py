@@ -7,9 +7,12 @@ the JVM, the only fast mode for keyed Python state). To run on a Flink cluster i
 ``flink run -py stream/job.py --jarfile <flink-sql-connector-kafka jar> -pyexec <venv python>``.
 
 Delivery: Kafka offsets live in Flink's checkpoints (and are committed back to the group on each
-checkpoint for lag monitoring); updates go to ``recs.updates`` with at-least-once delivery
-(flushed on every checkpoint), and ``stream.loader`` applies them to Redis with versioned writes,
-so a restart from the last checkpoint converges to the same Redis state.
+checkpoint for lag monitoring). Updates reach Redis one of two ways (``RECS_WRITER``):
+``loader`` (the default) sends them to ``recs.updates`` with at-least-once delivery (flushed on
+every checkpoint) and ``stream.loader`` applies them with versioned writes; ``jvm`` writes them
+from the job itself (``RedisUpdateSink``, stream/jvm/: coalesced per key, flushed every
+``RECS_WRITER_FLUSH_MS`` and before every checkpoint, through the loader's own conditional
+script). Either way a restart from the last checkpoint converges to the same Redis state.
 
 Observability: Flink's REST API listens on ``127.0.0.1:RECS_FLINK_REST_PORT`` (``recs monitor``
 reads jobs, checkpoints and watermarks there) and Flink's Prometheus reporter exports the job's
@@ -26,6 +29,7 @@ import site
 import sys
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Final
 
 from infra.procs import LOOPBACK, port_is_free
 from recs.settings import Settings
@@ -43,6 +47,11 @@ class JobOptions:
     bounded: bool = False
     group_id: str = "recs-stream"
     job_name: str = "recs-stream"
+
+
+LOADER_WRITER: Final = "loader"  # Settings.writer: recs.updates + the Python loader
+JVM_WRITER: Final = "jvm"        # RedisUpdateSink inside the job (stream/jvm/)
+WRITERS: Final = (LOADER_WRITER, JVM_WRITER)
 
 
 def prepare_python_env() -> None:
@@ -123,8 +132,11 @@ def build(settings: Settings, opts: JobOptions):  # type: ignore[no-untyped-def]
     extra_options, extra_jars = observability_options(settings)
     for key, value in extra_options.items():
         conf.set_string(key, value)
+    if settings.writer not in WRITERS:
+        raise ValueError(f"stream.job: RECS_WRITER={settings.writer!r}, expected one of "
+                         f"{WRITERS}")
     jars = [flink_connector_jar(), *extra_jars]
-    if settings.stream_runtime == JVM:
+    if settings.stream_runtime == JVM or settings.writer == JVM_WRITER:
         jars.append(jvm.jar())
     conf.set_string("pipeline.jars", ";".join(jar.resolve().as_uri() for jar in jars))
     conf.set_string("pipeline.name", opts.job_name)
@@ -182,7 +194,11 @@ def build(settings: Settings, opts: JobOptions):  # type: ignore[no-untyped-def]
                           runtime=settings.stream_runtime)
     updates, dead = define_workflow(source(settings.topics.interactions, "interactions"),
                                     source(settings.topics.items, "items"), topo)
-    updates.sink_to(sink(settings.topics.updates)).name("updates-sink").uid("updates-sink")
+    if settings.writer == JVM_WRITER:
+        # straight to Redis from the job: coalesced, versioned, flushed on every checkpoint
+        updates.sink_to(jvm.redis_sink(settings)).name("redis-writer").uid("redis-writer")
+    else:
+        updates.sink_to(sink(settings.topics.updates)).name("updates-sink").uid("updates-sink")
     dead.sink_to(sink(settings.topics.dlq)).name("dlq-sink").uid("dlq-sink")
     return env
 

@@ -11,6 +11,7 @@ Which Java class twins which Python operator:
 ``ParseInteractions.java``  ``schemas/events.py`` + ``ParseInteractions``
 ``DedupFunction.java``      ``operators/dedup.py``
 ``SessionFunction.java``    ``operators/session.py`` + ``SessionFunction``
+``RedisUpdateSink.java``    ``stream/loader.py`` + ``state/redis_store.py``
 ==========================  =================================================
 """
 
@@ -109,6 +110,22 @@ def sessions(deduped: Any, cfg: EngineConfig, *, models: bool) -> Sessions:
 def event_rows(events: Any) -> Any:
     """JVM EVENT rows as the Python stages' EVENT_ROW (``user_id``, ``ts``, ``body``)."""
     return _wrap(_stages().eventRows(events._j_data_stream))
+
+
+def redis_sink(settings: Any) -> Any:
+    """``RedisUpdateSink`` for the job's updates (``Settings.writer == "jvm"``), as a PyFlink
+    sink: the Redis URL, the session TTL, the flush interval (``writer_flush_ms``; a flush
+    also runs before every checkpoint) and the writer name of the freshness stamp."""
+    from pyflink.datastream.connectors import Sink
+    from pyflink.java_gateway import get_gateway
+
+    j_sink = get_gateway().jvm.recs.stream.RedisUpdateSink.of(
+        settings.redis_url, settings.session_ttl_ms // 1000, settings.writer_flush_ms,
+        WRITER_MAX_PENDING, "stream")
+    return Sink(j_sink)
+
+
+WRITER_MAX_PENDING: Final = 50_000  # keys a subtask coalesces before it writes early
 
 
 def tool_classpath(path: Path = JAR) -> str:

@@ -124,6 +124,12 @@ final class RedisApply implements AutoCloseable {
         return applied;
     }
 
+    /** Empty the database (the benchmark's passes; never called by the sink). */
+    void flushDatabase() {
+        jedis.flushDB();
+        loadScripts();
+    }
+
     @Override
     public void close() {
         jedis.close();
