@@ -18,7 +18,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Final
 
 from prometheus_client.metrics_core import Metric
@@ -39,6 +39,7 @@ MAX_SCRAPE_BYTES: Final = 8 << 20
 class Target:
     name: str
     url: str
+    bearer: str | None = field(default=None, repr=False)  # an API key sent with the scrape
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,7 +114,9 @@ def scrape(target: Target, timeout: float = SCRAPE_TIMEOUT_S) -> Scrape:
     """One scrape; a target that does not answer, answers an error or garbage is down."""
     began = time.monotonic()
     try:
-        with urllib.request.urlopen(target.url, timeout=timeout) as resp:
+        headers = {"Authorization": f"Bearer {target.bearer}"} if target.bearer else {}
+        with urllib.request.urlopen(urllib.request.Request(target.url, headers=headers),
+                                    timeout=timeout) as resp:
             body = resp.read(MAX_SCRAPE_BYTES + 1)
         if len(body) > MAX_SCRAPE_BYTES:
             raise ValueError(f"more than {MAX_SCRAPE_BYTES} bytes")

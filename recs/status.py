@@ -22,6 +22,7 @@ import argparse
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -182,6 +183,10 @@ def _parse(argv: list[str], settings: Settings) -> tuple[argparse.Namespace, lis
                              "and the loader)")
     parser.add_argument("--server", default=server_target(settings).url,
                         help="the server's /metrics URL ('' to leave it out)")
+    parser.add_argument("--key-file", type=Path, default=None,
+                        help="a file holding a server-scope API key, sent to the server's "
+                             "/metrics (the private side; not needed from loopback when the "
+                             "server runs with RECS_PRIVATE_LOOPBACK=1)")
     parser.add_argument("--window", type=float, default=5.0,
                         help="seconds between the two scrapes rates are computed from")
     parser.add_argument("--timeout", type=float, default=SCRAPE_TIMEOUT_S)
@@ -198,7 +203,13 @@ def _parse(argv: list[str], settings: Settings) -> tuple[argparse.Namespace, lis
     if args.server:
         if any(t.name == "server" for t in targets):
             parser.error("--targets names a target 'server'; pass --server '' to use it")
-        targets.append(Target("server", args.server))
+        key = None
+        if args.key_file is not None:
+            try:
+                key = args.key_file.read_text().strip()
+            except OSError as exc:
+                parser.error(f"--key-file: cannot read {args.key_file}: {exc.strerror}")
+        targets.append(Target("server", args.server, key))
     if not targets:
         parser.error("no targets: give --targets or --server")
     return args, targets

@@ -35,7 +35,7 @@ from recs.settings import Settings
 from recs.status import Check, checks
 from schemas.events import Interaction
 from state.redis_store import RedisStore
-from tests.serving.kit import fill, server_auth, serving_http
+from tests.serving.kit import creds, fill, server_auth, serving_http
 
 ROOT = Path(__file__).resolve().parent.parent
 LIMITS = thresholds()
@@ -94,12 +94,14 @@ def monitor_registry(lag_records: float = 10, lag_seconds: float = 0.5,
 # ---- exit codes against real endpoints ----------------------------------------------------
 
 @pytest.mark.integration
-def test_a_healthy_engine_exits_0(redis_server: Any, redis_store: RedisStore) -> None:
+def test_a_healthy_engine_exits_0(redis_server: Any, redis_store: RedisStore,
+                                  tmp_path: Path) -> None:
     fill(redis_store)
     db = int(redis_store.client.connection_pool.connection_kwargs.get("db", 0))
     registry, _ = monitor_registry()
-    with exporting(registry) as monitor, \
-            serving_http(redis_server.url_for(db), RECS_PRIVATE_LOOPBACK="1") as port:
+    key_file = tmp_path / "server.key"  # /metrics is on the private side: a server key
+    key_file.write_text(creds().server + "\n")
+    with exporting(registry) as monitor, serving_http(redis_server.url_for(db)) as port:
         base = f"http://127.0.0.1:{port}"
         stop = threading.Event()
 
@@ -113,10 +115,13 @@ def test_a_healthy_engine_exits_0(redis_server: Any, redis_store: RedisStore) ->
         worker.start()
         try:
             code, doc = status("--targets", f"monitor={monitor}", "--server",
-                               f"{base}/metrics", "--window", "2")
+                               f"{base}/metrics", "--key-file", str(key_file), "--window", "2")
+            _, keyless = status("--server", f"{base}/metrics", "--window", "0")
         finally:
             stop.set()
             worker.join(timeout=5)
+    assert [(t["up"], t["error"]) for t in keyless["targets"] if t["name"] == "server"] == \
+        [(False, "HTTP 401")]
     assert (code, doc["status"], doc["alerts"]) == (0, "ok", []), doc
     assert {t["name"]: t["up"] for t in doc["targets"]} == {"monitor": True, "server": True}
     found = {c["rule"]: c for c in doc["checks"]}
