@@ -3,10 +3,13 @@
 The hand-tuned blend (:func:`operators.blend.blend`) adds its sources' votes with fixed weights
 and half-lives chosen on a few logs. This operator learns the combination from the traffic it
 serves, test-then-train: for every interest event, the candidates the blend would have answered
-just before it (:func:`candidates`) are the example, the event's item is the positive, and the
-candidates the current model ranks above it are the negatives. A River logistic regression
-learns on the pairs (RankNet with a linear scorer: ``P(a above b) = σ(w·(x_a − x_b))``), so the
-score of a candidate is ``w·x`` and only the order it induces matters.
+just before it (:func:`candidates`) are the example, the event's item is the positive, and
+``negatives`` other candidates are paired with it: drawn at random, one of them replaced by the
+candidate the current model ranks just above the target (only hard negatives, the items ranked
+above, pushed the hand-tuned score's weight down on every event and lost to the hand-tuned
+order by far). A River logistic regression learns on the pairs (RankNet with a linear scorer:
+``P(a above b) = σ(w·(x_a − x_b))``), so the score of a candidate is ``w·x`` and only the
+order it induces matters.
 
 **Features** (:data:`FEATURES`, all in [−1, 1], most zero for a candidate): the similar-items
 share of each recent item separately (``sim0`` … ``sim4``: the model learns how fast the

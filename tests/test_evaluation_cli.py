@@ -101,7 +101,8 @@ def test_save_blend_then_holdout_freezes_the_weights_of_another_log(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     write_rsc15(tmp_path / "a", seed=1)
     write_rsc15(tmp_path / "b", seed=2)
-    saved = tmp_path / "blend-a.json"
+    report = tmp_path / "docs" / "quality"
+    saved = report / "blend-a.json"  # beside the runs: the page does not take it for one
     assert main(["--dataset", "rsc15", "--path", str(tmp_path / "a"), "--no-progress",
                  "--methods", "engine,pop", "--save-blend", str(saved)]) == 0
     doc = orjson.loads(saved.read_bytes())
@@ -109,8 +110,11 @@ def test_save_blend_then_holdout_freezes_the_weights_of_another_log(
     capsys.readouterr()
     assert main(["--dataset", "rsc15", "--path", str(tmp_path / "b"), "--no-progress",
                  "--methods", "engine,engine_prior,engine_holdout,pop",
-                 "--holdout", str(saved)]) == 0
+                 "--holdout", str(saved), "--report", str(report)]) == 0
     out = capsys.readouterr().out
+    page = (tmp_path / "docs" / "quality.md").read_text()
+    assert "Hold-out, HR@20 / MRR@20" in page and "| rsc15 |" in page
+    assert "learned blend: " in page  # the run's notes say what the blend did
     assert "| `engine_holdout` |" in out and "frozen as learned on rsc15" in out
     result = last_json(out)
     assert set(result) == {"engine", "engine_prior", "engine_holdout", "pop", "events",

@@ -98,7 +98,10 @@ against its quality (negatives, learning only some views), with the commands:
 
 
 def _load(folder: Path) -> list[dict[str, Any]]:
-    return [orjson.loads(p.read_bytes()) for p in sorted(folder.glob("*.json"))]
+    """The stored runs (other JSON files beside them, such as ``--save-blend`` weights, are
+    not runs)."""
+    docs = [orjson.loads(p.read_bytes()) for p in sorted(folder.glob("*.json"))]
+    return [d for d in docs if isinstance(d, dict) and "run" in d and "dataset" in d]
 
 
 def _num(value: Any, digits: int = 4) -> str:
