@@ -10,12 +10,12 @@ local log = ARGV[#ARGV]
 for i, key in ipairs(KEYS) do
   local base = (i - 1) * 4
   local ver = tonumber(ARGV[base + 1])
-  local cur = redis.call('GET', key)
+  -- only the envelope's head: {"v": and at most 19 digits (copying whole values into Lua
+  -- cost the writer more than the write itself); "" when the key does not exist
+  local head = redis.call('GETRANGE', key, 0, 31)
   local older = false
-  if cur then
-    local cv = tonumber(string.match(cur, '^{"v":(%d+)'))
-    if cv and cv > ver then older = true end
-  end
+  local cv = tonumber(string.match(head, '^{"v":(%d+)'))
+  if cv and cv > ver then older = true end
   if not older then
     local ttl = tonumber(ARGV[base + 3])
     if ttl > 0 then

@@ -20,12 +20,13 @@ from __future__ import annotations
 
 import argparse
 import bisect
+import contextlib
 import logging
 import signal
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -44,6 +45,7 @@ WRITER = "stream"
 FRESHNESS_BUCKETS: Final = (0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 300.0, 1800.0,
                             3600.0, 86_400.0)
 LAG_EVERY_S: Final = 1.0
+STALL_S: Final = 60.0  # a Kafka client call blocked this long is a stalled client (see run)
 
 
 @dataclass(slots=True)
@@ -52,6 +54,7 @@ class LoaderStats:
     applied: int = 0
     malformed: int = 0
     batches: int = 0
+    consumer_restarts: int = 0  # stalled consumers replaced (StallWatchdog)
     max_as_of: int = 0
     started: float = field(default_factory=time.monotonic)
     first_batch_at: float | None = None  # monotonic s: the first batch's start, the last's end
@@ -59,7 +62,8 @@ class LoaderStats:
 
     def as_dict(self) -> dict[str, Any]:
         return {"records": self.records, "applied": self.applied, "malformed": self.malformed,
-                "batches": self.batches, "max_as_of": self.max_as_of,
+                "batches": self.batches, "consumer_restarts": self.consumer_restarts,
+                "max_as_of": self.max_as_of,
                 "seconds": round(time.monotonic() - self.started, 3)}
 
 
@@ -110,6 +114,9 @@ class LoaderMetrics:
         self.malformed = Counter("recs_loader_malformed",
                                  "records that are not valid updates (skipped)", registry=r)
         self.batches = Counter("recs_loader_batches", "batches applied", registry=r)
+        self.restarts = Counter("recs_loader_consumer_restarts",
+                                "stalled Kafka consumers replaced (a client call blocked for "
+                                "stall_s)", registry=r)
         self.lag = Gauge("recs_loader_lag_records",
                          "records of recs.updates not yet read (high watermark - position)",
                          registry=r)
@@ -168,12 +175,52 @@ def _lag(consumer: Any) -> int:
     return lag
 
 
-def run(settings: Settings, store: Store, *, group_id: str = "recs-loader",
-        idle_exit_s: float | None = None, max_seconds: float | None = None,
-        metrics: LoaderMetrics | None = None) -> LoaderStats:
+class ConsumerStalled(Exception):
+    """Raised in the main thread when a Kafka client call has not returned for ``stall_s``."""
+
+
+class StallWatchdog(threading.Thread):
+    """Interrupts the loader's main thread when a Kafka client call (poll, commit) it armed for
+    has been blocked longer than ``stall_s``: kafka-python can wait forever for a group
+    coordinator lookup whose request never completes (``ensure_coordinator_ready`` under
+    ``poll``, whatever the poll's timeout; seen here, and reported upstream in several forms).
+    The interrupt is a signal to the main thread (``SIGUSR1``), whose handler raises
+    :class:`ConsumerStalled` there, inside the blocked call."""
+
+    def __init__(self, stall_s: float, clock: Callable[[], float] = time.monotonic) -> None:
+        super().__init__(name="loader-stall-watchdog", daemon=True)
+        self.stall_s = stall_s
+        self.clock = clock
+        self.fired = 0
+        self.stop = threading.Event()
+        self._since: float | None = None
+        self._main = threading.main_thread().ident
+
+    @contextlib.contextmanager
+    def armed(self) -> Iterator[None]:
+        self._since = self.clock()
+        try:
+            yield
+        finally:
+            self._since = None
+
+    def run(self) -> None:
+        while not self.stop.wait(min(1.0, self.stall_s / 4)):
+            since = self._since
+            if since is not None and self.clock() - since > self.stall_s and self._main:
+                self._since = None
+                self.fired += 1
+                signal.pthread_kill(self._main, signal.SIGUSR1)
+
+
+def _raise_stalled(signum: int, frame: Any) -> None:
+    raise ConsumerStalled()
+
+
+def _consumer(settings: Settings, group_id: str) -> Any:
     from kafka import KafkaConsumer
 
-    consumer = KafkaConsumer(
+    return KafkaConsumer(
         settings.topics.updates,
         bootstrap_servers=settings.kafka_bootstrap,
         group_id=group_id,
@@ -186,6 +233,18 @@ def run(settings: Settings, store: Store, *, group_id: str = "recs-loader",
         # otherwise wait for the default refresh (5 min) before it gets its partition
         metadata_max_age_ms=5_000,
     )
+
+
+def run(settings: Settings, store: Store, *, group_id: str = "recs-loader",
+        idle_exit_s: float | None = None, max_seconds: float | None = None,
+        metrics: LoaderMetrics | None = None, stall_s: float = STALL_S,
+        make_consumer: Callable[[Settings, str], Any] = _consumer) -> LoaderStats:
+    """Poll, apply, commit until stopped (SIGTERM), idle for ``idle_exit_s`` after its
+    partitions were assigned, or ``max_seconds`` after start. A Kafka client call blocked for
+    ``stall_s`` (only watched on the main thread) is abandoned and the consumer replaced: the
+    offsets are committed only after a batch is written, so the new consumer resumes from the
+    last committed batch and the versioned writes make any replayed batch harmless."""
+    consumer = make_consumer(settings, group_id)
     stats = LoaderStats()
     stopping = False
 
@@ -193,30 +252,51 @@ def run(settings: Settings, store: Store, *, group_id: str = "recs-loader",
         nonlocal stopping
         stopping = True
 
-    if sys.platform != "win32":
+    watchdog: StallWatchdog | None = None
+    on_main = threading.current_thread() is threading.main_thread()
+    if sys.platform != "win32" and on_main:
         signal.signal(signal.SIGTERM, stop)
+        previous = signal.signal(signal.SIGUSR1, _raise_stalled)
+        watchdog = StallWatchdog(stall_s)
+        watchdog.start()
+    watch = watchdog.armed if watchdog is not None else contextlib.nullcontext
     last_data = next_lag = time.monotonic()
     try:
         while not stopping:
-            polled = consumer.poll(timeout_ms=100)
-            values = [rec.value for recs in polled.values() for rec in recs]
-            now = time.monotonic()
-            if metrics is not None and now >= next_lag:
-                metrics.lag.set(_lag(consumer))
-                next_lag = now + LAG_EVERY_S
-            if values:
-                apply_batch(store, values, stats, metrics)
-                consumer.commit()
-                last_data = now
-            elif not consumer.assignment():
-                last_data = now  # idle time counts from the moment partitions are assigned
-            elif idle_exit_s is not None and now - last_data >= idle_exit_s:
-                break
-            if max_seconds is not None and now - stats.started >= max_seconds:
+            try:
+                with watch():
+                    polled = consumer.poll(timeout_ms=100)
+                values = [rec.value for recs in polled.values() for rec in recs]
+                now = time.monotonic()
+                if metrics is not None and now >= next_lag:
+                    metrics.lag.set(_lag(consumer))
+                    next_lag = now + LAG_EVERY_S
+                if values:
+                    apply_batch(store, values, stats, metrics)
+                    with watch():
+                        consumer.commit()
+                    last_data = now
+                elif not consumer.assignment():
+                    last_data = now  # idle time counts from when partitions are assigned
+                elif idle_exit_s is not None and now - last_data >= idle_exit_s:
+                    break
+            except ConsumerStalled:
+                stats.consumer_restarts += 1
+                if metrics is not None:
+                    metrics.restarts.inc()
+                log.error("loader: a Kafka client call has not returned for %.0f s (stall_s); "
+                          "abandoning the consumer and starting a new one in group %r",
+                          stall_s, group_id)
+                consumer = make_consumer(settings, group_id)  # the stalled one is left behind
+                last_data = time.monotonic()
+            if max_seconds is not None and time.monotonic() - stats.started >= max_seconds:
                 break
     except KeyboardInterrupt:
         pass
     finally:
+        if watchdog is not None:
+            watchdog.stop.set()
+            signal.signal(signal.SIGUSR1, previous)
         consumer.close()
     return stats
 
