@@ -2,7 +2,11 @@
 
 Both are closed loop: each of ``connections`` keep-alive HTTP/1.1 connections sends its next
 request when the answer to the previous one has arrived, rotating over a list of request paths
-(every request a different path until the list wraps). Both report the same :class:`Load`.
+(every request a different path until the list wraps; a run can start at an offset, so that
+successive runs go on through the list). Both report the same :class:`Load`.
+
+:func:`open_loop` offers a fixed rate instead (no open-loop generator is packaged in Debian:
+``wrk2`` is not), and measures latency from when each request was due.
 
 * **wrk** (Debian package ``wrk``; ``bash infra/ensure-wrk.sh``) runs a generated Lua script that
   pre-formats one request per path and prints its summary as one ``WRK_JSON {...}`` line from
@@ -44,7 +48,7 @@ function init(args)
     n = n + 1
     reqs[n] = wrk.format("GET", line, headers)
   end
-  i = ((tid or 0) * 7919) % n
+  i = (@OFFSET@ + (tid or 0) * 7919) % n
 end
 function request()
   i = i % n + 1
@@ -88,26 +92,43 @@ class Loader:
     connections: int
     threads: int
     work_dir: Path
-    pool: ProcessPoolExecutor | None  # the Python generator's process
+    pool: ProcessPoolExecutor | None  # the Python generators' process
     headers: tuple[tuple[str, str], ...] = ()  # sent with every request (the API key)
 
-    def run(self, port: int, paths: Sequence[str], seconds: int, label: str) -> Load:
+    def run(self, port: int, paths: Sequence[str], seconds: int, label: str,
+            offset: int = 0) -> Load:
+        """Closed loop for ``seconds``, starting at ``paths[offset]``."""
         if self.generator == WRK:
-            return self._wrk(port, paths, seconds, label)
+            return self._wrk(port, paths, seconds, label, offset)
         if self.pool is None:
             raise RuntimeError("bench_load: the Python load generator has no process pool")
-        doc = self.pool.submit(python_load, LOOPBACK, port, list(paths), self.connections,
+        shifted = [*paths[offset % len(paths):], *paths[:offset % len(paths)]]
+        doc = self.pool.submit(python_load, LOOPBACK, port, shifted, self.connections,
                                float(seconds), self.headers).result(timeout=seconds + 120)
         return Load(**doc)
 
-    def _wrk(self, port: int, paths: Sequence[str], seconds: int, label: str) -> Load:
+    def open(self, port: int, paths: Sequence[str], rate: float, seconds: int,
+             offset: int = 0) -> tuple[Load, int]:
+        """Open loop at ``rate`` requests/s (:func:`open_loop`, in the pool's process); the
+        load and the number of requests dropped because the target fell behind."""
+        if self.pool is None:
+            raise RuntimeError("bench_load: the open-loop generator has no process pool")
+        doc = self.pool.submit(open_loop, LOOPBACK, port, list(paths), self.connections,
+                               rate, float(seconds), offset, self.headers
+                               ).result(timeout=seconds + 120)
+        dropped = int(doc.pop("dropped"))
+        doc.pop("offered_rps")
+        return Load(**doc), dropped
+
+    def _wrk(self, port: int, paths: Sequence[str], seconds: int, label: str,
+             offset: int = 0) -> Load:
         self.work_dir.mkdir(parents=True, exist_ok=True)
         paths_file = self.work_dir / f"{label}.paths"
         paths_file.write_text("\n".join(paths) + "\n")
         script = self.work_dir / f"{label}.lua"
         lua_headers = ", ".join(f"[ {_lua(k)} ] = {_lua(v)}" for k, v in self.headers)
         script.write_text(WRK_SCRIPT.replace("@PATHS@", str(paths_file.resolve()))
-                          .replace("@HEADERS@", lua_headers))
+                          .replace("@HEADERS@", lua_headers).replace("@OFFSET@", str(offset)))
         cmd = [WRK, f"-t{min(self.threads, self.connections)}", f"-c{self.connections}",
                f"-d{seconds}s", "--timeout", "5s", "--latency", "-s", str(script),
                f"http://{LOOPBACK}:{port}"]
@@ -205,3 +226,143 @@ async def _read_response(reader: asyncio.StreamReader) -> int:
     return status
 
 
+
+
+# ---- open loop: a fixed offered rate (its own process) -------------------------------------
+
+def open_loop(host: str, port: int, paths: list[str], connections: int, rate: float,
+              seconds: float, offset: int = 0,
+              headers: Sequence[tuple[str, str]] = ()) -> dict[str, Any]:
+    """Requests offered at ``rate`` per second for ``seconds``, whatever the answers do: the
+    i-th request is due at ``start + i / rate``; it goes out on the first of ``connections``
+    keep-alive connections that is free, and its latency runs from when it was *due* (time
+    spent waiting for a connection counts: no coordinated omission). Requests still waiting
+    more than :data:`OPEN_LOOP_MAX_LAG_S` behind schedule are counted as ``dropped`` (the
+    target cannot take the rate) and not sent. The fields of :class:`Load`, plus
+    ``offered_rps`` and ``dropped``."""
+    return asyncio.run(_open_loop(host, port, paths, connections, rate, seconds, offset,
+                                  headers))
+
+
+OPEN_LOOP_MAX_LAG_S: Final = 2.0
+OPEN_LOOP_TICK_S: Final = 0.0005
+
+
+class _OpenConn(asyncio.Protocol):
+    """One keep-alive HTTP/1.1 connection of the open-loop client: at most one request out."""
+
+    def __init__(self, done: Any) -> None:
+        self.done = done  # callback(conn, due_ns, status | None)
+        self.transport: asyncio.Transport | None = None
+        self.buf = b""
+        self.due = 0
+        self.busy = False
+        self.need = -1
+        self.status = 0
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def send(self, req: bytes, due: int) -> None:
+        self.busy, self.due, self.buf, self.need = True, due, b"", -1
+        if self.transport is None:
+            raise ConnectionError("bench_load: open-loop connection is closed")
+        self.transport.write(req)
+
+    def data_received(self, data: bytes) -> None:
+        self.buf += data
+        if self.need < 0:
+            end = self.buf.find(b"\r\n\r\n")
+            if end < 0:
+                return
+            head = self.buf[:end].lower()
+            self.status = int(head[9:12])
+            at = head.find(b"\r\ncontent-length:")
+            if at < 0:
+                self.need = end + 4
+            else:
+                stop = head.find(b"\r\n", at + 2)
+                length = int(head[at + 17:stop if stop > 0 else len(head)])
+                self.need = end + 4 + length
+        if len(self.buf) >= self.need:
+            self.busy = False
+            self.done(self, self.due, self.status)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.transport = None
+        if self.busy:
+            self.busy = False
+            self.done(self, self.due, None)
+
+
+async def _open_loop(host: str, port: int, paths: list[str], connections: int, rate: float,
+                     seconds: float, offset: int,
+                     headers: Sequence[tuple[str, str]]) -> dict[str, Any]:
+    loop = asyncio.get_running_loop()
+    extra = "".join(f"{k}: {v}\r\n" for k, v in headers)
+    reqs = [f"GET {p} HTTP/1.1\r\nHost: {host}:{port}\r\n{extra}\r\n".encode()
+            for p in paths]
+    latencies: list[int] = []
+    counts = {"non_2xx": 0, "socket_errors": 0, "dropped": 0}
+    queue: list[int] = []   # due times of requests waiting for a connection (FIFO)
+    head = 0
+    free: list[_OpenConn] = []
+    sent = 0
+    clock = time.perf_counter_ns
+
+    def done(conn: _OpenConn, due: int, status: int | None) -> None:
+        latencies.append(clock() - due)
+        if status is None:
+            counts["socket_errors"] += 1
+            return  # the connection is gone; it is not reused
+        if not 200 <= status < 300:
+            counts["non_2xx"] += 1
+        free.append(conn)
+        pump()
+
+    def pump() -> None:
+        nonlocal head, sent
+        while free and head < len(queue):
+            conn = free.pop()
+            if conn.transport is None:
+                continue
+            conn.send(reqs[(offset + sent) % len(reqs)], queue[head])
+            head += 1
+            sent += 1
+
+    for _ in range(connections):
+        _, proto = await loop.create_connection(lambda: _OpenConn(done), host, port)
+        free.append(proto)
+    start = clock()
+    period = 1e9 / rate
+    total = int(rate * seconds)
+    issued = 0
+    lag_ns = int(OPEN_LOOP_MAX_LAG_S * 1e9)
+    while issued < total:
+        now = clock()
+        due_count = min(total, int((now - start) / period) + 1)
+        while issued < due_count:
+            queue.append(start + int(issued * period))
+            issued += 1
+        while head < len(queue) and now - queue[head] > lag_ns:  # hopelessly behind
+            head += 1
+            counts["dropped"] += 1
+        pump()
+        await asyncio.sleep(OPEN_LOOP_TICK_S)
+    deadline = clock() + int(5e9)
+    while (head < len(queue) or sent > len(latencies)) and clock() < deadline:
+        pump()
+        await asyncio.sleep(OPEN_LOOP_TICK_S)
+    elapsed = (clock() - start) / 1e9
+    latencies.sort()
+
+    def pct(q: float) -> float:
+        if not latencies:
+            return 0.0
+        return latencies[min(len(latencies) - 1, int(q / 100 * len(latencies)))] / 1e6
+
+    return {"requests": len(latencies), "seconds": elapsed, "non_2xx": counts["non_2xx"],
+            "socket_errors": counts["socket_errors"], "p50_ms": pct(50), "p90_ms": pct(90),
+            "p99_ms": pct(99), "p999_ms": pct(99.9),
+            "max_ms": latencies[-1] / 1e6 if latencies else 0.0,
+            "offered_rps": rate, "dropped": counts["dropped"]}

@@ -1,8 +1,9 @@
 """Serving benchmark: the real server against a bare "read one Redis key" server, in one run.
 
     recs bench-serve [--duration 10] [--warmup 3] [--rounds 3] [--connections 32] [--workers 1]
-                     [--events 200000] [--redis-url URL] [--endpoints homepage,session]
-                     [--seed 7] [--load-generator auto|wrk|python] [--kafka-bootstrap HOST:PORT]
+                     [--events 300000] [--redis-url URL] [--endpoints homepage,session]
+                     [--repeat-share 0.5] [--unknown-share 0.1] [--seed 7]
+                     [--load-generator auto|wrk|python] [--kafka-bootstrap HOST:PORT]
 
 1. **Data.** A seeded synthetic storefront (catalogue + ``--events`` interactions, event times
    shifted to end now) is applied by the in-process :class:`stream.reference.ReferenceRunner`
@@ -18,12 +19,19 @@
    with a keys file made for the run and every request carries its server key, so the load
    takes the authenticated path (key check and rate-limit bucket, :mod:`serving.guard`).
 3. **Load** (:mod:`recs.bench_load`). The same generator, connections and duration for every
-   target, one target at a time: ``wrk`` rotating over the request paths (each request another
-   user, ``--unknown-share`` of them unknown, for cold start), or a Python generator when wrk is
-   missing. Closed loop, so latencies are at saturation with ``--connections`` requests in
-   flight. Before the load, :data:`PREFLIGHT` requests per target are checked one by one (status,
-   answer source). Each target is warmed up once, then measured ``--rounds`` times, the order of
-   the targets rotating from round to round; a target's figures are those of its median round
+   target, one target at a time: ``wrk`` rotating over the request paths, or a Python generator
+   when wrk is missing. The mix: at least 20,000 users, ``--unknown-share`` (10 %) of them
+   unknown (cold start), the rest with a session; ``--repeat-share`` (50 %) of the requests
+   poll again a user asked at most 50 requests before (a storefront widget refreshing an
+   unchanged answer), the others each ask the next user of the list. Each run goes on through
+   the list where the previous one stopped. Closed loop, so latencies are at saturation with
+   ``--connections`` requests in flight. Then an **open-loop** run per target (the headline
+   endpoint and the baseline) offers half the baseline's saturated throughput at a fixed rate
+   for ``--duration`` seconds over the same connections (:func:`recs.bench_load.open_loop`,
+   latency counted from when each request was due). Before the load, :data:`PREFLIGHT`
+   requests per target are checked one by one (status, answer source). Each target is warmed
+   up once, then measured ``--rounds`` times, the order of the targets rotating from round to
+   round; a target's figures are those of its median round
    by throughput (every round's throughput is kept in ``rps_rounds``).
 
 Output: one line per measurement, a table per target, and as the last line one JSON object.
@@ -33,7 +41,12 @@ every endpoint's figures are under ``endpoints``, an endpoint answering 404 to e
 request is listed in ``skipped_endpoints``. ``ratio`` is ``rps / baseline_rps``. ``non_2xx``
 counts error answers over all measured runs, ``socket_errors`` connect/read/write errors and
 timeouts. ``server_cpu_us_per_req`` is the CPU time of the target's process group per request,
-which other load on the machine distorts less than throughput.
+which other load on the machine distorts less than throughput. ``p99_ms_at_half_load`` and
+``baseline_p99_ms_at_half_load`` are the open-loop runs' (``half_load`` has their details:
+offered and achieved rate, requests dropped because the target fell behind).
+``answer_cache_hit_ratio`` is the share of the server's cacheable answers that came from its
+answer cache during the measured runs (read from its ``/metrics``; one worker's when there are
+several).
 """
 
 from __future__ import annotations
@@ -63,7 +76,7 @@ import orjson
 import redis
 
 from recs.bench_baseline import baseline_path
-from recs.bench_load import LOOPBACK, PYTHON, WRK, Loader
+from recs.bench_load import LOOPBACK, PYTHON, WRK, Load, Loader
 from recs.bench_stream import group_cpu_seconds
 from recs.engine import EngineProcess
 
@@ -74,7 +87,10 @@ ENDPOINTS: Final = {
 }
 BASELINE: Final = "baseline"
 UNKNOWN_PREFIX: Final = "bench-unknown-"
-MAX_USERS: Final = 20_000  # distinct users in the rotation
+MAX_USERS: Final = 20_000  # distinct known users in the rotation
+MIN_USERS: Final = 20_000  # the mix asks at least this many users (known and unknown)
+REPEAT_WINDOW: Final = 50  # a repeated poll asks a user of the last this many requests
+AIM_HALF_LOAD_P99_MS: Final = 5.0
 PREFLIGHT: Final = 100  # requests per target checked one by one before the load
 AIM_P99_MS: Final = 10.0
 AIM_RATIO: Final = 1.0
@@ -141,6 +157,27 @@ def pick_users(session_users: Sequence[str], *, seed: int, unknown_share: float,
     users = known + [f"{UNKNOWN_PREFIX}{i}" for i in range(n_unknown)]
     rnd.shuffle(users)
     return users
+
+
+def with_repeats(users: Sequence[str], *, repeat_share: float, seed: int) -> list[str]:
+    """The request order: every user once, in order, and ``repeat_share`` of the requests
+    asking again a user of the last :data:`REPEAT_WINDOW` requests.
+
+    >>> order = with_repeats([f"u{i}" for i in range(1000)], repeat_share=0.5, seed=1)
+    >>> len(set(order)), round(1 - 1000 / len(order), 1)
+    (1000, 0.5)
+    """
+    rnd = random.Random(f"bench-serve-repeats:{seed}")
+    out: list[str] = []
+    fresh = iter(users)
+    while True:
+        if out and rnd.random() < repeat_share:
+            out.append(out[-1 - rnd.randrange(min(REPEAT_WINDOW, len(out)))])
+            continue
+        user = next(fresh, None)
+        if user is None:
+            return out
+        out.append(user)
 
 
 def target_paths(target: str, users: Sequence[str]) -> list[str]:
@@ -245,11 +282,13 @@ def _parse(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--connections", type=int, default=32)
     p.add_argument("--threads", type=int, default=1, help="wrk threads")
     p.add_argument("--workers", type=int, default=1, help="granian workers of both servers")
-    p.add_argument("--events", type=int, default=200_000)
+    p.add_argument("--events", type=int, default=300_000)
     p.add_argument("--items", type=int, default=5_000)
     p.add_argument("--users", type=int, default=50_000)
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--unknown-share", type=float, default=0.1)
+    p.add_argument("--repeat-share", type=float, default=0.5,
+                   help="share of requests polling again a user asked just before")
     p.add_argument("--redis-url", default=None, help="use this Redis instead of starting one")
     p.add_argument("--kafka-bootstrap", default="",
                    help="let the server publish its impressions to this broker (default: off)")
@@ -262,8 +301,9 @@ def _parse(argv: list[str]) -> argparse.Namespace:
         p.error(f"--endpoints: expected names among {list(ENDPOINTS)}, got {args.endpoints}")
     if min(args.duration, args.rounds, args.connections, args.workers, args.threads) < 1:
         p.error("--duration, --rounds, --connections, --workers and --threads must be >= 1")
-    if args.warmup < 0 or not 0.0 <= args.unknown_share < 1.0:
-        p.error("--warmup must be >= 0 and --unknown-share in [0, 1)")
+    if args.warmup < 0 or not 0.0 <= args.unknown_share < 1.0 or \
+            not 0.0 <= args.repeat_share < 1.0:
+        p.error("--warmup must be >= 0, --unknown-share and --repeat-share in [0, 1)")
     if args.load_generator == "auto":
         args.load_generator = WRK if shutil.which(WRK) else PYTHON
     elif args.load_generator == WRK and not shutil.which(WRK):
@@ -279,16 +319,47 @@ class Target:
     paths: list[str]
 
 
-def _measure(loader: Loader, t: Target, seconds: int, label: str) -> dict[str, Any]:
-    cpu = group_cpu_seconds(t.proc.pid)
-    load = loader.run(t.port, t.paths, seconds, label)
-    cpu = group_cpu_seconds(t.proc.pid) - cpu
+def answer_cache_counts(port: int) -> tuple[float, float] | None:
+    """``(hits, misses)`` of the server's answer cache from its ``/metrics``; ``None`` when
+    the target exports none (the baseline)."""
+    try:
+        status, body = get(port, "/metrics")
+    except (OSError, http.client.HTTPException):
+        return None
+    if status != 200:
+        return None
+    found: dict[str, float] = {}
+    for line in body.decode(errors="replace").splitlines():
+        name, _, value = line.partition(" ")
+        if name in ("recs_answer_cache_hits_total", "recs_answer_cache_misses_total"):
+            found[name] = float(value)
+    if len(found) != 2:
+        return None
+    return found["recs_answer_cache_hits_total"], found["recs_answer_cache_misses_total"]
+
+
+def _row(load: Load, cpu: float) -> dict[str, Any]:
     return {"rps": round(load.rps, 1), "p50_ms": round(load.p50_ms, 3),
             "p90_ms": round(load.p90_ms, 3), "p99_ms": round(load.p99_ms, 3),
             "p999_ms": round(load.p999_ms, 3), "max_ms": round(load.max_ms, 3),
             "requests": load.requests, "non_2xx": load.non_2xx,
             "socket_errors": load.socket_errors,
             "server_cpu_us_per_req": round(cpu / load.requests * 1e6) if load.requests else None}
+
+
+def _measure(loader: Loader, t: Target, seconds: int, label: str,
+             offset: int) -> dict[str, Any]:
+    cache = answer_cache_counts(t.port) if t.name != BASELINE else None
+    cpu = group_cpu_seconds(t.proc.pid)
+    load = loader.run(t.port, t.paths, seconds, label, offset)
+    cpu = group_cpu_seconds(t.proc.pid) - cpu
+    row = _row(load, cpu)
+    after = answer_cache_counts(t.port) if cache is not None else None
+    if cache is not None and after is not None:
+        hits, misses = after[0] - cache[0], after[1] - cache[1]
+        row["answer_cache_hit_ratio"] = round(hits / (hits + misses), 4) \
+            if hits + misses else None
+    return row
 
 
 def _line(label: str, row: dict[str, Any]) -> str:
@@ -301,18 +372,22 @@ HEADER: Final = (f"  {'target':<18} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'p
                  f"{'errors':>7} {'cpu us/req':>11}")
 
 
-def run_targets(loader: Loader, targets: list[Target], args: argparse.Namespace
-                ) -> dict[str, dict[str, Any]]:
+def run_targets(loader: Loader, targets: list[Target], args: argparse.Namespace,
+                offsets: dict[str, int]) -> dict[str, dict[str, Any]]:
     """Warm each target up once, measure every target ``--rounds`` times in rotating order;
-    per target the median round by throughput, with every round's throughput."""
+    per target the median round by throughput, with every round's throughput. Each run of a
+    target starts in its path list where the previous one stopped (``offsets``)."""
     runs: dict[str, list[dict[str, Any]]] = {t.name: [] for t in targets}
     print(HEADER, flush=True)
     for r in range(args.rounds):
         shift = r % len(targets)
         for t in targets[shift:] + targets[:shift]:
             if r == 0 and args.warmup:
-                loader.run(t.port, t.paths, args.warmup, f"{t.name}-warmup")
-            row = _measure(loader, t, args.duration, f"{t.name}-{r + 1}")
+                warm = loader.run(t.port, t.paths, args.warmup, f"{t.name}-warmup",
+                                  offsets[t.name])
+                offsets[t.name] += warm.requests
+            row = _measure(loader, t, args.duration, f"{t.name}-{r + 1}", offsets[t.name])
+            offsets[t.name] += row["requests"]
             runs[t.name].append(row)
             print(_line(f"{t.name} (round {r + 1})", row), flush=True)
     out: dict[str, dict[str, Any]] = {}
@@ -321,6 +396,21 @@ def run_targets(loader: Loader, targets: list[Target], args: argparse.Namespace
         out[name] = {**median, "rps_rounds": [x["rps"] for x in rows],
                      "non_2xx": sum(x["non_2xx"] for x in rows),
                      "socket_errors": sum(x["socket_errors"] for x in rows)}
+    return out
+
+
+def run_half_load(loader: Loader, targets: list[Target], rate: float, seconds: int,
+                  offsets: dict[str, int]) -> dict[str, dict[str, Any]]:
+    """Each target under the open loop at ``rate`` requests/s, one after the other."""
+    out: dict[str, dict[str, Any]] = {}
+    for t in targets:
+        cpu = group_cpu_seconds(t.proc.pid)
+        load, dropped = loader.open(t.port, t.paths, rate, seconds, offsets[t.name])
+        cpu = group_cpu_seconds(t.proc.pid) - cpu
+        offsets[t.name] += load.requests + dropped
+        out[t.name] = {**_row(load, cpu), "offered_rps": round(rate, 1), "dropped": dropped}
+        print(_line(f"{t.name} (open loop)", out[t.name]) + f"  offered {rate:.0f}/s, "
+              f"dropped {dropped}", flush=True)
     return out
 
 
@@ -365,8 +455,14 @@ def _run(args: argparse.Namespace) -> int:
         users = pick_users(data.session_users, seed=args.seed, unknown_share=args.unknown_share)
         if not users:
             raise RuntimeError("bench-serve: the dataset has no user with a session")
+        if len(users) < MIN_USERS:
+            print(f"bench-serve: only {len(users)} users in the mix (fewer than {MIN_USERS}: "
+                  f"more --events give more sessions)", flush=True)
+        order = with_repeats(users, repeat_share=args.repeat_share, seed=args.seed)
         print(f"bench-serve: {data.sessions} sessions, {data.redis_keys} keys in "
-              f"{data.fill_s:.1f} s; requests rotate over {len(users)} users", flush=True)
+              f"{data.fill_s:.1f} s; requests rotate over {len(users)} users, "
+              f"{len(order)} requests per pass ({args.repeat_share:.0%} repeated polls)",
+              flush=True)
         logs = work / "logs"
         ports = {"server": free_port(), BASELINE: free_port()}
         # an empty bootstrap turns the server's impression publishing off (no broker here)
@@ -383,10 +479,9 @@ def _run(args: argparse.Namespace) -> int:
         stack.callback(base.stop)
         wait_ready(real, ports["server"])
         wait_ready(base, ports[BASELINE])
-        pool = None
-        if args.load_generator == PYTHON:
-            pool = stack.enter_context(ProcessPoolExecutor(
-                1, mp_context=multiprocessing.get_context("spawn")))
+        # the Python generators' process (the closed-loop fallback and the open loop)
+        pool = stack.enter_context(ProcessPoolExecutor(
+            1, mp_context=multiprocessing.get_context("spawn")))
         loader = Loader(args.load_generator, args.connections, args.threads, work / "load",
                         pool, tuple(auth.items()))
         targets: list[Target] = []
@@ -394,7 +489,7 @@ def _run(args: argparse.Namespace) -> int:
         skipped: dict[str, str] = {}
         for name in [BASELINE, *args.endpoints]:
             proc, port = (base, ports[BASELINE]) if name == BASELINE else (real, ports["server"])
-            paths = target_paths(name, users)
+            paths = target_paths(name, order)
             try:
                 statuses, sources = preflight(port, paths, auth)
             except (OSError, http.client.HTTPException) as exc:
@@ -412,39 +507,59 @@ def _run(args: argparse.Namespace) -> int:
         print(f"bench-serve: {args.load_generator}, {args.connections} connections, "
               f"{args.warmup} s warm-up, {args.rounds} x {args.duration} s per target, "
               f"{args.workers} worker(s) per server", flush=True)
-        rows = run_targets(loader, targets, args)
+        offsets = {t.name: 0 for t in targets}
+        rows = run_targets(loader, targets, args, offsets)
+        headline = _headline([t.name for t in targets if t.name != BASELINE], skipped)
+        rate = rows[BASELINE]["rps"] / 2
+        print(f"bench-serve: open loop at half the baseline's throughput, {rate:.0f} "
+              f"requests/s, {args.duration} s per target", flush=True)
+        half = run_half_load(loader, [t for t in targets if t.name in (BASELINE, headline)],
+                             rate, args.duration, offsets)
     print("bench-serve: per target (median round)\n" + HEADER, flush=True)
     for name, row in rows.items():
         print(_line(name, row), flush=True)
-    print(json_summary(args, info, data, len(users), rows, checks, skipped))
+    print(json_summary(args, info, data, len(users), rows, checks, skipped, half))
     return 0
+
+
+def _headline(endpoints: Sequence[str], skipped: dict[str, str]) -> str:
+    if not endpoints:
+        raise RuntimeError(f"bench-serve: no endpoint could be measured: {skipped}")
+    return "homepage" if "homepage" in endpoints else endpoints[0]
 
 
 def json_summary(args: argparse.Namespace, info: dict[str, Any], data: Dataset, n_users: int,
                  rows: dict[str, dict[str, Any]], checks: dict[str, dict[str, Any]],
-                 skipped: dict[str, str]) -> str:
+                 skipped: dict[str, str], half: dict[str, dict[str, Any]]) -> str:
     endpoints = {k: {**v, **checks[k]} for k, v in rows.items() if k != BASELINE}
-    if not endpoints:
-        raise RuntimeError(f"bench-serve: no endpoint could be measured: {skipped}")
-    headline = "homepage" if "homepage" in endpoints else next(iter(endpoints))
+    headline = _headline(list(endpoints), skipped)
     head, bl = endpoints[headline], {**rows[BASELINE], **checks[BASELINE]}
     ratio = round(head["rps"] / bl["rps"], 4) if bl["rps"] else 0.0
+    half_p99 = half[headline]["p99_ms"]
     summary = {
         "rps": head["rps"], "p50_ms": head["p50_ms"], "p99_ms": head["p99_ms"],
         "headline": headline, "baseline_rps": bl["rps"], "baseline_p50_ms": bl["p50_ms"],
         "baseline_p99_ms": bl["p99_ms"], "ratio": ratio,
+        "p99_ms_at_half_load": half_p99,
+        "baseline_p99_ms_at_half_load": half[BASELINE]["p99_ms"],
+        "answer_cache_hit_ratio": head.get("answer_cache_hit_ratio"),
         "aim": {"p99_ms_max": AIM_P99_MS, "ratio_min": AIM_RATIO,
-                "met": head["p99_ms"] <= AIM_P99_MS and ratio >= AIM_RATIO},
+                "p99_ms_at_half_load_max": AIM_HALF_LOAD_P99_MS,
+                "met": head["p99_ms"] <= AIM_P99_MS and ratio >= AIM_RATIO
+                and half_p99 <= AIM_HALF_LOAD_P99_MS and half[headline]["dropped"] == 0},
         "non_2xx": sum(r["non_2xx"] for r in rows.values()),
         "socket_errors": sum(r["socket_errors"] for r in rows.values()),
         "connections": args.connections, "duration_s": args.duration, "warmup_s": args.warmup,
         "rounds": args.rounds, "workers": args.workers, "load_generator": args.load_generator,
         "impressions_published": bool(args.kafka_bootstrap),
-        "load_model": "closed loop: one request in flight per connection", **info,
+        "load_model": "closed loop: one request in flight per connection; then open loop at "
+                      "half the baseline's rate (half_load)",
+        "half_load": half, **info,
         "dataset": {"source": DATA_SOURCE, "seed": data.seed, "items": data.items,
                     "users": data.users, "events": data.events, "sessions": data.sessions,
                     "redis_keys": data.redis_keys, "fill_s": round(data.fill_s, 1),
-                    "users_requested": n_users, "unknown_share": args.unknown_share},
+                    "users_requested": n_users, "unknown_share": args.unknown_share,
+                    "repeat_share": args.repeat_share, "repeat_window": REPEAT_WINDOW},
         "endpoints": endpoints, "baseline": bl, "skipped_endpoints": skipped,
     }
     return orjson.dumps(summary).decode()

@@ -17,7 +17,8 @@ pytestmark = pytest.mark.integration
 
 REQUIRED = ("rps", "p50_ms", "p99_ms", "baseline_rps", "baseline_p99_ms", "ratio", "cpu_count",
             "connections", "duration_s", "workers", "load_generator", "non_2xx", "dataset",
-            "platform", "cpu_model", "endpoints", "baseline", "headline")
+            "platform", "cpu_model", "endpoints", "baseline", "headline",
+            "p99_ms_at_half_load", "baseline_p99_ms_at_half_load", "half_load")
 
 
 @pytest.mark.parametrize("generator", ["wrk", "python"])
@@ -46,6 +47,13 @@ def test_bench_serve_prints_a_consistent_summary_as_its_last_line(
     assert summary["baseline_p99_ms"] >= summary["baseline_p50_ms"] > 0
     assert summary["ratio"] == pytest.approx(summary["rps"] / summary["baseline_rps"], rel=1e-3)
     assert summary["non_2xx"] == 0 and summary["socket_errors"] == 0
+    # the open loop offered both targets half the baseline's closed-loop throughput
+    half = summary["half_load"]
+    assert set(half) == {"baseline", summary["headline"]}
+    for row in half.values():
+        assert row["offered_rps"] == pytest.approx(summary["baseline_rps"] / 2, rel=1e-3)
+        assert row["requests"] > 0 and row["non_2xx"] == 0
+    assert summary["p99_ms_at_half_load"] == half[summary["headline"]]["p99_ms"] > 0
     assert summary["dataset"]["events"] == 3000 and summary["dataset"]["sessions"] > 0
     assert "ReferenceRunner" in summary["dataset"]["source"]
     # the session endpoint exists; the homepage is measured once served, reported skipped before
