@@ -188,10 +188,11 @@ class Core:
         return frozen
 
     async def finish(self, draft: Draft, opts: Options, variant: Variant, rec_id: str,
-                     now: int, *, degraded: bool = False) -> dict[str, Any]:
-        """Compose and deliver in one go (no answer cache): the reference path."""
+                     now: int, *, degraded: bool = False,
+                     shown: list[str] | None = None) -> dict[str, Any]:
+        """Compose and deliver in one go (no answer cache)."""
         frozen = await self.compose(draft, opts, variant, now, degraded=degraded)
-        return self.deliver(frozen, opts, variant, rec_id, now)
+        return self.deliver(frozen, opts, variant, rec_id, now, shown=shown)
 
     async def compose(self, draft: Draft, opts: Options, variant: Variant, now: int, *,
                       degraded: bool = False) -> Frozen:
@@ -241,8 +242,9 @@ class Core:
                       str(session_id) if session_id else None, explore)
 
     def deliver(self, frozen: Frozen, opts: Options, variant: Variant, rec_id: str,
-                now: int) -> dict[str, Any]:
-        """The per-request steps: exploration, ``rec_id``, freshness, metrics, impression."""
+                now: int, *, shown: list[str] | None = None) -> dict[str, Any]:
+        """The per-request steps: exploration, ``rec_id``, freshness, metrics, impression.
+        The item ids answered are added to ``shown`` when given."""
         parts, ids, sources = frozen.parts, frozen.ids, frozen.sources
         exploration = None
         ex = frozen.explore
@@ -271,6 +273,8 @@ class Core:
                                   "propensity": exploration.propensity}
             self.metrics.explorations.inc()
         self._observe(frozen.placement, doc, ids, sources)
+        if shown is not None:
+            shown.extend(ids)
         if opts.user is not None and ids and self.publisher is not None and \
                 self._new_impression(opts.user, frozen.placement, ids, now):
             self._log_impression(self.publisher, opts.user, opts, frozen, doc, ids, sources,
@@ -344,7 +348,8 @@ class Core:
     # ---- degraded -------------------------------------------------------------------------
     async def degraded(self, exc: BaseException, draft_placement: str, opts: Options,
                        variant: Variant, rec_id: str, now: int, *,
-                       exclude: frozenset[str] = frozenset()) -> dict[str, Any]:
+                       exclude: frozenset[str] = frozenset(),
+                       shown: list[str] | None = None) -> dict[str, Any]:
         """Redis failed: the last trending list this process read (category first), else
         nothing; flagged ``degraded``, never an error."""
         if self._redis_ok:
@@ -365,10 +370,12 @@ class Core:
                 draft = Draft(draft_placement, cands, [env.as_of], fallback=fallback)
                 break
         try:
-            return await self.finish(draft, opts, variant, rec_id, now, degraded=True)
+            return await self.finish(draft, opts, variant, rec_id, now, degraded=True,
+                                     shown=shown)
         except Exception:  # metadata not cached either: the bare list
             log.exception("serving: degraded answer failed, answering empty")
-            return await self.finish(empty, opts, variant, rec_id, now, degraded=True)
+            return await self.finish(empty, opts, variant, rec_id, now, degraded=True,
+                                     shown=shown)
 
 
 def _explored(item_id: str, score: float, place: int, slot: int) -> Ranked:

@@ -142,6 +142,22 @@ def _document_bytes() -> bytes:
                 "homepage recommendations", [user_path, *_LIST_QUERY])},
             "/v1/users/{user_id}/session-recommendations": {"get": _list_op(
                 "because you viewed: from the current session", [user_path, *_LIST_QUERY])},
+            "/v1/users/{user_id}/page": {"get": {
+                "summary": "several placements of one page in one request, no item twice "
+                           "(each excludes what the placements before it answered)",
+                "parameters": [user_path, *_LIST_QUERY, {
+                    "name": "placements", "in": "query", "required": False,
+                    "description": "comma-separated, in order of precedence, of session, "
+                                   "homepage, trending (default: all three)",
+                    "schema": {"type": "string"}}],
+                "responses": {"200": {"description": "one answer per placement", "content": {
+                    "application/json": {"schema": {
+                        "type": "object", "required": ["page_id", "placements"],
+                        "properties": {
+                            "page_id": {"type": "string"},
+                            "placements": {"type": "object", "additionalProperties": {
+                                "$ref": "#/components/schemas/Recommendations"}}}}}}},
+                    **_error_responses(422)}}},
             "/v1/items/{item_id}/similar": {"get": _list_op(
                 "items often viewed with this one, and its neighbours in the learned model",
                 [item_path, *_LIST_QUERY, _USER_Q], 404)},

@@ -50,6 +50,10 @@ class Query:
             return cls({})
         return cls(dict(parse_qsl(raw.decode("latin-1"), keep_blank_values=True)))
 
+    def value(self, name: str) -> str | None:
+        """The raw value of ``name`` (for parameters one endpoint validates itself)."""
+        return self._values.get(name)
+
     def k(self, default: int = DEFAULT_K) -> int:
         raw = self._values.get("k")
         if raw is None:

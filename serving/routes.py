@@ -58,6 +58,7 @@ from serving.limits import check_depth
 from serving.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from serving.models import Header
 from serving.openapi import docs_page, openapi_document
+from serving.page_answers import add_page_answer_route
 from serving.pages import add_page_routes
 from serving.params import MAX_EXCLUDE, entity_id, invalid
 from serving.publish import PublishUnavailable
@@ -93,7 +94,7 @@ ACCESS: Final[dict[str, Access]] = {
     "home": Access.OPEN, "storefront": Access.OPEN, "static": Access.OPEN,
     "demo_token": Access.OPEN,
     "trending": Access.ITEMS, "similar": Access.ITEMS, "bought_together": Access.ITEMS,
-    "homepage": Access.USER, "session_recommendations": Access.USER,
+    "homepage": Access.USER, "session_recommendations": Access.USER, "page": Access.USER,
     "cart": Access.USER, "events": Access.USER,
     "metrics_text": Access.PRIVATE, "openapi": Access.PRIVATE, "docs": Access.PRIVATE,
     "dashboard": Access.PRIVATE, "dashboard_data": Access.PRIVATE,
@@ -131,7 +132,15 @@ class Handlers(Core):
     async def _answer(self, endpoint: str, placement: str, req: Request, opts: Options,
                       build: Callable[[Options, int], Awaitable[Draft]],
                       degraded_exclude: frozenset[str] = frozenset()) -> Response:
-        now = self.now_ms()
+        return ok(await self.answer_doc(placement, opts, build, self.now_ms(),
+                                        degraded_exclude))
+
+    async def answer_doc(self, placement: str, opts: Options,
+                         build: Callable[[Options, int], Awaitable[Draft]], now: int,
+                         degraded_exclude: frozenset[str] = frozenset(),
+                         shown: list[str] | None = None) -> dict[str, Any]:
+        """One placement's answer document (degraded when Redis fails); its item ids are
+        added to ``shown`` when given."""
         rec_id = self.rec_ids()
         variant = self.assign(placement, opts, rec_id)
 
@@ -143,11 +152,10 @@ class Handlers(Core):
 
         try:
             frozen = await self.answer(placement, opts, variant, now, drafted)
-            doc = self.deliver(frozen, opts, variant, rec_id, now)
+            return self.deliver(frozen, opts, variant, rec_id, now, shown=shown)
         except UNAVAILABLE as exc:
-            doc = await self.degraded(exc, placement, opts, variant, rec_id, now,
-                                      exclude=degraded_exclude)
-        return ok(doc)
+            return await self.degraded(exc, placement, opts, variant, rec_id, now,
+                                       exclude=degraded_exclude, shown=shown)
 
     async def trending(self, req: Request) -> Response:
         opts = Options.of(req)
@@ -204,28 +212,31 @@ class Handlers(Core):
         opts = Options.of(req, user)
 
         async def build(o: Options, now: int) -> Draft:
-            (env,) = await self.get([session_key(user)], cache=False)
-            session = env.data if env is not None else None
-            if not session or not session.get("events"):
-                seen = session_seen(session)
-                draft = await self._trending_draft(o, now, "session", exclude=o.exclude | seen)
-                draft.fallback, draft.session = FALLBACK_NO_SESSION, session
-                return draft
-            recent = recent_items(session, SESSION_PARAMS.recent)
-            found = await self.get([similar_key(i) for i in recent])
-            lists = {i: self._shares(e) for i, e in zip(recent, found, strict=True)
-                     if e is not None}
-            cands = blend(session, lists, {}, (), SESSION_PARAMS, k=o.pool, exclude=o.exclude)
-            if not cands:
-                draft = await self._trending_draft(o, now, "session",
-                                                   exclude=o.exclude | session_seen(session))
-                draft.fallback, draft.session = FALLBACK_NO_CANDIDATES, session
-                draft.times.append(env.as_of)
-                return draft
-            times = [env.as_of, *(e.as_of for e in found if e is not None)]
-            return Draft("session", cands, times, session=session, because=recent)
+            return await self._session_draft(o, now, user)
 
         return await self._answer("session", "session", req, opts, build)
+
+    async def _session_draft(self, o: Options, now: int, user: str) -> Draft:
+        (env,) = await self.get([session_key(user)], cache=False)
+        session = env.data if env is not None else None
+        if not session or not session.get("events"):
+            seen = session_seen(session)
+            draft = await self._trending_draft(o, now, "session", exclude=o.exclude | seen)
+            draft.fallback, draft.session = FALLBACK_NO_SESSION, session
+            return draft
+        recent = recent_items(session, SESSION_PARAMS.recent)
+        found = await self.get([similar_key(i) for i in recent])
+        lists = {i: self._shares(e) for i, e in zip(recent, found, strict=True)
+                 if e is not None}
+        cands = blend(session, lists, {}, (), SESSION_PARAMS, k=o.pool, exclude=o.exclude)
+        if not cands:
+            draft = await self._trending_draft(o, now, "session",
+                                               exclude=o.exclude | session_seen(session))
+            draft.fallback, draft.session = FALLBACK_NO_CANDIDATES, session
+            draft.times.append(env.as_of)
+            return draft
+        times = [env.as_of, *(e.as_of for e in found if e is not None)]
+        return Draft("session", cands, times, session=session, because=recent)
 
     async def homepage(self, req: Request) -> Response:
         user = entity_id("user_id", req.params["user_id"])
@@ -489,6 +500,7 @@ def build_router(h: Handlers, settings: Settings, guard: Guard) -> Router[Handle
     router.add("GET", "/v1/users/{user_id}/recommendations", h.homepage)
     router.add("POST", "/v1/cart/recommendations", h.cart)
     router.add("POST", "/v1/events", h.events)
+    add_page_answer_route(router, h)
     add_page_routes(router)
     add_dashboard_routes(router, h, targets_of(settings))
     if settings.demo_storefront:

@@ -14,6 +14,11 @@
  * (data-category, optional). Optional: data-title, data-poll-ms (default 1000 for session, else
  * no polling).
  *
+ * With data-page="true" on the script tag, the session, homepage and trending widgets of the page
+ * (trending without data-category) are answered by one request, /v1/users/{id}/page, in their
+ * order on the page, and no item shows in two of them; they poll together at the shortest
+ * interval among them.
+ *
  * window.RecsWidget: ready (a promise: the first token is there); track(event | events) POSTs
  * to /v1/events; api(path, init) fetches an API path with the credentials; refresh(placement?)
  * re-fetches now (and a few times soon after, so a rail catches the stream's update);
@@ -38,6 +43,9 @@
     'bought-together': 'Bought together', trending: 'Trending'
   };
   var widgets = [];
+  var PAGE = !!script && script.getAttribute('data-page') === 'true';
+  var PAGE_PLACEMENTS = ['session', 'homepage', 'trending'];
+  var page = null;  // the first widget of the page group: it fetches for every member
 
   // ---- identity: the user token from the storefront's backend ----------------------------
   function randomId(prefix) {
@@ -153,6 +161,10 @@
   function enc(v) { return encodeURIComponent(v); }
   function endpoint(w) {
     var k = 'k=' + enc(w.k), el = w.el, item = el.getAttribute('data-item');
+    if (w.members && w.members.length > 1) {
+      return '/v1/users/' + enc(userId()) + '/page?' + k + '&placements=' +
+        w.members.map(function (m) { return m.placement; }).join(',');
+    }
     switch (w.placement) {
       case 'session': return '/v1/users/' + enc(userId()) + '/session-recommendations?' + k;
       case 'homepage': return '/v1/users/' + enc(userId()) + '/recommendations?' + k;
@@ -173,6 +185,14 @@
     var resp = await api(path, { headers: { accept: 'application/json' } });
     if (!resp.ok) throw new Error('HTTP ' + resp.status);
     var doc = await resp.json();
+    if (w.members && w.members.length > 1) {
+      if (!doc || !doc.placements) throw new Error('unexpected answer');
+      w.members.forEach(function (m) {
+        var one = doc.placements[m.placement];
+        if (one && Array.isArray(one.items)) apply(m, one);
+      });
+      return;
+    }
     if (!doc || !Array.isArray(doc.items)) throw new Error('unexpected answer');
     apply(w, doc);
   }
@@ -255,6 +275,7 @@
     w.timer = setTimeout(function () { tick(w); }, delay);
   }
   async function tick(w) {
+    if (w.leader) return tick(w.leader);
     if (w.busy) { w.again = true; return; }
     w.busy = true;
     try {
@@ -262,8 +283,10 @@
       w.failures = 0;
     } catch (err) {
       w.failures = Math.min(w.failures + 1, 10);
-      w.el.setAttribute('data-state', 'error');
-      w.status.textContent = 'unavailable (' + err.message + ')';
+      (w.members || [w]).forEach(function (m) {
+        m.el.setAttribute('data-state', 'error');
+        m.status.textContent = 'unavailable (' + err.message + ')';
+      });
     } finally {
       w.busy = false;
     }
@@ -310,6 +333,18 @@
     el.setAttribute('data-state', 'loading');
     el.addEventListener('click', function (e) { onClick(w, e); });
     widgets.push(w);
+    if (PAGE && PAGE_PLACEMENTS.indexOf(placement) >= 0 && !el.getAttribute('data-category')) {
+      if (!page) {
+        page = w;
+        w.members = [w];
+        setTimeout(function () { tick(w); }, 0);  // once the rest of the page has joined
+        return w;
+      }
+      page.members.push(w);
+      w.leader = page;
+      if (w.pollMs && (!page.pollMs || w.pollMs < page.pollMs)) page.pollMs = w.pollMs;
+      return w;
+    }
     tick(w);
     return w;
   }

@@ -32,7 +32,7 @@ def test_api_conforms_to_its_openapi_document(filled: str, kafka: Any,
         auth = server_auth()
         schema = schemathesis.openapi.from_url(f"{base}/openapi.json", headers=auth)
         operations = [result.ok() for result in schema.get_all_operations()]
-        assert len(operations) == 10
+        assert len(operations) == 11
         seen: dict[str, set[int]] = {}
         for op in operations:
             @given(case=op.as_strategy())

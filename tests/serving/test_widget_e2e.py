@@ -217,6 +217,9 @@ def test_clicking_a_product_refreshes_because_you_viewed(
             page.wait_for_selector(f'{HOMEPAGE_RAIL}[data-state="ready"] [data-item-id]')
             before = [i for i, _ in page.evaluate(RAIL_IDS_JS, SESSION_RAIL)]
             assert page.get_attribute(SESSION_RAIL, "data-source") == "trending"  # new shopper
+            # the rails come from one page request: a new shopper's rails share no item
+            homepage_ids = [i for i, _ in page.evaluate(RAIL_IDS_JS, HOMEPAGE_RAIL)]
+            assert before and homepage_ids and not set(before) & set(homepage_ids)
             user = page.evaluate("RecsWidget.user()")
             session_id = page.evaluate("RecsWidget.session()")
             grid = page.eval_on_selector_all("#grid .card", "els => els.map(e => e.dataset.itemId)")
