@@ -319,11 +319,11 @@ class Target:
     paths: list[str]
 
 
-def answer_cache_counts(port: int) -> tuple[float, float] | None:
+def answer_cache_counts(port: int, headers: Mapping[str, str]) -> tuple[float, float] | None:
     """``(hits, misses)`` of the server's answer cache from its ``/metrics``; ``None`` when
     the target exports none (the baseline)."""
     try:
-        status, body = get(port, "/metrics")
+        status, body = get(port, "/metrics", headers=headers)
     except (OSError, http.client.HTTPException):
         return None
     if status != 200:
@@ -349,12 +349,13 @@ def _row(load: Load, cpu: float) -> dict[str, Any]:
 
 def _measure(loader: Loader, t: Target, seconds: int, label: str,
              offset: int) -> dict[str, Any]:
-    cache = answer_cache_counts(t.port) if t.name != BASELINE else None
+    headers = dict(loader.headers)
+    cache = answer_cache_counts(t.port, headers) if t.name != BASELINE else None
     cpu = group_cpu_seconds(t.proc.pid)
     load = loader.run(t.port, t.paths, seconds, label, offset)
     cpu = group_cpu_seconds(t.proc.pid) - cpu
     row = _row(load, cpu)
-    after = answer_cache_counts(t.port) if cache is not None else None
+    after = answer_cache_counts(t.port, headers) if cache is not None else None
     if cache is not None and after is not None:
         hits, misses = after[0] - cache[0], after[1] - cache[1]
         row["answer_cache_hit_ratio"] = round(hits / (hits + misses), 4) \

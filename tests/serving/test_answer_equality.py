@@ -45,7 +45,7 @@ from state.records import Update
 from state.redis_store import AsyncReader, RedisStore
 from stream.views import item_vector_update, model_update, user_vector_update
 from tests.serving import learned as L
-from tests.serving.kit import NOW, AsgiClient
+from tests.serving.kit import NOW, AsgiClient, creds
 
 pytestmark = pytest.mark.integration
 
@@ -229,7 +229,8 @@ def _differences(a: Any, b: Any, path: str = "") -> list[str]:
 def _app(redis_url: str, rules: Path, clock: Callable[[], int], *, fast: bool) -> App:
     # a generous budget: a read slowed by a busy machine must not turn into a degraded answer
     settings = Settings(redis_url=redis_url, kafka_bootstrap="", rules_file=str(rules),
-                        serve_budget_ms=10_000)
+                        serve_budget_ms=10_000, keys_file=creds().keys_file,
+                        rate_key_rps=1e9, rate_key_burst=1e9)
     reader = PipelinedReader.from_url(redis_url) if fast else AsyncReader.from_url(redis_url)
     app = create_app(settings, reader, now_ms=clock)
     if not fast:

@@ -86,7 +86,7 @@ def test_every_documented_operation_is_guarded(filled: str) -> None:
         "garbage": "v1.x.y.z",
     }
     ops = operations()
-    assert len(ops) == 10
+    assert len(ops) == 11
 
     async def body(client: AsgiClient) -> list[tuple[str, str, str, str, Reply]]:
         out = []
