@@ -52,6 +52,7 @@ class Counters:
     processed_before: int = 0
     dlq_before: int = 0
     malformed: int = 0
+    publishing_since: float | None = None  # monotonic time the clickstream started
     http_ok: int = 0
     http_failed: int = 0
     http_errors: list[str] = dataclasses.field(default_factory=list)  # the first few failures
@@ -100,6 +101,7 @@ def _produce(settings: Settings, stop: threading.Event, rate: float, counters: C
     print("recs demo: the job is running; publishing the clickstream at "
           f"{rate:.0f} events/s", flush=True)
     events: Iterator[Interaction] = shop.events(10**9, start_ts=int(time.time() * 1000))
+    counters.publishing_since = time.monotonic()
     started = time.perf_counter()
     sent = 0
     while not stop.is_set():
@@ -359,9 +361,9 @@ def main(argv: list[str]) -> int:
         _open_browser(f"{base}/storefront")
         for t in threads:
             t.start()
-        # DEMO_SECONDS is the time the storefront runs, not the start-up before it (a slow
-        # machine's start-up once ate a whole 40 s smoke run: nothing was produced)
-        traffic_started = time.monotonic()
+        # DEMO_SECONDS counts from when the clickstream starts (the producer waits for the job
+        # to be up), not the start-up before it: a slow machine's JVM start-up once ate a whole
+        # 40 s smoke run, and then the first 40 s after the threads started (nothing produced)
         latencies: list[float] = []
         try:
             while not stop.wait(5.0):
@@ -376,7 +378,9 @@ def main(argv: list[str]) -> int:
                       f"dlq={_dlq_count(settings) - counters.dlq_before} "
                       f"http_ok={counters.http_ok} "
                       f"freshness_p99_ms={percentile(latencies, 99):.0f}", flush=True)
-                if seconds is not None and time.monotonic() - traffic_started >= seconds:
+                since = counters.publishing_since
+                if seconds is not None and since is not None and \
+                        time.monotonic() - since >= seconds:
                     break
         except KeyboardInterrupt:
             pass
