@@ -12,15 +12,19 @@ inflates it less), in microseconds per request. Cases:
 * ``public_token``: a public key with a user token for the user of the path (a browser);
 * ``bad_key``: an unknown key refused (401), address bucket charged;
 * ``headers``: request headers read (with the size limits) and the security/CORS headers added
-  to an answer, the work every request now does besides the check.
+  to an answer, the work every request now does besides the check;
+* ``timeout``: the request timeout's bookkeeping (:class:`serving.deadline.Deadlines`: the
+  request noted in flight and taken off, in a running loop).
 
-The sum of ``server_key`` (or ``public_token``) and ``headers`` is the edge's cost per request.
+The sum of ``server_key`` (or ``public_token``), ``headers`` and ``timeout`` is the edge's cost
+per request (``edge_server_key_us``, ``edge_public_token_us``).
 One line of JSON, the machine included.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import os
 import platform
@@ -34,6 +38,7 @@ import orjson
 
 from serving.app import _headers
 from serving.auth import Access, KeyFile, sign_token, unb64, write_keys
+from serving.deadline import Deadlines
 from serving.guard import Guard, edge_headers
 from serving.responses import ApiError
 
@@ -48,6 +53,21 @@ def _best_us(fn: Callable[[], Any], calls: int, rounds: int) -> float:
             fn()
         best = min(best, (time.process_time_ns() - start) / calls / 1000)
     return round(best, 3)
+
+
+def _timeout_us(calls: int, rounds: int) -> float:
+    async def go() -> float:
+        deadlines = Deadlines(10.0, time.monotonic)
+        best = float("inf")
+        for _ in range(rounds):
+            start = time.process_time_ns()
+            for _ in range(calls):
+                task = deadlines.enter()
+                deadlines.leave(task)
+            best = min(best, (time.process_time_ns() - start) / calls / 1000)
+        await deadlines.stop()
+        return round(best, 3)
+    return asyncio.run(go())
 
 
 def run(calls: int, rounds: int) -> dict[str, Any]:
@@ -81,10 +101,13 @@ def run(calls: int, rounds: int) -> dict[str, Any]:
             "headers": headers,
         }
         figures = {name: _best_us(fn, calls, rounds) for name, fn in cases.items()}
+        figures["timeout"] = _timeout_us(calls, rounds)
     load1, load5, _ = os.getloadavg()
     return {"us_per_request": figures,
-            "edge_server_key_us": round(figures["server_key"] + figures["headers"], 3),
-            "edge_public_token_us": round(figures["public_token"] + figures["headers"], 3),
+            "edge_server_key_us": round(figures["server_key"] + figures["headers"]
+                                        + figures["timeout"], 3),
+            "edge_public_token_us": round(figures["public_token"] + figures["headers"]
+                                          + figures["timeout"], 3),
             "calls": calls, "rounds": rounds, "python": platform.python_version(),
             "machine": platform.machine(), "cpu_count": os.cpu_count(),
             "loadavg_1m": round(load1, 2), "loadavg_5m": round(load5, 2)}

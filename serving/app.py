@@ -24,6 +24,7 @@ from typing import Any, Final
 
 from recs.settings import Settings
 from serving.auth import Access, KeyFile
+from serving.deadline import Deadlines
 from serving.experiments import load_experiments
 from serving.fetch import Reader
 from serving.guard import MAX_HEADER_BYTES, MAX_HEADERS, Guard, edge_headers, parse_origins
@@ -87,7 +88,7 @@ class App:
                            cors_origins=parse_origins(settings.cors_origins),
                            private_loopback=settings.private_loopback,
                            auth_off=settings.auth_off)
-        self._timeout_s = settings.request_timeout_ms / 1000
+        self.deadlines = Deadlines(settings.request_timeout_ms / 1000, monotonic)
         rules = load_rules(Path(settings.rules_file) if settings.rules_file else None)
         experiments = load_experiments(
             Path(settings.experiments_file) if settings.experiments_file else None, rules)
@@ -129,15 +130,21 @@ class App:
                 principal = self.guard.check(ACCESS.get(endpoint, PRIVATE_DEFAULT), headers,
                                              params, query.raw_user_id(),
                                              client[0] if client else "")
-                async with asyncio.timeout(self._timeout_s):
+                task = self.deadlines.enter()
+                try:
                     body = await _read_body(receive) if method in BODY_METHODS else b""
                     response = await handler(Request(method, path, params, query, headers,
                                                      body, principal))
+                except asyncio.CancelledError:
+                    if not self.deadlines.timed_out(task):
+                        raise
+                    response = error_response(ApiError(
+                        504, "timeout", f"the request took longer than "
+                        f"{self.deadlines.timeout_s:g} s"))
+                finally:
+                    self.deadlines.leave(task)
         except ApiError as err:
             response = error_response(err)
-        except TimeoutError:
-            response = error_response(ApiError(
-                504, "timeout", f"the request took longer than {self._timeout_s:g} s"))
         except Exception:
             log.exception("serving: unhandled error method=%s path=%s query=%r",
                           scope.get("method"), path, scope.get("query_string", b""))
@@ -180,6 +187,7 @@ class App:
         log.info("serving: started redis_url=%s", _redact(self.settings.redis_url))
 
     async def shutdown(self) -> None:
+        await self.deadlines.stop()
         models = self.handlers.models
         await models.stop()
         if models.source is not None:

@@ -8,10 +8,12 @@ on a secret committed to the repository."""
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import logging
 import os
 import secrets
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -365,3 +367,23 @@ def test_the_demo_backend_signs_and_renews_a_shoppers_token(filled: str) -> None
     assert fresh.json["user_id"] != first.json["user_id"]
     assert use.status == 200
     assert first.json["expires_at_s"] == NOW // 1000 + 900
+
+
+def test_a_request_past_its_timeout_is_a_504_and_the_next_one_answers(filled: str) -> None:
+    class SlowBroker:  # a Kafka that never acknowledges
+        async def publish(self, records: Any, *, wait: bool = True) -> None:
+            await asyncio.sleep(30)
+
+    event = {"event_id": "e-slow", "type": "view", "user_id": VICTIM, "session_id": "s1",
+             "item_id": "i1", "ts": NOW}
+
+    async def body(client: AsgiClient) -> tuple[Reply, float, Reply]:
+        began = time.monotonic()
+        slow = await client.post("/v1/events", [event])
+        took = time.monotonic() - began
+        return slow, took, await client.get("/v1/trending?k=1")
+
+    slow, took, after = run(filled, body, publisher=SlowBroker(), request_timeout_ms=200)
+    assert (slow.status, slow.json["error"]["code"]) == (504, "timeout")
+    assert 0.2 <= took < 2.0  # cut within a sweep (50 ms here) of the 200 ms
+    assert after.status == 200
