@@ -9,7 +9,9 @@ inflates it less), in microseconds per request. Cases:
 
 * ``server_key``: ``Guard.check`` of a route for users with a server key (what a storefront
   backend and ``make bench-serve`` send);
-* ``public_token``: a public key with a user token for the user of the path (a browser);
+* ``public_token``: a public key with a user token for the user of the path (a browser
+  polling: the token verified once, then remembered);
+* ``token_first_use``: the same with the token not seen before (the HMAC verified);
 * ``bad_key``: an unknown key refused (401), address bucket charged;
 * ``headers``: request headers read (with the size limits) and the security/CORS headers added
   to an answer, the work every request now does besides the check;
@@ -90,6 +92,10 @@ def run(calls: int, rounds: int) -> dict[str, Any]:
             with contextlib.suppress(ApiError):
                 guard.check(Access.USER, bad, params, None, "10.0.0.1")
 
+        def first_use() -> None:
+            guard.forget_tokens()
+            guard.check(Access.USER, public, params, None, "127.0.0.1")
+
         def headers() -> None:
             _headers(raw)
             edge_headers((), b"application/json", ())
@@ -97,6 +103,7 @@ def run(calls: int, rounds: int) -> dict[str, Any]:
         cases = {
             "server_key": lambda: guard.check(Access.USER, server, params, None, "127.0.0.1"),
             "public_token": lambda: guard.check(Access.USER, public, params, None, "127.0.0.1"),
+            "token_first_use": first_use,
             "bad_key": refused,
             "headers": headers,
         }

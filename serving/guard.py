@@ -32,6 +32,7 @@ from serving.auth import (
     Access,
     Claims,
     KeyFile,
+    KeyRing,
     Principal,
     TokenError,
 )
@@ -44,6 +45,7 @@ TOKEN_HEADER: Final = "x-recs-token"
 LOOPBACK: Final = frozenset({"127.0.0.1", "::1"})
 MAX_HEADER_BYTES: Final = 16 * 1024
 MAX_HEADERS: Final = 64
+MAX_VERIFIED_TOKENS: Final = 50_000  # verified tokens remembered (a widget polls with one)
 # every answer: no sniffing, no framing, no referrer; an API answer is not cached nor run
 SECURITY_HEADERS: Final = ((b"x-content-type-options", b"nosniff"),
                            (b"x-frame-options", b"DENY"),
@@ -84,6 +86,10 @@ class Guard:
         self.cors_origins = cors_origins
         self.private_loopback = private_loopback
         self.auth_off = auth_off
+        # tokens already verified against the current key ring (HMAC once per token, not per
+        # request); emptied when the ring changes, so a removed secret's tokens stop at once
+        self._verified: dict[str, Claims] = {}
+        self._verified_ring: KeyRing | None = None
         if auth_off:
             log.warning("auth: AUTHENTICATION IS OFF (RECS_AUTH=off): every endpoint answers "
                         "anyone, for any user. Local development only; never expose this "
@@ -134,7 +140,7 @@ class Guard:
         if not token:
             raise unauthorized("missing_token", f"a {PUBLIC!r} key needs a user token: "
                                f"X-Recs-Token (signed by the storefront's backend)")
-        claims = self._claims(ring.claims, token)
+        claims = self._claims(ring, token)
         principal = Principal(PUBLIC, key.id, claims)
         user = params.get("user_id")
         if user is not None:
@@ -143,12 +149,29 @@ class Guard:
             principal.check_user(query_user)
         return principal
 
-    def _claims(self, verify: Callable[[str, int], Claims], token: str) -> Claims:
+    def _claims(self, ring: KeyRing, token: str) -> Claims:
+        now_s = self.now_ms() // 1000
+        if ring is not self._verified_ring:
+            self._verified.clear()
+            self._verified_ring = ring
+        claims = self._verified.get(token)
+        if claims is not None:
+            if claims.exp_s > now_s:
+                return claims
+            del self._verified[token]
         try:
-            return verify(token, self.now_ms() // 1000)
+            claims = ring.claims(token, now_s)
         except TokenError as exc:
             code = "token_expired" if "expired" in str(exc) else "invalid_token"
             raise unauthorized(code, f"user token refused: {exc}") from None
+        if len(self._verified) >= MAX_VERIFIED_TOKENS:
+            self._verified.clear()
+        self._verified[token] = claims
+        return claims
+
+    def forget_tokens(self) -> None:
+        """Forget the verified tokens (each is verified again on its next use)."""
+        self._verified.clear()
 
     def _charge_addr(self, client: str, now: float) -> None:
         wait = self.per_addr.take(client, now)

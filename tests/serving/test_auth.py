@@ -285,6 +285,32 @@ def test_keys_rotate_without_a_restart(filled: str, tmp_path: Path) -> None:
     assert key_hash(first["server"]) not in path.read_text()
 
 
+def test_a_removed_token_secret_stops_its_tokens_at_once(filled: str, tmp_path: Path) -> None:
+    """Verified tokens are remembered (one HMAC per token), but never past the key ring they
+    were verified against."""
+    path = tmp_path / "keys.toml"
+    first = write_keys(path)
+    keys_part = path.read_text().split("[[token_secret]]")[0]
+    token = sign_token(first["token_kid"], unb64(first["token_secret"]), VICTIM, "s1",
+                       exp_s=NOW // 1000 + 600)
+    clock = Clock()
+
+    async def body(client: AsgiClient) -> list[Reply]:
+        h = [*bearer(first["public"]), (b"x-recs-token", token.encode())]
+        ok = [await client.get("/v1/trending?k=1", headers=h) for _ in range(2)]
+        new_secret = write_keys(tmp_path / "other.toml")
+        path.write_text(keys_part + "[[token_secret]]\n"
+                        f'id = "{new_secret["token_kid"]}"\n'
+                        f'secret = "{new_secret["token_secret"]}"\n')
+        os.utime(path, ns=(1, 1))
+        clock.t += 1.5
+        return [*ok, await client.get("/v1/trending?k=1", headers=h)]
+
+    replies = run(filled, body, monotonic=clock, keys_file=str(path))
+    assert [r.status for r in replies] == [200, 200, 401]
+    assert replies[-1].json["error"]["code"] == "invalid_token"
+
+
 def test_cors_is_closed_by_default_and_follows_the_allow_list(filled: str) -> None:
     shop = "https://shop.example"
 
