@@ -1,28 +1,46 @@
-"""Stream benchmark: the real path (Kafka -> Flink -> recs.updates -> loader -> Redis).
+"""Stream benchmark: the real path (Kafka -> Flink -> Redis), the writer and the models included.
 
-    recs bench-stream [--rates 500,1000,2000,5000,10000,20000,50000] [--seconds 15]
-                      [--parallelism 1] [--backlog 50000] [--warmup-s 20]
+    recs bench-stream [--backlog 2000000] [--rates 1000,2000,5000,10000,20000,50000]
+                      [--seconds 15] [--parallelism 1] [--generators 2]
+    RECS_STREAM_RUNTIME=jvm RECS_WRITER=jvm recs bench-stream ...   # the JVM topology
 
-1. **Rate steps.** Publishes synthetic storefront events at each rate (event time = the moment of
-   publishing) and probes every ``--probe-every``-th interest event: the probe is visible when
-   its user's session value in Redis reflects its event time. Freshness = visible − produced.
-   A rate is *sustained* when every probe became visible and freshness p99 stayed under
-   ``--max-p99-ms``; the steps stop at the first rate that is not.
-   Before the first step the job runs ``--warmup-s`` seconds at 200 events/s, unmeasured.
-2. **Backlog.** Publishes ``--backlog`` events as fast as the producer can, then measures how
-   fast the job drains them (first to last probe visible): the processing capacity.
+1. **Generator alone.** ``--backlog`` synthetic storefront events (50k users, 5k items) are
+   published by ``--generators`` processes before the job starts: ``generator_events_per_s``
+   is what the load generator can offer, so it is known not to be the bottleneck. Each
+   process builds its events (storefront simulation, JSON) before the clock starts and then
+   only sends them, in every phase.
+2. **Backlog drain.** Then the job (and the loader, when ``RECS_WRITER=loader``) starts on that
+   pre-filled topic. ``backlog_events_per_s`` is the backlog over the time from the job's first
+   write to Redis until every probe (every 1000th interest event and each generator's last) is
+   visible in its user's session and the freshness stamp has reached the newest event:
+   the drain rate with the models on (unless ``RECS_MODELS=0``). ``job_cpu_us_per_event``
+   is the job's process-group CPU over the drain; ``model_events_per_s`` what the
+   collaborative model learned over the drain (its published header), and
+   ``model_sampled_share`` the share of interest events it skipped by sampling (0.0: the
+   models take every event; they are not sampled yet, see ``model_lag_events``: what they had
+   not learned yet when the drain ended).
+3. **Rate steps**, on the warm job: events published at each rate (event time = the moment of
+   publishing) with every ``--probe-every``-th interest event probed; freshness = visible −
+   produced. A rate is *sustained* when every probe became visible, the p99 stayed under
+   ``--max-p99-ms`` and the generators offered at least 95 % of the rate; the steps stop at the
+   first rate that is not. ``freshness_p99_ms_at_10k`` is the p99 at 10k events/s offered
+   (null when the steps stopped below it).
 
-The last line is one JSON object: ``events_per_s`` (highest sustained rate), ``freshness_p50_ms``
-and ``freshness_p99_ms`` (at 10k events/s, or the highest sustained rate below it),
-``backlog_events_per_s``, ``parallelism``, ``cpu_count`` and the per-rate table.
+The last line is one JSON object: ``backlog_events_per_s``, ``events_per_s`` (highest sustained
+rate), ``freshness_p99_ms_at_10k``, ``freshness_p50_ms`` and ``freshness_p99_ms`` (at 10k, or the
+highest sustained rate below it), ``model_events_per_s``, ``model_sampled_share``,
+``generator_events_per_s``, ``job_cpu_us_per_event``, ``parallelism``, ``cpu_count``, the
+runtime and writer, and the per-rate table.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import multiprocessing
 import os
 import platform
+import queue
 import sys
 import threading
 import time
@@ -30,7 +48,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, Final, cast
 
 import orjson
 import redis
@@ -38,9 +56,9 @@ import redis
 from recs.settings import Settings, Topics
 from schemas.events import Interaction
 from state import keys
+from state.records import decode_envelope
 
 INTEREST = {"view", "click", "add_to_cart", "purchase"}
-WARMUP_RATE = 200  # events/s for --warmup-s before the first measured step
 
 
 @dataclass
@@ -130,27 +148,137 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[idx]
 
 
-def _publish_paced(producer: Any, settings: Settings, events: Any, rate: float, seconds: float,
-                   prober: Prober, probe_every: int) -> int:
+N_USERS: Final = 50_000
+N_ITEMS: Final = 5_000
+SEED: Final = 11
+BACKLOG_PROBE_EVERY: Final = 1_000
+
+
+@dataclass(frozen=True, slots=True)
+class Phase:
+    """One generator run: ``n`` events unpaced (``rate`` 0), or ``rate`` events/s in all for
+    ``seconds``; event ids carry the phase's name, so no phase repeats another's ids (the
+    JVM front drops duplicates)."""
+
+    name: str
+    n: int = 0
+    rate: float = 0.0
+    seconds: float = 0.0
+    probe_every: int = BACKLOG_PROBE_EVERY
+
+
+def _generator(bootstrap: str, topic: str, shard: tuple[int, int], phase: Phase,
+               out: Any, go: Any) -> None:
+    """One generator process: builds its shard's events first (the storefront simulation and
+    the JSON cost 20-50 µs an event in Python, more than sending), says ``ready``, waits for
+    ``go``, then publishes them with its own producer. Probes (user, event time, produced wall
+    s) and a final count go to ``out``."""
+    from kafka import KafkaProducer
+
+    from recs.synthetic import Storefront
+
+    index, count = shard
+    rate = phase.rate / count
+    want = int(rate * phase.seconds * 1.02) + 1 if rate else \
+        phase.n // count + (1 if index < phase.n % count else 0)
+    shop = Storefront(seed=SEED, n_items=N_ITEMS, n_users=N_USERS)
+    events = shop.events(10**12, start_ts=int(time.time() * 1000), shard=shard)
+    built: list[tuple[bytes, bytes, str, int, bool]] = []
+    for _ in range(want):
+        ev: Interaction = next(events)
+        ev = dataclasses.replace(ev, ts=int(time.time() * 1000),
+                                 event_id=f"{phase.name}-{index}-{ev.event_id}")
+        built.append((ev.user_id.encode(), ev.to_json(), ev.user_id, ev.ts,
+                      ev.type in INTEREST))
+    producer = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=20,
+                             batch_size=512 * 1024)
+    out.put(("ready",))
+    go.wait()
     start = time.perf_counter()
-    sent = 0
-    topic = settings.topics.interactions
-    while True:
-        elapsed = time.perf_counter() - start
-        if elapsed >= seconds:
-            break
-        due = int(elapsed * rate) + 1
+    sent = interest = 0
+    last: tuple[str, int, float] | None = None
+    probes: list[tuple[str, int, float]] = []
+    while sent < len(built):
+        if rate:
+            elapsed = time.perf_counter() - start
+            if elapsed >= phase.seconds:
+                break
+            due = min(len(built), int(elapsed * rate) + 1)
+        else:
+            due = len(built)
         while sent < due:
-            ev: Interaction = next(events)
-            now = time.time()
-            ev = dataclasses.replace(ev, ts=int(now * 1000))
-            producer.send(topic, key=ev.user_id.encode(), value=ev.to_json())
+            key, value, user, ts, is_interest = built[sent]
+            producer.send(topic, key=key, value=value)
             sent += 1
-            if sent % probe_every == 0 and ev.type in INTEREST:
-                prober.add(ev.user_id, ev.ts, now)
-        time.sleep(0.001)
+            if is_interest:
+                interest += 1
+                last = (user, ts, time.time())
+                if interest % phase.probe_every == 0:
+                    probes.append(last)
+                    if len(probes) >= 100:
+                        out.put(("probes", probes))
+                        probes = []
+        if rate:
+            time.sleep(0.001)
     producer.flush()
-    return sent
+    elapsed = time.perf_counter() - start
+    producer.close()
+    if last is not None:
+        probes.append(last)
+    out.put(("probes", probes))
+    out.put(("done", sent, interest, elapsed))
+
+
+def _generate(settings: Settings, phase: Phase, generators: int, prober: Prober) -> dict[str, Any]:
+    """Run ``generators`` processes for one phase, started together once all have built their
+    events; their probes go to ``prober`` as they come. Returns what they sent and how fast,
+    from the common start to the last flush."""
+    ctx = multiprocessing.get_context("fork")
+    out = ctx.Queue()
+    go = ctx.Event()
+    procs = [ctx.Process(target=_generator, daemon=True,
+                         args=(settings.kafka_bootstrap, settings.topics.interactions,
+                               (i, generators), phase, out, go)) for i in range(generators)]
+    for proc in procs:
+        proc.start()
+    ready = 0
+    done: list[tuple[int, int, float]] = []
+    began = 0.0
+    while len(done) < generators:
+        try:
+            msg = out.get(timeout=5)
+        except queue.Empty:
+            dead = [p for p in procs if not p.is_alive() and p.exitcode]
+            if dead:
+                raise RuntimeError(
+                    f"bench-stream: a generator exited with {dead[0].exitcode}") from None
+            continue
+        if msg[0] == "ready":
+            ready += 1
+            if ready == generators:
+                began = time.perf_counter()
+                go.set()
+        elif msg[0] == "probes":
+            for user, ts, produced in msg[1]:
+                prober.add(user, ts, produced)
+        else:
+            done.append((msg[1], msg[2], msg[3]))
+    for proc in procs:
+        proc.join(timeout=30)
+    wall = time.perf_counter() - began
+    sent = sum(d[0] for d in done)
+    return {"sent": sent, "interest": sum(d[1] for d in done), "seconds": round(wall, 2),
+            "events_per_s": round(sent / max(d[2] for d in done))}
+
+
+def _model_events(client: redis.Redis) -> int:
+    raw = client.get(keys.model_key(keys.MODEL_MF))
+    return int(decode_envelope(cast(bytes, raw)).data["events"]) if raw else 0
+
+
+def _freshness(client: redis.Redis) -> int:
+    raw = cast(bytes | None, client.hget(keys.FRESHNESS_KEY, "stream"))
+    return int(raw) if raw else 0
 
 
 def main(argv: list[str]) -> int:
@@ -160,63 +288,91 @@ def main(argv: list[str]) -> int:
     from infra.topics import engine_topics, ensure_topics
     from recs import engine
     from recs.synthetic import Storefront
+    from stream.job import LOADER_WRITER
 
     parser = argparse.ArgumentParser(prog="recs bench-stream", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--rates", default="500,1000,2000,5000,10000,20000,50000")
+    parser.add_argument("--rates", default="1000,2000,5000,10000,20000,50000")
     parser.add_argument("--seconds", type=float, default=15.0)
     parser.add_argument("--parallelism", type=int, default=1)
-    parser.add_argument("--backlog", type=int, default=50_000)
+    parser.add_argument("--backlog", type=int, default=2_000_000)
+    parser.add_argument("--generators", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--probe-every", type=int, default=20)
     parser.add_argument("--max-p99-ms", type=float, default=5_000.0)
     parser.add_argument("--drain-s", type=float, default=15.0)
-    parser.add_argument("--warmup-s", type=float, default=20.0)
+    parser.add_argument("--backlog-timeout-s", type=float, default=3_600.0)
     args = parser.parse_args(argv)
     rates = [int(r) for r in args.rates.split(",") if r]
 
     base = Settings.from_env()
     run_dir = base.run_dir / "bench-stream"
     results: list[dict[str, Any]] = []
+    backlog: dict[str, Any] = {}
     with Services(run_dir / "services", settings=base) as svc:
         prefix = f"bench-{uuid.uuid4().hex[:6]}."
         settings = dataclasses.replace(svc.settings, topics=Topics.with_prefix(prefix),
                                        run_dir=run_dir, parallelism=args.parallelism)
         t = settings.topics
         ensure_topics(settings.kafka_bootstrap, engine_topics(t, settings.partitions))
-        shop = Storefront(seed=11, n_items=5_000, n_users=50_000)
+        shop = Storefront(seed=SEED, n_items=N_ITEMS, n_users=N_USERS)
         producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap, linger_ms=5,
                                  batch_size=256 * 1024)
         for item in shop.catalogue(int(time.time() * 1000) - 60_000):
             producer.send(t.items, key=item.item_id.encode(), value=item.to_json())
         producer.flush()
-        events = shop.events(10**9, start_ts=int(time.time() * 1000))
+        producer.close()
         client = redis.Redis.from_url(settings.redis_url)
         prober = Prober(client)
         poller = threading.Thread(target=prober.run, daemon=True)
-        poller.start()
+        # 1. the backlog, before the job runs: the generator alone
+        gen = _generate(settings, Phase("backlog", n=args.backlog), args.generators, prober)
+        print(orjson.dumps({"generator": gen}).decode(), flush=True)
+        newest_ts = int(time.time() * 1000)
         logs = run_dir / "logs"
         job = engine.start_job(settings, logs, parallelism=args.parallelism,
                                checkpoint_dir=run_dir / "checkpoints")
-        load = engine.start_loader(settings, logs)
+        load = engine.start_loader(settings, logs) if settings.writer == LOADER_WRITER \
+            else None
         try:
-            # warm up: the job is up once a probe round-trips
-            _publish_paced(producer, settings, events, 50, 2, prober, 1)
             def job_alive() -> None:
                 if not job.alive():
-                    raise RuntimeError(f"job died during warm-up:\n{job.tail()}")
+                    raise RuntimeError(f"job died:\n{job.tail()}")
 
-            prober.settle(180, alive=job_alive)
+            # 2. the drain: from the job's first write until every probe and the freshness
+            # stamp say the backlog is in Redis
+            deadline = time.monotonic() + 600
+            while not _freshness(client):
+                job_alive()
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"bench-stream: no write in 600 s:\n{job.tail()}")
+                time.sleep(0.05)
+            first = time.time()
+            cpu_before = group_cpu_seconds(job.pid)
+            model_before = _model_events(client)
+            poller.start()
+            unseen = prober.settle(args.backlog_timeout_s, poll_s=0.05, alive=job_alive)
+            while _freshness(client) < newest_ts - 1_000 and not unseen:
+                job_alive()
+                time.sleep(0.05)
+            drained = time.time()
+            cpu = group_cpu_seconds(job.pid) - cpu_before
+            model_learned = _model_events(client) - model_before
             prober.take()
-            # then run it warm: without this the first rate step measured the JIT compiling the
-            # job (models off, 300 events/s: p99 0.9-3.2 s over five runs straight after start)
-            _publish_paced(producer, settings, events, WARMUP_RATE, args.warmup_s, prober,
-                           args.probe_every)
-            prober.settle(120)
-            prober.take()
+            seconds = drained - first
+            backlog = {"events": gen["sent"], "drained_s": round(seconds, 2),
+                       "events_per_s": round(gen["sent"] / seconds) if not unseen else 0,
+                       "unseen": unseen, "job_cpu_s": round(cpu, 1),
+                       "job_cpu_us_per_event": round(cpu / gen["sent"] * 1e6),
+                       "model_events": model_learned,
+                       "model_events_per_s": round(model_learned / seconds),
+                       "model_lag_events": max(0, gen["interest"] - model_learned)}
+            print(orjson.dumps({"backlog": backlog}).decode(), flush=True)
+            # 3. rate steps on the warm job
             for rate in rates:
-                sent = _publish_paced(producer, settings, events, rate, args.seconds, prober,
-                                      args.probe_every)
-                achieved = sent / args.seconds
+                phase = Phase(f"r{rate}", rate=rate, seconds=args.seconds,
+                              probe_every=args.probe_every)
+                sent = _generate(settings, phase, args.generators, prober)
+                achieved = sent["sent"] / args.seconds
                 lost = prober.settle(args.drain_s, poll_s=0.05)
                 lat = prober.take()
                 row = {"rate": rate, "achieved": round(achieved), "probes": len(lat) + lost,
@@ -228,29 +384,34 @@ def main(argv: list[str]) -> int:
                 print(orjson.dumps(row).decode(), flush=True)
                 if not row["sustained"]:
                     break
-            # let the job catch up before the backlog run
-            prober.settle(300)
-            prober.take()
-            cpu_before = group_cpu_seconds(job.pid)
-            backlog = _backlog(producer, settings, events, prober, args.backlog)
-            cpu = group_cpu_seconds(job.pid) - cpu_before
-            backlog["job_cpu_s"] = round(cpu, 1)
-            backlog["job_cpu_us_per_event"] = round(cpu / args.backlog * 1e6)
-            print(orjson.dumps({"backlog": backlog}).decode(), flush=True)
+                prober.settle(120)
+                prober.take()
         finally:
             prober.stop.set()
             job.stop()
-            load.stop()
+            if load is not None:
+                load.stop()
     sustained = [r for r in results if r["sustained"]]
-    at_10k = [r for r in sustained if r["rate"] <= 10_000]
-    ref = at_10k[-1] if at_10k else (results[0] if results else {})
+    at_10k = [r for r in results if r["rate"] == 10_000]
+    below = [r for r in sustained if r["rate"] <= 10_000]
+    ref = below[-1] if below else (results[0] if results else {})
     summary = {
+        "backlog_events_per_s": backlog.get("events_per_s"),
         "events_per_s": sustained[-1]["rate"] if sustained else 0,
+        "freshness_p99_ms_at_10k": at_10k[0]["p99_ms"] if at_10k else None,
         "freshness_p50_ms": ref.get("p50_ms"),
         "freshness_p99_ms": ref.get("p99_ms"),
         "freshness_at_rate": ref.get("rate"),
-        "backlog_events_per_s": backlog.get("events_per_s"),
+        "model_events_per_s": backlog.get("model_events_per_s"),
+        "model_sampled_share": 0.0,
+        "model_lag_events": backlog.get("model_lag_events"),
+        "generator_events_per_s": gen["events_per_s"],
+        "generators": args.generators,
         "job_cpu_us_per_event": backlog.get("job_cpu_us_per_event"),
+        "backlog_events": args.backlog,
+        "runtime": settings.stream_runtime,
+        "writer": settings.writer,
+        "models": settings.models,
         "parallelism": args.parallelism,
         "cpu_count": os.cpu_count(),
         "machine": f"{platform.machine()} {os.cpu_count()} cores, {platform.python_version()}",
@@ -260,34 +421,5 @@ def main(argv: list[str]) -> int:
     return 0
 
 
-def _backlog(producer: Any, settings: Settings, events: Any, prober: Prober,
-             n: int) -> dict[str, Any]:
-    """Publish ``n`` events at once; the drain rate is the job's processing capacity."""
-    started = time.time()
-    topic = settings.topics.interactions
-    last: Interaction | None = None
-    for i in range(n):
-        ev: Interaction = dataclasses.replace(next(events), ts=int(time.time() * 1000))
-        producer.send(topic, key=ev.user_id.encode(), value=ev.to_json())
-        if ev.type in INTEREST:
-            last = ev
-            if i % 1000 == 0:
-                prober.add(ev.user_id, ev.ts, time.time())
-    producer.flush()
-    published = time.time()
-    if last is not None:
-        prober.add(last.user_id, last.ts, published)
-    prober.settle(600, poll_s=0.05)
-    seen = prober.take_pairs()
-    unseen = prober.outstanding()
-    if not seen or unseen:
-        return {"events": n, "publish_s": round(published - started, 2), "events_per_s": 0,
-                "unseen": unseen}
-    seconds = max(v for _, v in seen) - started
-    return {"events": n, "publish_s": round(published - started, 2),
-            "drained_s": round(seconds, 2), "events_per_s": round(n / seconds), "unseen": 0}
-
-
 if __name__ == "__main__":
     raise SystemExit(main(sys.argv[1:]))
-

@@ -62,6 +62,7 @@ class Counters:
 
 
 DEMO_RANKER_WINDOW_MS = 15_000
+START_TIMEOUT_S = 600.0  # the clickstream waits for the job; a job that never writes is an error
 
 
 def http_get(base: str, path: str, counters: Counters,
@@ -382,6 +383,10 @@ def main(argv: list[str]) -> int:
                 if seconds is not None and since is not None and \
                         time.monotonic() - since >= seconds:
                     break
+                if since is None and time.monotonic() - started > START_TIMEOUT_S:
+                    raise RuntimeError(
+                        f"the job wrote nothing to Redis within {START_TIMEOUT_S:.0f} s of the "
+                        f"demo's start:\n{job.tail()}")
         except KeyboardInterrupt:
             pass
         finally:

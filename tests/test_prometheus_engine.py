@@ -65,6 +65,9 @@ def test_prometheus_scrapes_job_monitor_loader_and_server(
         }, scrape_interval="1s").start(bind_to_parent=True)
         owned.callback(prom.stop)
         traffic = Traffic(settings)
+        # well inside the job's capacity even on a slowed machine: at 300 events/s a job slowed
+        # by other load fell behind and freshness never came under a minute
+        traffic.rate = 100.0
         traffic.start()
         owned.callback(traffic.join, 10)
         owned.callback(traffic.stop.set)
