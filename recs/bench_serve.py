@@ -135,7 +135,7 @@ def fill(redis_url: str, *, seed: int, events: int, items: int, users: int) -> D
         base.mf, negatives=Settings.from_env().mf_negatives))
     runner = ReferenceRunner(cfg, store=store, models=True)
     runner.run(records, flush_every=100_000)
-    keys = int(store.client.dbsize())  # type: ignore[arg-type]
+    keys = int(store.client.dbsize())
     store.client.close()
     return Dataset(seed, items, users, runner.events_applied, len(runner.sessions), keys,
                    time.perf_counter() - started, tuple(sorted(runner.sessions)))

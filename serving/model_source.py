@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from typing import Any, Final, Protocol
+from typing import Any, Final, Protocol, cast
 
 import redis.asyncio as aioredis
 
@@ -66,11 +66,11 @@ class RedisModelSource:
     async def members_at(self, version: int, offset: int, limit: int) -> list[str]:
         raw = await self._r.zrangebyscore(ITEMVEC_LOG_KEY, version, version, start=offset,
                                           num=limit)
-        return [bytes(m).decode() for m in raw]
+        return [bytes(cast(bytes, m)).decode() for m in raw]
 
     async def head(self, key: str) -> tuple[int, int] | None:
         """``(version, as_of)`` of the value at ``key`` (tombstones too), ``None`` if absent."""
-        raw = bytes(await self._r.getrange(key, 0, HEAD_BYTES - 1))
+        raw = bytes(cast(bytes, await self._r.getrange(key, 0, HEAD_BYTES - 1)))
         if not raw:
             return None
         match = _HEAD.match(raw)
@@ -84,7 +84,7 @@ class RedisModelSource:
 
     async def get_raw(self, key: str) -> bytes | None:
         raw = await self._r.get(key)
-        return None if raw is None else bytes(raw)
+        return None if raw is None else bytes(cast(bytes, raw))
 
     async def close(self) -> None:
         await self._r.aclose()
