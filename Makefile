@@ -21,7 +21,7 @@ export RECS_RUN_DIR ?= $(CURDIR)/run
 JVM_JAR := stream/jvm/target/recs-stream-jvm.jar
 JVM_SOURCES := stream/jvm/pom.xml stream/jvm/build.sh $(shell find stream/jvm/src -type f 2>/dev/null)
 
-.PHONY: install prerequisites lock demo test test-unit lint typecheck bench-stream bench-stages bench-serve bench-writer alerts infra-up infra-down clean
+.PHONY: install prerequisites lock demo test test-unit lint typecheck bench-stream bench-stages bench-serve bench-writer bench-memory alerts infra-up infra-down clean
 
 # The installer itself, pinned with hashes (infra/lock/tools.txt), bootstrapped with pip.
 $(UV): infra/lock/tools.txt
@@ -94,6 +94,10 @@ bench-stages: install
 # The update writer alone (recs.updates -> Redis) at the stream's mix and cadence.
 bench-writer: install
 	$(BIN)/python -m recs.bench_writer
+
+# Bytes per user (at 1M users) and per item, in Redis and in the session state.
+bench-memory: install
+	$(BIN)/python -m recs.bench_memory
 
 bench-serve: $(BIN)/.installed
 	bash infra/ensure-redis.sh
