@@ -112,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
         after = used_memory(client)
         result["redis_bytes_per_user"] = round((after - before) / args.users)
         result["state_bytes_per_user"] = round(state_bytes / args.users)
-        result["session_keys"] = int(cast(int, client.dbsize()))
+        result["session_keys"] = int(client.dbsize())
         result["users_s"] = round(time.perf_counter() - started, 1)
 
         client.flushdb()
@@ -128,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
             kind, entity = keys.split_key(name)
             if kind in (keys.KIND_SESSION, keys.KIND_TRENDING):
                 continue
-            by_kind[kind] += int(cast(int, client.memory_usage(name)) or 0)
+            by_kind[kind] += int(client.memory_usage(name) or 0)
             items_with.setdefault(kind, set()).add(entity)
         n_items = len(set().union(*items_with.values())) if items_with else 0
         result["items"] = n_items
