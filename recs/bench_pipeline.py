@@ -8,7 +8,8 @@ The data is ``recs bench-serve``'s (the same seeded storefront applied by the in
 Redis would hold and cached under ``$RECS_RUN_DIR/bench-pipeline`` so that later runs start in
 seconds. The reader decodes those bytes on every read as the Redis reader does; the learned
 models are loaded by the server's own refresher from the same bytes. Requests go through the
-whole ASGI app (routing, query parsing, the homepage pipeline, rules, rendering, metrics), one
+whole ASGI app (the key check and rate-limit bucket of the authenticated path, routing, query
+parsing, the homepage pipeline, rules, rendering, metrics), one
 after another, each for another user of the same mix as bench-serve (``--unknown-share``
 unknown users), with ``--repeat-share`` of them repeating the previous request of a user already
 asked (a widget polling an unchanged session).
@@ -189,11 +190,12 @@ def request_paths(users: Sequence[str], n: int, *, repeat_share: float, seed: in
     return out
 
 
-def scope_of(path: str) -> dict[str, Any]:
+def scope_of(path: str, key: str) -> dict[str, Any]:
     route, _, query = path.partition("?")
     return {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "GET",
             "scheme": "http", "path": unquote(route), "raw_path": route.encode(),
-            "query_string": query.encode(), "headers": [(b"host", b"bench")],
+            "query_string": query.encode(),
+            "headers": [(b"host", b"bench"), (b"authorization", f"Bearer {key}".encode())],
             "client": ("127.0.0.1", 50000), "server": ("127.0.0.1", 80)}
 
 
@@ -210,19 +212,24 @@ async def _call(app: Any, scope: dict[str, Any]) -> tuple[int, bytes]:
     return int(sent[0]["status"]), bytes(sent[1]["body"])
 
 
-async def run(data: Data, paths: Sequence[str], *, profile: bool,
-              warmup: int) -> dict[str, Any]:
+async def run(data: Data, paths: Sequence[str], *, profile: bool, warmup: int,
+              cache_dir: Path) -> dict[str, Any]:
     from recs.settings import Settings
     from serving.app import _tune_gc, create_app
+    from serving.auth import write_keys
 
     now = data.newest_ms + NOW_SLACK_MS
     reader = MemoryReader(data.values)
-    settings = Settings(redis_url="redis://in-memory", kafka_bootstrap="")
+    # the authenticated path, as bench-serve takes it: a server key, its bucket out of reach
+    keys_file = cache_dir / "keys.toml"
+    key = write_keys(keys_file)["server"]
+    settings = Settings(redis_url="redis://in-memory", kafka_bootstrap="",
+                        keys_file=str(keys_file), rate_key_rps=1e9, rate_key_burst=1e9)
     app = create_app(settings, reader, now_ms=lambda: now)
     app.handlers.models.source = MemoryModelSource(data.values)
     _tune_gc()  # as the lifespan does in a served worker
     await app.handlers.models.refresh()
-    scopes = [scope_of(p) for p in paths]
+    scopes = [scope_of(p, key) for p in paths]
     for scope in scopes[:warmup]:  # fills the shared-list cache as a running server has it
         await _call(app, scope)
     scopes = scopes[warmup:]
@@ -285,7 +292,8 @@ def main(argv: list[str]) -> int:
     paths = request_paths(users, args.warmup + args.requests, repeat_share=args.repeat_share,
                           seed=args.seed)
     # the warm-up pass asks the first --warmup users; the measured requests ask others
-    result = asyncio.run(run(data, paths, profile=args.profile, warmup=args.warmup))
+    result = asyncio.run(run(data, paths, profile=args.profile, warmup=args.warmup,
+                             cache_dir=cache))
     result.update(repeat_share=args.repeat_share, unknown_share=args.unknown_share,
                   users=len(users), events=args.events, seed=args.seed)
     print(orjson.dumps(result).decode())

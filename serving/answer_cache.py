@@ -24,12 +24,18 @@ the current millisecond (``Draft.timeless``). The ranker's features and the new-
 read time through the ranking clock (:func:`serving.handlers.rank_clock`, the minute), which is
 part of the key.
 
+Identical requests that arrive while their answer is being computed (a widget's burst, a poll
+racing the first request) wait for that computation instead of repeating it (``shared``): they
+get the answer computed from data read a few milliseconds before they arrived, the staleness
+the shared-list cache allows anyway.
+
 The entries hold bytes, strings and numbers in tuples only, which the garbage collector stops
 tracking: a full cache does not lengthen collections. Bounded LRU (:data:`DEFAULT_CAPACITY`).
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -99,6 +105,8 @@ class AnswerCache:
             raise ValueError(f"serving.answer_cache: capacity must be >= 0, got {capacity}")
         self.capacity = capacity
         self._entries: OrderedDict[Key, Entry] = OrderedDict()
+        self.running: dict[Key, asyncio.Future[Frozen]] = {}  # answers being computed
+        self.shared = 0  # requests that waited for the same answer being computed
         self.hits = 0
         self.misses = 0
         self.stale = 0  # found, but something behind it changed

@@ -10,6 +10,7 @@ answers at once from the in-process cache (``"degraded": true``), never with a 5
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -133,8 +134,8 @@ class Core:
         self.models = ModelRefresher(refresh_ms=model_refresh_ms)
         self.metrics = Metrics(lambda: (self.fetch.hits, self.fetch.misses),
                                models=self.models.gauges, now_ms=now_ms,
-                               answers=lambda: (self.answers.hits, self.answers.misses,
-                                                self.answers.stale))
+                               answers=lambda: (self.answers.hits + self.answers.shared,
+                                                self.answers.misses, self.answers.stale))
         self._redis_ok = True
         self._last_shown: Lru[tuple[str, str], tuple[tuple[str, ...], int]] = Lru(SHOWN_USERS)
 
@@ -168,6 +169,10 @@ class Core:
         if cache.enabled and placement in CACHED_PLACEMENTS:
             key = answer_key(placement, opts.user, opts.k, opts.exclude, opts.category,
                              opts.context, opts.explain, variant.label, rank_clock(now))
+            running = cache.running.get(key)
+            if running is not None:  # the same answer is being computed: share it
+                cache.shared += 1
+                return await asyncio.shield(running)
             entry = cache.get(key)
             if entry is not None:
                 if entry.models == self.models.generation and \
@@ -176,16 +181,33 @@ class Core:
                     return entry.frozen
                 cache.stale += 1
             cache.misses += 1
+        if key is None:
+            return (await self._compute(opts, variant, now, build, rec))[0]
+        fut: asyncio.Future[Frozen] = asyncio.get_running_loop().create_future()
+        cache.running[key] = fut
+        try:
+            frozen, draft, models = await self._compute(opts, variant, now, build, rec)
+        except BaseException as exc:
+            fut.set_exception(exc)
+            fut.exception()  # retrieved: only the waiters re-raise it
+            raise
+        finally:
+            del cache.running[key]
+        fut.set_result(frozen)
+        if draft.timeless:
+            cache.put(key, Entry(rec.deps(), models, frozen))
+        return frozen
+
+    async def _compute(self, opts: Options, variant: Variant, now: int,
+                       build: Callable[[Options, int], Awaitable[Draft]],
+                       rec: Recording) -> tuple[Frozen, Draft, int]:
         models = self.models.generation
         token = RECORDING.set(rec)
         try:
             draft = await build(opts, now)
-            frozen = await self.compose(draft, opts, variant, now)
+            return await self.compose(draft, opts, variant, now), draft, models
         finally:
             RECORDING.reset(token)
-        if key is not None and draft.timeless:
-            cache.put(key, Entry(rec.deps(), models, frozen))
-        return frozen
 
     async def finish(self, draft: Draft, opts: Options, variant: Variant, rec_id: str,
                      now: int, *, degraded: bool = False,

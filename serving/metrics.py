@@ -46,7 +46,8 @@ class _AnswerCollector(Collector):
     def collect(self) -> Iterable[CounterMetricFamily]:
         hits, misses, stale = self._stats()
         yield CounterMetricFamily("recs_answer_cache_hits",
-                                  "answers served from the answer cache", value=hits)
+                                  "answers served from the answer cache (or shared with the "
+                                  "same answer being computed)", value=hits)
         yield CounterMetricFamily("recs_answer_cache_misses",
                                   "cacheable answers computed (none cached, or stale)",
                                   value=misses)
