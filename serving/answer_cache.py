@@ -41,13 +41,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Final
 
-from serving.fetch import Stamp
+from serving.fetch import Deps
 
 CACHED_PLACEMENTS: Final = frozenset({"homepage", "session"})
 DEFAULT_CAPACITY: Final = 10_000
 
 Key = tuple[object, ...]
-Deps = tuple[tuple[str, Stamp | None, bool], ...]
 
 
 @dataclass(frozen=True, slots=True)

@@ -43,6 +43,9 @@ DERIVED_CAPACITY: Final = 20_000
 T = TypeVar("T")
 Stamp = tuple[int, int, int]  # version, as_of, length of the stored bytes
 Waiter = tuple[Sequence[str], "asyncio.Future[list[bytes | None]]"]
+# what an answer read: uncached keys, their stamps, cached keys, their stamps
+Deps = tuple[tuple[str, ...], tuple["Stamp | None", ...], tuple[str, ...],
+             tuple["Stamp | None", ...]]
 _HEAD: Final = re.compile(rb'\{"v":(-?\d+),"t":(-?\d+),')
 
 
@@ -105,12 +108,16 @@ class Recording:
     reads: list[tuple[str, Stamp | None, bool]] = field(default_factory=list)
     prefetched: dict[str, bytes | None] = field(default_factory=dict)
 
-    def deps(self) -> tuple[tuple[str, Stamp | None, bool], ...]:
-        """Every key once (its first read), in read order."""
+    def deps(self) -> Deps:
+        """Every key once (its first read): the uncached ones and the cached ones, each as
+        keys and their stamps."""
         seen: dict[str, tuple[str, Stamp | None, bool]] = {}
         for read in self.reads:
             seen.setdefault(read[0], read)
-        return tuple(seen.values())
+        fresh = [(k, st) for k, st, cached in seen.values() if not cached]
+        shared = [(k, st) for k, st, cached in seen.values() if cached]
+        return (tuple(k for k, _ in fresh), tuple(st for _, st in fresh),
+                tuple(k for k, _ in shared), tuple(st for _, st in shared))
 
 
 RECORDING: Final[contextvars.ContextVar[Recording | None]] = contextvars.ContextVar(
@@ -190,39 +197,38 @@ class Fetcher:
             rec.reads.extend((k, st, False) for k, (_, st) in zip(keys, got, strict=True))
         return [env for env, _ in got]
 
-    async def unchanged(self, deps: Sequence[tuple[str, Stamp | None, bool]],
-                        rec: Recording) -> bool:
+    async def unchanged(self, deps: Deps, rec: Recording) -> bool:
         """True when every value in ``deps`` (a :meth:`Recording.deps`) still has its stamp:
         uncached values and cached ones older than the bound are read in one MGET (the
         uncached ones kept in ``rec.prefetched`` for a rebuild), the others come from the
         cache."""
+        fresh_keys, fresh_stamps, keys, stamps = deps
         now = time.monotonic_ns()
-        todo: list[tuple[str, Stamp | None, bool]] = []
+        ttl = self.ttl_ns
+        cache_get = self._cache.get
+        expired: list[int] = []
+        for n, key in enumerate(keys):
+            hit = cache_get(key)
+            if hit is None or now - hit[0] > ttl:
+                expired.append(n)
+            elif hit[2] != stamps[n]:
+                self.hits += n + 1 - len(expired)
+                return False  # changed: the rebuild reads what it needs
+        self.hits += len(keys) - len(expired)
+        self.misses += len(expired)
+        todo = [*fresh_keys, *(keys[n] for n in expired)]
+        if not todo:
+            return True
+        async with asyncio.timeout(self.budget_s):
+            found = await self._batched(todo)
         same = True
-        hits = 0
-        for dep in deps:
-            key, stamp, through_cache = dep
-            if through_cache:
-                hit = self._cache.get(key)
-                if hit is not None and now - hit[0] <= self.ttl_ns:
-                    hits += 1
-                    if hit[2] != stamp:
-                        same = False
-                    continue
-                self.misses += 1
-            todo.append(dep)
-        self.hits += hits
-        if todo:
-            async with asyncio.timeout(self.budget_s):
-                found = await self._batched([k for k, _, _ in todo])
-            for (key, stamp, through_cache), raw in zip(todo, found, strict=True):
-                if through_cache:
-                    now_stamp = self._put(key, raw, now)[1]
-                else:
-                    now_stamp = stamp_of(raw)
-                    rec.prefetched[key] = raw
-                if now_stamp != stamp:
-                    same = False
+        for key, stamp, raw in zip(fresh_keys, fresh_stamps, found, strict=False):
+            rec.prefetched[key] = raw
+            if stamp_of(raw) != stamp:
+                same = False
+        for n, raw in zip(expired, found[len(fresh_keys):], strict=True):
+            if self._put(keys[n], raw, now)[1] != stamps[n]:
+                same = False
         return same
 
     # ---- batching -----------------------------------------------------------------------------
