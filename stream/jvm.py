@@ -11,6 +11,9 @@ Which Java class twins which Python operator:
 ``ParseInteractions.java``  ``schemas/events.py`` + ``ParseInteractions``
 ``DedupFunction.java``      ``operators/dedup.py``
 ``SessionFunction.java``    ``operators/session.py`` + ``SessionFunction``
+``NeighbourFunction.java``  ``operators/neighbours.py`` + ``NeighbourFunction``
+``TopKFunction.java``       ``operators/trending.py`` (top-K) + ``TopKFunction``
+``Decay.java``              ``operators/decay.py``
 ``RedisUpdateSink.java``    ``stream/loader.py`` + ``state/redis_store.py``
 ==========================  =================================================
 """
@@ -105,6 +108,23 @@ def sessions(deduped: Any, cfg: EngineConfig, *, models: bool) -> Sessions:
     j_sessions = stages.sessions(deduped._j_data_stream, session_config(cfg, models=models))
     return Sessions(_wrap(j_sessions), _wrap(stages.sessionUpdates(j_sessions)),
                     _wrap(stages.modelInput(j_sessions)), _wrap(stages.rankerInput(j_sessions)))
+
+
+def neighbours(pairs: Any, cfg: EngineConfig, emit_interval_ms: int) -> Any:
+    """Co-visitation and co-purchase neighbours; returns the stream of Update lines."""
+    def one(n: Any) -> dict[str, Any]:
+        return {"capacity": n.capacity, "top_k": n.top_k, "half_life_s": n.half_life_s}
+
+    conf = orjson.dumps({"similar": one(cfg.similar), "bought": one(cfg.bought),
+                         "emit_interval_ms": emit_interval_ms}).decode()
+    return _wrap(_stages().neighbours(pairs._j_data_stream, conf))
+
+
+def trending(scores: Any, cfg: EngineConfig, emit_interval_ms: int) -> Any:
+    """The trending and new-arrival lists from ItemFunction's SCORE_ROW stream; Update lines."""
+    t = cfg.trending
+    return _wrap(_stages().trending(scores._j_data_stream, t.top_k, t.new_top_k, t.half_life_s,
+                                    emit_interval_ms))
 
 
 def event_rows(events: Any) -> Any:

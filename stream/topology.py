@@ -14,9 +14,9 @@ parse           ParseInteractions (Python)      ParseInteractions.java
 watermarks      Python timestamp assigner       Java timestamp assigner
 dedup           (none)                          DedupFunction.java (operators/dedup.py)
 sessions        SessionFunction (Python)        SessionFunction.java
-neighbours      NeighbourFunction (Python)      NeighbourFunction (Python)
+neighbours      NeighbourFunction (Python)      NeighbourFunction.java
 items           ItemFunction (Python)           ItemFunction (Python)
-trending        TopKFunction (Python)           TopKFunction (Python)
+trending        TopKFunction (Python)           TopKFunction.java
 models          ModelFunction, LabelFunction,   the same (Python)
                 RankerFunction (Python)
 ==============  ==============================  =====================================
@@ -56,6 +56,7 @@ from pyflink.common.watermark_strategy import TimestampAssigner
 from pyflink.datastream import DataStream
 
 from operators.config import EngineConfig
+from stream import jvm
 from stream.functions import (
     DLQ,
     EVENT_ROW,
@@ -83,7 +84,7 @@ from stream.models import (
 )
 
 PYTHON: Final = "python"  # TopologyConfig.runtime: every stage in Python
-JVM: Final = "jvm"        # the per-event front (parse, dedup, sessions) in Java
+JVM: Final = "jvm"        # parse, dedup, sessions, neighbours and trending top-K in Java
 RUNTIMES: Final = (PYTHON, JVM)
 
 ITEM_ROW = Types.ROW_NAMED(["item_id", "ts", "body"],
@@ -136,21 +137,29 @@ def define_workflow(interactions: DataStream, items: DataStream,
     catalogue = (parsed_items.assign_timestamps_and_watermarks(_watermarks(cfg))
                  .name("item-watermarks").uid("item-watermarks"))
 
-    relations = (front.pairs.key_by(_relation_key, key_type=Types.STRING())
-                 .process(NeighbourFunction(engine, interval), output_type=Types.STRING())
-                 .name("neighbours").uid("neighbours"))
+    if cfg.runtime == JVM:
+        neighbour_updates = jvm.neighbours(front.pairs, engine, interval)
+    else:
+        relations = (front.pairs.key_by(_relation_key, key_type=Types.STRING())
+                     .process(NeighbourFunction(engine, interval), output_type=Types.STRING())
+                     .name("neighbours").uid("neighbours"))
+        neighbour_updates = relations.get_side_output(UPDATES)
     touched = (front.events.flat_map(explode_items, output_type=ITEM_EVENT_ROW)
                .name("items-touched").uid("items-touched"))
     item_scores = (touched.connect(catalogue)
                    .key_by(_item, _item, key_type=Types.STRING())
                    .process(ItemFunction(engine, interval), output_type=SCORE_ROW)
                    .name("items").uid("items"))
-    trending = (item_scores.key_by(_scope, key_type=Types.STRING())
-                .process(TopKFunction(engine, interval), output_type=Types.STRING())
-                .name("trending").uid("trending"))
+    if cfg.runtime == JVM:
+        trending_updates = jvm.trending(item_scores, engine, interval)
+    else:
+        trending = (item_scores.key_by(_scope, key_type=Types.STRING())
+                    .process(TopKFunction(engine, interval), output_type=Types.STRING())
+                    .name("trending").uid("trending"))
+        trending_updates = trending.get_side_output(UPDATES)
 
-    updates = [front.session_updates,
-               *(out.get_side_output(UPDATES) for out in (relations, item_scores, trending))]
+    updates = [front.session_updates, neighbour_updates, item_scores.get_side_output(UPDATES),
+               trending_updates]
     if cfg.models:
         updates += [out.get_side_output(UPDATES) for out in _models(front, catalogue, cfg)]
     dead = front.dead.union(parsed_items.get_side_output(DLQ))
@@ -182,8 +191,6 @@ def _python_front(interactions: DataStream, cfg: TopologyConfig) -> Front:
 
 def _jvm_front(interactions: DataStream, cfg: TopologyConfig) -> Front:
     """parse, watermarks, dedup and sessions as the Java twins (stream/jvm.py)."""
-    from stream import jvm
-
     parsed = jvm.parse(interactions)
     events = jvm.watermarks(parsed.events, cfg.out_of_orderness_ms, cfg.idleness_ms)
     deduped = jvm.dedup(events, cfg.engine)

@@ -68,6 +68,40 @@ public final class Stages {
         return sessions.getSideOutput(SessionFunction.RANKER_INPUT);
     }
 
+    /** PAIRS rows are keyed by ``relation|src`` (stream/topology.py _relation_key). */
+    public static final class RelationKey implements KeySelector<Row, String> {
+        @Override
+        public String getKey(Row row) {
+            return row.<String>getFieldAs(0) + "|" + row.<String>getFieldAs(1);
+        }
+    }
+
+    /** Decayed, bounded neighbours per (relation, source item); a stream of Update lines. */
+    public static DataStream<String> neighbours(DataStream<Row> pairs, String configJson)
+            throws Exception {
+        JsonNode doc = Interactions.JSON.readTree(configJson);
+        return pairs.keyBy(new RelationKey())
+            .process(new NeighbourFunction(neighbourConfig(doc.get("similar")),
+                                           neighbourConfig(doc.get("bought")),
+                                           doc.get("emit_interval_ms").longValue()),
+                     org.apache.flink.api.common.typeinfo.Types.STRING)
+            .name("neighbours").uid("neighbours");
+    }
+
+    /** The trending lists from ItemFunction's scope scores (SCORE_ROW, keyed by scope). */
+    public static DataStream<String> trending(DataStream<Row> scores, int topK, int newTopK,
+                                              double halfLifeS, long emitIntervalMs) {
+        return scores.keyBy(new FirstField())
+            .process(new TopKFunction(topK, newTopK, halfLifeS, emitIntervalMs),
+                     org.apache.flink.api.common.typeinfo.Types.STRING)
+            .name("trending").uid("trending");
+    }
+
+    static NeighbourFunction.Config neighbourConfig(JsonNode doc) {
+        return new NeighbourFunction.Config(doc.get("capacity").intValue(),
+            doc.get("top_k").intValue(), doc.get("half_life_s").doubleValue());
+    }
+
     /** EVENT rows as Python's EVENT_ROW (user_id, ts, body), for the Python stages. */
     public static DataStream<Row> eventRows(DataStream<Row> events) {
         return events.map(Rows::eventRow, Rows.EVENT_ROW).name("event-rows").uid("event-rows");
