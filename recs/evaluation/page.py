@@ -83,7 +83,11 @@ the hand-tuned blend, the online model) was chosen on rsc15, diginetica and Movi
 (`docs/quality/tuning.md`); Globo was never used to choose anything, so the Globo rows are a
 hold-out of those settings. The learned blend's weights are learned on the log itself, as in a
 deployment; `engine_holdout` freezes the weights learned on another log (`--save-blend` there,
-`--holdout` here) to show what the weights alone carry over.
+`--holdout` here) to show what the weights alone carry over. The `globo` rows are the log's
+first 100,000 lines (about its first day); the whole log (3M clicks) is
+`recs eval --dataset globo --limit 0 --protocol time-split` (learned whole, its last day
+scored), listed as `globo-time-split` once it has been run: by a partial run, half an hour
+or more of one core.
 
 **What the server does not have yet.** The `engine` rows add *calibrated reminders*: the
 user's recently viewed items (repeats allowed), scored by the repeat rates the
