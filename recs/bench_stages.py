@@ -15,7 +15,8 @@ machine the wall-clock rate measures the neighbours too, the CPU cost does not
 (``1e6 / cpu_us_per_event`` is what one dedicated core would carry).
 
 Rows: ``source`` (generator alone), ``parse``, ``dedup`` (JVM only), ``sessions`` (the whole
-per-event front: parse, watermarks, [dedup], sessions), ``topology`` (``define_workflow`` with
+per-event front: parse, watermarks, [dedup], sessions), ``neighbours`` (the front and the
+co-visitation / co-purchase stage), ``topology`` (``define_workflow`` with
 the models off: the front, neighbours, items and trending; catalogue stream empty).
 
 The last line is one JSON object: ``{"stages": [{"stage", "runtime", "events",
@@ -51,6 +52,8 @@ RUNS: Final[tuple[tuple[str, str, int], ...]] = (
     ("dedup", JVM, 1_500_000),
     ("sessions", PYTHON, 60_000),
     ("sessions", JVM, 1_000_000),
+    ("neighbours", PYTHON, 30_000),
+    ("neighbours", JVM, 400_000),
     ("topology", PYTHON, 20_000),
     ("topology", JVM, 30_000),
 )
@@ -58,8 +61,10 @@ RUNS: Final[tuple[tuple[str, str, int], ...]] = (
 
 def _chain(env: Any, stage: str, runtime: str, raw: Any) -> list[Any]:
     """The streams to discard for ``stage`` run on ``runtime``."""
+    from pyflink.common.typeinfo import Types
+
     from stream import jvm, topology
-    from stream.functions import DLQ, EVENT_ROW, ParseInteractions
+    from stream.functions import DLQ, EVENT_ROW, UPDATES, NeighbourFunction, ParseInteractions
 
     engine = EngineConfig()
     cfg = topology.TopologyConfig(engine=engine, models=False, runtime=runtime)
@@ -79,6 +84,17 @@ def _chain(env: Any, stage: str, runtime: str, raw: Any) -> list[Any]:
         front = (topology._jvm_front(raw, cfg) if runtime == JVM
                  else topology._python_front(raw, cfg))
         return [front.pairs, front.session_updates, front.dead]
+    if stage == "neighbours":
+        front = (topology._jvm_front(raw, cfg) if runtime == JVM
+                 else topology._python_front(raw, cfg))
+        if runtime == JVM:
+            updates = jvm.neighbours(front.pairs, engine, cfg.emit_interval_ms)
+        else:
+            updates = (front.pairs.key_by(topology._relation_key, key_type=Types.STRING())
+                       .process(NeighbourFunction(engine, cfg.emit_interval_ms),
+                                output_type=Types.STRING())
+                       .name("neighbours").get_side_output(UPDATES))
+        return [updates, front.session_updates, front.dead]
     if stage == "topology":
         items = _source(env, 0, "", "no-items")
         updates, dead = topology.define_workflow(raw, items, cfg)
