@@ -118,6 +118,19 @@ def test_cli_reports_a_bad_dataset_path(tmp_path: Path, capsys: pytest.CaptureFi
     assert str(missing) in err and "_train_full.txt" in err
 
 
+def test_replay_job_reads_a_csv_with_context_and_type_map(tmp_path: Path) -> None:
+    from recs.producer.jobs import ReplayJob, load_replay
+
+    path = tmp_path / "shop.csv"
+    path.write_text("t,u,i,k,dev\n1400000000,a,x,pv,mobile\n1400000001,a,y,buy,mobile\n")
+    job = ReplayJob(producer.ProducerConfig("127.0.0.1:1"), "t", "it", "csv", str(path), 1.0,
+                    False, None, "user=u,item=i,ts=t,type=k,device=dev", "s", ",", 0.0,
+                    type_map="pv=view,buy=purchase")
+    events = load_replay(job).events
+    assert [(e.type, e.context) for e in events] == [("view", {"device": "mobile"}),
+                                                     ("purchase", {"device": "mobile"})]
+
+
 # --- against a broker ----------------------------------------------------------------------------
 
 def consume(bootstrap: str, topic: str, n: int, timeout_s: float = 60.0) -> list[Any]:

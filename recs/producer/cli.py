@@ -90,7 +90,11 @@ def _parser(settings: Settings) -> argparse.ArgumentParser:
                      help="rewrite event times to the wall clock when sent")
     rep.add_argument("--limit", type=int, default=None, help="read at most N events per file")
     rep.add_argument("--columns", "--map", dest="columns", default=None,
-                     help="csv only: user=COL,item=COL,ts=COL[,type=,session=,value=]")
+                     help="csv only: user=COL,item=COL,ts=COL[,type=,session=,value=,"
+                     "device=,country=,referrer=,page=]")
+    rep.add_argument("--type-map", default=None,
+                     help="csv only: the file's event types onto the engine's, e.g. "
+                     "pageview=view,transaction=purchase")
     rep.add_argument("--ts-unit", default="s", choices=["s", "ms", "us", "iso"])
     rep.add_argument("--delimiter", default=",")
     rep.add_argument("--no-items", action="store_true", help="do not publish item metadata")
@@ -146,7 +150,7 @@ def _main_replay(args: argparse.Namespace, config: ProducerConfig
     procs = max(1, args.processes)
     job = ReplayJob(config, args.topic, args.items_topic, args.dataset, str(args.path),
                     args.speedup, args.retime, args.limit, args.columns, args.ts_unit,
-                    args.delimiter, 0.0, 0, procs)
+                    args.delimiter, 0.0, 0, procs, type_map=args.type_map)
     data = load_replay(job)
     log.info("loaded dataset=%s events=%d items=%d seconds=%.2f", data.name, len(data.events),
              len(data.items), time.perf_counter() - began)

@@ -66,6 +66,7 @@ class ReplayJob:
     start: float
     shard: int = 0
     shards: int = 1
+    type_map: str | None = None  # csv only: raw=type,... (recs.datasets.parse_type_map)
 
 
 def storefront_for(job: SyntheticJob) -> Storefront:
@@ -88,7 +89,7 @@ def run_synthetic(job: SyntheticJob) -> PublishStats:
 
 def load_replay(job: ReplayJob) -> datasets.Dataset:
     return datasets.load(job.dataset, Path(job.path), limit=job.limit, columns=job.columns,
-                         ts_unit=job.ts_unit, delimiter=job.delimiter)
+                         ts_unit=job.ts_unit, delimiter=job.delimiter, type_map=job.type_map)
 
 
 def run_replay(job: ReplayJob, data: datasets.Dataset | None = None) -> PublishStats:
