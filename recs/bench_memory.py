@@ -21,8 +21,6 @@ The last line is one JSON object with the figures, the counts and ``cpu_count``.
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import random
 import sys
 import time
@@ -33,6 +31,7 @@ import orjson
 
 from operators import session
 from operators.config import EngineConfig
+from recs.benchkit import print_result
 from recs.settings import Settings
 from schemas.events import Interaction
 from state import keys
@@ -137,11 +136,7 @@ def main(argv: list[str] | None = None) -> int:
             kind: round(total / max(len(items_with[kind]), 1))
             for kind, total in sorted(by_kind.items())}
         client.close()
-    result["cpu_count"] = os.cpu_count()
-    result["machine"] = f"{platform.machine()} {platform.python_implementation()} " \
-        f"{platform.python_version()}"
-    sys.stdout.write(orjson.dumps(result).decode() + "\n")
-    return 0
+    return print_result(result)
 
 
 if __name__ == "__main__":

@@ -28,8 +28,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import os
-import platform
 import subprocess
 import sys
 import time
@@ -39,6 +37,7 @@ from typing import Any
 
 import orjson
 
+from recs.benchkit import print_result
 from recs.settings import Settings, Topics
 from schemas.events import Interaction, ItemUpsert
 from state.records import Update
@@ -204,11 +203,7 @@ def main(argv: list[str] | None = None) -> int:
         result["jvm_writer_us_per_update"] = round(jvm_stats["seconds"] / n * 1e6, 2)
         result["jvm_writer_events_per_s_equiv"] = round(
             n / jvm_stats["seconds"] / (n / args.events))
-    result["cpu_count"] = os.cpu_count()
-    result["machine"] = f"{platform.machine()} {platform.python_implementation()} " \
-        f"{platform.python_version()}"
-    sys.stdout.write(orjson.dumps(result).decode() + "\n")
-    return 0
+    return print_result(result)
 
 
 if __name__ == "__main__":
