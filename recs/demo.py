@@ -317,9 +317,12 @@ def main(argv: list[str]) -> int:
         auth = {"Authorization": f"Bearer {made['server']}"}
         logs = run_dir / "logs"
         # each process is stopped on the way out, whatever happens after it started
-        # checkpoints of another operator graph cannot be restored: one directory per version
+        # checkpoints of another operator graph cannot be restored: one directory per version,
+        # and per runtime (the JVM stages keep other state under the same uids)
+        graph = f"v{TOPOLOGY_VERSION}" + ("" if settings.stream_runtime == "python"
+                                          else f"-{settings.stream_runtime}")
         job = engine.start_job(settings, logs, restore="latest",
-                               checkpoint_dir=run_dir / "checkpoints" / f"v{TOPOLOGY_VERSION}")
+                               checkpoint_dir=run_dir / "checkpoints" / graph)
         owned.callback(job.stop)
         load = engine.start_loader(settings, logs)
         owned.callback(load.stop)
