@@ -226,7 +226,8 @@ def _generator(bootstrap: str, topic: str, shard: tuple[int, int], phase: Phase,
     if last is not None:
         probes.append(last)
     out.put(("probes", probes))
-    out.put(("done", sent, interest, elapsed))
+    newest = max((b[3] for b in built[:sent]), default=0)
+    out.put(("done", sent, interest, elapsed, newest))
 
 
 def _generate(settings: Settings, phase: Phase, generators: int, prober: Prober) -> dict[str, Any]:
@@ -242,7 +243,7 @@ def _generate(settings: Settings, phase: Phase, generators: int, prober: Prober)
     for proc in procs:
         proc.start()
     ready = 0
-    done: list[tuple[int, int, float]] = []
+    done: list[tuple[int, int, float, int]] = []
     began = 0.0
     while len(done) < generators:
         try:
@@ -262,13 +263,14 @@ def _generate(settings: Settings, phase: Phase, generators: int, prober: Prober)
             for user, ts, produced in msg[1]:
                 prober.add(user, ts, produced)
         else:
-            done.append((msg[1], msg[2], msg[3]))
+            done.append((msg[1], msg[2], msg[3], msg[4]))
     for proc in procs:
         proc.join(timeout=30)
     wall = time.perf_counter() - began
     sent = sum(d[0] for d in done)
     return {"sent": sent, "interest": sum(d[1] for d in done), "seconds": round(wall, 2),
-            "events_per_s": round(sent / max(d[2] for d in done))}
+            "events_per_s": round(sent / max(d[2] for d in done)),
+            "newest_ts": max(d[3] for d in done)}
 
 
 def _model_events(client: redis.Redis) -> int:
@@ -327,7 +329,8 @@ def main(argv: list[str]) -> int:
         # 1. the backlog, before the job runs: the generator alone
         gen = _generate(settings, Phase("backlog", n=args.backlog), args.generators, prober)
         print(orjson.dumps({"generator": gen}).decode(), flush=True)
-        newest_ts = int(time.time() * 1000)
+        # the events' times are set when they are built, before the clock starts
+        newest_ts = gen.pop("newest_ts")
         logs = run_dir / "logs"
         job = engine.start_job(settings, logs, parallelism=args.parallelism,
                                checkpoint_dir=run_dir / "checkpoints")
@@ -351,7 +354,7 @@ def main(argv: list[str]) -> int:
             model_before = _model_events(client)
             poller.start()
             unseen = prober.settle(args.backlog_timeout_s, poll_s=0.05, alive=job_alive)
-            while _freshness(client) < newest_ts - 1_000 and not unseen:
+            while _freshness(client) < newest_ts and not unseen:
                 job_alive()
                 time.sleep(0.05)
             drained = time.time()
