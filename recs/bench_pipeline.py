@@ -55,7 +55,7 @@ class Data:
 
 
 def build(seed: int, events: int, items: int, users: int) -> Data:
-    """bench-serve's data (:func:`recs.bench_serve.fill`) into memory instead of Redis."""
+    """bench-serve's data (:func:`recs.bench_serve_data.fill`) into memory instead of Redis."""
     from operators.config import EngineConfig
     from recs.settings import Settings
     from recs.synthetic import Storefront
@@ -269,7 +269,7 @@ async def run(data: Data, paths: Sequence[str], *, profile: bool, warmup: int,
 
 
 def main(argv: list[str]) -> int:
-    from recs.bench_serve import pick_users
+    from recs.bench_serve_data import pick_users
     from recs.settings import Settings
 
     p = argparse.ArgumentParser(prog="python -m recs.bench_pipeline", description=__doc__,

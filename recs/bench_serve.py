@@ -58,7 +58,6 @@ import http.client
 import multiprocessing
 import os
 import platform
-import random
 import shutil
 import signal
 import sys
@@ -70,122 +69,35 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from types import FrameType
 from typing import Any, Final
-from urllib.parse import quote
 
 import orjson
 import redis
 
 from recs.bench_baseline import baseline_path
 from recs.bench_load import LOOPBACK, PYTHON, WRK, Load, Loader
+from recs.bench_serve_data import (
+    BASELINE,
+    DATA_SOURCE,
+    ENDPOINTS,
+    MIN_USERS,
+    REPEAT_WINDOW,
+    Dataset,
+    fill,
+    pick_users,
+    target_paths,
+    with_repeats,
+)
 from recs.bench_stream import group_cpu_seconds
 from recs.engine import EngineProcess
 
-ENDPOINTS: Final = {
-    "homepage": "/v1/users/{user}/recommendations",
-    "session": "/v1/users/{user}/session-recommendations",
-    "trending": "/v1/trending",
-}
-BASELINE: Final = "baseline"
-UNKNOWN_PREFIX: Final = "bench-unknown-"
-MAX_USERS: Final = 20_000  # distinct known users in the rotation
-MIN_USERS: Final = 20_000  # the mix asks at least this many users (known and unknown)
-REPEAT_WINDOW: Final = 50  # a repeated poll asks a user of the last this many requests
 AIM_HALF_LOAD_P99_MS: Final = 5.0
 PREFLIGHT: Final = 100  # requests per target checked one by one before the load
 AIM_P99_MS: Final = 10.0
 AIM_RATIO: Final = 1.0
 ROOT: Final = Path(__file__).resolve().parent.parent
-DATA_SOURCE: Final = ("synthetic storefront applied by the in-process ReferenceRunner (the Flink "
-                      "job's operators), written with RedisStore; Kafka->Flink is benchmarked by "
-                      "`recs bench-stream`")
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class Dataset:
-    seed: int
-    items: int
-    users: int
-    events: int
-    sessions: int
-    redis_keys: int
-    fill_s: float
-    session_users: tuple[str, ...]
-
-
-# ---- data, servers, checks -----------------------------------------------------------------
-
-def fill(redis_url: str, *, seed: int, events: int, items: int, users: int) -> Dataset:
-    """Synthetic storefront -> ReferenceRunner -> RedisStore; event times end now. The online
-    models run too (with the stream's settings), so the served path includes the learned
-    vector source and, once warm, the ranker."""
-    from operators.config import EngineConfig
-    from recs.settings import Settings
-    from recs.synthetic import Storefront
-    from state.redis_store import RedisStore
-    from stream.reference import ReferenceRunner
-
-    started = time.perf_counter()
-    shop = Storefront(seed=seed, n_items=items, n_users=users)
-    records = [*shop.catalogue(), *shop.stream(events)]
-    shift = time.time_ns() // 1_000_000 - max(r.ts for r in records)
-    records = [dataclasses.replace(r, ts=r.ts + shift) for r in records]
-    store = RedisStore.from_url(redis_url)
-    base = EngineConfig()
-    cfg = dataclasses.replace(base, mf=dataclasses.replace(
-        base.mf, negatives=Settings.from_env().mf_negatives))
-    runner = ReferenceRunner(cfg, store=store, models=True)
-    runner.run(records, flush_every=100_000)
-    keys = int(store.client.dbsize())
-    store.client.close()
-    return Dataset(seed, items, users, runner.events_applied, len(runner.sessions), keys,
-                   time.perf_counter() - started, tuple(sorted(runner.sessions)))
-
-
-def pick_users(session_users: Sequence[str], *, seed: int, unknown_share: float,
-               limit: int = MAX_USERS) -> list[str]:
-    """Users with a session (at most ``limit``) and a share of unknown ones, shuffled.
-
-    >>> users = pick_users([f"u{i}" for i in range(90)], seed=1, unknown_share=0.1)
-    >>> len(users), sum(u.startswith(UNKNOWN_PREFIX) for u in users)
-    (100, 10)
-    """
-    rnd = random.Random(f"bench-serve:{seed}")
-    known = list(session_users)
-    rnd.shuffle(known)
-    known = known[:limit]
-    n_unknown = round(len(known) * unknown_share / (1.0 - unknown_share))
-    users = known + [f"{UNKNOWN_PREFIX}{i}" for i in range(n_unknown)]
-    rnd.shuffle(users)
-    return users
-
-
-def with_repeats(users: Sequence[str], *, repeat_share: float, seed: int) -> list[str]:
-    """The request order: every user once, in order, and ``repeat_share`` of the requests
-    asking again a user of the last :data:`REPEAT_WINDOW` requests.
-
-    >>> order = with_repeats([f"u{i}" for i in range(1000)], repeat_share=0.5, seed=1)
-    >>> len(set(order)), round(1 - 1000 / len(order), 1)
-    (1000, 0.5)
-    """
-    rnd = random.Random(f"bench-serve-repeats:{seed}")
-    out: list[str] = []
-    fresh = iter(users)
-    while True:
-        if out and rnd.random() < repeat_share:
-            out.append(out[-1 - rnd.randrange(min(REPEAT_WINDOW, len(out)))])
-            continue
-        user = next(fresh, None)
-        if user is None:
-            return out
-        out.append(user)
-
-
-def target_paths(target: str, users: Sequence[str]) -> list[str]:
-    """Request paths of a target, one per user (the baseline reads the user's session key)."""
-    if target == BASELINE:
-        return [baseline_path(quote(u, safe="")) for u in users]
-    return [ENDPOINTS[target].format(user=quote(u, safe="")) for u in users]
-
+# ---- servers, checks -----------------------------------------------------------------------
 
 def spawn_server(name: str, argv: list[str], env: dict[str, str], log_dir: Path) -> EngineProcess:
     """``python -m argv...`` in its own process group, bound to this process (Linux), so

@@ -15,9 +15,12 @@ serving.responses.ApiError: k must be an integer in 1..100, got '0'
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Final
+from typing import Any, Final
 from urllib.parse import parse_qsl
 
+import orjson
+
+from serving.limits import check_depth
 from serving.responses import INVALID_PARAMETER, ApiError
 
 DEFAULT_K: Final = 10
@@ -127,3 +130,33 @@ def entity_id(name: str, value: str) -> str:
     if not value or len(value) > MAX_ID_LEN or not value.isprintable():
         raise invalid(name, value, f"a non-empty printable id of at most {MAX_ID_LEN} characters")
     return value
+
+
+# ---- JSON request bodies ---------------------------------------------------------------
+MAX_CART: Final = 100  # items of a cart request
+
+
+def json_object(body: bytes) -> dict[str, Any]:
+    """A request body that must be one JSON object, within the nesting limit."""
+    try:
+        doc = orjson.loads(body) if body else None
+    except orjson.JSONDecodeError as exc:
+        raise ApiError(422, "invalid_body", f"body must be a JSON object ({exc})",
+                       field="<body>") from None
+    if not isinstance(doc, dict):
+        raise ApiError(422, "invalid_body", "body must be a JSON object", field="<body>",
+                       value=str(doc)[:80])
+    check_depth(doc)
+    return doc
+
+
+def id_list(body: Mapping[str, Any], name: str, *, required: bool = True) -> list[str]:
+    """A body field holding distinct item ids (1..the limit; may be absent unless required)."""
+    raw = body.get(name)
+    if raw is None and not required:
+        return []
+    limit = MAX_CART if name == "items" else MAX_EXCLUDE
+    if not isinstance(raw, list) or not (1 if required else 0) <= len(raw) <= limit or \
+            not all(isinstance(i, str) for i in raw):
+        raise invalid(name, str(raw), f"a list of 1..{limit} item ids")
+    return [entity_id(name, i) for i in dict.fromkeys(raw)]

@@ -54,13 +54,12 @@ from serving.handlers import (
     Options,
     ok,
 )
-from serving.limits import check_depth
 from serving.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from serving.models import Header
 from serving.openapi import docs_page, openapi_document
 from serving.page_answers import add_page_answer_route
 from serving.pages import add_page_routes
-from serving.params import MAX_EXCLUDE, entity_id, invalid
+from serving.params import entity_id, id_list, invalid, json_object
 from serving.publish import PublishUnavailable
 from serving.request import Request
 from serving.responses import NOT_FOUND, ApiError, Response, json_response
@@ -82,7 +81,6 @@ from state.records import Envelope
 Handler = Callable[[Request], Awaitable[Response]]
 Meta = dict[str, Mapping[str, Any] | None]
 SESSION_PARAMS: Final = BlendParams(recent=5, recency_decay=0.7, bought_weight=0.0)
-MAX_CART: Final = 100
 CONTEXT_SCOPES: Final = ("country", "device")
 EXPLORE_CANDIDATES: Final = 20  # newest items checked for "no interactions yet" per answer
 
@@ -351,15 +349,16 @@ class Handlers(Core):
                 for dim, value in pairs]
 
     async def cart(self, req: Request) -> Response:
-        body = _json_object(req.body)
-        cart = _id_list(body, "items")
+        body = json_object(req.body)
+        cart = id_list(body, "items")
         user = body.get("user_id")
         if user is not None:
-            user = entity_id("user_id", user) if isinstance(user, str) else \
-                _bad("user_id", user, "a string")
+            if not isinstance(user, str):
+                raise invalid("user_id", str(user), "a string")
+            user = entity_id("user_id", user)
         req.principal.check_user(user)
         base = Options.of(req, user)
-        extra = _id_list(body, "exclude", required=False)
+        extra = id_list(body, "exclude", required=False)
         opts = Options(base.k, base.exclude | frozenset(extra), base.category, base.context,
                        base.explain, base.user)
 
@@ -454,36 +453,6 @@ def _model_version(header: Envelope | Header | None) -> str:
 def _category(meta: Mapping[str, Any] | None) -> str | None:
     cat = meta.get("category") if meta else None
     return cat if isinstance(cat, str) and cat else None
-
-
-def _json_object(body: bytes) -> dict[str, Any]:
-    import orjson
-
-    try:
-        doc = orjson.loads(body) if body else None
-    except orjson.JSONDecodeError as exc:
-        raise ApiError(422, "invalid_body", f"body must be a JSON object ({exc})",
-                       field="<body>") from None
-    if not isinstance(doc, dict):
-        raise ApiError(422, "invalid_body", "body must be a JSON object", field="<body>",
-                       value=str(doc)[:80])
-    check_depth(doc)
-    return doc
-
-
-def _bad(name: str, value: Any, rule: str) -> Any:
-    raise invalid(name, str(value), rule)
-
-
-def _id_list(body: Mapping[str, Any], name: str, *, required: bool = True) -> list[str]:
-    raw = body.get(name)
-    if raw is None and not required:
-        return []
-    limit = MAX_CART if name == "items" else MAX_EXCLUDE
-    if not isinstance(raw, list) or not (1 if required else 0) <= len(raw) <= limit or \
-            not all(isinstance(i, str) for i in raw):
-        raise invalid(name, str(raw), f"a list of 1..{limit} item ids")
-    return [entity_id(name, i) for i in dict.fromkeys(raw)]
 
 
 def build_router(h: Handlers, settings: Settings, guard: Guard) -> Router[Handler]:

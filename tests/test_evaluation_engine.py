@@ -7,16 +7,14 @@ import random
 from operators.blend import VECTOR
 from operators.candidates import recent_items, session_candidates
 from recs.evaluation.api import Query
-from recs.evaluation.engine_recs import (
-    TUNED_BLEND,
-    Blend,
-    EngineLearner,
+from recs.evaluation.engine_methods import (
     FullBlend,
     RelationSource,
     SessionSource,
     TrendingSource,
     engine_methods,
 )
+from recs.evaluation.engine_recs import TUNED_BLEND, Blend, EngineLearner
 from schemas.events import Interaction, ItemUpsert
 from state import keys
 from stream.reference import ReferenceRunner

@@ -8,7 +8,8 @@ import random
 
 from recs.datasets import Dataset
 from recs.evaluation import protocols
-from recs.evaluation.engine_recs import EngineLearner, engine_methods
+from recs.evaluation.engine_methods import engine_methods
+from recs.evaluation.engine_recs import EngineLearner
 from recs.evaluation.harness import run
 from schemas.events import Interaction
 

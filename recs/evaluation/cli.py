@@ -47,14 +47,8 @@ from recs.evaluation.baselines import (
     RecentPopularity,
     SequentialRules,
 )
-from recs.evaluation.engine_recs import (
-    TUNED_BLEND,
-    TUNED_CONFIG,
-    EngineLearner,
-    LearnedBlend,
-    describe,
-    engine_methods,
-)
+from recs.evaluation.engine_methods import LearnedBlend, engine_methods
+from recs.evaluation.engine_recs import TUNED_BLEND, TUNED_CONFIG, EngineLearner, describe
 from recs.evaluation.harness import Outcome, run
 from recs.evaluation.learned import LEARNED_METHODS, RATING_MF, RatingRun, rating_main, rating_run
 from recs.evaluation.page import write_page

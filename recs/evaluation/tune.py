@@ -34,13 +34,8 @@ from recs import datasets
 from recs.evaluation import protocols
 from recs.evaluation.api import Method
 from recs.evaluation.cli import FOLDERS
-from recs.evaluation.engine_recs import (
-    TUNED_BLEND,
-    TUNED_CONFIG,
-    EngineLearner,
-    FullBlend,
-    VectorSource,
-)
+from recs.evaluation.engine_methods import FullBlend, VectorSource
+from recs.evaluation.engine_recs import TUNED_BLEND, TUNED_CONFIG, EngineLearner
 from recs.evaluation.harness import Outcome, run
 from recs.evaluation.learned import TUNED_MF, OnlineMFMethod
 from recs.evaluation.protocols import Plan
