@@ -156,12 +156,7 @@ public class NeighbourFunction extends KeyedProcessFunction<String, Row, String>
 
     /** stream/views.py neighbour_update: the best top_k, ties by item id. */
     static String update(String relation, String src, State s, Config cfg) {
-        Integer[] order = new Integer[s.dst.length];
-        for (int i = 0; i < order.length; i++) {
-            order[i] = i;
-        }
-        Arrays.sort(order, (a, b) -> s.score[a] != s.score[b] ? Double.compare(s.score[b], s.score[a])
-            : Interactions.compareCodePoints(s.dst[a], s.dst[b]));
+        Integer[] order = Ranks.byScore(s.dst, s.score);
         ObjectNode d = Interactions.NODES.objectNode();
         ArrayNode items = d.putArray("items");
         for (int i = 0; i < Math.min(cfg.topK, order.length); i++) {

@@ -143,14 +143,7 @@ public class TopKFunction extends KeyedProcessFunction<String, Row, String> {
     }
 
     static Integer[] ranked(State s) {
-        Integer[] order = new Integer[s.item.length];
-        for (int i = 0; i < order.length; i++) {
-            order[i] = i;
-        }
-        Arrays.sort(order, (a, b) -> s.score[a] != s.score[b]
-            ? Double.compare(s.score[b], s.score[a])
-            : Interactions.compareCodePoints(s.item[a], s.item[b]));
-        return order;
+        return Ranks.byScore(s.item, s.score);
     }
 
     @Override
