@@ -367,13 +367,10 @@ class ModelRefresher:
                 self.generation += 1  # again: requests may have read it between two chunks
 
     async def _refresh_ranker(self, source: ModelSource) -> None:
-        key = model_key(MODEL_RANKER)
-        head = await source.head(key)
-        if head is None or head == self._ranker_tried:
-            return  # absent (keep what was loaded) or unchanged
-        raw = await source.get_raw(key)
-        if raw is None:
+        fetched = await _fetch_if_changed(source, model_key(MODEL_RANKER), self._ranker_tried)
+        if fetched is None:
             return
+        head, raw = fetched
         self._ranker_tried = head
         try:
             env, ranker = await asyncio.to_thread(_restore_ranker, raw)
@@ -400,13 +397,10 @@ class ModelRefresher:
 
 
     async def _refresh_blend(self, source: ModelSource) -> None:
-        key = model_key(MODEL_BLEND)
-        head = await source.head(key)
-        if head is None or head == self._blend_tried:
-            return  # absent (keep what was loaded) or unchanged
-        raw = await source.get_raw(key)
-        if raw is None:
+        fetched = await _fetch_if_changed(source, model_key(MODEL_BLEND), self._blend_tried)
+        if fetched is None:
             return
+        head, raw = fetched
         self._blend_tried = head
         try:
             env = decode_envelope(raw)
@@ -459,3 +453,13 @@ def _number(value: Any) -> float | None:
         return None
     return float(value) if math.isfinite(value) else None
 
+
+async def _fetch_if_changed(source: ModelSource, key: str, tried: tuple[int, int] | None,
+                            ) -> tuple[tuple[int, int], bytes] | None:
+    """The head and bytes of the model at ``key`` when its head is not ``tried``; ``None`` when
+    it is absent (keep what was loaded) or unchanged."""
+    head = await source.head(key)
+    if head is None or head == tried:
+        return None
+    raw = await source.get_raw(key)
+    return None if raw is None else (head, raw)
