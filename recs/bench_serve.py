@@ -57,7 +57,6 @@ import dataclasses
 import http.client
 import multiprocessing
 import os
-import platform
 import shutil
 import signal
 import sys
@@ -88,6 +87,7 @@ from recs.bench_serve_data import (
     with_repeats,
 )
 from recs.bench_stream import group_cpu_seconds
+from recs.benchkit import machine
 from recs.engine import EngineProcess
 
 AIM_HALF_LOAD_P99_MS: Final = 5.0
@@ -168,19 +168,6 @@ def preflight(port: int, paths: Sequence[str], headers: Mapping[str, str] | None
     finally:
         conn.close()
     return statuses, sources
-
-
-def machine() -> dict[str, Any]:
-    model = None
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    load = os.getloadavg() if hasattr(os, "getloadavg") else None
-    return {"cpu_count": os.cpu_count(), "cpu_model": model, "platform": platform.platform(),
-            "python": platform.python_version(),
-            "load_avg_before": [round(x, 2) for x in load] if load else None}
 
 
 # ---- the command ---------------------------------------------------------------------------
@@ -351,7 +338,7 @@ def _run(args: argparse.Namespace) -> int:
     from recs.settings import Settings
 
     work = Settings.from_env().run_dir.resolve() / "bench-serve"
-    info = machine()
+    info = machine("load_avg_before")
     with contextlib.ExitStack() as stack:
         redis_url = args.redis_url
         if redis_url is None:

@@ -39,7 +39,6 @@ import argparse
 import dataclasses
 import multiprocessing
 import os
-import platform
 import queue
 import sys
 import threading
@@ -53,6 +52,7 @@ from typing import Any, Final, cast
 import orjson
 import redis
 
+from recs.benchkit import machine
 from recs.settings import Settings, Topics
 from schemas.events import Interaction
 from state import keys
@@ -328,9 +328,9 @@ def main(argv: list[str]) -> int:
         poller = threading.Thread(target=prober.run, daemon=True)
         # 1. the backlog, before the job runs: the generator alone
         gen = _generate(settings, Phase("backlog", n=args.backlog), args.generators, prober)
-        print(orjson.dumps({"generator": gen}).decode(), flush=True)
         # the events' times are set when they are built, before the clock starts
         newest_ts = gen.pop("newest_ts")
+        print(orjson.dumps({"generator": gen}).decode(), flush=True)
         logs = run_dir / "logs"
         job = engine.start_job(settings, logs, parallelism=args.parallelism,
                                checkpoint_dir=run_dir / "checkpoints")
@@ -416,8 +416,7 @@ def main(argv: list[str]) -> int:
         "writer": settings.writer,
         "models": settings.models,
         "parallelism": args.parallelism,
-        "cpu_count": os.cpu_count(),
-        "machine": f"{platform.machine()} {os.cpu_count()} cores, {platform.python_version()}",
+        **machine(),
         "steps": results,
     }
     sys.stdout.write(orjson.dumps(summary).decode() + "\n")
