@@ -12,6 +12,8 @@ Which Java class twins which Python operator:
 ``DedupFunction.java``      ``operators/dedup.py``
 ``SessionFunction.java``    ``operators/session.py`` + ``SessionFunction``
 ``NeighbourFunction.java``  ``operators/neighbours.py`` + ``NeighbourFunction``
+``Items.java``              ``operators/trending.py`` (items) + ``operators/arrivals.py``
+``ItemFunction.java``       ``ItemFunction`` + ``explode_items``
 ``TopKFunction.java``       ``operators/trending.py`` (top-K) + ``TopKFunction``
 ``Decay.java``              ``operators/decay.py``
 ``RedisUpdateSink.java``    ``stream/loader.py`` + ``state/redis_store.py``
@@ -120,16 +122,24 @@ def neighbours(pairs: Any, cfg: EngineConfig, emit_interval_ms: int) -> Any:
     return _wrap(_stages().neighbours(pairs._j_data_stream, conf))
 
 
+def items(events: Any, catalogue: Any, cfg: EngineConfig, emit_interval_ms: int
+          ) -> tuple[Any, Any]:
+    """The items stage on the JVM events and the catalogue (ITEM_ROW): returns the SCORE_ROW
+    stream (for :func:`trending`) and the stream of Update lines (item values and stats)."""
+    t = cfg.trending
+    conf = orjson.dumps({"event_weights": dict(cfg.event_weights), "half_life_s": t.half_life_s,
+                         "max_context_scopes": t.max_context_scopes,
+                         "emit_interval_ms": emit_interval_ms}).decode()
+    stages = _stages()
+    j_items = stages.items(events._j_data_stream, catalogue._j_data_stream, conf)
+    return _wrap(j_items), _wrap(stages.itemUpdates(j_items))
+
+
 def trending(scores: Any, cfg: EngineConfig, emit_interval_ms: int) -> Any:
     """The trending and new-arrival lists from ItemFunction's SCORE_ROW stream; Update lines."""
     t = cfg.trending
     return _wrap(_stages().trending(scores._j_data_stream, t.top_k, t.new_top_k, t.half_life_s,
                                     emit_interval_ms))
-
-
-def event_rows(events: Any) -> Any:
-    """JVM EVENT rows as the Python stages' EVENT_ROW (``user_id``, ``ts``, ``body``)."""
-    return _wrap(_stages().eventRows(events._j_data_stream))
 
 
 def redis_sink(settings: Any) -> Any:

@@ -15,7 +15,7 @@ watermarks      Python timestamp assigner       Java timestamp assigner
 dedup           (none)                          DedupFunction.java (operators/dedup.py)
 sessions        SessionFunction (Python)        SessionFunction.java
 neighbours      NeighbourFunction (Python)      NeighbourFunction.java
-items           ItemFunction (Python)           ItemFunction (Python)
+items           ItemFunction (Python)           ItemFunction.java (+ Items.java)
 trending        TopKFunction (Python)           TopKFunction.java
 models          ModelFunction, LabelFunction,   the same (Python)
                 RankerFunction (Python)
@@ -116,7 +116,7 @@ class EventTime(TimestampAssigner):  # type: ignore[misc]
 class Front:
     """What the per-event front gives the rest of the topology."""
 
-    events: DataStream          # valid events as EVENT_ROW (the Python stages read these)
+    events: DataStream          # valid events: EVENT_ROW (python), the JVM EVENT rows (jvm)
     dead: DataStream            # dead letters of the interactions (strings)
     pairs: DataStream           # PAIRS_ROW, from the session stage
     session_updates: DataStream  # Update wire lines of the sessions
@@ -144,22 +144,23 @@ def define_workflow(interactions: DataStream, items: DataStream,
                      .process(NeighbourFunction(engine, interval), output_type=Types.STRING())
                      .name("neighbours").uid("neighbours"))
         neighbour_updates = relations.get_side_output(UPDATES)
-    touched = (front.events.flat_map(explode_items, output_type=ITEM_EVENT_ROW)
-               .name("items-touched").uid("items-touched"))
-    item_scores = (touched.connect(catalogue)
-                   .key_by(_item, _item, key_type=Types.STRING())
-                   .process(ItemFunction(engine, interval), output_type=SCORE_ROW)
-                   .name("items").uid("items"))
     if cfg.runtime == JVM:
+        item_scores, item_updates = jvm.items(front.events, catalogue, engine, interval)
         trending_updates = jvm.trending(item_scores, engine, interval)
     else:
+        touched = (front.events.flat_map(explode_items, output_type=ITEM_EVENT_ROW)
+                   .name("items-touched").uid("items-touched"))
+        item_scores = (touched.connect(catalogue)
+                       .key_by(_item, _item, key_type=Types.STRING())
+                       .process(ItemFunction(engine, interval), output_type=SCORE_ROW)
+                       .name("items").uid("items"))
+        item_updates = item_scores.get_side_output(UPDATES)
         trending = (item_scores.key_by(_scope, key_type=Types.STRING())
                     .process(TopKFunction(engine, interval), output_type=Types.STRING())
                     .name("trending").uid("trending"))
         trending_updates = trending.get_side_output(UPDATES)
 
-    updates = [front.session_updates, neighbour_updates, item_scores.get_side_output(UPDATES),
-               trending_updates]
+    updates = [front.session_updates, neighbour_updates, item_updates, trending_updates]
     if cfg.models:
         updates += [out.get_side_output(UPDATES) for out in _models(front, catalogue, cfg)]
     dead = front.dead.union(parsed_items.get_side_output(DLQ))
@@ -195,7 +196,7 @@ def _jvm_front(interactions: DataStream, cfg: TopologyConfig) -> Front:
     events = jvm.watermarks(parsed.events, cfg.out_of_orderness_ms, cfg.idleness_ms)
     deduped = jvm.dedup(events, cfg.engine)
     sessions = jvm.sessions(deduped, cfg.engine, models=cfg.models)
-    return Front(jvm.event_rows(deduped), parsed.dead, sessions.pairs, sessions.updates,
+    return Front(deduped, parsed.dead, sessions.pairs, sessions.updates,
                  sessions.model_input, sessions.ranker_input)
 
 

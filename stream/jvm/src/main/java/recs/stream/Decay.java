@@ -16,6 +16,11 @@ final class Decay {
         return Math.log(weight) + rate(halfLifeS) * (tsMs / 1000.0);
     }
 
+    /** operators/decay.py add: one event of weight w at ts added to a log score. */
+    static double add(double logScore, double weight, long tsMs, double halfLifeS) {
+        return logaddexp(logScore, logTerm(weight, tsMs, halfLifeS));
+    }
+
     static double logaddexp(double a, double b) {
         if (a == Double.NEGATIVE_INFINITY) {
             return b;

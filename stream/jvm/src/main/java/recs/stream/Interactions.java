@@ -89,6 +89,13 @@ public final class Interactions {
         public String toJson() {
             return canonical.toString();
         }
+
+        /** operators/trending.py context_field: context[name] if it is a string, else null. */
+        public String context(String name) {
+            JsonNode ctx = canonical.get("context");
+            JsonNode v = ctx == null ? null : ctx.get(name);
+            return v != null && v.isTextual() ? v.textValue() : null;
+        }
     }
 
     /** decode_interaction: the size, the JSON, then the fields in the Python order. */

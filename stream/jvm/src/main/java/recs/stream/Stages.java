@@ -88,6 +88,37 @@ public final class Stages {
             .name("neighbours").uid("neighbours");
     }
 
+    /** The items stage: every item an event touches (Rows.touchedItems) and the catalogue
+     *  (Python's ITEM_ROW: item_id, ts, body), keyed by item; emits SCORE rows. */
+    public static SingleOutputStreamOperator<Row> items(DataStream<Row> events,
+                                                        DataStream<Row> catalogue,
+                                                        String configJson) throws Exception {
+        JsonNode doc = Interactions.JSON.readTree(configJson);
+        Items.Config cfg = new Items.Config();
+        JsonNode weights = doc.get("event_weights");
+        cfg.weightType = new String[weights.size()];
+        cfg.weight = new double[weights.size()];
+        int i = 0;
+        for (java.util.Iterator<String> it = weights.fieldNames(); it.hasNext(); i++) {
+            cfg.weightType[i] = it.next();
+            cfg.weight[i] = weights.get(cfg.weightType[i]).doubleValue();
+        }
+        cfg.halfLifeS = doc.get("half_life_s").doubleValue();
+        cfg.maxContextScopes = doc.get("max_context_scopes").intValue();
+        DataStream<Row> touched = events
+            .flatMap((Row event, org.apache.flink.util.Collector<Row> out) ->
+                Rows.touchedItems(event, out), Rows.ITEM_EVENT)
+            .name("items-touched").uid("items-touched");
+        return touched.connect(catalogue)
+            .keyBy(new FirstField(), new FirstField())
+            .process(new ItemFunction(cfg, doc.get("emit_interval_ms").longValue()), Rows.SCORE_ROW)
+            .name("items").uid("items");
+    }
+
+    public static DataStream<String> itemUpdates(SingleOutputStreamOperator<Row> items) {
+        return items.getSideOutput(ItemFunction.UPDATES);
+    }
+
     /** The trending lists from ItemFunction's scope scores (SCORE_ROW, keyed by scope). */
     public static DataStream<String> trending(DataStream<Row> scores, int topK, int newTopK,
                                               double halfLifeS, long emitIntervalMs) {
@@ -100,11 +131,6 @@ public final class Stages {
     static NeighbourFunction.Config neighbourConfig(JsonNode doc) {
         return new NeighbourFunction.Config(doc.get("capacity").intValue(),
             doc.get("top_k").intValue(), doc.get("half_life_s").doubleValue());
-    }
-
-    /** EVENT rows as Python's EVENT_ROW (user_id, ts, body), for the Python stages. */
-    public static DataStream<Row> eventRows(DataStream<Row> events) {
-        return events.map(Rows::eventRow, Rows.EVENT_ROW).name("event-rows").uid("event-rows");
     }
 
     /** operators/config.py SessionConfig and the model routing, as stream/jvm.py writes them. */
