@@ -71,6 +71,8 @@ class VectorModel:
         self._items: dict[str, None] = {}    # changed since the last drain
         self._users: dict[str, None] = {}
         self.user_events: dict[str, int] = {}  # events learned per user (the model's users)
+        self.sampled_out = 0  # events its feed skipped because it could not keep up
+        self._header_changed = False  # sampled_out moved since the last drain
 
     @property
     def version(self) -> int:
@@ -89,6 +91,12 @@ class VectorModel:
                 self._users[user] = None
                 self.user_events.pop(user, None)
         return out
+
+    def skip(self, n: int) -> None:
+        """Count ``n`` events the model's feed left out by sampling (stream/models.py)."""
+        if n:
+            self.sampled_out += n
+            self._header_changed = True
 
     def upsert(self, item: ItemUpsert) -> bool:
         """Index a catalogue record; a deleted item leaves the content index (its learned
@@ -119,12 +127,14 @@ class VectorModel:
                 "items": self.mf.n_items, "users": self.mf.n_users, "events": self.mf.events,
                 "updates": self.mf.updates, "placed": self.placed,
                 "content_items": len(self._content_src), "as_of": self.as_of,
+                "sampled_out": self.sampled_out,
                 "mode": cfg.mode, "negatives": cfg.negatives}
 
     def drain(self) -> Publication | None:
         """The vectors changed since the previous drain (current values), or None."""
-        if not self._items and not self._users:
+        if not self._items and not self._users and not self._header_changed:
             return None
+        self._header_changed = False
         items: list[ItemVec] = []
         for item in sorted(self._items):
             vec = self.mf.item_vector(item)
@@ -145,6 +155,7 @@ class VectorModel:
                 "placed": self.placed, "content_src": sorted(self._content_src),
                 "pending_items": list(self._items), "pending_users": list(self._users),
                 "user_events": list(self.user_events.items()),
+                "sampled_out": self.sampled_out,
                 "content": self.content.encode()}
         return orjson.dumps(side) + b"\n" + mf_codec.snapshot(self.mf)
 
@@ -165,4 +176,5 @@ class VectorModel:
         model._items = dict.fromkeys(side["pending_items"])
         model._users = dict.fromkeys(side["pending_users"])
         model.user_events = {str(u): int(n) for u, n in side["user_events"]}
+        model.sampled_out = int(side.get("sampled_out", 0))
         return model

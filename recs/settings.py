@@ -54,6 +54,11 @@ class Settings:
     # ranker are published, how many sampled negatives each positive learns against
     models: bool = True
     model_publish_ms: int = 2_000
+    # jvm runtime: the most events a second each model learns from (ModelFeed.java); beyond
+    # it they learn from a sample of users and the counting path never waits for them (0:
+    # every event, as the python runtime always does). 1,000: about what the collaborative
+    # model learns per second on one core here (docs/architecture.md, "Online learning")
+    model_max_events_per_s: float = 1_000.0
     mf_negatives: int = 10
     ranker_window_ms: int = 30 * 60_000  # attribution window of an impression (event time)
     # serving: rules and experiments files ("" = the ones shipped in serving/config), how long
@@ -110,6 +115,7 @@ class Settings:
             "RECS_EMIT_INTERVAL_MS": str(self.emit_interval_ms),
             "RECS_MODELS": "1" if self.models else "0",
             "RECS_MODEL_PUBLISH_MS": str(self.model_publish_ms),
+            "RECS_MODEL_MAX_EVENTS_PER_S": str(self.model_max_events_per_s),
             "RECS_MF_NEGATIVES": str(self.mf_negatives),
             "RECS_RANKER_WINDOW_MS": str(self.ranker_window_ms),
             "RECS_RULES_FILE": self.rules_file,
@@ -160,6 +166,8 @@ class Settings:
             emit_interval_ms=int(e.get("RECS_EMIT_INTERVAL_MS", d.emit_interval_ms)),
             models=e.get("RECS_MODELS", "1" if d.models else "0") not in ("0", "false", "no"),
             model_publish_ms=int(e.get("RECS_MODEL_PUBLISH_MS", d.model_publish_ms)),
+            model_max_events_per_s=float(e.get("RECS_MODEL_MAX_EVENTS_PER_S",
+                                               d.model_max_events_per_s)),
             mf_negatives=int(e.get("RECS_MF_NEGATIVES", d.mf_negatives)),
             ranker_window_ms=int(e.get("RECS_RANKER_WINDOW_MS", d.ranker_window_ms)),
             rules_file=e.get("RECS_RULES_FILE", d.rules_file),

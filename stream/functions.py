@@ -118,11 +118,12 @@ class OperatorMetrics:
                           group.add_group("direction", "out").counter("recs_stream_events_total"),
                           group.counter("recs_stream_late_events_total"))
 
-    def arrived(self, ctx: Any, ts: int | None = None) -> None:
-        """One record in; ``ts`` its event time (None before timestamps are assigned)."""
-        self.events_in += 1
+    def arrived(self, ctx: Any, ts: int | None = None, n: int = 1) -> None:
+        """``n`` records in (a batch: its newest event time); ``ts`` their event time (None
+        before timestamps are assigned)."""
+        self.events_in += n
         if ts is not None and ts < self._watermark:
-            self.late += 1
+            self.late += n
         self.tick(ctx)
 
     def tick(self, ctx: Any) -> None:

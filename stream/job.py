@@ -191,6 +191,7 @@ def build(settings: Settings, opts: JobOptions):  # type: ignore[no-untyped-def]
     topo = TopologyConfig(engine=engine, out_of_orderness_ms=settings.out_of_orderness_ms,
                           emit_interval_ms=settings.emit_interval_ms, models=settings.models,
                           model_publish_ms=settings.model_publish_ms,
+                          model_max_events_per_s=settings.model_max_events_per_s,
                           runtime=settings.stream_runtime)
     updates, dead = define_workflow(source(settings.topics.interactions, "interactions"),
                                     source(settings.topics.items, "items"), topo)

@@ -17,6 +17,7 @@ Which Java class twins which Python operator:
 ``TopKFunction.java``       ``operators/trending.py`` (top-K) + ``TopKFunction``
 ``Decay.java``              ``operators/decay.py``
 ``RedisUpdateSink.java``    ``stream/loader.py`` + ``state/redis_store.py``
+``ModelFeed.java``          (none: it batches and samples the models' inputs)
 ==========================  =================================================
 """
 
@@ -110,6 +111,14 @@ def sessions(deduped: Any, cfg: EngineConfig, *, models: bool) -> Sessions:
     j_sessions = stages.sessions(deduped._j_data_stream, session_config(cfg, models=models))
     return Sessions(_wrap(j_sessions), _wrap(stages.sessionUpdates(j_sessions)),
                     _wrap(stages.modelInput(j_sessions)), _wrap(stages.rankerInput(j_sessions)))
+
+
+def model_feed(events: Any, name: str, budget: float, max_batch: int, max_delay_ms: int) -> Any:
+    """``ModelFeed.java`` on a model's input (EVENT_ROW): ``MODEL_BATCH`` rows when
+    ``max_batch > 1``, else the kept events; at most ``budget`` events a second reach the model
+    (``<= 0``: every event), the rest are skipped by user (see the Java class)."""
+    return _wrap(_stages().modelFeed(events._j_data_stream, name, float(budget), max_batch,
+                                     max_delay_ms))
 
 
 def neighbours(pairs: Any, cfg: EngineConfig, emit_interval_ms: int) -> Any:

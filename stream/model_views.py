@@ -20,11 +20,24 @@ from stream import views
 EVENT_TAG: Final = "e"  # log entries: a tag character, then the input's JSON
 ITEM_TAG: Final = "i"
 LABELS_TAG: Final = "l"
+BATCH_TAG: Final = "b"  # a batch of events from the JVM feed: "{skipped}\n{event}\n{event}..."
+
+
+def encode_batch(skipped: int, bodies: str) -> str:
+    """A :data:`BATCH_TAG` log entry: the events the feed skipped, then the newline-joined
+    canonical events it kept (canonical JSON holds no raw newline)."""
+    return f"{skipped}\n{bodies}"
 
 
 def vector_model_step(model: VectorModel, tag: str, body: str) -> Any:
     if tag == EVENT_TAG:
         return model.learn(interaction_from_canonical(orjson.loads(body)))
+    if tag == BATCH_TAG:
+        skipped, _, events = body.partition("\n")
+        model.skip(int(skipped))
+        for line in events.split("\n") if events else ():
+            model.learn(interaction_from_canonical(orjson.loads(line)))
+        return None
     return model.upsert(decode_item(body))
 
 

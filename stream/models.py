@@ -58,9 +58,11 @@ from stream.functions import (
     _Measured,
 )
 from stream.model_views import (
+    BATCH_TAG,
     EVENT_TAG,
     ITEM_TAG,
     LABELS_TAG,
+    encode_batch,
     encode_labels,
     publication_updates,
     ranker_model_step,
@@ -73,6 +75,9 @@ RANKER_KEY: Final = "ranker"
 
 M = TypeVar("M")
 LABELS_ROW: Final = Types.ROW_NAMED(["ts", "body"], [Types.LONG(), Types.STRING()])
+# ModelFeed.java BATCH: newest event time, events kept, events skipped, the kept events' bodies
+MODEL_BATCH: Final = Types.ROW_NAMED(["ts", "n", "skipped", "body"],
+                                     [Types.LONG(), Types.INT(), Types.LONG(), Types.STRING()])
 
 
 class Checkpointed(Generic[M]):
@@ -154,8 +159,8 @@ class _ModelShell(_Measured):
     def process_element2(self, value: Row, ctx: Any) -> Any:
         return self._input(ITEM_TAG, value.body, value.ts, ctx)
 
-    def _input(self, tag: str, body: str, ts: int, ctx: Any) -> Any:
-        self.metrics.arrived(ctx, ts)
+    def _input(self, tag: str, body: str, ts: int | None, ctx: Any, n: int = 1) -> Any:
+        self.metrics.arrived(ctx, ts, n)
         _, new = self.checkpointed.get()
         self.checkpointed.apply(tag, body)
         self.publisher.schedule(ctx, self.OPERATOR, new_key=new)
@@ -192,6 +197,17 @@ class ModelFunction(_ModelShell, KeyedCoProcessFunction):  # type: ignore[misc]
         pub = model.drain()
         if pub is not None:
             yield from publication_updates(pub)
+
+
+class BatchedModelFunction(ModelFunction):
+    """:class:`ModelFunction` fed by the JVM (``ModelFeed.java``): input 1 is
+    :data:`MODEL_BATCH` rows, each applied in one call and logged as one entry
+    (:data:`~stream.model_views.BATCH_TAG`); a batch's ``skipped`` is what the feed left out by
+    sampling (the model header's ``sampled_out``)."""
+
+    def process_element1(self, value: Row, ctx: Any) -> Any:
+        ts = value.ts if value.n else None  # a count of skipped events only: no event time
+        return self._input(BATCH_TAG, encode_batch(value.skipped, value.body), ts, ctx, value.n)
 
 
 class RankerFunction(_ModelShell, KeyedCoProcessFunction):  # type: ignore[misc]

@@ -17,8 +17,9 @@ sessions        SessionFunction (Python)        SessionFunction.java
 neighbours      NeighbourFunction (Python)      NeighbourFunction.java
 items           ItemFunction (Python)           ItemFunction.java (+ Items.java)
 trending        TopKFunction (Python)           TopKFunction.java
-models          ModelFunction, LabelFunction,   the same (Python)
-                RankerFunction (Python)
+models          ModelFunction, LabelFunction,   ModelFeed.java (batches, sampling), then
+                RankerFunction (Python)         BatchedModelFunction, LabelFunction,
+                                                RankerFunction (Python)
 ==============  ==============================  =====================================
 
     interactions (raw JSON) -> parse --(malformed)--> dlq
@@ -78,6 +79,7 @@ from stream.models import (
     LABELS_ROW,
     MF_KEY,
     RANKER_KEY,
+    BatchedModelFunction,
     LabelFunction,
     ModelFunction,
     RankerFunction,
@@ -100,6 +102,12 @@ class TopologyConfig:
     models: bool = True             # the online models (stream/models.py)
     model_publish_ms: int = 2_000   # changed vectors and the ranker, at most this often
     runtime: str = PYTHON           # where the per-event front runs (see the table above)
+    # jvm runtime: the models' feeds (ModelFeed.java). At most this many events a second reach
+    # each model (0: every event); the collaborative model learns batches of up to model_batch
+    # events, handed over at least every model_batch_ms
+    model_max_events_per_s: float = 0.0
+    model_batch: int = 2_000
+    model_batch_ms: int = 500
 
     def __post_init__(self) -> None:
         if self.runtime not in RUNTIMES:
@@ -201,12 +209,23 @@ def _jvm_front(interactions: DataStream, cfg: TopologyConfig) -> Front:
 
 
 def _models(front: Front, catalogue: DataStream, cfg: TopologyConfig) -> list[DataStream]:
+    """The online models. On the jvm runtime their inputs pass ``ModelFeed.java`` first: the
+    collaborative model learns batches (one Python call each), and both models learn from a
+    sample of users when more events arrive than ``model_max_events_per_s``."""
     engine, every = cfg.engine, cfg.model_publish_ms
-    model = (front.model_input.connect(catalogue)
+    model_input, ranker_input = front.model_input, front.ranker_input
+    mf: ModelFunction = ModelFunction(engine, every)
+    if cfg.runtime == JVM:
+        model_input = jvm.model_feed(model_input, "model-feed", cfg.model_max_events_per_s,
+                                     cfg.model_batch, cfg.model_batch_ms)
+        ranker_input = jvm.model_feed(ranker_input, "ranker-feed", cfg.model_max_events_per_s,
+                                      1, 0)
+        mf = BatchedModelFunction(engine, every)
+    model = (model_input.connect(catalogue)
              .key_by(_mf_key, _mf_key, key_type=Types.STRING())
-             .process(ModelFunction(engine, every), output_type=Types.STRING())
+             .process(mf, output_type=Types.STRING())
              .name("model").uid("model"))
-    labels = (front.ranker_input.key_by(_user, key_type=Types.STRING())
+    labels = (ranker_input.key_by(_user, key_type=Types.STRING())
               .process(LabelFunction(engine), output_type=LABELS_ROW)
               .name("labels").uid("labels"))
     ranker = (labels.connect(catalogue)

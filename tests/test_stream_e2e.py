@@ -52,9 +52,11 @@ def _settings(kafka: Any, store: RedisStore, tmp_path: Path, **kw: Any) -> Setti
     prefix = f"e2e-{uuid.uuid4().hex[:8]}."
     ports = {"flink_rest_port": free_port(), "flink_metrics_port": free_port(),
              "loader_metrics_port": free_port(), "monitor_port": free_port()}
+    # the models learn every event unless a test asks for sampling (model_max_events_per_s)
     settings = dataclasses.replace(Settings(), kafka_bootstrap=kafka.bootstrap,
                                    redis_url=redis_url, topics=Topics.with_prefix(prefix),
-                                   run_dir=tmp_path, **{**ports, **kw})
+                                   run_dir=tmp_path,
+                                   **{"model_max_events_per_s": 0.0, **ports, **kw})
     streamkit.create_engine_topics(settings)
     return settings
 
@@ -147,6 +149,34 @@ def test_every_event_published_twice_gives_the_state_of_publishing_once(
     assert ref.duplicates == 0
     diffs = streamkit.differences(ref, redis_store)
     assert diffs == [], f"{len(diffs)} differences, first: {diffs[:10]}"
+
+
+def test_models_that_cannot_keep_up_learn_from_a_sample_and_counting_is_unchanged(
+        kafka: Any, redis_store: RedisStore, tmp_path: Path, log: streamkit.Log,
+        ref: Any) -> None:
+    """ModelFeed.java: with the models allowed 50 events a second, the job drains the log at
+    its own pace, every counted value equals the reference, and the collaborative model learns
+    from a sample whose left-out events its header counts."""
+    settings = _settings(kafka, redis_store, tmp_path, stream_runtime=JVM, writer=JVM_WRITER,
+                         model_max_events_per_s=50.0)
+    streamkit.publish(settings, log)
+    job = engine.start_job(settings, tmp_path / "logs", parallelism=2, bounded=True)
+    try:
+        rc = job.wait(timeout=300)
+    finally:
+        job.stop()
+    assert rc == 0, job.tail()
+    diffs = streamkit.differences(ref, redis_store, models=False)
+    assert diffs == [], f"{len(diffs)} differences, first: {diffs[:10]}"
+    header = redis_store.get(keys.model_key(keys.MODEL_MF))
+    want = ref.store.get(keys.model_key(keys.MODEL_MF))
+    assert header is not None and want is not None
+    learned, skipped = header.data["events"], header.data["sampled_out"]
+    assert want.data["sampled_out"] == 0
+    assert 0 < learned < want.data["events"], (learned, want.data["events"])
+    assert skipped > 0, header.data
+    # every event the model could learn was learnt or counted as left out
+    assert learned + skipped >= want.data["events"], (learned, skipped, want.data["events"])
 
 
 @pytest.mark.parametrize("runtime", [PYTHON, JVM])

@@ -68,6 +68,15 @@ public final class Stages {
         return sessions.getSideOutput(SessionFunction.RANKER_INPUT);
     }
 
+    /** A model's input (EVENT_ROW) as ModelFeed batches (maxBatch > 1) or sampled rows. */
+    public static SingleOutputStreamOperator<Row> modelFeed(DataStream<Row> input, String name,
+                                                            double budget, int maxBatch,
+                                                            long maxDelayMs) {
+        return input.transform(name, maxBatch > 1 ? ModelFeed.BATCH : Rows.EVENT_ROW,
+                               new ModelFeed(name, budget, maxBatch, maxDelayMs))
+            .uid(name);
+    }
+
     /** PAIRS rows are keyed by ``relation|src`` (stream/topology.py _relation_key). */
     public static final class RelationKey implements KeySelector<Row, String> {
         @Override
