@@ -15,10 +15,11 @@
    visible in its user's session and the freshness stamp has reached the newest event:
    the drain rate with the models on (unless ``RECS_MODELS=0``). ``job_cpu_us_per_event``
    is the job's process-group CPU over the drain; ``model_events_per_s`` what the
-   collaborative model learned over the drain (its published header), and
-   ``model_sampled_share`` the share of interest events it skipped by sampling (0.0: the
-   models take every event; they are not sampled yet, see ``model_lag_events``: what they had
-   not learned yet when the drain ended).
+   collaborative model learned over the drain (its published header),
+   ``model_sampled_share`` the share of the interest events its feed left out by sampling
+   (``sampled_out`` in the header; the jvm runtime samples above
+   ``RECS_MODEL_MAX_EVENTS_PER_S``, the python runtime never does) and ``model_lag_events``
+   the interest events neither learned nor left out when the drain ended.
 3. **Rate steps**, on the warm job: events published at each rate (event time = the moment of
    publishing) with every ``--probe-every``-th interest event probed; freshness = visible −
    produced. A rate is *sustained* when every probe became visible, the p99 stayed under
@@ -273,9 +274,13 @@ def _generate(settings: Settings, phase: Phase, generators: int, prober: Prober)
             "newest_ts": max(d[3] for d in done)}
 
 
-def _model_events(client: redis.Redis) -> int:
+def _model_events(client: redis.Redis) -> tuple[int, int]:
+    """The collaborative model's published header: events learned, events its feed skipped."""
     raw = client.get(keys.model_key(keys.MODEL_MF))
-    return int(decode_envelope(cast(bytes, raw)).data["events"]) if raw else 0
+    if not raw:
+        return 0, 0
+    data = decode_envelope(cast(bytes, raw)).data
+    return int(data["events"]), int(data.get("sampled_out", 0))
 
 
 def _freshness(client: redis.Redis) -> int:
@@ -359,7 +364,9 @@ def main(argv: list[str]) -> int:
                 time.sleep(0.05)
             drained = time.time()
             cpu = group_cpu_seconds(job.pid) - cpu_before
-            model_learned = _model_events(client) - model_before
+            model_after = _model_events(client)
+            model_learned = model_after[0] - model_before[0]
+            model_skipped = model_after[1] - model_before[1]
             prober.take()
             seconds = drained - first
             backlog = {"events": gen["sent"], "drained_s": round(seconds, 2),
@@ -368,7 +375,10 @@ def main(argv: list[str]) -> int:
                        "job_cpu_us_per_event": round(cpu / gen["sent"] * 1e6),
                        "model_events": model_learned,
                        "model_events_per_s": round(model_learned / seconds),
-                       "model_lag_events": max(0, gen["interest"] - model_learned)}
+                       "model_sampled_share": round(
+                           model_skipped / max(1, model_learned + model_skipped), 3),
+                       "model_lag_events": max(0, gen["interest"] - model_learned
+                                               - model_skipped)}
             print(orjson.dumps({"backlog": backlog}).decode(), flush=True)
             # 3. rate steps on the warm job
             for rate in rates:
@@ -406,7 +416,7 @@ def main(argv: list[str]) -> int:
         "freshness_p99_ms": ref.get("p99_ms"),
         "freshness_at_rate": ref.get("rate"),
         "model_events_per_s": backlog.get("model_events_per_s"),
-        "model_sampled_share": 0.0,
+        "model_sampled_share": backlog.get("model_sampled_share"),
         "model_lag_events": backlog.get("model_lag_events"),
         "generator_events_per_s": gen["events_per_s"],
         "generators": args.generators,
