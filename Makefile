@@ -20,6 +20,13 @@ export RECS_RUN_DIR ?= $(CURDIR)/run
 # The JVM stages of the stream (stream/jvm/): one shaded jar, rebuilt when a source changes.
 JVM_JAR := stream/jvm/target/recs-stream-jvm.jar
 JVM_SOURCES := stream/jvm/pom.xml stream/jvm/build.sh $(shell find stream/jvm/src -type f 2>/dev/null)
+# The compiled core (native/: Rust twins of the serving path's pure steps, serving/native.py),
+# built with cargo from native/Cargo.lock into serving/_core*.so; cargo's downloads are cached
+# under CACHE_DIR. Without cargo, or when the build fails, make says so and goes on: the server
+# then runs the Python path (RECS_NATIVE=0 forces it).
+export RECS_CARGO_HOME := $(CACHE_DIR)/cargo
+NATIVE := native/target/.built
+NATIVE_SOURCES := native/Cargo.toml native/Cargo.lock native/build.sh $(wildcard native/src/*.rs)
 
 .PHONY: install prerequisites lock demo test test-unit lint typecheck bench-stream bench-stages bench-serve bench-writer bench-memory alerts infra-up infra-down clean
 
@@ -64,7 +71,11 @@ $(JVM_JAR): $(JVM_SOURCES)
 	bash infra/ensure-java.sh
 	bash stream/jvm/build.sh
 
-install: $(BIN)/.installed infra/lib/.resolved $(JVM_JAR)
+$(NATIVE): $(NATIVE_SOURCES) $(BIN)/.installed
+	@bash native/build.sh $(BIN)/python && touch $@ || \
+		echo "make: the compiled core was not built (see above): the server runs the Python path"
+
+install: $(BIN)/.installed $(NATIVE) infra/lib/.resolved $(JVM_JAR)
 	bash infra/ensure-redis.sh
 
 demo: install
@@ -75,7 +86,7 @@ test: install
 	bash infra/ensure-prometheus.sh  # alert rule tests and the real-Prometheus scrape test
 	$(BIN)/pytest
 
-test-unit: $(BIN)/.installed $(JVM_JAR)
+test-unit: $(BIN)/.installed $(NATIVE) $(JVM_JAR)
 	$(BIN)/pytest -m "not integration"
 
 lint: $(BIN)/.installed
@@ -99,7 +110,7 @@ bench-writer: install
 bench-memory: install
 	$(BIN)/python -m recs.bench_memory
 
-bench-serve: $(BIN)/.installed
+bench-serve: $(BIN)/.installed $(NATIVE)
 	bash infra/ensure-redis.sh
 	bash infra/ensure-wrk.sh
 	$(BIN)/recs bench-serve
@@ -117,4 +128,4 @@ infra-down:
 	$(BIN)/recs infra down
 
 clean:
-	rm -rf $(VENV) infra/lib run build *.egg-info stream/jvm/target
+	rm -rf $(VENV) infra/lib run build *.egg-info stream/jvm/target native/target serving/_core*.so

@@ -51,7 +51,7 @@ from __future__ import annotations
 import math
 import random
 import zlib
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -353,16 +353,17 @@ def serve(model: BlendModel | None, cfg: LearnedBlendConfig,
           session: Mapping[str, Any] | None, similar: Mapping[str, Shares],
           bought: Mapping[str, Shares], fills: Sequence[Fill], params: BlendParams, *, k: int,
           exclude: Collection[str] = (), vector: Shares = (), vector_because: str = "",
-          vector_events: int = 0) -> list[Scored]:
+          vector_events: int = 0, blend_fn: Callable[..., list[Scored]] = blend) -> list[Scored]:
     """The server's homepage blend: exactly :func:`operators.blend.blend` while ``model`` is
     absent or cold; when warm, the learned order of :func:`candidates` (pool at least ``k``),
     each candidate keeping the hand-tuned blend's evidence (a fill added as a candidate: its
-    list's), scored ``exp(w·x − best)`` so the scores fall with the rank."""
+    list's), scored ``exp(w·x − best)`` so the scores fall with the rank. ``blend_fn``: the
+    hand-tuned blend to call (:func:`~operators.blend.blend` or its compiled twin)."""
     if model is None or not is_warm(model, cfg):
-        return blend(session, similar, bought, fills, params, k=k, exclude=exclude,
+        return blend_fn(session, similar, bought, fills, params, k=k, exclude=exclude,
                      vector=vector, vector_because=vector_because, vector_events=vector_events)
     pool = max(cfg.pool, k)
-    prior = blend(session, similar, bought, fills, params, k=pool, exclude=exclude,
+    prior = blend_fn(session, similar, bought, fills, params, k=pool, exclude=exclude,
                   vector=vector, vector_because=vector_because, vector_events=vector_events)
     cands = _features(prior, session, similar, fills, params, cfg, exclude)
     evidence = {s.item_id: s.evidence for s in prior}

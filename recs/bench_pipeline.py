@@ -1,7 +1,7 @@
 """In-process benchmark of the homepage pipeline: the real app, an in-memory reader, no network.
 
     python -m recs.bench_pipeline [--requests 5000] [--events 200000] [--repeat-share 0.0]
-                                  [--profile] [--seed 7]
+                                  [--core native|python] [--profile] [--seed 7]
 
 The data is ``recs bench-serve``'s (the same seeded storefront applied by the in-process
 :class:`stream.reference.ReferenceRunner`, online models included), kept as the envelope bytes
@@ -12,7 +12,9 @@ whole ASGI app (the key check and rate-limit bucket of the authenticated path, r
 parsing, the homepage pipeline, rules, rendering, metrics), one
 after another, each for another user of the same mix as bench-serve (``--unknown-share``
 unknown users), with ``--repeat-share`` of them repeating the previous request of a user already
-asked (a widget polling an unchanged session).
+asked (a widget polling an unchanged session). ``--core`` picks the pure steps' implementation:
+the compiled twins (``native``, :mod:`serving.native`; the Python path when not built) or the
+Python operators (``python``, as ``RECS_NATIVE=0``).
 
 Prints the CPU time of each request (the thread's CPU clock, which other load on a shared
 machine distorts far less than wall time) as mean, p50 and p99 in microseconds, and with
@@ -213,7 +215,7 @@ async def _call(app: Any, scope: dict[str, Any]) -> tuple[int, bytes]:
 
 
 async def run(data: Data, paths: Sequence[str], *, profile: bool, warmup: int,
-              cache_dir: Path) -> dict[str, Any]:
+              cache_dir: Path, core: str = "native") -> dict[str, Any]:
     from recs.settings import Settings
     from serving.app import _tune_gc, create_app
     from serving.auth import write_keys
@@ -224,7 +226,8 @@ async def run(data: Data, paths: Sequence[str], *, profile: bool, warmup: int,
     keys_file = cache_dir / "keys.toml"
     key = write_keys(keys_file)["server"]
     settings = Settings(redis_url="redis://in-memory", kafka_bootstrap="",
-                        keys_file=str(keys_file), rate_key_rps=1e9, rate_key_burst=1e9)
+                        keys_file=str(keys_file), rate_key_rps=1e9, rate_key_burst=1e9,
+                        native=core == "native")
     app = create_app(settings, reader, now_ms=lambda: now)
     app.handlers.models.source = MemoryModelSource(data.values)
     _tune_gc()  # as the lifespan does in a served worker
@@ -259,6 +262,7 @@ async def run(data: Data, paths: Sequence[str], *, profile: bool, warmup: int,
     us = [t / 1000 for t in times]
     return {"requests": len(us), "us_per_request": round(statistics.fmean(us), 1),
             "p50_us": round(us[len(us) // 2], 1), "p99_us": round(us[int(len(us) * 0.99)], 1),
+            "core": app.handlers.kernels.name,
             "reads_per_request": round(reader.reads / len(us), 3),
             "keys_per_request": round(reader.keys_read / len(us), 2),
             "statuses": statuses, "sources": sources,
@@ -282,6 +286,8 @@ def main(argv: list[str]) -> int:
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--unknown-share", type=float, default=0.1)
     p.add_argument("--repeat-share", type=float, default=0.0)
+    p.add_argument("--core", choices=("native", "python"), default="native",
+                   help="the pure steps: compiled twins (when built) or the Python operators")
     p.add_argument("--profile", action="store_true")
     args = p.parse_args(argv)
     if args.requests < 1 or args.warmup < 0 or not 0 <= args.repeat_share < 1:
@@ -293,7 +299,7 @@ def main(argv: list[str]) -> int:
                           seed=args.seed)
     # the warm-up pass asks the first --warmup users; the measured requests ask others
     result = asyncio.run(run(data, paths, profile=args.profile, warmup=args.warmup,
-                             cache_dir=cache))
+                             cache_dir=cache, core=args.core))
     result.update(repeat_share=args.repeat_share, unknown_share=args.unknown_share,
                   users=len(users), events=args.events, seed=args.seed)
     print(orjson.dumps(result).decode())

@@ -67,6 +67,9 @@ class Settings:
     experiments_file: str = ""
     serve_cache_ttl_ms: int = 1_000
     serve_budget_ms: int = 100
+    # the compiled core's twins of the serving path's pure steps (serving/native.py): used when
+    # built; False (RECS_NATIVE=0) runs the Python functions
+    native: bool = True
     # observability: where each process exports Prometheus metrics (0 = off), Flink's REST port
     monitor_port: int = 9108
     loader_metrics_port: int = 9109
@@ -122,6 +125,7 @@ class Settings:
             "RECS_EXPERIMENTS_FILE": self.experiments_file,
             "RECS_SERVE_CACHE_TTL_MS": str(self.serve_cache_ttl_ms),
             "RECS_SERVE_BUDGET_MS": str(self.serve_budget_ms),
+            "RECS_NATIVE": "1" if self.native else "0",
             "RECS_MONITOR_PORT": str(self.monitor_port),
             "RECS_LOADER_METRICS_PORT": str(self.loader_metrics_port),
             "RECS_FLINK_METRICS_PORT": str(self.flink_metrics_port),
@@ -174,6 +178,7 @@ class Settings:
             experiments_file=e.get("RECS_EXPERIMENTS_FILE", d.experiments_file),
             serve_cache_ttl_ms=int(e.get("RECS_SERVE_CACHE_TTL_MS", d.serve_cache_ttl_ms)),
             serve_budget_ms=int(e.get("RECS_SERVE_BUDGET_MS", d.serve_budget_ms)),
+            native=_flag(e.get("RECS_NATIVE", "1")),
             monitor_port=int(e.get("RECS_MONITOR_PORT", d.monitor_port)),
             loader_metrics_port=int(e.get("RECS_LOADER_METRICS_PORT", d.loader_metrics_port)),
             flink_metrics_port=int(e.get("RECS_FLINK_METRICS_PORT", d.flink_metrics_port)),

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from recs.settings import Settings
+from serving import native
 from serving.auth import Access, KeyFile
 from serving.deadline import Deadlines
 from serving.experiments import load_experiments
@@ -95,7 +96,8 @@ class App:
         self.handlers = Handlers(reader, now_ms, experiments=experiments, publisher=publisher,
                                  cache_ttl_ms=settings.serve_cache_ttl_ms,
                                  budget_s=settings.serve_budget_ms / 1000,
-                                 model_refresh_ms=model_refresh_ms)
+                                 model_refresh_ms=model_refresh_ms,
+                                 kernels=native.load(settings.native))
         self.router = build_router(self.handlers, settings, self.guard)
         self._owns_publisher = False
         self._owns_reader = False  # True once the lifespan opened the reader itself

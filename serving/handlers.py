@@ -21,6 +21,7 @@ import orjson
 import redis.exceptions
 
 from operators.blend import TRENDING, Evidence, Scored
+from serving import native
 from serving import pipeline as P
 from serving.answer_cache import (
     CACHED_PLACEMENTS,
@@ -37,6 +38,7 @@ from serving.experiments import Experiments, Variant
 from serving.fetch import RECORDING, Fetcher, Reader, Recording, RedisUnavailable
 from serving.metrics import Metrics
 from serving.models import DEFAULT_REFRESH_MS, RANKER_ABSENT, ModelRefresher
+from serving.native import Kernels
 from serving.publish import Publisher
 from serving.ranking import (
     RANKER_OFF,
@@ -124,7 +126,9 @@ class Core:
                  experiments: Experiments, publisher: Publisher | None,
                  cache_ttl_ms: int = 1000, budget_s: float = 0.1,
                  model_refresh_ms: int = DEFAULT_REFRESH_MS,
-                 answer_cache: int = DEFAULT_CAPACITY) -> None:
+                 answer_cache: int = DEFAULT_CAPACITY,
+                 kernels: Kernels | None = None) -> None:
+        self.kernels = kernels if kernels is not None else native.python()
         self.fetch = Fetcher(reader, ttl_ms=cache_ttl_ms, budget_s=budget_s)
         self.answers = AnswerCache(answer_cache)
         self.rec_ids: Callable[[], str] = new_rec_id

@@ -29,7 +29,6 @@ from operators.blend import (
     BlendParams,
     Fill,
     Shares,
-    blend,
     shares,
     vector_shares,
 )
@@ -226,7 +225,8 @@ class Handlers(Core):
         found = await self.get([similar_key(i) for i in recent])
         lists = {i: self._shares(e) for i, e in zip(recent, found, strict=True)
                  if e is not None}
-        cands = blend(session, lists, {}, (), SESSION_PARAMS, k=o.pool, exclude=o.exclude)
+        cands = self.kernels.blend(session, lists, {}, (), SESSION_PARAMS, k=o.pool,
+                                   exclude=o.exclude)
         if not cands:
             draft = await self._trending_draft(o, now, "session",
                                                exclude=o.exclude | session_seen(session))
@@ -287,7 +287,7 @@ class Handlers(Core):
         cands = learned_blend.serve(
             self.models.blend, self.models.blend_cfg, session, similar, bought, fills, params,
             k=o.pool, exclude=o.exclude, vector=vector, vector_because=_model_version(uvec),
-            vector_events=_learned_events(uvec))
+            vector_events=_learned_events(uvec), blend_fn=self.kernels.blend)
         if vector and uvec is not None:
             times.append(uvec.as_of)
         fallback = None if recent or vector else FALLBACK_NO_SESSION
@@ -408,7 +408,8 @@ class Handlers(Core):
             envs = await self.get([trending_key(None), *(k for _, k in ctx_keys)])
             if any(e is not None for e in envs[1:]):
                 fill = self._context_fill(ctx_keys, envs[1:], envs[0])
-                cands = blend(None, {}, {}, [fill], BlendParams(), k=o.pool, exclude=excluded)
+                cands = self.kernels.blend(None, {}, {}, [fill], BlendParams(), k=o.pool,
+                                           exclude=excluded)
                 return Draft(placement, cands, [e.as_of for e in envs if e is not None])
         (env,) = await self.get([trending_key(None)])
         if env is None:

@@ -1,7 +1,8 @@
 """The fast path answers exactly what the reference pipeline answers.
 
 Two apps read the same real Redis: the server as it runs (answer cache on, the auto-pipelining
-reader) and the reference (answer cache off, redis-py's reader: every answer computed). Over
+reader, the compiled core's twins of the pure steps when built: :mod:`serving.native`) and the
+reference (answer cache off, redis-py's reader, the Python operators: every answer computed). Over
 :data:`ROUNDS` rounds of requests of varied users (with sessions, with learned vectors, unknown),
 contexts and options (k, explain, category, exclude) to the homepage and "because you viewed",
 the data changes between rounds as the stream would change it: sessions get events, neighbour
@@ -28,6 +29,7 @@ from typing import Any
 import pytest
 
 from recs.settings import Settings
+from serving import native
 from serving.app import App, create_app
 from serving.models import RedisModelSource
 from serving.redis_client import PipelinedReader
@@ -230,7 +232,7 @@ def _app(redis_url: str, rules: Path, clock: Callable[[], int], *, fast: bool) -
     # a generous budget: a read slowed by a busy machine must not turn into a degraded answer
     settings = Settings(redis_url=redis_url, kafka_bootstrap="", rules_file=str(rules),
                         serve_budget_ms=10_000, keys_file=creds().keys_file,
-                        rate_key_rps=1e9, rate_key_burst=1e9)
+                        rate_key_rps=1e9, rate_key_burst=1e9, native=fast)
     reader = PipelinedReader.from_url(redis_url) if fast else AsyncReader.from_url(redis_url)
     app = create_app(settings, reader, now_ms=clock)
     if not fast:
@@ -299,3 +301,5 @@ def test_fast_path_answers_exactly_what_the_reference_answers(
     assert answers.hits > 0.3 * asked, (answers.hits, answers.misses, answers.stale)
     assert answers.stale > 200, (answers.hits, answers.misses, answers.stale)
     assert fast.handlers.models.ranker_state == "warm"
+    # the server's side ran the compiled core whenever it was built
+    assert fast.handlers.kernels.name == (native.NATIVE if native.compiled() else native.PYTHON)

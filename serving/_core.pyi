@@ -1,0 +1,12 @@
+# The compiled core's interface (native/src/lib.rs); loaded through serving/native.py.
+from collections.abc import Collection, Mapping, Sequence
+from typing import Any
+
+from operators.blend import BlendParams, Fill, Scored, Shares
+
+VERSION: str
+
+def blend(session: Mapping[str, Any] | None, similar: Mapping[str, Shares],
+          bought: Mapping[str, Shares], fills: Sequence[Fill], params: BlendParams, *, k: int,
+          exclude: Collection[str] = (), vector: Shares = (), vector_because: str = "",
+          vector_events: int = 0) -> list[Scored]: ...

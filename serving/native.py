@@ -1,0 +1,70 @@
+"""The compiled core: Rust twins of pure steps of the serving path, chosen once at start-up.
+
+``native/`` holds a Rust crate (PyO3) with one file per twin, each naming its Python original
+(``native/src/blend.rs`` ↔ :func:`operators.blend.blend`). ``make install`` builds it with cargo
+into ``serving/_core*.so`` (``native/build.sh``); without cargo, or when the build failed, the
+module is absent and the server runs the Python functions, which stay the specification and
+the reference: ``tests/serving/test_native_parity.py`` runs both on the same generated inputs
+and the answer-equality test runs a whole server on each. ``RECS_NATIVE=0``
+(:attr:`recs.settings.Settings.native`) forces the Python path.
+
+>>> python().name, python().blend is blend
+('python', True)
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any, Final, Protocol
+
+from operators.blend import blend
+
+log = logging.getLogger("serving")
+
+NATIVE: Final = "native"
+PYTHON: Final = "python"
+
+
+class BlendFn(Protocol):
+    """:func:`operators.blend.blend`'s signature."""
+
+    def __call__(self, session: Any, similar: Any, bought: Any, fills: Any, params: Any, *,
+                 k: int, exclude: Any = (), vector: Any = (), vector_because: str = "",
+                 vector_events: int = 0) -> Any: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Kernels:
+    """The implementation of each pure step the server calls."""
+
+    name: str  # NATIVE or PYTHON
+    blend: BlendFn
+
+
+def python() -> Kernels:
+    return Kernels(PYTHON, blend)
+
+
+def compiled() -> Kernels | None:
+    """The compiled twins, ``None`` when the module was not built (or does not load)."""
+    try:
+        from serving import _core
+    except ImportError:
+        return None
+    return Kernels(NATIVE, _core.blend)
+
+
+def load(enabled: bool) -> Kernels:
+    """The compiled twins when ``enabled`` and built, else the Python functions; says which
+    (one log line)."""
+    if not enabled:
+        log.info("serving: compiled core off (RECS_NATIVE=0): running the Python path")
+        return python()
+    kernels = compiled()
+    if kernels is None:
+        log.warning("serving: compiled core not built (no serving/_core module: make install "
+                    "builds it with cargo, native/build.sh): running the Python path")
+        return python()
+    log.info("serving: compiled core loaded (native/): blend")
+    return kernels
