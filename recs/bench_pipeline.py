@@ -35,13 +35,16 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import quote, unquote
 
 import orjson
 
 from state.keys import KIND_ITEMVEC, PREFIX
 from state.records import Envelope, decode_envelope
+
+if TYPE_CHECKING:
+    from serving.native import Kernels
 
 NOW_SLACK_MS: Final = 1_000  # the clock of the run: just after the newest event
 _HEAD_ITEMVEC: Final = f"{PREFIX}{KIND_ITEMVEC}:"
@@ -215,7 +218,10 @@ async def _call(app: Any, scope: dict[str, Any]) -> tuple[int, bytes]:
 
 
 async def run(data: Data, paths: Sequence[str], *, profile: bool, warmup: int,
-              cache_dir: Path, core: str = "native") -> dict[str, Any]:
+              cache_dir: Path, core: str = "native",
+              kernels: Kernels | None = None) -> dict[str, Any]:
+    """The requests through the app; ``kernels`` (:mod:`serving.native`) replace those
+    ``core`` names (:mod:`recs.bench_core` records the calls that way)."""
     from recs.settings import Settings
     from serving.app import _tune_gc, create_app
     from serving.auth import write_keys
@@ -230,6 +236,8 @@ async def run(data: Data, paths: Sequence[str], *, profile: bool, warmup: int,
                         native=core == "native")
     app = create_app(settings, reader, now_ms=lambda: now)
     app.handlers.models.source = MemoryModelSource(data.values)
+    if kernels is not None:
+        app.handlers.kernels = kernels
     _tune_gc()  # as the lifespan does in a served worker
     await app.handlers.models.refresh()
     scopes = [scope_of(p, key) for p in paths]
@@ -274,6 +282,7 @@ async def run(data: Data, paths: Sequence[str], *, profile: bool, warmup: int,
 
 def main(argv: list[str]) -> int:
     from recs.bench_serve_data import pick_users
+    from recs.benchkit import machine
     from recs.settings import Settings
 
     p = argparse.ArgumentParser(prog="python -m recs.bench_pipeline", description=__doc__,
@@ -301,7 +310,7 @@ def main(argv: list[str]) -> int:
     result = asyncio.run(run(data, paths, profile=args.profile, warmup=args.warmup,
                              cache_dir=cache, core=args.core))
     result.update(repeat_share=args.repeat_share, unknown_share=args.unknown_share,
-                  users=len(users), events=args.events, seed=args.seed)
+                  users=len(users), events=args.events, seed=args.seed, machine=machine())
     print(orjson.dumps(result).decode())
     return 0
 

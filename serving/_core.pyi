@@ -3,6 +3,7 @@ from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 from operators.blend import BlendParams, Fill, Scored, Shares
+from serving.rules import Meta, Ranked, RerankInput, Rules
 
 VERSION: str
 
@@ -10,3 +11,6 @@ def blend(session: Mapping[str, Any] | None, similar: Mapping[str, Shares],
           bought: Mapping[str, Shares], fills: Sequence[Fill], params: BlendParams, *, k: int,
           exclude: Collection[str] = (), vector: Shares = (), vector_because: str = "",
           vector_events: int = 0) -> list[Scored]: ...
+
+def rerank(cands: Sequence[Scored], meta: Meta, rules: Rules,
+           req: RerankInput) -> list[Ranked]: ...

@@ -49,7 +49,7 @@ from serving.ranking import (
 )
 from serving.request import Request
 from serving.responses import Response, json_response
-from serving.rules import Ranked, RerankInput, rerank
+from serving.rules import Ranked, RerankInput
 from state.keys import item_key, trending_key
 
 log = logging.getLogger("serving")
@@ -238,7 +238,7 @@ class Core:
         session = draft.session or {}
         shown = {s[0]: int(s[1]) for s in session.get("shown", ())}
         ranking = self._rank(draft, opts, meta, clock)
-        ranked = rerank(ranking.cands, meta, rules, RerankInput(
+        ranked = self.kernels.rerank(ranking.cands, meta, rules, RerankInput(
             k=opts.k, placement=draft.placement, now_ms=clock, exclude=opts.exclude,
             purchased=session.get("purchased", ()), shown=shown,
             interacted={e[0] for e in session.get("events", ())}))

@@ -1,15 +1,16 @@
 """The compiled core: Rust twins of pure steps of the serving path, chosen once at start-up.
 
 ``native/`` holds a Rust crate (PyO3) with one file per twin, each naming its Python original
-(``native/src/blend.rs`` ↔ :func:`operators.blend.blend`). ``make install`` builds it with cargo
+(``native/src/blend.rs`` ↔ :func:`operators.blend.blend`, ``native/src/rules.rs`` ↔
+:func:`serving.rules.rerank`). ``make install`` builds it with cargo
 into ``serving/_core*.so`` (``native/build.sh``); without cargo, or when the build failed, the
 module is absent and the server runs the Python functions, which stay the specification and
 the reference: ``tests/serving/test_native_parity.py`` runs both on the same generated inputs
 and the answer-equality test runs a whole server on each. ``RECS_NATIVE=0``
 (:attr:`recs.settings.Settings.native`) forces the Python path.
 
->>> python().name, python().blend is blend
-('python', True)
+>>> python().name, python().blend is blend, python().rerank is rerank
+('python', True, True)
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any, Final, Protocol
 
 from operators.blend import blend
+from serving.rules import rerank
 
 log = logging.getLogger("serving")
 
@@ -34,16 +36,23 @@ class BlendFn(Protocol):
                  vector_events: int = 0) -> Any: ...
 
 
+class RerankFn(Protocol):
+    """:func:`serving.rules.rerank`'s signature."""
+
+    def __call__(self, cands: Any, meta: Any, rules: Any, req: Any) -> Any: ...
+
+
 @dataclass(frozen=True, slots=True)
 class Kernels:
     """The implementation of each pure step the server calls."""
 
     name: str  # NATIVE or PYTHON
     blend: BlendFn
+    rerank: RerankFn
 
 
 def python() -> Kernels:
-    return Kernels(PYTHON, blend)
+    return Kernels(PYTHON, blend, rerank)
 
 
 def compiled() -> Kernels | None:
@@ -52,7 +61,7 @@ def compiled() -> Kernels | None:
         from serving import _core
     except ImportError:
         return None
-    return Kernels(NATIVE, _core.blend)
+    return Kernels(NATIVE, _core.blend, _core.rerank)
 
 
 def load(enabled: bool) -> Kernels:
@@ -66,5 +75,5 @@ def load(enabled: bool) -> Kernels:
         log.warning("serving: compiled core not built (no serving/_core module: make install "
                     "builds it with cargo, native/build.sh): running the Python path")
         return python()
-    log.info("serving: compiled core loaded (native/): blend")
+    log.info("serving: compiled core loaded (native/): blend, rerank")
     return kernels

@@ -11,19 +11,17 @@ use pyo3::intern;
 use pyo3::types::{PyFloat, PyList, PyString, PyType};
 use rustc_hash::{FxHashMap, FxHashSet};
 
-use crate::py::{elements, get, len_of, new_slotted, nth, Arena, Seq};
+use crate::py::{elements, get, import_class, len_of, new_slotted, nth, Arena, Seq};
 
 const FILL_SHARE: f64 = 0.5; // operators.blend.FILL_SHARE
 
-static CLASSES: GILOnceCell<(Py<PyType>, Py<PyType>)> = GILOnceCell::new();
+static SCORED: GILOnceCell<Py<PyType>> = GILOnceCell::new();
+static EVIDENCE: GILOnceCell<Py<PyType>> = GILOnceCell::new();
 
 /// `operators.blend.Scored` and `Evidence`, imported once.
-fn classes(py: Python<'_>) -> PyResult<&(Py<PyType>, Py<PyType>)> {
-    CLASSES.get_or_try_init(py, || {
-        let m = py.import("operators.blend")?;
-        Ok((m.getattr("Scored")?.downcast_into::<PyType>()?.unbind(),
-            m.getattr("Evidence")?.downcast_into::<PyType>()?.unbind()))
-    })
+fn classes(py: Python<'_>) -> PyResult<(&Bound<'_, PyType>, &Bound<'_, PyType>)> {
+    Ok((import_class(py, &SCORED, "operators.blend", "Scored")?,
+        import_class(py, &EVIDENCE, "operators.blend", "Evidence")?))
 }
 
 /// `Evidence(source, score, because)`.
@@ -284,7 +282,6 @@ pub fn blend<'py>(py: Python<'py>, session: Option<Bound<'py, PyAny>>,
     }
     let top = best(total.into_iter().collect(), k, |t| t.0);
     let (scored_cls, evidence_cls) = classes(py)?;
-    let (scored_cls, evidence_cls) = (scored_cls.bind(py), evidence_cls.bind(py));
     let ranked = PyList::empty(py);
     let mut found: Vec<(&Bound<'py, PyString>, f64, u32)> = Vec::with_capacity(4);
     for &(item, (score, id)) in &top {
@@ -315,7 +312,6 @@ fn fill<'py>(ranked: &Bound<'py, PyList>, mut last: Option<f64>, fills: &Bound<'
              k: usize, banned: &FxHashSet<&str>, taken: FxHashSet<&str>) -> PyResult<()> {
     let py = ranked.py();
     let (scored_cls, evidence_cls) = classes(py)?;
-    let (scored_cls, evidence_cls) = (scored_cls.bind(py), evidence_cls.bind(py));
     let mut added: FxHashSet<String> = FxHashSet::default();
     let mut floor = last.map_or(1.0, |s| s * FILL_SHARE);
     for f in elements(fills)? {

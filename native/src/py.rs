@@ -5,6 +5,7 @@
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
 use pyo3::ffi;
+use pyo3::sync::GILOnceCell;
 use pyo3::types::{PyDict, PyList, PyString, PyTuple, PyType};
 
 /// The elements of a Python sequence or iterable, in order.
@@ -126,4 +127,13 @@ pub fn new_slotted<'py>(cls: &Bound<'py, PyType>, fields: &[(&Bound<'py, PyStrin
         }
     }
     Ok(obj)
+}
+
+/// A class of a Python module, imported once per process into `cell`.
+pub fn import_class<'a, 'py>(py: Python<'py>, cell: &'a GILOnceCell<Py<PyType>>, module: &str,
+                             name: &str) -> PyResult<&'a Bound<'py, PyType>> {
+    let cls = cell.get_or_try_init(py, || -> PyResult<Py<PyType>> {
+        Ok(py.import(module)?.getattr(name)?.downcast_into::<PyType>()?.unbind())
+    })?;
+    Ok(cls.bind(py))
 }

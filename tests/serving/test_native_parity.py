@@ -2,13 +2,16 @@
 answer: the same generated inputs through both, every output equal.
 
 Inputs are drawn from a seeded generator over small alphabets so that they collide the way
-real traffic does: recent items repeat in a session, neighbour lists share items, shares tie
-(ties are broken by item id), lists are empty or missing, the recent items are banned or allowed
-back, weights are zero, the learned retrieval is gated off, fills run out, context fills name
-their own source and scope. Outputs are compared field by field: items, order, scores (within
-1e-9; they are in fact bit-identical, the same operations in the same order), and every piece
-of evidence (source, score, ``because``) in order. The whole server on each path is compared
-by ``test_answer_equality.py``.
+real traffic does. The blend (:func:`operators.blend.blend`): recent items repeat in a session,
+neighbour lists share items, shares tie (ties are broken by item id), lists are empty or missing,
+the recent items are banned or allowed back, weights are zero, the learned retrieval is gated
+off, fills run out, context fills name their own source and scope. The rules
+(:func:`serving.rules.rerank`): scores tie, metadata is missing, empty or odd (a bool stock, a
+string category), every rule and diversity method is on or off, factors that print with many
+digits, sponsored slots past the end. Outputs are compared field by field: items, order, scores
+(within 1e-9; they are in fact bit-identical, the same operations in the same order), every
+piece of evidence (source, score, ``because``) in order, and the rules' notes word for word.
+The whole server on each path is compared by ``test_answer_equality.py``.
 
 Skipped, saying so, when the compiled core was not built (``make install`` builds it with
 cargo; without cargo the server runs the Python path).
@@ -24,8 +27,9 @@ from typing import Any
 
 import pytest
 
-from operators.blend import BlendParams, Fill, Scored, blend, shares, vector_shares
+from operators.blend import BlendParams, Evidence, Fill, Scored, blend, shares, vector_shares
 from serving import native
+from serving.rules import DAY_MS, Ranked, RerankInput, Rules, rerank
 
 CORE = native.compiled()
 needs_core = pytest.mark.skipif(CORE is None, reason="compiled core not built (make install "
@@ -34,6 +38,8 @@ needs_core = pytest.mark.skipif(CORE is None, reason="compiled core not built (m
 ITEMS = [f"i{n}" for n in range(60)]
 SHARES = (1.0, 0.5, 0.25, 0.125)  # a few exact values: ties between votes are common
 BLEND_CASES = 12_000
+RERANK_CASES = 12_000
+NOW = 1_700_000_000_000
 
 
 def _ranked(rnd: random.Random, n: int) -> list[list[Any]]:
@@ -143,7 +149,7 @@ def test_blend_twin_answers_what_the_python_blend_answers() -> None:
 
 
 @needs_core
-def test_blend_twin_does_not_mutate_its_input() -> None:
+def test_twins_do_not_mutate_their_input() -> None:
     assert CORE is not None
     rnd = random.Random(3)
     for _ in range(200):
@@ -151,6 +157,10 @@ def test_blend_twin_does_not_mutate_its_input() -> None:
         before = repr((args, kwargs))
         CORE.blend(*args, **kwargs)
         assert repr((args, kwargs)) == before
+        case = rerank_case(rnd)
+        before = repr(case)
+        CORE.rerank(*case)
+        assert repr(case) == before
 
 
 @needs_core
@@ -161,6 +171,95 @@ def test_blend_twin_names_a_bad_field() -> None:
         CORE.blend(session, {"a": ((7, 1.0),)}, {}, [], BlendParams(), k=3)
 
 
+def _meta(rnd: random.Random) -> dict[str, Any] | None:
+    """An item's metadata, with the odd values the rules must read as Python reads them."""
+    if rnd.random() < 0.1:
+        return rnd.choice((None, {}))
+    m: dict[str, Any] = {}
+    for name, values in (
+            ("category", ("c0", "c1", "c2", 7)), ("brand", ("b0", "b1", None)),
+            ("stock", (0, -1, 5, True, False, "0", None)), ("deleted", (True, False, 1)),
+            ("first_seen_ms", (NOW - 3 * DAY_MS, NOW - 20 * DAY_MS, NOW + 5, True, "x"))):
+        if rnd.random() < 0.6:
+            m[name] = rnd.choice(values)
+    return m
+
+
+def rerank_case(rnd: random.Random) -> tuple[list[Scored], dict[str, Any], Rules, RerankInput]:
+    """One call of :func:`serving.rules.rerank`."""
+    ids = rnd.sample(ITEMS, rnd.randrange(0, 45))
+    score = rnd.uniform(0.5, 3.0)
+    cands: list[Scored] = []
+    for item in ids:
+        cands.append(Scored(item, score, [Evidence("session", score, "x")]))
+        score -= rnd.choice((0.0, 0.01, 0.1, rnd.random() / 3))
+    if cands and rnd.random() < 0.05:
+        cands.append(cands[0])  # a duplicate candidate
+    meta = {i: _meta(rnd) for i in ITEMS if rnd.random() < 0.9}
+    pick = rnd.sample
+    rules = Rules(
+        out_of_stock=rnd.random() < 0.8, already_purchased=rnd.random() < 0.8,
+        diversity=rnd.choice(("mmr", "mmr", "caps", "none")),
+        mmr_lambda=rnd.choice((0.0, 0.5, 0.7, 1.0)),
+        max_per_category=rnd.choice((1, 2, 4)), max_per_brand=rnd.choice((1, 3)),
+        diversity_placements=rnd.choice((("homepage", "cart"), ("cart",))),
+        promoted=frozenset(pick(ITEMS, rnd.choice((0, 3, 10)))),
+        promoted_factor=rnd.choice((1.0, 1.5, 1.2345678, 2.0, 0.333333333)),
+        new_arrival_days=rnd.choice((0.0, 14.0, 2.5)),
+        new_arrival_factor=rnd.choice((1.0, 1.2, 1.0000001)),
+        rotation_after=rnd.choice((1, 3)),
+        rotation_penalty=rnd.choice((0.7, 0.33, 1.0, 0.0, 0.999)),
+        sponsored=tuple(pick(ITEMS, rnd.choice((0, 0, 1, 3)))),
+        sponsored_slots=tuple(pick((1, 2, 3, 5, 9), rnd.choice((1, 2)))),
+        sponsored_placements=rnd.choice((("homepage",), ("cart",))))
+    req = RerankInput(
+        k=rnd.choice((1, 2, 4, 8, 20)), placement=rnd.choice(("homepage", "cart", "similar")),
+        now_ms=NOW, exclude=frozenset(pick(ITEMS, rnd.choice((0, 2, 5)))),
+        purchased=pick(ITEMS, rnd.choice((0, 2))),
+        shown={i: rnd.randrange(0, 9) for i in pick(ITEMS, rnd.choice((0, 10, 30)))},
+        interacted=set(pick(ITEMS, rnd.choice((0, 5)))))
+    return cands, meta, rules, req
+
+
+def _ranked_differences(a: Sequence[Ranked], b: Sequence[Ranked]) -> list[str]:
+    if [r.item_id for r in a] != [r.item_id for r in b]:
+        return [f"items {[r.item_id for r in a]} != {[r.item_id for r in b]}"]
+    out: list[str] = []
+    for x, y in zip(a, b, strict=True):
+        if not math.isclose(x.score, y.score, rel_tol=0.0, abs_tol=1e-9):
+            out.append(f"{x.item_id}: score {x.score!r} != {y.score!r}")
+        if (x.notes, x.rank_before, x.sponsored) != (y.notes, y.rank_before, y.sponsored):
+            out.append(f"{x.item_id}: {(x.notes, x.rank_before, x.sponsored)} != "
+                       f"{(y.notes, y.rank_before, y.sponsored)}")
+        out += _differences([x.candidate], [y.candidate])
+        if type(x) is not type(y):
+            out.append(f"{x.item_id}: {type(x)} != {type(y)}")
+    return out
+
+
+@needs_core
+def test_rules_twin_answers_what_the_python_rules_answer() -> None:
+    assert CORE is not None
+    rnd = random.Random(41)
+    problems: list[str] = []
+    notes: dict[str, int] = {}
+    for n in range(RERANK_CASES):
+        cands, meta, rules, req = rerank_case(rnd)
+        want = rerank(cands, meta, rules, req)
+        got = CORE.rerank(cands, meta, rules, req)
+        diff = _ranked_differences(got, want)
+        if diff and len(problems) < 10:
+            problems.append(f"case {n}: {diff[:3]}")
+        for r in want:
+            for note in r.notes:
+                kind = note.split(" ")[0]
+                notes[kind] = notes.get(kind, 0) + 1
+    assert problems == []
+    # every rule wrote notes in some cases (else this proved little)
+    for kind in ("promoted", "new", "shown", "moved", "sponsored"):
+        assert notes.get(kind, 0) > 200, notes
+
+
 def test_the_python_path_when_off_or_not_built(caplog: pytest.LogCaptureFixture,
                                                monkeypatch: pytest.MonkeyPatch) -> None:
     caplog.set_level(logging.INFO, logger="serving")
@@ -168,4 +267,5 @@ def test_the_python_path_when_off_or_not_built(caplog: pytest.LogCaptureFixture,
     assert "RECS_NATIVE=0" in caplog.text
     monkeypatch.setattr(native, "compiled", lambda: None)
     assert native.load(True).blend is blend
+    assert native.load(True).rerank is rerank
     assert "compiled core not built" in caplog.text
