@@ -46,7 +46,8 @@ which other load on the machine distorts less than throughput. ``p99_ms_at_half_
 offered and achieved rate, requests dropped because the target fell behind).
 ``answer_cache_hit_ratio`` is the share of the server's cacheable answers that came from its
 answer cache during the measured runs (read from its ``/metrics``; one worker's when there are
-several).
+several). ``core`` says what ran the server's pure steps (``recs_serving_core``: ``native``, the
+compiled core, or ``python``; ``RECS_NATIVE=0`` in the bench's environment forces ``python``).
 """
 
 from __future__ import annotations
@@ -218,17 +219,28 @@ class Target:
     paths: list[str]
 
 
-def answer_cache_counts(port: int, headers: Mapping[str, str]) -> tuple[float, float] | None:
-    """``(hits, misses)`` of the server's answer cache from its ``/metrics``; ``None`` when
-    the target exports none (the baseline)."""
+def _metrics_lines(port: int, headers: Mapping[str, str]) -> list[str]:
+    """The server's ``/metrics`` lines; none when it exports none (the baseline)."""
     try:
         status, body = get(port, "/metrics", headers=headers)
     except (OSError, http.client.HTTPException):
-        return None
-    if status != 200:
-        return None
+        return []
+    return body.decode(errors="replace").splitlines() if status == 200 else []
+
+
+def serving_core(port: int, headers: Mapping[str, str]) -> str | None:
+    """What runs the server's pure steps (``recs_serving_core``): native or python."""
+    for line in _metrics_lines(port, headers):
+        if line.startswith('recs_serving_core{core="') and line.endswith(" 1.0"):
+            return line.split('"')[1]
+    return None
+
+
+def answer_cache_counts(port: int, headers: Mapping[str, str]) -> tuple[float, float] | None:
+    """``(hits, misses)`` of the server's answer cache from its ``/metrics``; ``None`` when
+    the target exports none (the baseline)."""
     found: dict[str, float] = {}
-    for line in body.decode(errors="replace").splitlines():
+    for line in _metrics_lines(port, headers):
         name, _, value = line.partition(" ")
         if name in ("recs_answer_cache_hits_total", "recs_answer_cache_misses_total"):
             found[name] = float(value)
@@ -400,7 +412,9 @@ def _run(args: argparse.Namespace) -> int:
                 print(f"bench-serve: {name} skipped: {skipped[name]}", flush=True)
                 continue
             targets.append(Target(name, proc, port, paths))
+            core = serving_core(port, auth) if name != BASELINE else None
             checks[name] = {"path": ENDPOINTS.get(name, baseline_path("{user}")),
+                            **({"core": core} if core else {}),
                             "preflight_statuses": {str(k): v for k, v in sorted(statuses.items())},
                             **({"preflight_sources": dict(sources.most_common())} if sources
                                else {})}
@@ -443,6 +457,7 @@ def json_summary(args: argparse.Namespace, info: dict[str, Any], data: Dataset, 
         "p99_ms_at_half_load": half_p99,
         "baseline_p99_ms_at_half_load": half[BASELINE]["p99_ms"],
         "answer_cache_hit_ratio": head.get("answer_cache_hit_ratio"),
+        "core": head.get("core"),
         "aim": {"p99_ms_max": AIM_P99_MS, "ratio_min": AIM_RATIO,
                 "p99_ms_at_half_load_max": AIM_HALF_LOAD_P99_MS,
                 "met": head["p99_ms"] <= AIM_P99_MS and ratio >= AIM_RATIO

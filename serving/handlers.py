@@ -139,7 +139,8 @@ class Core:
         self.metrics = Metrics(lambda: (self.fetch.hits, self.fetch.misses),
                                models=self.models.gauges, now_ms=now_ms,
                                answers=lambda: (self.answers.hits + self.answers.shared,
-                                                self.answers.misses, self.answers.stale))
+                                                self.answers.misses, self.answers.stale),
+                               core=self.kernels.name)
         self._redis_ok = True
         self._last_shown: Lru[tuple[str, str], tuple[tuple[str, ...], int]] = Lru(SHOWN_USERS)
 

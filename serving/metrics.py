@@ -127,7 +127,8 @@ class Metrics:
     def __init__(self, cache_stats: Callable[[], tuple[int, int]], *,
                  models: Callable[[], ModelGauges] | None = None,
                  now_ms: Callable[[], int] | None = None,
-                 answers: Callable[[], tuple[int, int, int]] | None = None) -> None:
+                 answers: Callable[[], tuple[int, int, int]] | None = None,
+                 core: str = "python") -> None:
         r = self.registry = CollectorRegistry(auto_describe=True)
         self._children: dict[tuple[Any, ...], Any] = {}
         self.requests = Counter("recs_http_requests", "HTTP requests answered",
@@ -158,6 +159,9 @@ class Metrics:
                                     registry=r)
         self.up = Gauge("recs_redis_up", "1 when the last Redis read succeeded", registry=r)
         self.up.set(1)
+        Gauge("recs_serving_core", "1 for the implementation of the pure steps this process "
+              "runs (serving/native.py): native or python", ["core"], registry=r
+              ).labels(core).set(1)
         r.register(_CacheCollector(cache_stats))
         self.coverage = Coverage()
         r.register(self.coverage)
