@@ -32,8 +32,10 @@ struct Config<'py> {
     diversify: bool,
     promoted: Bound<'py, PyAny>,
     promoted_factor: f64,
+    promoted_note: String,
     new_arrival_days: f64,
     new_arrival_factor: f64,
+    new_arrival_note: String,
     rotation_after: i64,
     rotation_penalty: f64,
     sponsored: Bound<'py, PyAny>,
@@ -54,6 +56,8 @@ impl<'py> Config<'py> {
         let q = |name: &Bound<'py, PyString>| req.getattr(name);
         let placement = q(intern!(py, "placement"))?;
         let sponsored = r(intern!(py, "sponsored"))?;
+        let promoted_factor: f64 = r(intern!(py, "promoted_factor"))?.extract()?;
+        let new_arrival_factor: f64 = r(intern!(py, "new_arrival_factor"))?.extract()?;
         Ok(Config {
             out_of_stock: r(intern!(py, "out_of_stock"))?.is_truthy()?,
             already_purchased: r(intern!(py, "already_purchased"))?.is_truthy()?,
@@ -63,9 +67,11 @@ impl<'py> Config<'py> {
             max_per_brand: r(intern!(py, "max_per_brand"))?.extract()?,
             diversify: r(intern!(py, "diversity_placements"))?.contains(&placement)?,
             promoted: r(intern!(py, "promoted"))?,
-            promoted_factor: r(intern!(py, "promoted_factor"))?.extract()?,
+            promoted_factor,
+            promoted_note: format!("promoted ×{}", format_g(promoted_factor, 6)),
             new_arrival_days: r(intern!(py, "new_arrival_days"))?.extract()?,
-            new_arrival_factor: r(intern!(py, "new_arrival_factor"))?.extract()?,
+            new_arrival_factor,
+            new_arrival_note: format!("new arrival ×{}", format_g(new_arrival_factor, 6)),
             rotation_after: r(intern!(py, "rotation_after"))?.extract()?,
             rotation_penalty: r(intern!(py, "rotation_penalty"))?.extract()?,
             sponsor_here: r(intern!(py, "sponsored_placements"))?.contains(&placement)?,
@@ -96,17 +102,35 @@ struct Item<'py> {
     notes: Vec<String>,
     sponsored: bool,
     meta: Option<Bound<'py, PyAny>>,
+    attrs: Option<(Option<String>, Option<String>)>,  // read once, by MMR or the caps
 }
 
-/// `m.get(name)` of a metadata value (`None` when `m` is empty or absent).
+impl Item<'_> {
+    /// `_attrs(meta)`, read on first use.
+    fn attrs(&mut self) -> PyResult<(Option<String>, Option<String>)> {
+        if self.attrs.is_none() {
+            self.attrs = Some(attrs(&self.meta)?);
+        }
+        Ok(self.attrs.clone().unwrap_or_default())
+    }
+}
+
+/// `meta.get(item_id)` when it is a non-empty value: every rule reads an empty or absent
+/// value as "nothing known" (`if not m`), so only these are kept.
+fn meta_of<'py>(meta: &Bound<'py, PyAny>, item_id: &Bound<'py, PyAny>)
+                -> PyResult<Option<Bound<'py, PyAny>>> {
+    match get(meta, item_id)? {
+        Some(m) if m.is_truthy()? => Ok(Some(m)),
+        _ => Ok(None),
+    }
+}
+
+/// `m.get(name)` of a metadata value from [`meta_of`] (`None` when absent or None).
 fn field<'py>(m: &Option<Bound<'py, PyAny>>, name: &Bound<'py, PyString>)
               -> PyResult<Option<Bound<'py, PyAny>>> {
     match m {
-        Some(m) if m.is_truthy()? => {
-            let v = get(m, name.as_any())?;
-            Ok(v.filter(|v| !v.is_none()))
-        }
-        _ => Ok(None),
+        Some(m) => Ok(get(m, name.as_any())?.filter(|v| !v.is_none())),
+        None => Ok(None),
     }
 }
 
@@ -210,7 +234,7 @@ fn filter<'py>(cands: &[Bound<'py, PyAny>], meta: &Bound<'py, PyAny>, cfg: &Conf
     let mut out = Vec::with_capacity(cands.len());
     for (n, c) in cands.iter().enumerate() {
         let item_id = c.getattr(intern!(py, "item_id"))?;
-        let m = get(meta, &item_id)?.filter(|m| !m.is_none());
+        let m = meta_of(meta, &item_id)?;
         let sponsored_here = cfg.sponsored.contains(&item_id)? && cfg.sponsor_here;
         if cfg.exclude.contains(&item_id)? || cfg.bought(&item_id)? || retired(&m)?
             || (cfg.out_of_stock && sold_out(&m)?) || sponsored_here {
@@ -218,7 +242,7 @@ fn filter<'py>(cands: &[Bound<'py, PyAny>], meta: &Bound<'py, PyAny>, cfg: &Conf
         }
         let score: f64 = c.getattr(intern!(py, "score"))?.extract()?;
         out.push(Item { item_id, score, candidate: c.clone(), rank_before: n + 1,
-                        notes: Vec::new(), sponsored: false, meta: m });
+                        notes: Vec::new(), sponsored: false, meta: m, attrs: None });
     }
     Ok(out)
 }
@@ -228,7 +252,7 @@ fn boost(r: &mut Item<'_>, cfg: &Config<'_>) -> PyResult<()> {
     let py = r.item_id.py();
     if cfg.promoted_factor != 1.0 && cfg.promoted.contains(&r.item_id)? {
         r.score *= cfg.promoted_factor;
-        r.notes.push(format!("promoted ×{}", format_g(cfg.promoted_factor, 6)));
+        r.notes.push(cfg.promoted_note.clone());
     }
     if cfg.new_arrival_factor != 1.0 {
         // is_new_arrival: an int first_seen_ms within new_arrival_days of now
@@ -242,7 +266,7 @@ fn boost(r: &mut Item<'_>, cfg: &Config<'_>) -> PyResult<()> {
         };
         if new {
             r.score *= cfg.new_arrival_factor;
-            r.notes.push(format!("new arrival ×{}", format_g(cfg.new_arrival_factor, 6)));
+            r.notes.push(cfg.new_arrival_note.clone());
         }
     }
     Ok(())
@@ -265,10 +289,10 @@ fn mmr(mut ranked: Vec<Item<'_>>, lam: f64, k: usize) -> PyResult<Vec<Item<'_>>>
         return Ok(ranked);
     }
     let rest = ranked.split_off((MMR_POOL * k).min(ranked.len()));
-    let pool = ranked;
+    let mut pool = ranked;
     let top = pool.iter().map(|r| r.score).fold(f64::NEG_INFINITY, |a, b| if b > a { b } else { a });
     let top = if top == 0.0 { 1.0 } else { top };
-    let attrs = pool.iter().map(|r| attrs(&r.meta)).collect::<PyResult<Vec<_>>>()?;
+    let attrs = pool.iter_mut().map(Item::attrs).collect::<PyResult<Vec<_>>>()?;
     let mut penalty = vec![0.0_f64; pool.len()];
     let mut left: Vec<usize> = (0..pool.len()).collect();
     let mut picked: Vec<usize> = Vec::new();
@@ -328,7 +352,7 @@ fn caps(ranked: Vec<Item<'_>>, max_cat: i64, max_brand: i64, k: usize)
     let mut head = Vec::with_capacity(ranked.len());
     let mut tail = Vec::new();
     for mut r in ranked {
-        let (cat, brand) = attrs(&r.meta)?;
+        let (cat, brand) = r.attrs()?;
         let cat_full = cat.is_some() && count(&cats, &cat) >= max_cat;
         let over = cat_full || (brand.is_some() && count(&brands, &brand) >= max_brand);
         if over && head.len() < k {
@@ -355,7 +379,7 @@ fn sponsor<'py>(mut out: Vec<Item<'py>>, cands: &[Bound<'py, PyAny>], meta: &Bou
         if cfg.exclude.contains(&s)? || cfg.bought(&s)? || !meta.contains(&s)? {
             continue;
         }
-        let m = get(meta, &s)?.filter(|m| !m.is_none());
+        let m = meta_of(meta, &s)?;
         if retired(&m)? || (cfg.out_of_stock && sold_out(&m)?) {
             continue;
         }
@@ -384,7 +408,7 @@ fn sponsor<'py>(mut out: Vec<Item<'py>>, cands: &[Bound<'py, PyAny>], meta: &Bou
             cand.getattr(intern!(py, "score"))?.extract()? };
         out.insert(place - 1, Item { item_id, score, candidate: cand, rank_before: place,
                                      notes: vec![format!("sponsored slot {slot}")],
-                                     sponsored: true, meta: None });
+                                     sponsored: true, meta: None, attrs: None });
     }
     out.truncate(cfg.k);
     Ok(out)
