@@ -11,6 +11,7 @@ use pyo3::intern;
 use pyo3::types::{PyFloat, PyList, PyString, PyType};
 use rustc_hash::{FxHashMap, FxHashSet};
 
+use crate::descending;
 use crate::py::{elements, get, import_class, len_of, new_slotted, nth, Arena, Seq};
 
 const FILL_SHARE: f64 = 0.5; // operators.blend.FILL_SHARE
@@ -78,7 +79,7 @@ type Votes<'a> = FxHashMap<&'a str, (f64, u32, u32)>;
 
 /// `(score descending, id ascending)`: the order of `heapq.nsmallest(key=(-score, id))`.
 fn by_score_then_id(a: (&str, f64), b: (&str, f64)) -> Ordering {
-    b.1.partial_cmp(&a.1).unwrap_or(Ordering::Equal).then_with(|| a.0.cmp(b.0))
+    descending(a.1, b.1).then_with(|| a.0.cmp(b.0))
 }
 
 /// `heapq.nsmallest(n, items, key=(-score, id))`: the best `n`, in that order (ids are
@@ -99,7 +100,7 @@ fn best<'a, T: Copy>(mut items: Vec<(&'a str, T)>, n: usize, score: impl Fn(&T) 
     items
 }
 
-/// `operators.blend.recent_items`: distinct items of the session, newest first, at most `n`.
+/// `operators.candidates.recent_items`: distinct items of the session, newest first, at most `n`.
 fn recent<'py>(session: &Bound<'py, PyAny>, n: usize) -> PyResult<Vec<Bound<'py, PyAny>>> {
     let py = session.py();
     let mut seen: Vec<Bound<'py, PyAny>> = Vec::new();
@@ -291,7 +292,7 @@ pub fn blend<'py>(py: Python<'py>, session: Option<Bound<'py, PyAny>>,
                 found.push((name, v, because));
             }
         }
-        found.sort_by(|a, b| b.1.partial_cmp(&a.1).unwrap_or(Ordering::Equal));
+        found.sort_by(|a, b| descending(a.1, b.1));
         let ev = PyList::empty(py);
         for &(name, v, because) in &found {
             ev.append(evidence(evidence_cls, name.clone().into_any(), v,

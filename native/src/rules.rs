@@ -4,13 +4,12 @@
 //! operations in the same order; the Python function is the specification. Item ids, the
 //! request's sets and the metadata stay Python objects: membership and look-ups are Python's.
 
-use std::cmp::Ordering;
-
 use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::sync::GILOnceCell;
 use pyo3::types::{PyBool, PyFloat, PyInt, PyList, PyString, PyType};
 
+use crate::descending;
 use crate::py::{elements, get, import_class, new_slotted};
 
 const DAY_MS: f64 = 86_400_000.0; // serving.rules.DAY_MS
@@ -199,7 +198,7 @@ pub fn rerank<'py>(cands: Bound<'py, PyAny>, meta: Bound<'py, PyAny>, rules: Bou
         changed = changed || !r.notes.is_empty();
     }
     if changed {
-        kept.sort_by(|a, b| b.score.partial_cmp(&a.score).unwrap_or(Ordering::Equal));
+        kept.sort_by(|a, b| descending(a.score, b.score));
     }
     if cfg.diversify && cfg.diversity == "mmr" {
         kept = mmr(kept, cfg.mmr_lambda, cfg.k)?;

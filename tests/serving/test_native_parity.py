@@ -208,7 +208,7 @@ def rerank_case(rnd: random.Random) -> tuple[list[Scored], dict[str, Any], Rules
         new_arrival_days=rnd.choice((0.0, 14.0, 2.5)),
         new_arrival_factor=rnd.choice((1.0, 1.2, 1.0000001)),
         rotation_after=rnd.choice((1, 3)),
-        rotation_penalty=rnd.choice((0.7, 0.33, 1.0, 0.0, 0.999)),
+        rotation_penalty=rnd.choice((0.7, 0.33, 1.0, 0.0, 0.999, 0.1)),  # 0.1**6: "1e-06"
         sponsored=tuple(pick(ITEMS, rnd.choice((0, 0, 1, 3)))),
         sponsored_slots=tuple(pick((1, 2, 3, 5, 9), rnd.choice((1, 2)))),
         sponsored_placements=rnd.choice((("homepage",), ("cart",))))
