@@ -56,9 +56,10 @@ class Settings:
     model_publish_ms: int = 2_000
     # jvm runtime: the most events a second each model learns from (ModelFeed.java); beyond
     # it they learn from a sample of users and the counting path never waits for them (0:
-    # every event, as the python runtime always does). 1,000: about what the collaborative
-    # model learns per second on one core here (docs/architecture.md, "Online learning")
-    model_max_events_per_s: float = 1_000.0
+    # every event, as the python runtime always does). 500: the collaborative model learns
+    # 1.2-1.4k events/s while the counting path drains a backlog beside it on this 2-core
+    # machine (`make bench-stream`); half of that leaves room for bursts and the ranker
+    model_max_events_per_s: float = 500.0
     mf_negatives: int = 10
     ranker_window_ms: int = 30 * 60_000  # attribution window of an impression (event time)
     # serving: rules and experiments files ("" = the ones shipped in serving/config), how long

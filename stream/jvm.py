@@ -92,23 +92,26 @@ class Sessions:
     ranker_input: Any
 
 
-def session_config(cfg: EngineConfig, *, models: bool) -> str:
-    """What ``SessionFunction.java`` is configured with (``Stages.sessionConfig`` reads it)."""
+def session_config(cfg: EngineConfig, *, models: bool, publish_ms: int = 0) -> str:
+    """What ``SessionFunction.java`` is configured with (``Stages.sessionConfig`` reads it);
+    ``publish_ms`` > 0 publishes a changed session at most that often (0: on every change)."""
     s, mf = cfg.session, cfg.mf
     return orjson.dumps({
         "max_events": s.max_events, "gap_ms": s.gap_ms, "ttl_ms": s.ttl_ms,
         "pair_window": s.pair_window, "backward_weight": s.backward_weight,
         "max_basket": s.max_basket, "max_purchased": s.max_purchased,
         "cart_pair_weight": s.cart_pair_weight, "purchase_pair_weight": s.purchase_pair_weight,
-        "max_shown": s.max_shown, "models": models, "explicit": mf.mode == EXPLICIT,
+        "max_shown": s.max_shown, "publish_ms": publish_ms, "models": models,
+        "explicit": mf.mode == EXPLICIT,
         # stream/routing.py learns_from
         "learn_types": sorted(t for t, w in mf.event_weights.items() if w > 0),
     }).decode()
 
 
-def sessions(deduped: Any, cfg: EngineConfig, *, models: bool) -> Sessions:
+def sessions(deduped: Any, cfg: EngineConfig, *, models: bool, publish_ms: int = 0) -> Sessions:
     stages = _stages()
-    j_sessions = stages.sessions(deduped._j_data_stream, session_config(cfg, models=models))
+    j_sessions = stages.sessions(deduped._j_data_stream,
+                                 session_config(cfg, models=models, publish_ms=publish_ms))
     return Sessions(_wrap(j_sessions), _wrap(stages.sessionUpdates(j_sessions)),
                     _wrap(stages.modelInput(j_sessions)), _wrap(stages.rankerInput(j_sessions)))
 
@@ -149,6 +152,12 @@ def trending(scores: Any, cfg: EngineConfig, emit_interval_ms: int) -> Any:
     t = cfg.trending
     return _wrap(_stages().trending(scores._j_data_stream, t.top_k, t.new_top_k, t.half_life_s,
                                     emit_interval_ms))
+
+
+def untimed(updates: Any) -> Any:
+    """The Update lines without record timestamps (``Stages.untimed``: an end-of-input timer's
+    side output carries 2^62, which a Kafka sink must not send)."""
+    return _wrap(_stages().untimed(updates._j_data_stream))
 
 
 def redis_sink(settings: Any) -> Any:

@@ -105,6 +105,9 @@ class TopologyConfig:
     # jvm runtime: the models' feeds (ModelFeed.java). At most this many events a second reach
     # each model (0: every event); the collaborative model learns batches of up to model_batch
     # events, handed over at least every model_batch_ms
+    # jvm runtime: a changed session is published at most this often (the python runtime
+    # publishes every change; the writers keep only the newest value of a key per flush)
+    session_publish_ms: int = 200
     model_max_events_per_s: float = 0.0
     model_batch: int = 2_000
     model_batch_ms: int = 500
@@ -172,7 +175,8 @@ def define_workflow(interactions: DataStream, items: DataStream,
     if cfg.models:
         updates += [out.get_side_output(UPDATES) for out in _models(front, catalogue, cfg)]
     dead = front.dead.union(parsed_items.get_side_output(DLQ))
-    return updates[0].union(*updates[1:]), dead
+    merged = updates[0].union(*updates[1:])
+    return (jvm.untimed(merged) if cfg.runtime == JVM else merged), dead
 
 
 def _watermarks(cfg: TopologyConfig) -> WatermarkStrategy:
@@ -203,7 +207,8 @@ def _jvm_front(interactions: DataStream, cfg: TopologyConfig) -> Front:
     parsed = jvm.parse(interactions)
     events = jvm.watermarks(parsed.events, cfg.out_of_orderness_ms, cfg.idleness_ms)
     deduped = jvm.dedup(events, cfg.engine)
-    sessions = jvm.sessions(deduped, cfg.engine, models=cfg.models)
+    sessions = jvm.sessions(deduped, cfg.engine, models=cfg.models,
+                            publish_ms=cfg.session_publish_ms)
     return Front(deduped, parsed.dead, sessions.pairs, sessions.updates,
                  sessions.model_input, sessions.ranker_input)
 

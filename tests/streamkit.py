@@ -137,14 +137,21 @@ MALFORMED: Sequence[tuple[bytes, str]] = (
 
 
 def publish(settings: Settings, log: Log, malformed: Iterable[bytes] = (),
-            *, every: int = 2_000) -> None:
-    """Items first, then events keyed by user; one malformed record every ``every`` events."""
+            *, every: int = 2_000, start: int = 0, stop: int | None = None,
+            rate: float | None = None) -> None:
+    """Items first (when ``start`` is 0), then events ``start:stop`` keyed by user, at most
+    ``rate`` a second when given; one malformed record every ``every`` events."""
     producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap, linger_ms=10,
                              batch_size=256 * 1024, max_request_size=2 * 1024 * 1024)
-    for item in log.items:
-        producer.send(settings.topics.items, key=item.item_id.encode(), value=item.to_json())
+    if start == 0:
+        for item in log.items:
+            producer.send(settings.topics.items, key=item.item_id.encode(),
+                          value=item.to_json())
     bad = list(malformed)
-    for n, event in enumerate(log.events):
+    began = time.monotonic()
+    for n, event in enumerate(log.events[start:stop]):
+        if rate is not None and n % 100 == 0:
+            time.sleep(max(0.0, began + n / rate - time.monotonic()))
         producer.send(settings.topics.interactions, key=event.user_id.encode(),
                       value=event.to_json())
         if bad and n % every == every - 1:

@@ -19,6 +19,7 @@
 from __future__ import annotations
 
 import dataclasses
+import threading
 import time
 import urllib.request
 import uuid
@@ -187,24 +188,37 @@ def test_restart_from_checkpoint_converges_to_uninterrupted_state(
     # loader writes in both, so the loader's metrics below hold for both
     settings = _settings(kafka, redis_store, tmp_path, checkpoint_interval_ms=1_000,
                          stream_runtime=runtime)
-    streamkit.publish(settings, log)
+    # a tenth of the log first; the rest arrives at 1,000 events/s once the job runs, so the
+    # kill falls mid-stream however fast the job drains (the JVM runtime drains 20k in ~2 s)
+    head = len(log.events) // 10
+    streamkit.publish(settings, log, stop=head)
     final_ts = max(e.ts for e in log.events)
     checkpoints = tmp_path / "checkpoints"
     logs = tmp_path / "logs"
     load = engine.start_loader(settings, logs)
     monitor = engine.start_monitor(settings, logs, interval_s=1.0)
     job = engine.start_job(settings, logs, checkpoint_dir=checkpoints)
+    rest = threading.Thread(target=streamkit.publish, args=(settings, log),
+                            kwargs={"start": head, "rate": 1_000.0}, daemon=True)
     try:
         deadline = time.monotonic() + 240
         while latest_checkpoint(checkpoints) is None or not redis_store.freshness():
             assert job.alive(), job.tail()
             assert time.monotonic() < deadline, "no checkpoint completed in time"
             time.sleep(0.2)
+        rest.start()
+        first = latest_checkpoint(checkpoints)
+        while latest_checkpoint(checkpoints) == first:  # one more, taken while events arrive
+            assert job.alive(), job.tail()
+            assert time.monotonic() < deadline, "no second checkpoint in time"
+            time.sleep(0.1)
+        time.sleep(0.5)  # and some progress past it, which the restore must not count twice
         job.kill()  # SIGKILL, mid-stream: no chance to flush anything
         seen = redis_store.freshness().get("stream", 0)
         assert seen < final_ts, "the job had finished before it was killed; not mid-stream"
         restored_from = latest_checkpoint(checkpoints)
 
+        rest.join()
         job = engine.start_job(settings, logs, checkpoint_dir=checkpoints, restore="latest",
                                name="job-restored")
         deadline = time.monotonic() + 300

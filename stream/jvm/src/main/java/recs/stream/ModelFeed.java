@@ -29,7 +29,8 @@ import org.apache.flink.types.Row;
  * ({@code budget <= 0}: every event). Once a second it measures the rate that arrived and sets the
  * share it keeps for the next second, {@code min(1, allowed / arrived)}; an event is kept when the
  * hash of its user falls below the share, so the models see whole histories of the sampled users
- * (and the label join sees a user's impressions with their clicks). The events dropped are
+ * (and the label join sees a user's impressions with their clicks), and while the second has not
+ * forwarded its budget yet (a cap for bursts, when the previous second's share is too high). The events dropped are
  * counted ({@code recs_stream_events_total{direction=in}} minus {@code out}; in batch mode also
  * in each batch's {@code skipped}, which the collaborative model publishes in its header). While
  * the models keep up nothing is dropped; once sampling, a restore from a checkpoint may draw a
@@ -54,6 +55,7 @@ public class ModelFeed extends AbstractStreamOperator<Row>
     private transient double share;
     private transient long windowStart;
     private transient long arrivedInWindow;
+    private transient long keptInWindow;
     private transient Counter in;
     private transient Counter out;
 
@@ -121,9 +123,16 @@ public class ModelFeed extends AbstractStreamOperator<Row>
             share = rate <= allowed ? 1.0 : allowed / rate;
             windowStart = now;
             arrivedInWindow = 0;
+            keptInWindow = 0;
         }
         arrivedInWindow++;
-        return share >= 1.0 || unit(user) < share;
+        // the share follows the previous second; the cap holds this one to the budget when
+        // the rate jumps (the first second of a backlog, a burst)
+        if (keptInWindow >= allowed * WINDOW_MS / 1000.0 || share < 1.0 && unit(user) >= share) {
+            return false;
+        }
+        keptInWindow++;
+        return true;
     }
 
     /** A user's place in [0, 1): String.hashCode (stable across JVMs) through a 32-bit mixer. */

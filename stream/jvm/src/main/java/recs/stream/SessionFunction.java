@@ -19,6 +19,7 @@ import org.apache.flink.api.common.typeinfo.Types;
 import org.apache.flink.shaded.jackson2.com.fasterxml.jackson.databind.node.ArrayNode;
 import org.apache.flink.shaded.jackson2.com.fasterxml.jackson.databind.node.ObjectNode;
 import org.apache.flink.streaming.api.functions.KeyedProcessFunction;
+import org.apache.flink.streaming.api.operators.TimestampedCollector;
 import org.apache.flink.types.Row;
 import org.apache.flink.util.Collector;
 import org.apache.flink.util.OutputTag;
@@ -84,6 +85,7 @@ public class SessionFunction extends KeyedProcessFunction<String, Row, Row> {
         public double cartPairWeight = 0.5;
         public double purchasePairWeight = 1.0;
         public int maxShown = 100;
+        public long publishMs;  // 0: every change at once (as the Python twin)
         public boolean models;               // route model inputs (stream/routing.py)
         public boolean explicit;             // MFConfig mode: only ratings teach the model
         public String[] learnTypes = NONE;   // event types the model weighs above zero
@@ -130,11 +132,36 @@ public class SessionFunction extends KeyedProcessFunction<String, Row, Row> {
         State now = step(old, type, itemId, ev.getFieldAs(7), ev.getFieldAs(5), ts, pairs);
         if (now != old && now != null) {
             state.update(now);
-            ctx.output(UPDATES, update(ctx.getCurrentKey(), now));
-            emitted++;
+            if (cfg.publishMs <= 0) {
+                ctx.output(UPDATES, update(ctx.getCurrentKey(), now));
+                emitted++;
+            } else {  // coalesced: the newest session once per publishMs (see onTimer)
+                long wall = ctx.timerService().currentProcessingTime();
+                ctx.timerService().registerProcessingTimeTimer(
+                    (wall / cfg.publishMs + 1) * cfg.publishMs);
+                if (old == null) {
+                    ctx.timerService().registerEventTimeTimer(NeighbourFunction.END_OF_TIME);
+                }
+            }
         }
         emitted += groupPairs(pairs, ts, out);
         metrics.emitted(emitted);
+    }
+
+    /** The user's newest session, at most once per publishMs and at the end of a bounded input.
+     *  The Redis writers keep only the newest value of a key per flush anyway; rendering and
+     *  shipping every intermediate session was most of this stage's cost. */
+    @Override
+    public void onTimer(long timestamp, OnTimerContext ctx, Collector<Row> out) throws Exception {
+        State s = state.value();
+        if (s == null) {
+            return;
+        }
+        if (out instanceof TimestampedCollector<Row> stamped) {
+            stamped.eraseTimestamp();  // see NeighbourFunction.onTimer
+        }
+        ctx.output(UPDATES, update(ctx.getCurrentKey(), s));
+        metrics.emitted(1);
     }
 
     /** stream/functions.py group_pairs: one row per (relation, src), in emission order. */

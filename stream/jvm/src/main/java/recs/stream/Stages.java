@@ -142,6 +142,24 @@ public final class Stages {
             doc.get("top_k").intValue(), doc.get("half_life_s").doubleValue());
     }
 
+    /** Update lines without the event time some carry: those published by an end-of-input
+     *  timer (side outputs keep the timer's time, 2^62), which a Kafka broker rejects as a
+     *  record timestamp. Chained to the sink after it; no record crosses a thread. */
+    public static DataStream<String> untimed(DataStream<String> updates) {
+        return updates.process(new org.apache.flink.streaming.api.functions.ProcessFunction<
+                String, String>() {
+            @Override
+            public void processElement(String value, Context ctx,
+                                       org.apache.flink.util.Collector<String> out) {
+                if (out instanceof org.apache.flink.streaming.api.operators.TimestampedCollector<
+                        String> stamped) {
+                    stamped.eraseTimestamp();
+                }
+                out.collect(value);
+            }
+        }, org.apache.flink.api.common.typeinfo.Types.STRING).name("untimed").uid("untimed");
+    }
+
     /** operators/config.py SessionConfig and the model routing, as stream/jvm.py writes them. */
     static SessionFunction.Config sessionConfig(String json) throws Exception {
         JsonNode doc = Interactions.JSON.readTree(json);
@@ -156,6 +174,7 @@ public final class Stages {
         c.cartPairWeight = doc.get("cart_pair_weight").doubleValue();
         c.purchasePairWeight = doc.get("purchase_pair_weight").doubleValue();
         c.maxShown = doc.get("max_shown").intValue();
+        c.publishMs = doc.get("publish_ms").longValue();
         c.models = doc.get("models").booleanValue();
         c.explicit = doc.get("explicit").booleanValue();
         JsonNode types = doc.get("learn_types");
