@@ -367,19 +367,10 @@ def serve(model: BlendModel | None, cfg: LearnedBlendConfig,
                   vector=vector, vector_because=vector_because, vector_events=vector_events)
     cands = _features(prior, session, similar, fills, params, cfg, exclude)
     evidence = {s.item_id: s.evidence for s in prior}
-    fill_evidence: dict[str, Evidence] = {}
-    for fill in fills:
-        best = float(fill.items[0][1]) if fill.items else 0.0
-        for entry in fill.items:
-            item_id = str(entry[0])
-            if item_id not in fill_evidence:
-                source, scope = (entry[2], entry[3]) if len(entry) > 3 else \
-                    (fill.source, fill.scope)
-                fill_evidence[item_id] = Evidence(str(source), math.exp(float(entry[1]) - best),
-                                                  str(scope))
     ranked = learned_order(model, cands)[:k]
     if not ranked:
         return []
+    fill_evidence = _fill_evidence(fills, {c.item_id for c in ranked} - evidence.keys())
     top = score(model, ranked[0].features)
     out: list[Scored] = []
     for c in ranked:
@@ -390,6 +381,33 @@ def serve(model: BlendModel | None, cfg: LearnedBlendConfig,
         share = max(math.exp(min(score(model, c.features) - top, 0.0)), MIN_SHARE)
         out.append(Scored(c.item_id, share, list(ev)))
     return out
+
+
+def _fill_evidence(fills: Sequence[Fill], wanted: Collection[str]) -> dict[str, Evidence]:
+    """The evidence of each ``wanted`` item added from a fill list: from the first list that
+    holds it, its share of that list's best entry (only these are computed: a fill list holds
+    hundreds of entries, an answer a few of them).
+
+    >>> fills = [Fill("trending", "global", [["a", 2.0], ["b", 1.0]]),
+    ...          Fill("new_arrival", "", [["b", 5.0]])]
+    >>> _fill_evidence(fills, {"b"})
+    {'b': Evidence(source='trending', score=0.36787944117144233, because='global')}
+    """
+    found: dict[str, Evidence] = {}
+    if not wanted:
+        return found
+    for fill in fills:
+        best = float(fill.items[0][1]) if fill.items else 0.0
+        for entry in fill.items:
+            item_id = str(entry[0])
+            if item_id in wanted and item_id not in found:
+                source, scope = (entry[2], entry[3]) if len(entry) > 3 else \
+                    (fill.source, fill.scope)
+                found[item_id] = Evidence(str(source), math.exp(float(entry[1]) - best),
+                                          str(scope))
+                if len(found) == len(wanted):
+                    return found
+    return found
 
 
 def published(model: BlendModel, cfg: LearnedBlendConfig) -> dict[str, Any]:
