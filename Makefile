@@ -95,8 +95,9 @@ lint: $(BIN)/.installed
 typecheck: $(BIN)/.installed
 	$(BIN)/mypy schemas state operators serving stream recs infra
 
-bench-stream: install
-	$(BIN)/recs bench-stream
+bench-stream: install  # the fast topology unless the environment says otherwise
+	RECS_STREAM_RUNTIME=$${RECS_STREAM_RUNTIME:-jvm} RECS_WRITER=$${RECS_WRITER:-jvm} \
+	    $(BIN)/recs bench-stream
 
 # Each stream stage alone, Python and its JVM twin: a generator source into a discarding sink.
 bench-stages: install

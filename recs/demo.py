@@ -37,6 +37,7 @@ from state import keys
 from state.records import decode_envelope
 from state.redis_store import RedisStore
 from stream import TOPOLOGY_VERSION
+from stream.job import LOADER_WRITER
 
 SHOPPER = "demo-shopper"
 MALFORMED = (b'{"event_id": "bad-1", "type": "view"', b'{"event_id":"bad-2","type":"like",'
@@ -324,8 +325,11 @@ def main(argv: list[str]) -> int:
         job = engine.start_job(settings, logs, restore="latest",
                                checkpoint_dir=run_dir / "checkpoints" / graph)
         owned.callback(job.stop)
-        load = engine.start_loader(settings, logs)
-        owned.callback(load.stop)
+        procs = [job]
+        if settings.writer == LOADER_WRITER:  # else the job writes to Redis itself
+            load = engine.start_loader(settings, logs)
+            owned.callback(load.stop)
+            procs.append(load)
         server = engine.start_server(settings, logs)
         owned.callback(server.stop)
         monitor = engine.start_monitor(settings, logs)
@@ -372,7 +376,7 @@ def main(argv: list[str]) -> int:
         try:
             while not stop.wait(5.0):
                 latencies += prober.take()
-                for proc in (job, load, server, monitor):
+                for proc in (*procs, server, monitor):
                     if not proc.alive():
                         raise RuntimeError(f"{proc.name} exited:\n{proc.tail()}")
                 elapsed = time.monotonic() - started

@@ -229,6 +229,9 @@ class Readings:
     served_age_s: Quantiles              # age of the data behind answers (server)
     model_age_s: dict[str, float]        # by model
     ranker_auc: float | None
+    model_events_per_s: dict[str, float]  # events learned, by model (the operator's input)
+    model_sampled_share: dict[str, float]  # left out by the model's feed, by model
+    model_lag_events: dict[str, float]     # forwarded by the feed, not learned yet, by model
     requests_per_s: dict[str, float]     # by endpoint
     latency_s: dict[str, Quantiles]      # by endpoint
     serving_s: Quantiles                 # every endpoint together
@@ -266,6 +269,9 @@ def read(before: Snapshot, after: Snapshot) -> Readings:
     served = rate("recs_served_items_total", ("source",))
     failed = increases(before, after, "recs_checkpoints_failed_total")
     redis_up = [s.value for s in now if s.name == "recs_redis_up"]
+    learned, sampled, behind = _models(rate("recs_stream_events_total", ("operator", "direction")),
+                                       gauge("recs_stream_events_total", ("operator", "direction"),
+                                             sum))
     return Readings(
         lag_records=gauge("recs_kafka_consumer_lag_records", lag, sum),
         lag_growth={"/".join(k): v for k, v in increases(
@@ -284,6 +290,9 @@ def read(before: Snapshot, after: Snapshot) -> Readings:
         served_age_s=hist("recs_served_data_age_seconds").get("", {}),
         model_age_s=gauge("recs_model_age_seconds", ("model",)),
         ranker_auc=gauge("recs_ranker_auc").get(""),
+        model_events_per_s=learned,
+        model_sampled_share=sampled,
+        model_lag_events=behind,
         requests_per_s=requests,
         latency_s=hist("recs_http_request_duration_seconds", ("endpoint",)),
         serving_s=hist("recs_http_request_duration_seconds").get("", {}),
@@ -300,3 +309,30 @@ def read(before: Snapshot, after: Snapshot) -> Readings:
 
 # ---- checks: the alert rules, judged now ------------------------------------------------------
 
+
+# the JVM runtime's model feeds (stream/jvm/ModelFeed.java) and the operator each one feeds
+MODEL_FEEDS: Final = (("model", "model-feed", "model"), ("ranker", "ranker-feed", "labels"))
+
+
+def _models(per_s: Mapping[str, float], totals: Mapping[str, float]
+            ) -> tuple[dict[str, float], dict[str, float], dict[str, float]]:
+    """From the job's operator counters (``operator/direction``): events learned per second,
+    the share the feed left out over the window, and the events forwarded but not learned yet,
+    by model. Models without a feed (the python runtime) have a rate only.
+
+    >>> _models({"model-feed/in": 100.0, "model-feed/out": 25.0, "model/in": 20.0},
+    ...         {"model-feed/out": 500.0, "model/in": 450.0, "labels/in": 3.0})
+    ({'model': 20.0}, {'model': 0.75}, {'model': 50.0})
+    """
+    learned: dict[str, float] = {}
+    sampled: dict[str, float] = {}
+    behind: dict[str, float] = {}
+    for model, feed, operator in MODEL_FEEDS:
+        if f"{operator}/in" in per_s:
+            learned[model] = per_s[f"{operator}/in"]
+        offered = per_s.get(f"{feed}/in", 0.0)
+        if offered > 0:
+            sampled[model] = max(0.0, 1.0 - per_s.get(f"{feed}/out", 0.0) / offered)
+        if f"{feed}/out" in totals and f"{operator}/in" in totals:
+            behind[model] = max(0.0, totals[f"{feed}/out"] - totals[f"{operator}/in"])
+    return learned, sampled, behind

@@ -38,9 +38,11 @@ class Settings:
     session_ttl_ms: int = 30 * 86_400_000
     # Flink
     parallelism: int = 1
-    # where the per-event front (parse, dedup, sessions) runs: "python" or "jvm" (Java twins
-    # of the Python operators, stream/jvm/; see stream/topology.py)
-    stream_runtime: str = "python"
+    # where the per-event path runs: "jvm" (parse, dedup, sessions, neighbours, items and
+    # trending as Java twins of the Python operators, stream/jvm/; the models stay in Python,
+    # fed in batches) or "python" (every stage a Python shell around its operator: the
+    # reference, 10x slower; see stream/topology.py)
+    stream_runtime: str = "jvm"
     # who writes the stages' updates to Redis: "loader" (the recs.updates topic and `recs
     # load`) or "jvm" (RedisUpdateSink inside the job, flushed every writer_flush_ms and on
     # every checkpoint; no topic, no loader process)

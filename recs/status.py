@@ -97,6 +97,10 @@ def checks(r: Readings, snapshot: Snapshot, t: Mapping[str, Mapping[str, Any]]) 
             r.degraded_per_s.get(e, sum(r.degraded_per_s.values()) if r.degraded_per_s else None),
             serving["degraded_per_second"], "/s")
     add("", "degraded share", r.degraded_share, None, "share")
+    for model in sorted(r.model_events_per_s):
+        add("", f"model {model} learns", r.model_events_per_s[model], None, "/s")
+        add("", f"model {model} sampled out", r.model_sampled_share.get(model), None, "share")
+        add("", f"model {model} behind", r.model_lag_events.get(model), None, "records")
     add("RecsRedisDown", "servers without Redis", r.redis_down, 0, "count")
     down = [s.target.name for s in snapshot.scrapes if not s.up]
     add("RecsTargetDown", f"targets down {', '.join(down)}", float(len(down)), 0, "count")

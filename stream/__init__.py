@@ -7,7 +7,7 @@ from stream.preload import in_embedded_python, preload
 #: do not (a removed or renamed uid, a state codec that cannot read the old values), so that
 #: runs keeping one checkpoint directory per version (``recs demo``) start fresh instead of
 #: failing to restore.
-TOPOLOGY_VERSION = 2
+TOPOLOGY_VERSION = 3
 
 # Inside the JVM (thread mode) the model stack must first be imported on a thread of its own:
 # see stream/preload.py. Every operator module is under this package, so this runs first.
