@@ -3,7 +3,9 @@
     python -m recs.bench_core [--requests 3000] [--rounds 3] [--seed 7]
 
 Records the calls the homepage makes to each pure step that has a compiled twin
-(:mod:`serving.native`: the blend, the rules) while ``python -m recs.bench_pipeline``'s
+(:mod:`serving.native`: the blend, the rules, the learned blend's features; the bench's learned
+blend is cold and never computes features, so their calls are built from the recorded blends'
+inputs as a warm model would make them) while ``python -m recs.bench_pipeline``'s
 requests run through the real app (its data, its mix, no repeated requests), then replays the
 recorded calls through the Python function and through its twin, ``--rounds`` times
 alternately, and prints the CPU time per call (the thread's CPU clock) of each, and how many
@@ -32,7 +34,7 @@ def record(requests: int, warmup: int, seed: int) -> dict[str, list[Call]]:
     from recs.settings import Settings
     from serving import native
 
-    calls: dict[str, list[Call]] = {"blend": [], "rerank": []}
+    calls: dict[str, list[Call]] = {"blend": [], "rerank": [], "features": []}
     py = native.python()
 
     def recorder(name: str, fn: Callable[..., Any]) -> Any:
@@ -42,7 +44,7 @@ def record(requests: int, warmup: int, seed: int) -> dict[str, list[Call]]:
         return call
 
     kernels = native.Kernels("recording", recorder("blend", py.blend),
-                             recorder("rerank", py.rerank))
+                             recorder("rerank", py.rerank), recorder("features", py.features))
     cache = Settings.from_env().run_dir.resolve() / "bench-pipeline"
     data = bp.load_data(cache, seed, 200_000, 5_000, 50_000)
     users = pick_users(data.session_users, seed=seed, unknown_share=0.1)
@@ -50,6 +52,23 @@ def record(requests: int, warmup: int, seed: int) -> dict[str, list[Call]]:
     asyncio.run(bp.run(data, paths, profile=False, warmup=warmup, cache_dir=cache,
                        kernels=kernels))
     return calls
+
+
+def warm_features_calls(blend_calls: list[Call]) -> list[Call]:
+    """The learned blend's features step as a warm model would call it on these blends'
+    inputs (the bench's learned blend is cold: it serves the hand-tuned order and never calls
+    the step): the hand-tuned blend's best ``pool`` candidates, then the step's arguments."""
+    from operators.blend import blend
+    from operators.learned_blend import LearnedBlendConfig
+
+    cfg = LearnedBlendConfig()
+    out: list[Call] = []
+    for args, kwargs in blend_calls:
+        session, similar, _bought, fills, params = args
+        prior = blend(*args, **{**kwargs, "k": max(cfg.pool, kwargs["k"])})
+        out.append(((prior, session, similar, fills, params, cfg,
+                     kwargs.get("exclude", ())), {}))
+    return out
 
 
 def _same(a: Any, b: Any) -> bool:
@@ -86,8 +105,10 @@ def main(argv: list[str]) -> int:
         return 1
     py = native.python()
     calls = record(args.requests, args.warmup, args.seed)
+    if not calls["features"]:
+        calls["features"] = warm_features_calls(calls["blend"])
     result: dict[str, Any] = {}
-    for name in ("blend", "rerank"):
+    for name in ("blend", "rerank", "features"):
         ref, twin = getattr(py, name), getattr(core, name)
         recorded = calls[name]
         differ = sum(not _same(ref(*a, **k), twin(*a, **k)) for a, k in recorded)

@@ -3,6 +3,7 @@ from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 from operators.blend import BlendParams, Fill, Scored, Shares
+from operators.learned_blend import Candidate, LearnedBlendConfig
 from serving.rules import Meta, Ranked, RerankInput, Rules
 
 VERSION: str
@@ -14,3 +15,7 @@ def blend(session: Mapping[str, Any] | None, similar: Mapping[str, Shares],
 
 def rerank(cands: Sequence[Scored], meta: Meta, rules: Rules,
            req: RerankInput) -> list[Ranked]: ...
+
+def features(prior: Sequence[Scored], session: Mapping[str, Any] | None,
+             similar: Mapping[str, Shares], fills: Sequence[Fill], params: BlendParams,
+             cfg: LearnedBlendConfig, exclude: Collection[str]) -> tuple[Candidate, ...]: ...

@@ -2,7 +2,8 @@
 
 ``native/`` holds a Rust crate (PyO3) with one file per twin, each naming its Python original
 (``native/src/blend.rs`` ↔ :func:`operators.blend.blend`, ``native/src/rules.rs`` ↔
-:func:`serving.rules.rerank`). ``make install`` builds it with cargo
+:func:`serving.rules.rerank`, ``native/src/learned.rs`` ↔ the learned blend's features,
+``operators.learned_blend._features``). ``make install`` builds it with cargo
 into ``serving/_core*.so`` (``native/build.sh``); without cargo, or when the build failed, the
 module is absent and the server runs the Python functions, which stay the specification and
 the reference: ``tests/serving/test_native_parity.py`` runs both on the same generated inputs
@@ -11,6 +12,8 @@ and the answer-equality test runs a whole server on each. ``RECS_NATIVE=0``
 
 >>> python().name, python().blend is blend, python().rerank is rerank
 ('python', True, True)
+>>> python().features is learned_blend._features
+True
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any, Final, Protocol
 
+from operators import learned_blend
 from operators.blend import blend
 from serving.rules import rerank
 
@@ -42,6 +46,13 @@ class RerankFn(Protocol):
     def __call__(self, cands: Any, meta: Any, rules: Any, req: Any) -> Any: ...
 
 
+class FeaturesFn(Protocol):
+    """``operators.learned_blend._features``' signature."""
+
+    def __call__(self, prior: Any, session: Any, similar: Any, fills: Any, params: Any,
+                 cfg: Any, exclude: Any) -> Any: ...
+
+
 @dataclass(frozen=True, slots=True)
 class Kernels:
     """The implementation of each pure step the server calls."""
@@ -49,10 +60,11 @@ class Kernels:
     name: str  # NATIVE or PYTHON
     blend: BlendFn
     rerank: RerankFn
+    features: FeaturesFn
 
 
 def python() -> Kernels:
-    return Kernels(PYTHON, blend, rerank)
+    return Kernels(PYTHON, blend, rerank, learned_blend._features)
 
 
 def compiled() -> Kernels | None:
@@ -61,7 +73,7 @@ def compiled() -> Kernels | None:
         from serving import _core
     except ImportError:
         return None
-    return Kernels(NATIVE, _core.blend, _core.rerank)
+    return Kernels(NATIVE, _core.blend, _core.rerank, _core.features)
 
 
 def load(enabled: bool) -> Kernels:
@@ -75,5 +87,5 @@ def load(enabled: bool) -> Kernels:
         log.warning("serving: compiled core not built (no serving/_core module: make install "
                     "builds it with cargo, native/build.sh): running the Python path")
         return python()
-    log.info("serving: compiled core loaded (native/): blend, rerank")
+    log.info("serving: compiled core loaded (native/): blend, rerank, features")
     return kernels

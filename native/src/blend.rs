@@ -101,7 +101,7 @@ fn best<'a, T: Copy>(mut items: Vec<(&'a str, T)>, n: usize, score: impl Fn(&T) 
 }
 
 /// `operators.candidates.recent_items`: distinct items of the session, newest first, at most `n`.
-fn recent<'py>(session: &Bound<'py, PyAny>, n: usize) -> PyResult<Vec<Bound<'py, PyAny>>> {
+pub(crate) fn recent<'py>(session: &Bound<'py, PyAny>, n: usize) -> PyResult<Vec<Bound<'py, PyAny>>> {
     let py = session.py();
     let mut seen: Vec<Bound<'py, PyAny>> = Vec::new();
     let events = match get(session, &intern!(py, "events").clone().into_any())? {

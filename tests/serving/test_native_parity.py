@@ -27,6 +27,7 @@ from typing import Any
 
 import pytest
 
+from operators import learned_blend
 from operators.blend import BlendParams, Evidence, Fill, Scored, blend, shares, vector_shares
 from serving import native
 from serving.rules import DAY_MS, Ranked, RerankInput, Rules, rerank
@@ -39,6 +40,7 @@ ITEMS = [f"i{n}" for n in range(60)]
 SHARES = (1.0, 0.5, 0.25, 0.125)  # a few exact values: ties between votes are common
 BLEND_CASES = 12_000
 RERANK_CASES = 12_000
+FEATURES_CASES = 10_000
 NOW = 1_700_000_000_000
 
 
@@ -258,6 +260,46 @@ def test_rules_twin_answers_what_the_python_rules_answer() -> None:
     # every rule wrote notes in some cases (else this proved little)
     for kind in ("promoted", "new", "shown", "moved", "sponsored"):
         assert notes.get(kind, 0) > 200, notes
+
+
+def _warm_model(rnd: random.Random) -> learned_blend.BlendModel:
+    weights = {name: rnd.choice((0.0, rnd.uniform(-1, 1))) for name in learned_blend.FEATURES}
+    return learned_blend.BlendModel(weights, events=10_000, labelled=10_000, prior_gain=0.5,
+                                    learned_gain=0.6)
+
+
+@needs_core
+def test_learned_features_twin_answers_what_the_python_features_answer() -> None:
+    """The learned blend's candidates and features (the warm homepage's step after the blend):
+    the same candidates in the same order, each feature dict with the same keys in the same
+    order (the learned score sums its terms in that order) and the same values; and the warm
+    blend served through each side's kernels gives the same answer."""
+    assert CORE is not None
+    rnd = random.Random(23)
+    problems: list[str] = []
+    fill_added = 0
+    for n in range(FEATURES_CASES):
+        (session, similar, bought, fills, params), kwargs = blend_case(rnd)
+        cfg = learned_blend.LearnedBlendConfig(pool=rnd.choice((5, 50)),
+                                               fill_pool=rnd.choice((1, 3, 20)))
+        prior = blend(session, similar, bought, fills, params, **{**kwargs, "k": cfg.pool})
+        feature_args = (prior, session, similar, fills, params, cfg, kwargs["exclude"])
+        want = learned_blend._features(*feature_args)
+        got = CORE.features(*feature_args)
+        a = [(c.item_id, c.prior_rank, list(c.features.items())) for c in got]
+        b = [(c.item_id, c.prior_rank, list(c.features.items())) for c in want]
+        if a != b and len(problems) < 10:
+            problems.append(f"features case {n}: {a[:3]} != {b[:3]}")
+        fill_added += len(want) > len(prior)
+        model = _warm_model(rnd)
+        served = [learned_blend.serve(model, cfg, session, similar, bought, fills, params,
+                                      **kwargs, blend_fn=k.blend, features_fn=k.features)
+                  for k in (CORE, native.python())]
+        diff = _differences(*served)
+        if diff and len(problems) < 10:
+            problems.append(f"serve case {n}: {diff[:3]}")
+    assert problems == []
+    assert fill_added > FEATURES_CASES // 4, fill_added
 
 
 def test_the_python_path_when_off_or_not_built(caplog: pytest.LogCaptureFixture,

@@ -1,0 +1,189 @@
+//! Twin of `operators/learned_blend.py`'s `_features`: the candidates of the learned blend (the
+//! hand-tuned blend's, then the best entries of every fill list) with their features. Same
+//! arguments, same result (a tuple of `operators.learned_blend.Candidate`, each feature dict
+//! filled in the same order, so the learned score sums its terms in the same order), the same
+//! floating-point operations; the Python function is the specification, and its constants
+//! (`POSITIONS`, `PRIOR_FLOOR`, `_FILL_FEATURES`) are read from it.
+
+use pyo3::intern;
+use pyo3::prelude::*;
+use pyo3::sync::GILOnceCell;
+use pyo3::types::{PyDict, PyFloat, PyString, PyTuple, PyType};
+use rustc_hash::{FxHashMap, FxHashSet};
+
+use crate::blend::recent;
+use crate::py::{elements, get, import_class, len_of, new_slotted, nth, Seq};
+
+static CANDIDATE: GILOnceCell<Py<PyType>> = GILOnceCell::new();
+static SPEC: GILOnceCell<(usize, f64, Py<PyAny>)> = GILOnceCell::new();
+
+/// `POSITIONS`, `PRIOR_FLOOR` and `_FILL_FEATURES` of `operators.learned_blend`.
+fn spec(py: Python<'_>) -> PyResult<(usize, f64, Bound<'_, PyAny>)> {
+    let (positions, floor, fill_features) = SPEC.get_or_try_init(py, || -> PyResult<_> {
+        let m = py.import("operators.learned_blend")?;
+        Ok((m.getattr("POSITIONS")?.extract::<usize>()?,
+            m.getattr("PRIOR_FLOOR")?.extract::<f64>()?,
+            m.getattr("_FILL_FEATURES")?.unbind()))
+    })?;
+    Ok((*positions, *floor, fill_features.bind(py).clone()))
+}
+
+fn set(d: &Bound<'_, PyDict>, name: &Bound<'_, PyString>, value: f64) -> PyResult<()> {
+    d.set_item(name, PyFloat::new(d.py(), value))
+}
+
+/// `min(x, 1.0)`.
+fn capped(x: f64) -> f64 {
+    if 1.0 < x { 1.0 } else { x }
+}
+
+#[pyfunction]
+#[pyo3(signature = (prior, session, similar, fills, params, cfg, exclude))]
+#[allow(clippy::too_many_arguments)]
+pub fn features<'py>(prior: Bound<'py, PyAny>, session: Option<Bound<'py, PyAny>>,
+                     similar: Bound<'py, PyAny>, fills: Bound<'py, PyAny>,
+                     params: Bound<'py, PyAny>, cfg: Bound<'py, PyAny>,
+                     exclude: Bound<'py, PyAny>) -> PyResult<Bound<'py, PyTuple>> {
+    let py = prior.py();
+    let (positions, prior_floor, fill_features) = spec(py)?;
+    let session = match session {
+        Some(s) if s.is_truthy()? => Some(s),
+        _ => None,
+    };
+    let history = match &session { Some(s) => recent(s, positions)?, None => Vec::new() };
+    let mut feats: FxHashMap<String, Bound<'py, PyDict>> = FxHashMap::default();
+    let mut order: Vec<(String, Bound<'py, PyAny>)> = Vec::new();
+    let prior = elements(&prior)?;
+    let score_of = |s: &Bound<'py, PyAny>| -> PyResult<f64> {
+        s.getattr(intern!(py, "score"))?.extract()
+    };
+    let top = match prior.first() { Some(s) => score_of(s)?, None => 1.0 };
+    for (rank, s) in prior.iter().enumerate() {
+        let f = PyDict::new(py);
+        set(&f, intern!(py, "prior_rr"), 1.0 / (rank + 1) as f64)?;
+        let score = score_of(s)?;
+        if score > 0.0 && top > 0.0 {
+            let x = (score / top).ln();
+            let clipped = if prior_floor > x { prior_floor } else { x };
+            set(&f, intern!(py, "prior"), clipped / -prior_floor + 1.0)?;
+        }
+        for e in elements(&s.getattr(intern!(py, "evidence"))?)? {
+            let source = e.getattr(intern!(py, "source"))?;
+            let name = match source.downcast::<PyString>()?.to_str()? {
+                "bought_together" => intern!(py, "bought"),
+                "vector" => intern!(py, "vector"),
+                "recently_viewed" => intern!(py, "remind"),
+                _ => continue,
+            };
+            set(&f, name, capped(e.getattr(intern!(py, "score"))?.extract()?))?;
+        }
+        let item_id = s.getattr(intern!(py, "item_id"))?;
+        let key = item_id.downcast::<PyString>()?.to_str()?.to_owned();
+        feats.insert(key.clone(), f);
+        order.push((key, item_id));
+    }
+    let mut banned: FxHashSet<String> = FxHashSet::default();
+    for item in elements(&exclude)? {
+        banned.insert(item.downcast::<PyString>()?.to_str()?.to_owned());
+    }
+    if let Some(s) = &session {
+        if let Some(bag) = get(s, intern!(py, "purchased").as_any())? {
+            for item in elements(&bag)? {
+                banned.insert(item.downcast::<PyString>()?.to_str()?.to_owned());
+            }
+        }
+        if !params.getattr(intern!(py, "allow_repeats"))?.is_truthy()? {
+            for h in &history {
+                banned.insert(h.downcast::<PyString>()?.to_str()?.to_owned());
+            }
+        }
+    }
+    let fill_pool: usize = cfg.getattr(intern!(py, "fill_pool"))?.extract()?;
+    let mut rr_names: Vec<(Bound<'py, PyString>, Bound<'py, PyString>)> = Vec::new();
+    for fill in elements(&fills)? {
+        let items = fill.getattr(intern!(py, "items"))?;
+        if !items.is_truthy()? {
+            continue;
+        }
+        let entries = Seq::of(items)?;
+        let best: f64 = nth(&entries.get(0)?, 1)?.extract()?;
+        let fill_source = fill.getattr(intern!(py, "source"))?;
+        let mut place = 0usize; // among the list's entries not banned
+        for i in 0..entries.len() {
+            let entry = entries.get(i)?;
+            let item_id = nth(&entry, 0)?.str()?;
+            let key = item_id.to_str()?;
+            if banned.contains(key) {
+                continue;
+            }
+            place += 1;
+            if !feats.contains_key(key) {
+                if place > fill_pool {
+                    continue;
+                }
+                feats.insert(key.to_owned(), PyDict::new(py));
+                order.push((key.to_owned(), item_id.clone().into_any()));
+            }
+            let found = &feats[key];
+            let source = if len_of(&entry)? > 3 { nth(&entry, 2)?.str()?.into_any() }
+                         else { fill_source.clone() };
+            let Some(name) = get(&fill_features, &source)? else { continue };
+            let name = name.downcast_into::<PyString>()?;
+            if found.contains(&name)? {
+                continue;
+            }
+            let rr = match rr_names.iter().find(|(n, _)| n.as_any().eq(&name).unwrap_or(false)) {
+                Some((_, rr)) => rr.clone(),
+                None => {
+                    let rr = PyString::new(py, &format!("{}_rr", name.to_str()?));
+                    rr_names.push((name.clone(), rr.clone()));
+                    rr
+                }
+            };
+            set(found, &name, (nth(&entry, 1)?.extract::<f64>()? - best).exp())?;
+            set(found, &rr, 1.0 / place as f64)?;
+        }
+    }
+    for (r, src) in history.iter().enumerate() {
+        let Some(lst) = get(&similar, src)? else { continue };
+        if !lst.is_truthy()? {
+            continue;
+        }
+        let sim = PyString::new(py, &format!("sim{r}"));
+        let sim_rr = PyString::new(py, &format!("sim_rr{r}"));
+        for (rank, entry) in elements(&lst)?.iter().enumerate() {
+            let item_id = nth(entry, 0)?;
+            let Some(found) = feats.get(item_id.downcast::<PyString>()?.to_str()?) else {
+                continue;
+            };
+            if !found.contains(&sim)? {
+                found.set_item(&sim, nth(entry, 1)?)?;
+                set(found, &sim_rr, 1.0 / (rank + 1) as f64)?;
+            }
+        }
+    }
+    if let Some(s) = &session {
+        let mut counts: FxHashMap<String, i64> = FxHashMap::default();
+        if let Some(events) = get(s, intern!(py, "events").as_any())? {
+            for ev in elements(&events)? {
+                let item = nth(&ev, 0)?;
+                *counts.entry(item.downcast::<PyString>()?.to_str()?.to_owned()).or_insert(0) += 1;
+            }
+        }
+        for (r, item_id) in history.iter().enumerate() {
+            let key = item_id.downcast::<PyString>()?.to_str()?;
+            if let Some(found) = feats.get(key) {
+                set(found, &PyString::new(py, &format!("seen{r}")), 1.0)?;
+                let n = *counts.get(key).unwrap_or(&0) as f64;
+                set(found, intern!(py, "repeats"), capped(n.ln_1p() / 3.0))?;
+            }
+        }
+    }
+    let candidate = import_class(py, &CANDIDATE, "operators.learned_blend", "Candidate")?;
+    let out = order.into_iter().enumerate().map(|(n, (key, item_id))| {
+        new_slotted(candidate, &[(intern!(py, "item_id"), item_id),
+                                 (intern!(py, "prior_rank"), n.into_pyobject(py)?.into_any()),
+                                 (intern!(py, "features"), feats[&key].clone().into_any())])
+    }).collect::<PyResult<Vec<_>>>()?;
+    PyTuple::new(py, out)
+}
