@@ -9,7 +9,9 @@
    are written to an empty Redis (the store's own conditional write, so TTLs are set as in
    production); ``redis_bytes_per_user`` is the growth of Redis' ``used_memory`` over the
    users. ``state_bytes_per_user`` is the session state as the operator's codec encodes it
-   (what the Python topology keeps in Flink's keyed state per user).
+   (what the Python topology keeps in Flink's keyed state per user); ``jvm`` has what the JVM
+   topology keeps per user (``recs.stream.MemoryMain``: its dedup and session states for the
+   same number of users, heap bytes and checkpoint bytes).
 2. **Per item.** The synthetic storefront through the reference runner (the pure operators,
    every kind of value an item has: item value, neighbour lists, trending entries) into an
    empty Redis; ``redis_bytes_per_item`` is ``MEMORY USAGE`` of every item-keyed value over
@@ -74,6 +76,18 @@ def used_memory(client: Any) -> int:
     return int(cast(dict[str, Any], client.info("memory"))["used_memory"])
 
 
+def jvm_state(users: int, items: int) -> dict[str, Any]:
+    """The JVM job's keyed state per user (``recs.stream.MemoryMain``: the dedup and session
+    twins' states for as many users, heap growth and checkpoint bytes)."""
+    import subprocess
+
+    from stream.jvm import tool_classpath
+
+    done = subprocess.run(["java", "-Xmx8g", "-cp", tool_classpath(), "recs.stream.MemoryMain",
+                           str(users), str(items)], capture_output=True, text=True, check=True)
+    return cast(dict[str, Any], orjson.loads(done.stdout.strip().splitlines()[-1]))
+
+
 def main(argv: list[str] | None = None) -> int:
     import redis
 
@@ -113,6 +127,7 @@ def main(argv: list[str] | None = None) -> int:
         result["state_bytes_per_user"] = round(state_bytes / args.users)
         result["session_keys"] = int(client.dbsize())
         result["users_s"] = round(time.perf_counter() - started, 1)
+        result["jvm"] = jvm_state(args.users, args.items)
 
         client.flushdb()
         runner = ReferenceRunner(store=store)
