@@ -6,8 +6,9 @@ reference (answer cache off, redis-py's reader, the Python operators: every answ
 :data:`ROUNDS` rounds of requests of varied users (with sessions, with learned vectors, unknown),
 contexts and options (k, explain, category, exclude) to the homepage and "because you viewed",
 the data changes between rounds as the stream would change it: sessions get events, neighbour
-lists and trending lists are republished, items sell out and come back, a new ranker snapshot
-and new item vectors arrive, the clock moves across minutes. Every answer must be the same:
+lists and trending lists are republished, items sell out and come back, a new ranker snapshot,
+new item vectors and a new learned blend (warm every other time: its order is served) arrive,
+the clock moves across minutes. Every answer must be the same:
 items, order, scores within 1e-9, sources, reasons, rules, explanations, freshness, exploration
 (``rec_id`` comes from the same counter on both sides, so exploration draws the same). The test
 also checks that the cache was used (hits) and that changed data was caught (stale entries).
@@ -28,12 +29,14 @@ from typing import Any
 
 import pytest
 
+from operators import learned_blend
 from recs.settings import Settings
 from serving import native
 from serving.app import App, create_app
 from serving.models import RedisModelSource
 from serving.redis_client import PipelinedReader
 from state.keys import (
+    MODEL_BLEND,
     bought_key,
     item_key,
     itemstats_key,
@@ -160,6 +163,13 @@ class World:
         ups += [user_vector_update(u, [rnd.gauss(0, 1) for _ in range(DIM)], 0.0,
                                    version=version, as_of=self.now,
                                    events=rnd.choice([5, 40, 100])) for u in VECTOR_USERS]
+        # a learned blend, warm every other version: the homepage serves its order then
+        weights = {f: rnd.uniform(-1, 1) for f in learned_blend.FEATURES}
+        warm = version % 2 == 0
+        blend_model = learned_blend.BlendModel(weights, events=2_000, labelled=2_000,
+                                               prior_gain=0.5, learned_gain=0.6 if warm else 0.4)
+        ups.append(model_update(MODEL_BLEND, learned_blend.published(
+            blend_model, learned_blend.LearnedBlendConfig()), version=version, as_of=self.now))
         return ups
 
     def fill(self) -> None:
@@ -301,5 +311,6 @@ def test_fast_path_answers_exactly_what_the_reference_answers(
     assert answers.hits > 0.3 * asked, (answers.hits, answers.misses, answers.stale)
     assert answers.stale > 200, (answers.hits, answers.misses, answers.stale)
     assert fast.handlers.models.ranker_state == "warm"
+    assert fast.handlers.models.blend is not None
     # the server's side ran the compiled core whenever it was built
     assert fast.handlers.kernels.name == (native.NATIVE if native.compiled() else native.PYTHON)
