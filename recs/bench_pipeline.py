@@ -1,7 +1,7 @@
 """In-process benchmark of the homepage pipeline: the real app, an in-memory reader, no network.
 
     python -m recs.bench_pipeline [--requests 5000] [--events 200000] [--repeat-share 0.0]
-                                  [--core native|python] [--profile] [--seed 7]
+                                  [--core native|python] [--warm-blend] [--profile] [--seed 7]
 
 The data is ``recs bench-serve``'s (the same seeded storefront applied by the in-process
 :class:`stream.reference.ReferenceRunner`, online models included), kept as the envelope bytes
@@ -14,7 +14,9 @@ after another, each for another user of the same mix as bench-serve (``--unknown
 unknown users), with ``--repeat-share`` of them repeating the previous request of a user already
 asked (a widget polling an unchanged session). ``--core`` picks the pure steps' implementation:
 the compiled twins (``native``, :mod:`serving.native`; the Python path when not built) or the
-Python operators (``python``, as ``RECS_NATIVE=0``).
+Python operators (``python``, as ``RECS_NATIVE=0``). The data publishes no warm learned blend (the
+hand-tuned order is served); ``--warm-blend`` serves one (the published weights, else the
+initial ones) as if warm: the learned order, its features step included.
 
 Prints the CPU time of each request (the thread's CPU clock, which other load on a shared
 machine distorts far less than wall time) as mean, p50 and p99 in microseconds, and with
@@ -219,11 +221,12 @@ async def _call(app: Any, scope: dict[str, Any]) -> tuple[int, bytes]:
 
 async def run(data: Data, paths: Sequence[str], *, profile: bool, warmup: int,
               cache_dir: Path, core: str = "native",
-              kernels: Kernels | None = None) -> dict[str, Any]:
+              kernels: Kernels | None = None, warm_blend: bool = False) -> dict[str, Any]:
     """The requests through the app; ``kernels`` (:mod:`serving.native`) replace those
     ``core`` names (:mod:`recs.bench_core` records the calls that way)."""
     from recs.settings import Settings
     from serving.app import _tune_gc, create_app
+    from operators.learned_blend import initial, is_warm
     from serving.auth import write_keys
 
     now = data.newest_ms + NOW_SLACK_MS
@@ -240,6 +243,12 @@ async def run(data: Data, paths: Sequence[str], *, profile: bool, warmup: int,
         app.handlers.kernels = kernels
     _tune_gc()  # as the lifespan does in a served worker
     await app.handlers.models.refresh()
+    models = app.handlers.models
+    if warm_blend:  # the published weights (or the initial ones), served as if warm
+        found = models.blend if models.blend is not None else initial()
+        models.blend = dataclasses.replace(
+            found, labelled=max(found.labelled, models.blend_cfg.min_labelled),
+            learned_gain=max(found.learned_gain, found.prior_gain))
     scopes = [scope_of(p, key) for p in paths]
     for scope in scopes[:warmup]:  # fills the shared-list cache as a running server has it
         await _call(app, scope)
@@ -277,6 +286,8 @@ async def run(data: Data, paths: Sequence[str], *, profile: bool, warmup: int,
             "answer_cache": {"hits": app.handlers.answers.hits - hits0,
                              "misses": app.handlers.answers.misses - misses0},
             "ranker": app.handlers.models.ranker_state,
+            "learned_blend_warm": models.blend is not None and is_warm(models.blend,
+                                                                      models.blend_cfg),
             "vectors": app.handlers.models.vectors}
 
 
@@ -297,6 +308,8 @@ def main(argv: list[str]) -> int:
     p.add_argument("--repeat-share", type=float, default=0.0)
     p.add_argument("--core", choices=("native", "python"), default="native",
                    help="the pure steps: compiled twins (when built) or the Python operators")
+    p.add_argument("--warm-blend", action="store_true",
+                   help="serve the published learned blend's weights as if it were warm")
     p.add_argument("--profile", action="store_true")
     args = p.parse_args(argv)
     if args.requests < 1 or args.warmup < 0 or not 0 <= args.repeat_share < 1:
@@ -308,7 +321,7 @@ def main(argv: list[str]) -> int:
                           seed=args.seed)
     # the warm-up pass asks the first --warmup users; the measured requests ask others
     result = asyncio.run(run(data, paths, profile=args.profile, warmup=args.warmup,
-                             cache_dir=cache, core=args.core))
+                             cache_dir=cache, core=args.core, warm_blend=args.warm_blend))
     result.update(repeat_share=args.repeat_share, unknown_share=args.unknown_share,
                   users=len(users), events=args.events, seed=args.seed, machine=machine())
     print(orjson.dumps(result).decode())
