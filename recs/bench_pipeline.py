@@ -224,9 +224,9 @@ async def run(data: Data, paths: Sequence[str], *, profile: bool, warmup: int,
               kernels: Kernels | None = None, warm_blend: bool = False) -> dict[str, Any]:
     """The requests through the app; ``kernels`` (:mod:`serving.native`) replace those
     ``core`` names (:mod:`recs.bench_core` records the calls that way)."""
+    from operators.learned_blend import initial, is_warm
     from recs.settings import Settings
     from serving.app import _tune_gc, create_app
-    from operators.learned_blend import initial, is_warm
     from serving.auth import write_keys
 
     now = data.newest_ms + NOW_SLACK_MS
