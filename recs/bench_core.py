@@ -3,9 +3,9 @@
     python -m recs.bench_core [--requests 3000] [--rounds 3] [--seed 7]
 
 Records the calls the homepage makes to each pure step that has a compiled twin
-(:mod:`serving.native`: the blend, the rules, the learned blend's features; the bench's learned
-blend is cold and never computes features, so their calls are built from the recorded blends'
-inputs as a warm model would make them) while ``python -m recs.bench_pipeline``'s
+(:mod:`serving.native`: the blend, the rules, the learned blend's features and order; the
+bench's learned blend is cold and never computes them, so their calls are built from the
+recorded blends' inputs as a warm model would make them) while ``python -m recs.bench_pipeline``'s
 requests run through the real app (its data, its mix, no repeated requests), then replays the
 recorded calls through the Python function and through its twin, ``--rounds`` times
 alternately, and prints the CPU time per call (the thread's CPU clock) of each, and how many
@@ -34,7 +34,8 @@ def record(requests: int, warmup: int, seed: int) -> dict[str, list[Call]]:
     from recs.settings import Settings
     from serving import native
 
-    calls: dict[str, list[Call]] = {"blend": [], "rerank": [], "features": []}
+    calls: dict[str, list[Call]] = {"blend": [], "rerank": [], "features": [],
+                                     "learned_order": []}
     py = native.python()
 
     def recorder(name: str, fn: Callable[..., Any]) -> Any:
@@ -44,7 +45,8 @@ def record(requests: int, warmup: int, seed: int) -> dict[str, list[Call]]:
         return call
 
     kernels = native.Kernels("recording", recorder("blend", py.blend),
-                             recorder("rerank", py.rerank), recorder("features", py.features))
+                             recorder("rerank", py.rerank), recorder("features", py.features),
+                             recorder("learned_order", py.learned_order))
     cache = Settings.from_env().run_dir.resolve() / "bench-pipeline"
     data = bp.load_data(cache, seed, 200_000, 5_000, 50_000)
     users = pick_users(data.session_users, seed=seed, unknown_share=0.1)
@@ -69,6 +71,18 @@ def warm_features_calls(blend_calls: list[Call]) -> list[Call]:
         out.append(((prior, session, similar, fills, params, cfg,
                      kwargs.get("exclude", ())), {}))
     return out
+
+
+def warm_order_calls(features_calls: list[Call], seed: int) -> list[Call]:
+    """The learned order of those features' candidates under a warm model (seeded random
+    weights over every feature)."""
+    import random
+
+    from operators.learned_blend import FEATURES, BlendModel, _features
+
+    rnd = random.Random(seed)
+    model = BlendModel({name: rnd.uniform(-1, 1) for name in FEATURES})
+    return [((model, _features(*args)), {}) for args, _ in features_calls]
 
 
 def _same(a: Any, b: Any) -> bool:
@@ -107,8 +121,10 @@ def main(argv: list[str]) -> int:
     calls = record(args.requests, args.warmup, args.seed)
     if not calls["features"]:
         calls["features"] = warm_features_calls(calls["blend"])
+    if not calls["learned_order"]:
+        calls["learned_order"] = warm_order_calls(calls["features"], args.seed)
     result: dict[str, Any] = {}
-    for name in ("blend", "rerank", "features"):
+    for name in ("blend", "rerank", "features", "learned_order"):
         ref, twin = getattr(py, name), getattr(core, name)
         recorded = calls[name]
         differ = sum(not _same(ref(*a, **k), twin(*a, **k)) for a, k in recorded)

@@ -3,7 +3,7 @@ from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 from operators.blend import BlendParams, Fill, Scored, Shares
-from operators.learned_blend import Candidate, LearnedBlendConfig
+from operators.learned_blend import BlendModel, Candidate, LearnedBlendConfig
 from serving.rules import Meta, Ranked, RerankInput, Rules
 
 VERSION: str
@@ -19,3 +19,5 @@ def rerank(cands: Sequence[Scored], meta: Meta, rules: Rules,
 def features(prior: Sequence[Scored], session: Mapping[str, Any] | None,
              similar: Mapping[str, Shares], fills: Sequence[Fill], params: BlendParams,
              cfg: LearnedBlendConfig, exclude: Collection[str]) -> tuple[Candidate, ...]: ...
+
+def learned_order(model: BlendModel, cands: Sequence[Candidate]) -> list[Candidate]: ...

@@ -2,18 +2,18 @@
 
 ``native/`` holds a Rust crate (PyO3) with one file per twin, each naming its Python original
 (``native/src/blend.rs`` ↔ :func:`operators.blend.blend`, ``native/src/rules.rs`` ↔
-:func:`serving.rules.rerank`, ``native/src/learned.rs`` ↔ the learned blend's features,
-``operators.learned_blend._features``). ``make install`` builds it with cargo
-into ``serving/_core*.so`` (``native/build.sh``); without cargo, or when the build failed, the
-module is absent and the server runs the Python functions, which stay the specification and
+:func:`serving.rules.rerank`, ``native/src/learned.rs`` ↔ the learned blend's features and
+order, ``operators.learned_blend._features`` and :func:`~operators.learned_blend.
+learned_order`). ``make install`` builds it with cargo into ``serving/_core*.so``
+(``native/build.sh``); without cargo, or when the build failed, the module is absent and the server runs the Python functions, which stay the specification and
 the reference: ``tests/serving/test_native_parity.py`` runs both on the same generated inputs
 and the answer-equality test runs a whole server on each. ``RECS_NATIVE=0``
 (:attr:`recs.settings.Settings.native`) forces the Python path.
 
 >>> python().name, python().blend is blend, python().rerank is rerank
 ('python', True, True)
->>> python().features is learned_blend._features
-True
+>>> python().features is learned_blend._features, python().learned_order is learned_order
+(True, True)
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from typing import Any, Final, Protocol
 
 from operators import learned_blend
 from operators.blend import blend
+from operators.learned_blend import learned_order
 from serving.rules import rerank
 
 log = logging.getLogger("serving")
@@ -53,6 +54,12 @@ class FeaturesFn(Protocol):
                  cfg: Any, exclude: Any) -> Any: ...
 
 
+class OrderFn(Protocol):
+    """:func:`operators.learned_blend.learned_order`'s signature."""
+
+    def __call__(self, model: Any, cands: Any) -> Any: ...
+
+
 @dataclass(frozen=True, slots=True)
 class Kernels:
     """The implementation of each pure step the server calls."""
@@ -61,10 +68,11 @@ class Kernels:
     blend: BlendFn
     rerank: RerankFn
     features: FeaturesFn
+    learned_order: OrderFn
 
 
 def python() -> Kernels:
-    return Kernels(PYTHON, blend, rerank, learned_blend._features)
+    return Kernels(PYTHON, blend, rerank, learned_blend._features, learned_order)
 
 
 def compiled() -> Kernels | None:
@@ -73,7 +81,7 @@ def compiled() -> Kernels | None:
         from serving import _core
     except ImportError:
         return None
-    return Kernels(NATIVE, _core.blend, _core.rerank, _core.features)
+    return Kernels(NATIVE, _core.blend, _core.rerank, _core.features, _core.learned_order)
 
 
 def load(enabled: bool) -> Kernels:
@@ -87,5 +95,5 @@ def load(enabled: bool) -> Kernels:
         log.warning("serving: compiled core not built (no serving/_core module: make install "
                     "builds it with cargo, native/build.sh): running the Python path")
         return python()
-    log.info("serving: compiled core loaded (native/): blend, rerank, features")
+    log.info("serving: compiled core loaded (native/): blend, rerank, features, learned_order")
     return kernels

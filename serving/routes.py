@@ -288,7 +288,7 @@ class Handlers(Core):
             self.models.blend, self.models.blend_cfg, session, similar, bought, fills, params,
             k=o.pool, exclude=o.exclude, vector=vector, vector_because=_model_version(uvec),
             vector_events=_learned_events(uvec), blend_fn=self.kernels.blend,
-            features_fn=self.kernels.features)
+            features_fn=self.kernels.features, order_fn=self.kernels.learned_order)
         if vector and uvec is not None:
             times.append(uvec.as_of)
         fallback = None if recent or vector else FALLBACK_NO_SESSION

@@ -1,17 +1,18 @@
-//! Twin of `operators/learned_blend.py`'s `_features`: the candidates of the learned blend (the
-//! hand-tuned blend's, then the best entries of every fill list) with their features. Same
-//! arguments, same result (a tuple of `operators.learned_blend.Candidate`, each feature dict
-//! filled in the same order, so the learned score sums its terms in the same order), the same
-//! floating-point operations; the Python function is the specification, and its constants
-//! (`POSITIONS`, `PRIOR_FLOOR`, `_FILL_FEATURES`) are read from it.
+//! Twins of `operators/learned_blend.py`'s `_features` and `learned_order`: the candidates of
+//! the learned blend (the hand-tuned blend's, then the best entries of every fill list) with
+//! their features, and their learned order. Same arguments, same results (`Candidate`s, each
+//! feature dict filled in the same order, so the learned score sums its terms in the same
+//! order), the same floating-point operations; the Python functions are the specification,
+//! and their constants (`POSITIONS`, `PRIOR_FLOOR`, `_FILL_FEATURES`) are read from them.
 
 use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::sync::GILOnceCell;
-use pyo3::types::{PyDict, PyFloat, PyString, PyTuple, PyType};
+use pyo3::types::{PyDict, PyFloat, PyList, PyString, PyTuple, PyType};
 use rustc_hash::{FxHashMap, FxHashSet};
 
 use crate::blend::recent;
+use crate::descending;
 use crate::py::{elements, get, import_class, len_of, new_slotted, nth, Seq};
 
 static CANDIDATE: GILOnceCell<Py<PyType>> = GILOnceCell::new();
@@ -186,4 +187,56 @@ pub fn features<'py>(prior: Bound<'py, PyAny>, session: Option<Bound<'py, PyAny>
                                  (intern!(py, "features"), feats[&key].clone().into_any())])
     }).collect::<PyResult<Vec<_>>>()?;
     PyTuple::new(py, out)
+}
+
+/// Python's `sum()` of floats started from the int 0, as the running interpreter computes it:
+/// left to right before 3.12, with Neumaier's compensation from 3.12 on (CPython's
+/// `builtin_sum_impl`; the two agree with `sum` on 3.11, 3.12 and 3.13 over random lists).
+fn py_sum(xs: &[f64], compensated: bool) -> f64 {
+    let Some((&first, rest)) = xs.split_first() else { return 0.0 };
+    let mut f = 0.0 + first;
+    if !compensated {
+        for &x in rest {
+            f += x;
+        }
+        return f;
+    }
+    let mut c = 0.0;
+    for &x in rest {
+        let t = f + x;
+        if f.abs() >= x.abs() {
+            c += (f - t) + x;
+        } else {
+            c += (x - t) + f;
+        }
+        f = t;
+    }
+    if c != 0.0 && c.is_finite() {
+        f += c;
+    }
+    f
+}
+
+/// Twin of `learned_order`: every candidate by its learned score `sum(w_k * x_k)` (the terms
+/// in the order of its feature dict), best first, ties in the hand-tuned order.
+#[pyfunction]
+pub fn learned_order<'py>(model: Bound<'py, PyAny>, cands: Bound<'py, PyAny>)
+                          -> PyResult<Bound<'py, PyList>> {
+    let py = model.py();
+    let compensated = py.version_info() >= (3, 12);
+    let weights = model.getattr(intern!(py, "weights"))?;
+    let mut keyed: Vec<(f64, i64, Bound<'py, PyAny>)> = Vec::new();
+    let mut terms: Vec<f64> = Vec::with_capacity(16);
+    for c in elements(&cands)? {
+        terms.clear();
+        let features = c.getattr(intern!(py, "features"))?;
+        for (k, v) in features.downcast::<PyDict>()?.iter() {
+            let w = match get(&weights, &k)? { Some(w) => w.extract::<f64>()?, None => 0.0 };
+            terms.push(w * v.extract::<f64>()?);
+        }
+        let rank: i64 = c.getattr(intern!(py, "prior_rank"))?.extract()?;
+        keyed.push((py_sum(&terms, compensated), rank, c));
+    }
+    keyed.sort_by(|a, b| descending(a.0, b.0).then(a.1.cmp(&b.1)));
+    PyList::new(py, keyed.into_iter().map(|t| t.2))
 }

@@ -1,7 +1,7 @@
 //! The compiled core: Rust twins of pure steps of the serving path, one file per twin, each
 //! opened by a comment naming its Python original (`blend.rs` <-> `operators/blend.py`,
 //! `rules.rs` <-> `serving/rules.py`, `learned.rs` <-> `operators/learned_blend.py`'s
-//! `_features`).
+//! `_features` and `learned_order`).
 //! The Python functions are the specification; `serving/native.py` loads this module when it
 //! was built and `tests/serving/test_native_parity.py` runs both sides on the same inputs.
 
@@ -19,6 +19,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(blend::blend, m)?)?;
     m.add_function(wrap_pyfunction!(rules::rerank, m)?)?;
     m.add_function(wrap_pyfunction!(learned::features, m)?)?;
+    m.add_function(wrap_pyfunction!(learned::learned_order, m)?)?;
     m.add("VERSION", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }

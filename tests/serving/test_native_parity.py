@@ -263,17 +263,20 @@ def test_rules_twin_answers_what_the_python_rules_answer() -> None:
 
 
 def _warm_model(rnd: random.Random) -> learned_blend.BlendModel:
-    weights = {name: rnd.choice((0.0, rnd.uniform(-1, 1))) for name in learned_blend.FEATURES}
+    """Weights over the features, some zero, some equal (learned scores tie: the hand-tuned
+    order breaks the tie), some of sizes that make the terms' sum round."""
+    weights = {name: rnd.choice((0.0, 0.5, 1e16, rnd.uniform(-1, 1)))
+               for name in learned_blend.FEATURES}
     return learned_blend.BlendModel(weights, events=10_000, labelled=10_000, prior_gain=0.5,
                                     learned_gain=0.6)
 
 
 @needs_core
-def test_learned_features_twin_answers_what_the_python_features_answer() -> None:
+def test_learned_twins_answer_what_the_python_learned_blend_answers() -> None:
     """The learned blend's candidates and features (the warm homepage's step after the blend):
     the same candidates in the same order, each feature dict with the same keys in the same
-    order (the learned score sums its terms in that order) and the same values; and the warm
-    blend served through each side's kernels gives the same answer."""
+    order (the learned score sums its terms in that order) and the same values; their learned
+    order the same; and the warm blend served through each side's kernels the same answer."""
     assert CORE is not None
     rnd = random.Random(23)
     problems: list[str] = []
@@ -292,8 +295,12 @@ def test_learned_features_twin_answers_what_the_python_features_answer() -> None
             problems.append(f"features case {n}: {a[:3]} != {b[:3]}")
         fill_added += len(want) > len(prior)
         model = _warm_model(rnd)
+        order = [c.item_id for c in learned_blend.learned_order(model, want)]
+        if [c.item_id for c in CORE.learned_order(model, want)] != order and len(problems) < 10:
+            problems.append(f"order case {n}: {order[:5]}")
         served = [learned_blend.serve(model, cfg, session, similar, bought, fills, params,
-                                      **kwargs, blend_fn=k.blend, features_fn=k.features)
+                                      **kwargs, blend_fn=k.blend, features_fn=k.features,
+                                      order_fn=k.learned_order)
                   for k in (CORE, native.python())]
         diff = _differences(*served)
         if diff and len(problems) < 10:
