@@ -5,9 +5,10 @@
 :func:`serving.rules.rerank`, ``native/src/learned.rs`` ↔ the learned blend's features and
 order, ``operators.learned_blend._features`` and :func:`~operators.learned_blend.
 learned_order`). ``make install`` builds it with cargo into ``serving/_core*.so``
-(``native/build.sh``); without cargo, or when the build failed, the module is absent and the server runs the Python functions, which stay the specification and
-the reference: ``tests/serving/test_native_parity.py`` runs both on the same generated inputs
-and the answer-equality test runs a whole server on each. ``RECS_NATIVE=0``
+(``native/build.sh``); without cargo, or when the build failed, the module is absent and the
+server runs the Python functions, which stay the specification and the reference:
+``tests/serving/test_native_parity.py`` runs both on the same generated inputs and the
+answer-equality test runs a whole server on each. ``RECS_NATIVE=0``
 (:attr:`recs.settings.Settings.native`) forces the Python path.
 
 >>> python().name, python().blend is blend, python().rerank is rerank
