@@ -13,6 +13,8 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(dirname "$here")"
 die() { echo "native/build: $*; the server will run the Python path" >&2; exit 1; }
 python="${1:?usage: native/build.sh PYTHON}"
+# absolute: cargo runs pyo3's build script from elsewhere, where a relative path finds nothing
+python="$(cd "$(dirname "$python")" && pwd)/$(basename "$python")"
 suffix="$("$python" -c 'import sysconfig; print(sysconfig.get_config_var("EXT_SUFFIX"))')"
 out="$root/serving/_core$suffix"
 # a module built from older sources must not outlive a failed build: the Python path runs
