@@ -217,11 +217,13 @@ def _raise_stalled(signum: int, frame: Any) -> None:
     raise ConsumerStalled()
 
 
+TOPIC_WAIT_S: Final = 30.0  # how long a new consumer waits for the topic's partitions
+
+
 def _consumer(settings: Settings, group_id: str) -> Any:
     from kafka import KafkaConsumer
 
-    return KafkaConsumer(
-        settings.topics.updates,
+    consumer = KafkaConsumer(
         bootstrap_servers=settings.kafka_bootstrap,
         group_id=group_id,
         enable_auto_commit=False,
@@ -233,6 +235,15 @@ def _consumer(settings: Settings, group_id: str) -> Any:
         # otherwise wait for the default refresh (5 min) before it gets its partition
         metadata_max_age_ms=5_000,
     )
+    # Joining the group before the client knows the topic's partitions got none assigned, and
+    # kafka-python did not always rejoin once they were known (a loader idle for minutes on a
+    # fresh topic): learn them first, then subscribe.
+    deadline = time.monotonic() + TOPIC_WAIT_S
+    while not consumer.partitions_for_topic(settings.topics.updates) and \
+            time.monotonic() < deadline:
+        time.sleep(0.2)
+    consumer.subscribe([settings.topics.updates])
+    return consumer
 
 
 def run(settings: Settings, store: Store, *, group_id: str = "recs-loader",
