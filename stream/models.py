@@ -12,7 +12,7 @@
 is keyed by a constant: one subtask holds it, whatever the parallelism (the label join before
 the ranker is keyed by user and scales out). In thread mode every Python operator of a task
 manager shares one interpreter, so shards of the model would not learn faster in one process;
-``docs/architecture.md`` has the measured rates and the plan beyond one process.
+``docs/stream.md`` has the measured rates and the plan beyond one process.
 
 **Checkpointed as snapshot + log.** A model is one large mutable object; writing it to Flink
 state on every event would cost O(model) per event. Instead the keyed state holds the model's
