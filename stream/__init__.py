@@ -1,4 +1,4 @@
-"""The PyFlink job and its shells around the pure operators (see ``docs/architecture.md``)."""
+"""The PyFlink job and its shells around the pure operators (see ``docs/stream.md``)."""
 
 from stream.preload import in_embedded_python, preload
 
