@@ -62,6 +62,16 @@ def _settings(kafka: Any, store: RedisStore, tmp_path: Path, **kw: Any) -> Setti
     return settings
 
 
+def _run_bounded(settings: Settings, tmp_path: Path, parallelism: int) -> None:
+    """The job over what the topics hold (bounded), to its end; it must exit cleanly."""
+    job = engine.start_job(settings, tmp_path / "logs", parallelism=parallelism, bounded=True)
+    try:
+        rc = job.wait(timeout=300)
+    finally:
+        job.stop()
+    assert rc == 0, job.tail()
+
+
 @pytest.fixture(scope="module")
 def log() -> streamkit.Log:
     return streamkit.generated_log(N_EVENTS)
@@ -83,13 +93,7 @@ def test_flink_job_matches_reference_and_dead_letters_bad_input(
     settings = _settings(kafka, redis_store, tmp_path, stream_runtime=runtime, writer=writer)
     bad = [raw for raw, _ in streamkit.MALFORMED]
     streamkit.publish(settings, log, bad)
-
-    job = engine.start_job(settings, tmp_path / "logs", parallelism=parallelism, bounded=True)
-    try:
-        rc = job.wait(timeout=300)
-    finally:
-        job.stop()
-    assert rc == 0, job.tail()
+    _run_bounded(settings, tmp_path, parallelism)
     if writer == LOADER_WRITER:
         stats = loader.run(settings, redis_store, idle_exit_s=4.0, max_seconds=120)
         assert stats.malformed == 0
@@ -140,12 +144,7 @@ def test_every_event_published_twice_gives_the_state_of_publishing_once(
     doubled = streamkit.with_duplicates(log)
     assert len(doubled.events) == 2 * len(log.events)
     streamkit.publish(settings, doubled)
-    job = engine.start_job(settings, tmp_path / "logs", parallelism=2, bounded=True)
-    try:
-        rc = job.wait(timeout=300)
-    finally:
-        job.stop()
-    assert rc == 0, job.tail()
+    _run_bounded(settings, tmp_path, 2)
     loader.run(settings, redis_store, idle_exit_s=4.0, max_seconds=120)
     assert ref.duplicates == 0
     diffs = streamkit.differences(ref, redis_store)
@@ -161,12 +160,7 @@ def test_models_that_cannot_keep_up_learn_from_a_sample_and_counting_is_unchange
     settings = _settings(kafka, redis_store, tmp_path, stream_runtime=JVM, writer=JVM_WRITER,
                          model_max_events_per_s=50.0)
     streamkit.publish(settings, log)
-    job = engine.start_job(settings, tmp_path / "logs", parallelism=2, bounded=True)
-    try:
-        rc = job.wait(timeout=300)
-    finally:
-        job.stop()
-    assert rc == 0, job.tail()
+    _run_bounded(settings, tmp_path, 2)
     diffs = streamkit.differences(ref, redis_store, models=False)
     assert diffs == [], f"{len(diffs)} differences, first: {diffs[:10]}"
     header = redis_store.get(keys.model_key(keys.MODEL_MF))
