@@ -9,6 +9,7 @@ import org.apache.flink.api.common.typeinfo.TypeInformation;
 import org.apache.flink.api.common.typeinfo.Types;
 import org.apache.flink.metrics.Counter;
 import org.apache.flink.metrics.MetricGroup;
+import org.apache.flink.runtime.io.network.api.writer.ResultPartitionWriter;
 import org.apache.flink.streaming.api.operators.AbstractStreamOperator;
 import org.apache.flink.streaming.api.operators.BoundedOneInput;
 import org.apache.flink.streaming.api.operators.OneInputStreamOperator;
@@ -32,8 +33,11 @@ import org.apache.flink.types.Row;
  * (and the label join sees a user's impressions with their clicks), and while the second has not
  * forwarded its budget yet (a cap for bursts, when the previous second's share is too high). The events dropped are
  * counted ({@code recs_stream_events_total{direction=in}} minus {@code out}; in batch mode also
- * in each batch's {@code skipped}, which the collaborative model publishes in its header). While
- * the models keep up nothing is dropped; once sampling, a restore from a checkpoint may draw a
+ * in each batch's {@code skipped}, which the collaborative model publishes in its header). With a
+ * budget the feed also leaves events out while the model's side has no room for them (the
+ * Python operators behind on a batch, or waiting for the interpreter), so the counting path
+ * never waits; without one ({@code budget <= 0}) it waits, and every event is learned. While the
+ * models keep up nothing is dropped; once sampling, a restore from a checkpoint may draw a
  * different sample of the replayed events.
  */
 public class ModelFeed extends AbstractStreamOperator<Row>
@@ -58,6 +62,7 @@ public class ModelFeed extends AbstractStreamOperator<Row>
     private transient long keptInWindow;
     private transient Counter in;
     private transient Counter out;
+    private transient ResultPartitionWriter[] writers;
 
     public ModelFeed(String name, double budget, int maxBatch, long maxDelayMs) {
         this.name = name;
@@ -79,6 +84,7 @@ public class ModelFeed extends AbstractStreamOperator<Row>
         in = group.addGroup("direction", "in").counter("recs_stream_events_total");
         out = group.addGroup("direction", "out").counter("recs_stream_events_total");
         group.gauge("recs_model_feed_share", () -> share);
+        writers = getContainingTask().getEnvironment().getAllWriters();
         if (maxBatch > 1) {
             scheduleTick();
         }
@@ -96,7 +102,7 @@ public class ModelFeed extends AbstractStreamOperator<Row>
     public void processElement(StreamRecord<Row> record) {
         Row ev = record.getValue();
         in.inc();
-        if (!keep(ev.getFieldAs(0))) {
+        if (!keep(ev.getFieldAs(0)) || allowed > 0 && backpressured()) {
             skipped++;
             return;
         }
@@ -135,6 +141,19 @@ public class ModelFeed extends AbstractStreamOperator<Row>
         return true;
     }
 
+    /** Whether the model's side cannot take a record now (no free network buffer towards it).
+     *  The feed runs in a task of its own (Stages.modelFeed disables chaining), so this is the
+     *  Python side falling behind, whatever the budget says; with a budget the feed then leaves
+     *  events out instead of waiting, so the counting path never waits for the models. */
+    private boolean backpressured() {
+        for (ResultPartitionWriter w : writers) {
+            if (!w.isAvailable()) {
+                return true;
+            }
+        }
+        return false;
+    }
+
     /** A user's place in [0, 1): String.hashCode (stable across JVMs) through a 32-bit mixer. */
     static double unit(String user) {
         int h = user.hashCode();
@@ -169,6 +188,10 @@ public class ModelFeed extends AbstractStreamOperator<Row>
 
     @Override
     public void prepareSnapshotPreBarrier(long checkpointId) throws Exception {
+        if (allowed > 0 && backpressured()) {  // sampling: leave the batch out, never block
+            skipped += bodies.size();
+            bodies.clear();
+        }
         flush();
         super.prepareSnapshotPreBarrier(checkpointId);
     }

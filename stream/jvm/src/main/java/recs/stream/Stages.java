@@ -72,9 +72,11 @@ public final class Stages {
     public static SingleOutputStreamOperator<Row> modelFeed(DataStream<Row> input, String name,
                                                             double budget, int maxBatch,
                                                             long maxDelayMs) {
+        // a task of its own: no Python operator (the models' key-by) chained into the counting
+        // path, where it would wait for the interpreter while a model learns a batch
         return input.transform(name, maxBatch > 1 ? ModelFeed.BATCH : Rows.EVENT_ROW,
                                new ModelFeed(name, budget, maxBatch, maxDelayMs))
-            .uid(name);
+            .uid(name).disableChaining();
     }
 
     /** PAIRS rows are keyed by ``relation|src`` (stream/topology.py _relation_key). */
