@@ -168,6 +168,9 @@ class Phase:
     probe_every: int = BACKLOG_PROBE_EVERY
 
 
+PROBE_HANDOVER_S: Final = 0.02  # a probe reaches the prober at most this long after its send
+
+
 def _generator(bootstrap: str, topic: str, shard: tuple[int, int], phase: Phase,
                out: Any, go: Any) -> None:
     """One generator process: builds its shard's events first (the storefront simulation and
@@ -219,6 +222,11 @@ def _generator(bootstrap: str, topic: str, shard: tuple[int, int], phase: Phase,
                     if len(probes) >= 100:
                         out.put(("probes", probes))
                         probes = []
+        # the prober sees a probe only once it is handed over: at low rates a batch of 100 took
+        # seconds to fill, and that wait was measured as the engine's latency
+        if probes and time.time() - probes[0][2] >= PROBE_HANDOVER_S:
+            out.put(("probes", probes))
+            probes = []
         if rate:
             time.sleep(0.001)
     producer.flush()

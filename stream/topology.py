@@ -109,7 +109,7 @@ class TopologyConfig:
     # publishes every change; the writers keep only the newest value of a key per flush)
     session_publish_ms: int = 200
     model_max_events_per_s: float = 0.0
-    model_batch: int = 2_000
+    model_batch: int = 100
     model_batch_ms: int = 500
 
     def __post_init__(self) -> None:
