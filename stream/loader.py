@@ -220,6 +220,20 @@ def _raise_stalled(signum: int, frame: Any) -> None:
 TOPIC_WAIT_S: Final = 30.0  # how long a new consumer waits for the topic's partitions
 
 
+def _commit(consumer: Any) -> None:
+    """Commit what was polled; a rebalance under way (the group changing, or the topic's
+    metadata) refuses the commit, and that is not an error: the batch is in Redis, versioned,
+    and whoever owns the partitions next re-applies at most what came after the last commit,
+    which the conditional writes ignore. The next poll completes the rebalance."""
+    from kafka.errors import CommitFailedError, RebalanceInProgressError
+
+    try:
+        consumer.commit()
+    except (CommitFailedError, RebalanceInProgressError) as exc:
+        log.warning("loader: commit refused during a rebalance (%s); the batch is applied and "
+                    "will be re-delivered at most once more, harmlessly", type(exc).__name__)
+
+
 def _consumer(settings: Settings, group_id: str) -> Any:
     from kafka import KafkaConsumer
 
@@ -285,7 +299,7 @@ def run(settings: Settings, store: Store, *, group_id: str = "recs-loader",
                 if values:
                     apply_batch(store, values, stats, metrics)
                     with watch():
-                        consumer.commit()
+                        _commit(consumer)
                     last_data = now
                 elif not consumer.assignment():
                     last_data = now  # idle time counts from when partitions are assigned

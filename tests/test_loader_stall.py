@@ -71,3 +71,45 @@ def test_a_stalled_consumer_is_replaced_and_nothing_is_lost(
     stored = redis_store.get_many([u.key for u in updates])
     assert [env.data for env in stored if env is not None] == [u.data for u in updates]
     made[0].real.close()
+
+
+class RefusedCommit:
+    """A real consumer whose first commit is refused as kafka-python refuses one while the group
+    rebalances."""
+
+    def __init__(self, real: Any) -> None:
+        self.real = real
+        self.refused = 0
+
+    def commit(self) -> None:
+        if not self.refused:
+            from kafka.errors import RebalanceInProgressError
+
+            self.refused += 1
+            raise RebalanceInProgressError("the group is rebalancing")
+        self.real.commit()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.real, name)
+
+
+def test_a_commit_refused_by_a_rebalance_does_not_stop_the_loader(
+        live_settings: Settings, redis_store: RedisStore) -> None:
+    updates = [Update(keys.session_key(f"r{i}"), i + 1, 1_000 + i, {"n": i}) for i in range(50)]
+    producer = KafkaProducer(bootstrap_servers=live_settings.kafka_bootstrap)
+    for u in updates:
+        producer.send(live_settings.topics.updates, value=u.to_wire())
+    producer.flush()
+    producer.close()
+    made: list[RefusedCommit] = []
+
+    def make_consumer(settings: Settings, group_id: str) -> Any:
+        made.append(RefusedCommit(loader._consumer(settings, group_id)))
+        return made[-1]
+
+    stats = loader.run(live_settings, redis_store, group_id="refused-commit", idle_exit_s=3.0,
+                       max_seconds=60, make_consumer=make_consumer)
+    assert made[0].refused == 1 and stats.consumer_restarts == 0
+    stored = redis_store.get_many([u.key for u in updates])
+    assert [env.data for env in stored if env is not None] == [u.data for u in updates]
+    made[0].real.close()
