@@ -24,6 +24,18 @@ from stream import loader
 pytestmark = pytest.mark.integration
 
 
+def _published(settings: Settings, prefix: str, n: int) -> list[Update]:
+    """``n`` session updates of users ``{prefix}{i}``, sent to the updates topic."""
+    updates = [Update(keys.session_key(f"{prefix}{i}"), i + 1, 1_000 + i, {"n": i})
+               for i in range(n)]
+    producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap)
+    for u in updates:
+        producer.send(settings.topics.updates, value=u.to_wire())
+    producer.flush()
+    producer.close()
+    return updates
+
+
 class HangingPoll:
     """A real consumer whose ``poll`` never returns (the first call on)."""
 
@@ -41,12 +53,7 @@ class HangingPoll:
 
 def test_a_stalled_consumer_is_replaced_and_nothing_is_lost(
         live_settings: Settings, redis_store: RedisStore) -> None:
-    updates = [Update(keys.session_key(f"u{i}"), i + 1, 1_000 + i, {"n": i}) for i in range(300)]
-    producer = KafkaProducer(bootstrap_servers=live_settings.kafka_bootstrap)
-    for u in updates:
-        producer.send(live_settings.topics.updates, value=u.to_wire())
-    producer.flush()
-    producer.close()
+    updates = _published(live_settings, "u", 300)
     made: list[Any] = []
 
     def make_consumer(settings: Settings, group_id: str) -> Any:
@@ -95,12 +102,7 @@ class RefusedCommit:
 
 def test_a_commit_refused_by_a_rebalance_does_not_stop_the_loader(
         live_settings: Settings, redis_store: RedisStore) -> None:
-    updates = [Update(keys.session_key(f"r{i}"), i + 1, 1_000 + i, {"n": i}) for i in range(50)]
-    producer = KafkaProducer(bootstrap_servers=live_settings.kafka_bootstrap)
-    for u in updates:
-        producer.send(live_settings.topics.updates, value=u.to_wire())
-    producer.flush()
-    producer.close()
+    updates = _published(live_settings, "r", 50)
     made: list[RefusedCommit] = []
 
     def make_consumer(settings: Settings, group_id: str) -> Any:
