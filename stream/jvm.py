@@ -92,7 +92,7 @@ class Sessions:
     ranker_input: Any
 
 
-def session_config(cfg: EngineConfig, *, models: bool, publish_ms: int = 0) -> str:
+def session_config(cfg: EngineConfig, *, models: bool, publish_ms: int) -> str:
     """What ``SessionFunction.java`` is configured with (``Stages.sessionConfig`` reads it);
     ``publish_ms`` > 0 publishes a changed session at most that often (0: on every change)."""
     s, mf = cfg.session, cfg.mf
@@ -108,7 +108,7 @@ def session_config(cfg: EngineConfig, *, models: bool, publish_ms: int = 0) -> s
     }).decode()
 
 
-def sessions(deduped: Any, cfg: EngineConfig, *, models: bool, publish_ms: int = 0) -> Sessions:
+def sessions(deduped: Any, cfg: EngineConfig, *, models: bool, publish_ms: int) -> Sessions:
     stages = _stages()
     j_sessions = stages.sessions(deduped._j_data_stream,
                                  session_config(cfg, models=models, publish_ms=publish_ms))

@@ -219,13 +219,13 @@ def _models(front: Front, catalogue: DataStream, cfg: TopologyConfig) -> list[Da
     sample of users when more events arrive than ``model_max_events_per_s``."""
     engine, every = cfg.engine, cfg.model_publish_ms
     model_input, ranker_input = front.model_input, front.ranker_input
-    mf: ModelFunction = ModelFunction(engine, every)
-    if cfg.runtime == JVM:
+    batched = cfg.runtime == JVM
+    if batched:
         model_input = jvm.model_feed(model_input, "model-feed", cfg.model_max_events_per_s,
                                      cfg.model_batch, cfg.model_batch_ms)
         ranker_input = jvm.model_feed(ranker_input, "ranker-feed", cfg.model_max_events_per_s,
                                       1, 0)
-        mf = BatchedModelFunction(engine, every)
+    mf = (BatchedModelFunction if batched else ModelFunction)(engine, every)
     model = (model_input.connect(catalogue)
              .key_by(_mf_key, _mf_key, key_type=Types.STRING())
              .process(mf, output_type=Types.STRING())

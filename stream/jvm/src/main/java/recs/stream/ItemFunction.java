@@ -15,7 +15,6 @@ import org.apache.flink.api.common.typeinfo.TypeInformation;
 import org.apache.flink.api.common.typeinfo.Types;
 import org.apache.flink.shaded.jackson2.com.fasterxml.jackson.databind.node.ObjectNode;
 import org.apache.flink.streaming.api.functions.co.KeyedCoProcessFunction;
-import org.apache.flink.streaming.api.operators.TimestampedCollector;
 import org.apache.flink.types.Row;
 import org.apache.flink.util.Collector;
 import org.apache.flink.util.OutputTag;
@@ -108,9 +107,6 @@ public class ItemFunction extends KeyedCoProcessFunction<String, Row, Row, Row> 
         Items.State s = state.value();
         if (s == null) {
             return;
-        }
-        if (out instanceof TimestampedCollector<Row> stamped) {
-            stamped.eraseTimestamp();  // see NeighbourFunction.onTimer
         }
         String item = ctx.getCurrentKey();
         int emitted = 0;

@@ -7,8 +7,6 @@ import java.util.ArrayList;
 
 import org.apache.flink.api.common.typeinfo.TypeInformation;
 import org.apache.flink.api.common.typeinfo.Types;
-import org.apache.flink.metrics.Counter;
-import org.apache.flink.metrics.MetricGroup;
 import org.apache.flink.runtime.io.network.api.writer.ResultPartitionWriter;
 import org.apache.flink.streaming.api.operators.AbstractStreamOperator;
 import org.apache.flink.streaming.api.operators.BoundedOneInput;
@@ -60,8 +58,7 @@ public class ModelFeed extends AbstractStreamOperator<Row>
     private transient long windowStart;
     private transient long arrivedInWindow;
     private transient long keptInWindow;
-    private transient Counter in;
-    private transient Counter out;
+    private final OperatorMetrics metrics;
     private transient ResultPartitionWriter[] writers;
 
     public ModelFeed(String name, double budget, int maxBatch, long maxDelayMs) {
@@ -69,6 +66,7 @@ public class ModelFeed extends AbstractStreamOperator<Row>
         this.budget = budget;
         this.maxBatch = maxBatch;
         this.maxDelayMs = maxDelayMs;
+        this.metrics = new OperatorMetrics(name);
     }
 
     @Override
@@ -80,10 +78,8 @@ public class ModelFeed extends AbstractStreamOperator<Row>
         int parallelism = getRuntimeContext().getTaskInfo().getNumberOfParallelSubtasks();
         allowed = budget > 0 ? budget / parallelism : 0;
         windowStart = getProcessingTimeService().getCurrentProcessingTime();
-        MetricGroup group = getMetricGroup().addGroup("operator", name);
-        in = group.addGroup("direction", "in").counter("recs_stream_events_total");
-        out = group.addGroup("direction", "out").counter("recs_stream_events_total");
-        group.gauge("recs_model_feed_share", () -> share);
+        metrics.open(getMetricGroup());  // in: offered, out: forwarded
+        getMetricGroup().addGroup("operator", name).gauge("recs_model_feed_share", () -> share);
         writers = getContainingTask().getEnvironment().getAllWriters();
         if (maxBatch > 1) {
             scheduleTick();
@@ -101,12 +97,12 @@ public class ModelFeed extends AbstractStreamOperator<Row>
     @Override
     public void processElement(StreamRecord<Row> record) {
         Row ev = record.getValue();
-        in.inc();
+        metrics.arrived();
         if (!keep(ev.getFieldAs(0)) || allowed > 0 && backpressured()) {
             skipped++;
             return;
         }
-        out.inc();
+        metrics.emitted(1);
         if (maxBatch <= 1) {
             output.collect(record);
             return;

@@ -9,10 +9,7 @@ import org.apache.flink.api.common.functions.OpenContext;
 import org.apache.flink.api.common.state.ValueState;
 import org.apache.flink.api.common.state.ValueStateDescriptor;
 import org.apache.flink.api.common.typeinfo.TypeInformation;
-import org.apache.flink.shaded.jackson2.com.fasterxml.jackson.databind.node.ArrayNode;
-import org.apache.flink.shaded.jackson2.com.fasterxml.jackson.databind.node.ObjectNode;
 import org.apache.flink.streaming.api.functions.KeyedProcessFunction;
-import org.apache.flink.streaming.api.operators.TimestampedCollector;
 import org.apache.flink.types.Row;
 import org.apache.flink.util.Collector;
 
@@ -141,12 +138,6 @@ public class NeighbourFunction extends KeyedProcessFunction<String, Row, String>
         if (s == null) {
             return;
         }
-        // An event-time timer stamps its output with the timer's time; the end-of-input one
-        // (2^62) would become the Kafka record's timestamp, which the broker rejects as too far
-        // in the future. Publications carry no event time (as the Python shells' do not).
-        if (out instanceof TimestampedCollector<String> stamped) {
-            stamped.eraseTimestamp();
-        }
         String key = ctx.getCurrentKey();
         int bar = key.indexOf('|');
         String relation = key.substring(0, bar);
@@ -156,13 +147,7 @@ public class NeighbourFunction extends KeyedProcessFunction<String, Row, String>
 
     /** stream/views.py neighbour_update: the best top_k, ties by item id. */
     static String update(String relation, String src, State s, Config cfg) {
-        Integer[] order = Ranks.byScore(s.dst, s.score);
-        ObjectNode d = Interactions.NODES.objectNode();
-        ArrayNode items = d.putArray("items");
-        for (int i = 0; i < Math.min(cfg.topK, order.length); i++) {
-            items.addArray().add(s.dst[order[i]]).add(s.score[order[i]]);
-        }
-        d.put("half_life_s", cfg.halfLifeS);
-        return Updates.wire(Updates.PREFIX + relation + ":" + src, s.asOf, s.asOf, d);
+        return Updates.wire(Updates.PREFIX + relation + ":" + src, s.asOf, s.asOf,
+                            Ranks.render(s.dst, s.score, cfg.topK, cfg.halfLifeS));
     }
 }

@@ -19,7 +19,6 @@ import org.apache.flink.api.common.typeinfo.Types;
 import org.apache.flink.shaded.jackson2.com.fasterxml.jackson.databind.node.ArrayNode;
 import org.apache.flink.shaded.jackson2.com.fasterxml.jackson.databind.node.ObjectNode;
 import org.apache.flink.streaming.api.functions.KeyedProcessFunction;
-import org.apache.flink.streaming.api.operators.TimestampedCollector;
 import org.apache.flink.types.Row;
 import org.apache.flink.util.Collector;
 import org.apache.flink.util.OutputTag;
@@ -156,9 +155,6 @@ public class SessionFunction extends KeyedProcessFunction<String, Row, Row> {
         State s = state.value();
         if (s == null) {
             return;
-        }
-        if (out instanceof TimestampedCollector<Row> stamped) {
-            stamped.eraseTimestamp();  // see NeighbourFunction.onTimer
         }
         ctx.output(UPDATES, update(ctx.getCurrentKey(), s));
         metrics.emitted(1);

@@ -144,9 +144,10 @@ public final class Stages {
             doc.get("top_k").intValue(), doc.get("half_life_s").doubleValue());
     }
 
-    /** Update lines without the event time some carry: those published by an end-of-input
-     *  timer (side outputs keep the timer's time, 2^62), which a Kafka broker rejects as a
-     *  record timestamp. Chained to the sink after it; no record crosses a thread. */
+    /** Update lines without a record timestamp. Those published by an end-of-input timer
+     *  carry the timer's time (2^62), which a Kafka broker rejects; the stages publish from
+     *  timers through their main output and side outputs alike, so the timestamps are dropped
+     *  here, once, before the sinks. Chained to the sink; no record crosses a thread. */
     public static DataStream<String> untimed(DataStream<String> updates) {
         return updates.process(new org.apache.flink.streaming.api.functions.ProcessFunction<
                 String, String>() {

@@ -9,10 +9,7 @@ import org.apache.flink.api.common.functions.OpenContext;
 import org.apache.flink.api.common.state.ValueState;
 import org.apache.flink.api.common.state.ValueStateDescriptor;
 import org.apache.flink.api.common.typeinfo.TypeInformation;
-import org.apache.flink.shaded.jackson2.com.fasterxml.jackson.databind.node.ArrayNode;
-import org.apache.flink.shaded.jackson2.com.fasterxml.jackson.databind.node.ObjectNode;
 import org.apache.flink.streaming.api.functions.KeyedProcessFunction;
-import org.apache.flink.streaming.api.operators.TimestampedCollector;
 import org.apache.flink.types.Row;
 import org.apache.flink.util.Collector;
 
@@ -153,18 +150,9 @@ public class TopKFunction extends KeyedProcessFunction<String, Row, String> {
         if (s == null) {
             return;
         }
-        if (out instanceof TimestampedCollector<String> stamped) {
-            stamped.eraseTimestamp();  // see NeighbourFunction.onTimer
-        }
         String scope = ctx.getCurrentKey();
-        Integer[] order = ranked(s);
-        ObjectNode d = Interactions.NODES.objectNode();
-        ArrayNode items = d.putArray("items");
-        for (int i = 0; i < Math.min(listSize(scope), order.length); i++) {
-            items.addArray().add(s.item[order[i]]).add(s.score[order[i]]);
-        }
-        d.put("half_life_s", halfLifeS);
-        out.collect(Updates.wire(Updates.PREFIX + "trending:" + scope, s.asOf, s.asOf, d));
+        out.collect(Updates.wire(Updates.PREFIX + "trending:" + scope, s.asOf, s.asOf,
+                                 Ranks.render(s.item, s.score, listSize(scope), halfLifeS)));
         metrics.emitted(1);
     }
 }
