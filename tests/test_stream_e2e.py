@@ -273,8 +273,12 @@ def _check_metrics(settings: Settings, monitor: engine.EngineProcess) -> None:
     while True:
         assert monitor.alive(), monitor.tail()
         seen = _scrape(settings.monitor_port)
+        # Flink's REST endpoint refreshes operator metrics every few seconds: a reading can
+        # name every metric before the restored job's counters reach it
         if (want <= {name for name, _ in seen}
-                and _value(seen, "recs_monitor_up", source="flink") == 1):
+                and _value(seen, "recs_monitor_up", source="flink") == 1
+                and (_value(seen, "recs_stream_events_total", operator="sessions",
+                            direction="in") or 0) > 0):
             break
         assert time.monotonic() < deadline, (want - {n for n, _ in seen}, monitor.tail())
         time.sleep(1)
