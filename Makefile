@@ -28,7 +28,7 @@ export RECS_CARGO_HOME := $(CACHE_DIR)/cargo
 NATIVE := native/target/.built
 NATIVE_SOURCES := native/Cargo.toml native/Cargo.lock native/build.sh $(wildcard native/src/*.rs)
 
-.PHONY: install prerequisites lock demo test test-unit lint typecheck bench-stream bench-stages bench-serve bench-writer bench-memory alerts infra-up infra-down clean
+.PHONY: install prerequisites lock demo test test-cluster test-unit lint typecheck bench-stream bench-stages bench-serve bench-writer bench-memory alerts infra-up infra-down clean
 
 # The installer itself, pinned with hashes (infra/lock/tools.txt), bootstrapped with pip.
 $(UV): infra/lock/tools.txt
@@ -85,6 +85,10 @@ test: install
 	bash infra/ensure-chromium.sh    # the browser tests (storefront widget, dashboard)
 	bash infra/ensure-prometheus.sh  # alert rule tests and the real-Prometheus scrape test
 	$(BIN)/pytest
+
+# Only the cluster tests (Flink standalone, 3 Kafka brokers, Redis Cluster); `make test` runs them too.
+test-cluster: install
+	$(BIN)/pytest -m cluster
 
 test-unit: $(BIN)/.installed $(NATIVE) $(JVM_JAR)
 	$(BIN)/pytest -m "not integration"

@@ -1,0 +1,1 @@
+"""Tests against the cluster topology: a Flink standalone cluster, a 3-broker Kafka, Redis Cluster."""
