@@ -36,8 +36,8 @@ class RedisServer(SinglePortService):
     name = "redis"
 
     def __init__(self, run_dir: Path, *, port: int | None = None,
-                 start_timeout_s: float = 20.0) -> None:
-        self.dir = Path(run_dir).resolve() / "redis"
+                 start_timeout_s: float = 20.0, subdir: str = "redis") -> None:
+        self.dir = Path(run_dir).resolve() / subdir
         self._want_port = port
         self.start_timeout_s = start_timeout_s
         self.port = 0
@@ -99,18 +99,7 @@ class RedisServer(SinglePortService):
             self.port = self._want_port or (
                 previous if previous and port_is_free(previous) else free_port())
         conf = self.dir / "redis.conf"
-        conf.write_text("\n".join([
-            "# written by infra/redis_server.py",
-            f"port {self.port}",
-            f"bind {LOOPBACK}",
-            "protected-mode yes",
-            "daemonize no",
-            'save ""',
-            "appendonly no",
-            f"dir {self.dir}",
-            f"logfile {self.logs[1]}",
-            "databases 16",
-        ]) + "\n")
+        conf.write_text("\n".join(self.config_lines()) + "\n")
         self.proc = spawn("redis", [paths.redis_server_binary(), str(conf)], log=self.logs[0],
                           cwd=self.dir, markers=self._markers(), bind_to_parent=bind_to_parent)
         self.pid_path.write_text(f"{self.proc.pid}\n")
@@ -124,6 +113,21 @@ class RedisServer(SinglePortService):
         log.info("redis up url=%s pid=%s seconds=%.2f", self.url, self.proc.pid,
                  time.monotonic() - started)
         return self
+
+    def config_lines(self) -> list[str]:
+        """The generated ``redis.conf`` (subclasses add to it: :mod:`infra.redis_cluster`)."""
+        return [
+            "# written by infra/redis_server.py",
+            f"port {self.port}",
+            f"bind {LOOPBACK}",
+            "protected-mode yes",
+            "daemonize no",
+            'save ""',
+            "appendonly no",
+            f"dir {self.dir}",
+            f"logfile {self.logs[1]}",
+            "databases 16",
+        ]
 
     def restart(self) -> RedisServer:
         """Start again on the same port after :meth:`kill` or :meth:`stop` (data is gone)."""

@@ -1,0 +1,32 @@
+"""Fixtures of the cluster topology's tests (see the ``cluster`` marker).
+
+``redis_cluster``  a running :class:`infra.redis_cluster.RedisCluster` (3 masters, 1 replica
+                   each) for the whole session, bound to the test process; ``.url`` is its
+                   ``redis+cluster://`` URL. Emptied before each test that asks for it through
+                   ``redis_cluster_clean``, whose teardown restarts any node the test killed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from infra.redis_cluster import RedisCluster
+
+
+@pytest.fixture(scope="session")
+def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisCluster]:
+    cluster = RedisCluster(tmp_path_factory.mktemp("redis-cluster")).start(bind_to_parent=True)
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture()
+def redis_cluster_clean(redis_cluster: RedisCluster) -> Iterator[RedisCluster]:
+    redis_cluster.restart_dead()
+    redis_cluster.flushall()
+    yield redis_cluster
+    redis_cluster.restart_dead()
