@@ -31,6 +31,25 @@ recs:v1:meta:itemvec-log    sorted set: item -> model version of its newest vect
                             (tombstones included); readers follow it to refresh an index
 ==========================  =========================================================
 
+On a Redis Cluster (``redis+cluster://`` URLs, :mod:`state.redis_connect`) the keys are the
+same: no hash tags. One request of the server reads keys of many kinds at once (the session,
+the similar and bought-together lists of many viewed items, their metadata, trending lists, the
+user's vector), and the server batches several requests' keys into one MGET; no hash tag can put
+all of that on one slot without putting every key of a user's neighbourhood, or of every item,
+on one shard. So the reads are grouped per node instead (the cluster client splits a multi-key
+read by slot and sends one batch per node, in parallel), and the writers group a batch of
+updates by slot and run the conditional write once per slot (:mod:`state.redis_store`,
+``RedisApply.java``). The two bookkeeping keys (:data:`FRESHNESS_KEY`,
+:data:`ITEMVEC_LOG_KEY`) are single keys on whichever slot they hash to. A migration to
+tagged keys would be a layout-version change.
+
+An id containing ``{...}`` (``recs:v1:session:a{b}c``) turns that part into a hash tag: Redis
+then hashes only ``b``, so every key whose id holds the same first ``{b}`` lands on one slot.
+That is harmless for correctness, since clients and writers compute the slot with the same rule
+Redis applies and each write goes where Redis says; it only concentrates such keys on one
+shard, which matters only if a producer mints many ids with one tag (then validate ids at
+the edge). The prefix has no braces, so only ids (and context values) can carry a tag.
+
 >>> session_key("u42")
 'recs:v1:session:u42'
 >>> trending_key(category="shoes")
