@@ -41,7 +41,9 @@ every endpoint's figures are under ``endpoints``, an endpoint answering 404 to e
 request is listed in ``skipped_endpoints``. ``ratio`` is ``rps / baseline_rps``. ``non_2xx``
 counts error answers over all measured runs, ``socket_errors`` connect/read/write errors and
 timeouts. ``server_cpu_us_per_req`` is the CPU time of the target's process group per request,
-which other load on the machine distorts less than throughput. ``p99_ms_at_half_load`` and
+which other load on the machine distorts less than throughput; ``redis_cpu_us_per_req`` is
+Redis's CPU per request over the same round (when the bench started its own Redis; only the target
+under load reads it then). ``p99_ms_at_half_load`` and
 ``baseline_p99_ms_at_half_load`` are the open-loop runs' (``half_load`` has their details:
 offered and achieved rate, requests dropped because the target fell behind).
 ``answer_cache_hit_ratio`` is the share of the server's cacheable answers that came from its
@@ -87,7 +89,7 @@ from recs.bench_serve_data import (
     target_paths,
     with_repeats,
 )
-from recs.bench_stream import group_cpu_seconds
+from recs.bench_stream import group_cpu_seconds, process_cpu_seconds
 from recs.benchkit import machine
 from recs.engine import EngineProcess
 
@@ -259,13 +261,18 @@ def _row(load: Load, cpu: float) -> dict[str, Any]:
 
 
 def _measure(loader: Loader, t: Target, seconds: int, label: str,
-             offset: int) -> dict[str, Any]:
+             offset: int, redis_pid: int | None = None) -> dict[str, Any]:
     headers = dict(loader.headers)
     cache = answer_cache_counts(t.port, headers) if t.name != BASELINE else None
     cpu = group_cpu_seconds(t.proc.pid)
+    redis_cpu = process_cpu_seconds(redis_pid)
     load = loader.run(t.port, t.paths, seconds, label, offset)
     cpu = group_cpu_seconds(t.proc.pid) - cpu
+    redis_cpu = process_cpu_seconds(redis_pid) - redis_cpu
     row = _row(load, cpu)
+    if redis_pid is not None and load.requests:
+        # only the target under load reads Redis during its round
+        row["redis_cpu_us_per_req"] = round(redis_cpu / load.requests * 1e6, 1)
     after = answer_cache_counts(t.port, headers) if cache is not None else None
     if cache is not None and after is not None:
         hits, misses = after[0] - cache[0], after[1] - cache[1]
@@ -298,7 +305,8 @@ def run_targets(loader: Loader, targets: list[Target], args: argparse.Namespace,
                 warm = loader.run(t.port, t.paths, args.warmup, f"{t.name}-warmup",
                                   offsets[t.name])
                 offsets[t.name] += warm.requests
-            row = _measure(loader, t, args.duration, f"{t.name}-{r + 1}", offsets[t.name])
+            row = _measure(loader, t, args.duration, f"{t.name}-{r + 1}", offsets[t.name],
+                           redis_pid=getattr(args, "redis_pid", None))
             offsets[t.name] += row["requests"]
             runs[t.name].append(row)
             print(_line(f"{t.name} (round {r + 1})", row), flush=True)
@@ -357,6 +365,7 @@ def _run(args: argparse.Namespace) -> int:
             own = RedisServer(work).start(bind_to_parent=True)
             stack.callback(own.stop)
             redis_url = own.url
+            args.redis_pid = own.pid  # its CPU per request is reported (our own Redis only)
             client = redis.Redis.from_url(redis_url)
             client.flushdb()  # our own Redis: start from nothing
             client.close()

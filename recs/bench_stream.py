@@ -14,7 +14,9 @@
    write to Redis until every probe (every 1000th interest event and each generator's last) is
    visible in its user's session and the freshness stamp has reached the newest event:
    the drain rate with the models on (unless ``RECS_MODELS=0``). ``job_cpu_us_per_event``
-   is the job's process-group CPU over the drain; ``model_events_per_s`` what the
+   is the job's process-group CPU over the drain, ``broker_cpu_us_per_event`` and
+   ``redis_cpu_us_per_event`` the broker's and Redis's over the same drain (when this run
+   started them); ``model_events_per_s`` what the
    collaborative model learned over the drain (its published header),
    ``model_sampled_share`` the share of the interest events its feed left out by sampling
    (``sampled_out`` in the header; the jvm runtime samples above
@@ -30,7 +32,8 @@
 The last line is one JSON object: ``backlog_events_per_s``, ``events_per_s`` (highest sustained
 rate), ``freshness_p99_ms_at_10k``, ``freshness_p50_ms`` and ``freshness_p99_ms`` (at 10k, or the
 highest sustained rate below it), ``model_events_per_s``, ``model_sampled_share``,
-``generator_events_per_s``, ``job_cpu_us_per_event``, ``parallelism``, ``cpu_count``, the
+``generator_events_per_s``, ``job_cpu_us_per_event``, ``broker_cpu_us_per_event``,
+``redis_cpu_us_per_event``, ``parallelism``, ``cpu_count``, the
 runtime and writer, and the per-rate table.
 """
 
@@ -139,6 +142,17 @@ def group_cpu_seconds(pgid: int) -> float:
         if int(fields[2]) == pgid:  # pgrp
             total += int(fields[11]) + int(fields[12])  # utime + stime
     return total / ticks
+
+
+def process_cpu_seconds(pid: int | None) -> float:
+    """User + system CPU seconds of one process (0.0 when there is none or it is gone)."""
+    if pid is None:
+        return 0.0
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -364,6 +378,10 @@ def main(argv: list[str]) -> int:
                 time.sleep(0.05)
             first = time.time()
             cpu_before = group_cpu_seconds(job.pid)
+            # the broker's and Redis's share, when this run started them (pid known)
+            service_pids = {"broker": getattr(svc.kafka, "pid", None),
+                            "redis": getattr(svc.redis, "pid", None)}
+            service_before = {k: process_cpu_seconds(p) for k, p in service_pids.items()}
             model_before = _model_events(client)
             poller.start()
             unseen = prober.settle(args.backlog_timeout_s, poll_s=0.05, alive=job_alive)
@@ -372,6 +390,8 @@ def main(argv: list[str]) -> int:
                 time.sleep(0.05)
             drained = time.time()
             cpu = group_cpu_seconds(job.pid) - cpu_before
+            service_cpu = {k: process_cpu_seconds(p) - service_before[k]
+                           for k, p in service_pids.items()}
             model_after = _model_events(client)
             model_learned = model_after[0] - model_before[0]
             model_skipped = model_after[1] - model_before[1]
@@ -381,6 +401,8 @@ def main(argv: list[str]) -> int:
                        "events_per_s": round(gen["sent"] / seconds) if not unseen else 0,
                        "unseen": unseen, "job_cpu_s": round(cpu, 1),
                        "job_cpu_us_per_event": round(cpu / gen["sent"] * 1e6),
+                       **{f"{k}_cpu_us_per_event": round(c / gen["sent"] * 1e6, 1)
+                          for k, c in service_cpu.items() if service_pids[k] is not None},
                        "model_events": model_learned,
                        "model_events_per_s": round(model_learned / seconds),
                        "model_sampled_share": round(
@@ -429,6 +451,8 @@ def main(argv: list[str]) -> int:
         "generator_events_per_s": gen["events_per_s"],
         "generators": args.generators,
         "job_cpu_us_per_event": backlog.get("job_cpu_us_per_event"),
+        "broker_cpu_us_per_event": backlog.get("broker_cpu_us_per_event"),
+        "redis_cpu_us_per_event": backlog.get("redis_cpu_us_per_event"),
         "backlog_events": args.backlog,
         "runtime": settings.stream_runtime,
         "writer": settings.writer,
