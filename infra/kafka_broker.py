@@ -1,9 +1,13 @@
 """A real Kafka broker (KRaft, one combined broker+controller node) as a local process.
 
-Everything lives under ``<run_dir>/kafka/``: ``server.properties``, ``data/`` (the log dirs),
-``logs/server.log`` (log4j2, see ``infra/log4j2.properties``), ``kafka.out`` (the JVM's stdout and
-stderr), ``kafka.pid`` and ``endpoint.json`` (ports), so another process can find, reuse or stop
-the broker. Storage is formatted once; a restart keeps topics and data.
+Alone (the default) the node is a one-voter quorum of its own; given a :class:`QuorumMember` it is
+one node of a multi-node quorum (see :mod:`infra.kafka_cluster`), in its own directory.
+
+Everything lives under ``<run_dir>/kafka/`` (``<run_dir>/<name>/``): ``server.properties``,
+``data/`` (the log dirs), ``logs/server.log`` (log4j2, see ``infra/log4j2.properties``),
+``kafka.out`` (the JVM's stdout and stderr), ``kafka.pid`` and ``endpoint.json`` (ports), so
+another process can find, reuse or stop the broker. Storage is formatted once; a restart keeps
+topics and data.
 
 Topic helpers live in :mod:`infra.topics` (re-exported here).
 """
@@ -16,6 +20,7 @@ import subprocess
 import time
 import uuid
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
@@ -45,13 +50,13 @@ from infra.topics import (
 )
 from recs.settings import Settings
 
-__all__ = ["KafkaBroker", "TopicSpec", "default_topics", "engine_topics", "ensure_topics",
-           "partition_counts", "topic_configs"]
+__all__ = ["KafkaBroker", "QuorumMember", "TopicSpec", "default_topics", "engine_topics",
+           "ensure_topics", "partition_counts", "topic_configs"]
 
 log = logging.getLogger(__name__)
 
 NODE_ID: Final = 1
-# kafka-run-class.sh's defaults for the broker JVM, with a fixed 1 GB heap.
+# kafka-run-class.sh's defaults for the broker JVM (the heap is fixed per broker: -Xms = -Xmx).
 JVM_OPTS: Final = ("-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20",
                    "-XX:InitiatingHeapOccupancyPercent=35", "-XX:+ExplicitGCInvokesConcurrent",
                    "-Djava.awt.headless=true")
@@ -82,6 +87,17 @@ BROKER_DEFAULTS: Final[Mapping[str, str]] = {
 }
 
 
+@dataclass(frozen=True, slots=True)
+class QuorumMember:
+    """A node's place in a multi-node KRaft quorum with a static voter set: its id, every
+    voter as ``id@host:controller_port`` (comma-separated), and the cluster id all voters'
+    storage is formatted with."""
+
+    node_id: int
+    voters: str
+    cluster_id: str
+
+
 def cluster_id() -> str:
     """A random KRaft cluster id (22-char URL-safe base64 of a UUID, like ``random-uuid``).
     One in 64 starts with ``-``, so it is passed as ``--cluster-id=ID``, never as a separate
@@ -100,8 +116,10 @@ class KafkaBroker(LocalService):
                  controller_port: int | None = None, heap: str = "1g",
                  overrides: Mapping[str, str] | None = None,
                  topics: Sequence[TopicSpec] | None = None,
-                 start_timeout_s: float = 90.0) -> None:
-        self.dir = Path(run_dir).resolve() / "kafka"
+                 start_timeout_s: float = 90.0, name: str = "kafka",
+                 quorum: QuorumMember | None = None) -> None:
+        self.dir = Path(run_dir).resolve() / name
+        self.quorum = quorum
         self._want_port, self._want_controller = port, controller_port
         self.heap = heap
         self.overrides = dict(overrides or {})
@@ -155,7 +173,7 @@ class KafkaBroker(LocalService):
 
     def start(self, *, bind_to_parent: bool = False) -> KafkaBroker:
         if self.alive() or self.adopt():
-            ensure_topics(self.bootstrap, self.topics)
+            self._ensure_topics()
             return self
         # A free port can be taken by someone else between our check and the broker's bind.
         attempts = 1 if self._want_port or self._want_controller else 3
@@ -172,6 +190,15 @@ class KafkaBroker(LocalService):
 
     def _launch(self, bind_to_parent: bool) -> KafkaBroker:
         started = time.monotonic()
+        self.launch(bind_to_parent=bind_to_parent)
+        self.wait_ready()
+        log.info("kafka broker up bootstrap=%s pid=%s seconds=%.1f", self.bootstrap,
+                 self.pid, time.monotonic() - started)
+        return self
+
+    def launch(self, *, bind_to_parent: bool = False) -> None:
+        """Format the storage if new and spawn the JVM, without waiting for it: the nodes of a
+        quorum are launched together, as none answers before a majority of voters runs."""
         self.dir.mkdir(parents=True, exist_ok=True)
         self._pick_ports()
         self._write_config()
@@ -187,18 +214,26 @@ class KafkaBroker(LocalService):
         self.pid_path.write_text(f"{self.proc.pid}\n")
         write_json(self.endpoint_path, {"port": self.port, "controller_port": self.controller_port,
                                         "bootstrap": self.bootstrap})
+
+    def wait_ready(self) -> None:
+        """Wait until the launched broker answers metadata requests, then create its topics;
+        stops the broker when it does not come up."""
+        if self.proc is None:
+            raise RuntimeError(f"infra: the Kafka broker in {self.dir} was not launched")
+        proc = self.proc
         try:
-            wait_until(lambda: port_open(self.port), proc=self.proc,
+            wait_until(lambda: port_open(self.port), proc=proc,
                        timeout=self.start_timeout_s, what="listening", logs=self.logs)
-            wait_until(self._answers, proc=self.proc, timeout=self.start_timeout_s,
+            wait_until(self._answers, proc=proc, timeout=self.start_timeout_s,
                        what="answering metadata requests", logs=self.logs)
-            ensure_topics(self.bootstrap, self.topics)
+            self._ensure_topics()
         except BaseException:
             self.stop()
             raise
-        log.info("kafka broker up bootstrap=%s pid=%s seconds=%.1f", self.bootstrap,
-                 self.proc.pid, time.monotonic() - started)
-        return self
+
+    def _ensure_topics(self) -> None:
+        if self.topics:
+            ensure_topics(self.bootstrap, self.topics)
 
 
 
@@ -221,10 +256,14 @@ class KafkaBroker(LocalService):
 
     def _write_config(self) -> None:
         listeners = f"PLAINTEXT://{LOOPBACK}:{self.port},CONTROLLER://{LOOPBACK}:{self.controller_port}"
+        quorum = ({"node.id": str(NODE_ID),
+                   "controller.quorum.bootstrap.servers": f"{LOOPBACK}:{self.controller_port}"}
+                  if self.quorum is None else
+                  {"node.id": str(self.quorum.node_id),
+                   "controller.quorum.voters": self.quorum.voters})
         props = {
             "process.roles": "broker,controller",
-            "node.id": str(NODE_ID),
-            "controller.quorum.bootstrap.servers": f"{LOOPBACK}:{self.controller_port}",
+            **quorum,
             "listeners": listeners,
             "advertised.listeners": listeners,
             "controller.listener.names": "CONTROLLER",
@@ -238,10 +277,12 @@ class KafkaBroker(LocalService):
                                     + "".join(f"{k}={v}\n" for k, v in props.items()))
 
     def _format(self, java: str, classpath: str, log_opts: list[str]) -> None:
-        cid = cluster_id()
+        # alone: a dynamic quorum of this one voter; in a quorum: the static voters of the config
+        cid, mode = ((cluster_id(), ["--standalone"]) if self.quorum is None
+                     else (self.quorum.cluster_id, []))
         out = subprocess.run(
             [java, *log_opts, "-cp", classpath, "kafka.tools.StorageTool", "format",
-             "--standalone", f"--cluster-id={cid}", "-c", str(self.config_path)],
+             *mode, f"--cluster-id={cid}", "-c", str(self.config_path)],
             capture_output=True, text=True, check=False, cwd=self.dir)
         if out.returncode != 0:
             raise RuntimeError(f"infra: formatting Kafka storage in {self.dir / 'data'} failed "

@@ -4,6 +4,11 @@
                    each) for the whole session, bound to the test process; ``.url`` is its
                    ``redis+cluster://`` URL. Emptied before each test that asks for it through
                    ``redis_cluster_clean``, whose teardown restarts any node the test killed.
+``kafka_cluster``  a running :class:`infra.kafka_cluster.KafkaCluster` (3 KRaft brokers, the
+                   engine's topics at replication factor 3, min ISR 2) for the whole session,
+                   bound to the test process; ``.bootstrap`` lists every broker. Through
+                   ``kafka_cluster_whole`` a test gets it with every broker running, and any
+                   broker it killed is restarted afterwards.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from infra.kafka_cluster import KafkaCluster
 from infra.redis_cluster import RedisCluster
 
 
@@ -30,3 +36,19 @@ def redis_cluster_clean(redis_cluster: RedisCluster) -> Iterator[RedisCluster]:
     redis_cluster.flushall()
     yield redis_cluster
     redis_cluster.restart_dead()
+
+
+@pytest.fixture(scope="session")
+def kafka_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaCluster]:
+    cluster = KafkaCluster(tmp_path_factory.mktemp("kafka-cluster")).start(bind_to_parent=True)
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture()
+def kafka_cluster_whole(kafka_cluster: KafkaCluster) -> Iterator[KafkaCluster]:
+    kafka_cluster.start(bind_to_parent=True)  # relaunches any broker an earlier test killed
+    yield kafka_cluster
+    kafka_cluster.start(bind_to_parent=True)
