@@ -1,9 +1,9 @@
 """The ASGI application and ``recs serve`` (granian).
 
 ``create_app(settings, reader=None, now_ms=...)`` builds the app. When no reader is given the
-lifespan opens an :class:`~state.redis_store.AsyncReader` on ``settings.redis_url`` at start-up
-and closes it at shutdown; a reader passed in belongs to the caller. The clock is injected so that
-scores and freshness are deterministic under test.
+lifespan opens one on ``settings.redis_url`` at start-up (:func:`open_reader`: one Redis or a
+Redis Cluster) and closes it at shutdown; a reader passed in belongs to the caller. The clock
+is injected so that scores and freshness are deterministic under test.
 
 ``recs serve --host H --port P --workers N [--redis-url URL]`` runs it under granian; each
 worker builds its app with :func:`app_from_env` from the same environment.
@@ -62,11 +62,16 @@ def wall_clock_ms() -> int:
 
 
 def open_reader(redis_url: str) -> Reader:
-    """The auto-pipelining reader (:mod:`serving.redis_client`) for ``redis://`` URLs, else
-    redis-py's (TLS, unix sockets)."""
+    """The auto-pipelining reader (:mod:`serving.redis_client`) for ``redis://`` URLs, its
+    cluster form (:mod:`serving.cluster_reader`) for ``redis+cluster://`` ones, else redis-py's
+    (TLS, unix sockets)."""
+    from serving.cluster_reader import ClusterReader
     from serving.redis_client import PipelinedReader
+    from state.redis_connect import is_cluster_url
     from state.redis_store import AsyncReader
 
+    if is_cluster_url(redis_url):
+        return ClusterReader.from_url(redis_url, connect_timeout_s=REDIS_CONNECT_TIMEOUT_S)
     try:
         return PipelinedReader.from_url(redis_url, connect_timeout_s=REDIS_CONNECT_TIMEOUT_S)
     except ValueError:

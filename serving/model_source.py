@@ -7,6 +7,12 @@ lacks: a cheap look at an envelope's head (``GETRANGE`` of its first bytes: vers
 time, without reading a large ranker snapshot) and the changelog's entries at one version,
 counted and paged by offset (``vector_changes`` pages by version only, so it cannot step
 through one version written more times than a page holds).
+
+On a Redis Cluster (a ``redis+cluster://`` URL) the client is redis-py's cluster client
+(:func:`state.redis_connect.async_client`): every command here reads one key, except
+:meth:`RedisModelSource.get_many`, whose keys span slots and go out as one ``MGET`` per slot
+(``mget_nonatomic``). The refresher is off the request path, so redis-py's cost per command
+does not matter here.
 """
 
 from __future__ import annotations
@@ -15,10 +21,11 @@ import re
 from collections.abc import Sequence
 from typing import Any, Final, Protocol, cast
 
-import redis.asyncio as aioredis
+import redis.asyncio.cluster as aiocluster
 
 from state.keys import ITEMVEC_LOG_KEY
 from state.records import Envelope, decode_envelope
+from state.redis_connect import AsyncClient, async_client
 from state.redis_store import AsyncReader
 
 HEAD_BYTES: Final = 64  # enough for '{"v":<int>,"t":<int>,'
@@ -46,16 +53,24 @@ class ModelSource(Protocol):
 class RedisModelSource:
     """The refresher's own connection (module docstring)."""
 
-    def __init__(self, client: aioredis.Redis) -> None:
+    def __init__(self, client: AsyncClient) -> None:
         self._r = client
-        self._reader = AsyncReader(client)
+        self._cluster = isinstance(client, aiocluster.RedisCluster)
+        self._reader = AsyncReader(client)  # type: ignore[arg-type]
 
     @classmethod
     def from_url(cls, url: str, **kwargs: Any) -> RedisModelSource:
-        return cls(aioredis.Redis.from_url(url, **kwargs))
+        """One Redis or a Redis Cluster (``redis+cluster://``), as the URL says."""
+        return cls(async_client(url, **kwargs))
 
     async def get_many(self, keys: Sequence[str]) -> list[Envelope | None]:
-        return await self._reader.get_many(keys)
+        if not self._cluster:
+            return await self._reader.get_many(keys)
+        if not keys:
+            return []
+        found = await cast(aiocluster.RedisCluster, self._r).mget_nonatomic(keys)
+        envs = [decode_envelope(raw) if raw is not None else None for raw in found]
+        return [None if env is None or env.data is None else env for env in envs]
 
     async def vector_changes(self, since: int, limit: int) -> list[tuple[str, int]]:
         return await self._reader.vector_changes(since, limit)

@@ -40,7 +40,12 @@ DEFAULT_PORT: Final = 6379
 
 
 class RedisReplyError(RuntimeError):
-    """Redis answered a command with an error reply (names the command and the reply)."""
+    """Redis answered a command with an error reply (names the command and the reply);
+    ``reply`` is the reply's text (``MOVED 3999 127.0.0.1:6381`` on a cluster)."""
+
+    def __init__(self, message: str, *, reply: str = "") -> None:
+        super().__init__(message)
+        self.reply = reply
 
 
 def encode_command(args: Sequence[str | bytes | int]) -> bytes:
@@ -71,7 +76,8 @@ class _Protocol(asyncio.Protocol):
             if fut.done():  # the caller gave up (budget): its reply is dropped
                 continue
             if isinstance(reply, hiredis.ReplyError):
-                fut.set_exception(RedisReplyError(f"redis: {command} failed: {reply}"))
+                fut.set_exception(RedisReplyError(f"redis: {command} failed: {reply}",
+                                                  reply=str(reply)))
             else:
                 fut.set_result(reply)
 
@@ -123,6 +129,32 @@ class PipelinedReader:
         if self._transport is None:
             await self._connect()
         return await self._send(args)
+
+    @property
+    def connected(self) -> bool:
+        return self._transport is not None
+
+    async def ensure_connected(self) -> None:
+        """Connect unless connected (raises :class:`ConnectionError` when that fails)."""
+        if self._transport is None:
+            await self._connect()
+
+    def submit(self, args: Sequence[str | bytes | int]) -> asyncio.Future[Any]:
+        """Queue one command on a connected reader (:meth:`ensure_connected`) and return the
+        future of its reply: the commands of several nodes can then be awaited together."""
+        return self._send(args)
+
+    async def execute_pair(self, first: Sequence[str | bytes | int],
+                           then: Sequence[str | bytes | int]) -> Any:
+        """Two commands back to back on this connection (``ASKING`` and the command a
+        cluster redirected); the second one's reply."""
+        await self.ensure_connected()
+        head, tail = self._send(first), self._send(then)
+        try:
+            await head
+        finally:
+            result = await tail
+        return result
 
     def _send(self, args: Sequence[str | bytes | int]) -> asyncio.Future[Any]:
         now = time.monotonic_ns()

@@ -1,0 +1,362 @@
+"""The server's Redis reader on a Redis Cluster: reads grouped per node, keys unchanged.
+
+The keys of one request span many hash slots (:mod:`state.keys` puts no hash tags in them: a
+session, the lists of the items it viewed and their metadata belong to different entities), so
+a request's reads cannot stay on one node. This reader groups them instead:
+
+* the slot map comes from ``CLUSTER SLOTS`` (asked of any node that answers: the masters known,
+  then the seeds and the replicas); a key's slot is the CRC16 (XMODEM) of the key, or of its
+  hash tag, mod 16384 (:func:`key_slot`);
+* each master gets one auto-pipelined connection (:class:`serving.redis_client.PipelinedReader`),
+  so the commands of every request in one event-loop iteration leave each node in one write;
+* an ``MGET`` is split per slot (Redis refuses an ``MGET`` across slots even on one node), the
+  per-slot ``MGET`` s of all nodes are sent at once, and the replies are put back in key order;
+* ``MOVED`` (the slot has a new owner): the slot is pointed at the new owner, a full refresh of
+  the map is started, and the command is retried once there; ``ASK`` (a slot being migrated):
+  ``ASKING`` and the command on the node named, the map unchanged;
+* a node that is down (refused, reset, no reply in time) fails its commands with
+  :class:`ConnectionError`, as does a cluster that says ``CLUSTERDOWN`` or ``TRYAGAIN`` while a
+  master is being replaced: the server's degraded path answers them (flagged ``degraded``,
+  never a 500). Every such failure starts a refresh of the map (at most one every
+  :data:`REFRESH_EVERY_S`), so once a replica is promoted the reads go to it.
+
+>>> group_by_slot(["recs:v1:session:u1", "recs:v1:item:i1", "recs:v1:session:u1"])
+{10890: [0, 2], 12445: [1]}
+"""
+
+from __future__ import annotations
+
+import asyncio
+import binascii
+import contextlib
+import logging
+import re
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any, Final, cast
+
+from serving.redis_client import PipelinedReader, RedisReplyError
+from state.keys import FRESHNESS_KEY
+
+log = logging.getLogger("serving")
+
+SLOTS: Final = 16384
+REFRESH_EVERY_S: Final = 0.1  # map refreshes started by failures: at most this often
+Address = tuple[str, int]
+_REDIRECT: Final = re.compile(r"^(MOVED|ASK) (\d+) (\S*):(\d+)")
+# error replies that mean "the cluster cannot serve this now": a node is being replaced
+_UNAVAILABLE_REPLIES: Final = ("CLUSTERDOWN", "TRYAGAIN", "LOADING", "MASTERDOWN")
+
+
+class ClusterUnavailable(ConnectionError):
+    """The cluster cannot serve a slot now (no owner known, or ``CLUSTERDOWN`` / ``TRYAGAIN``)."""
+
+
+def key_slot(key: str | bytes) -> int:
+    """The hash slot of ``key``: CRC16 of the key, or of the text inside its first ``{...}``
+    when that is not empty, mod 16384 (the Redis Cluster specification).
+
+    >>> key_slot("foo"), key_slot("{user1000}.following"), key_slot("{user1000}.followers")
+    (12182, 3443, 3443)
+    >>> key_slot("recs:v1:session:u1"), key_slot("foo{}{bar}") == key_slot("foo{}{bar}x")
+    (10890, False)
+    """
+    raw = key.encode() if isinstance(key, str) else key
+    start = raw.find(b"{")
+    if start >= 0:
+        end = raw.find(b"}", start + 1)
+        if end > start + 1:
+            raw = raw[start + 1:end]
+    return binascii.crc_hqx(raw, 0) & (SLOTS - 1)
+
+
+def group_by_slot(keys: Sequence[str]) -> dict[int, list[int]]:
+    """The positions of ``keys`` per slot, slots in order of first appearance."""
+    groups: dict[int, list[int]] = {}
+    for n, key in enumerate(keys):
+        slot = binascii.crc_hqx(key.encode(), 0) & (SLOTS - 1) if "{" not in key \
+            else key_slot(key)
+        found = groups.get(slot)
+        if found is None:
+            groups[slot] = [n]
+        else:
+            found.append(n)
+    return groups
+
+
+@dataclass(frozen=True, slots=True)
+class SlotMap:
+    """Who serves each slot: ``owners[slot]`` indexes ``masters`` (``-1``: nobody);
+    ``replicas`` are every other node the map names (asked for a map when masters fail)."""
+
+    owners: tuple[int, ...]
+    masters: tuple[Address, ...]
+    replicas: tuple[Address, ...]
+
+    def owner(self, slot: int) -> Address | None:
+        at = self.owners[slot]
+        return self.masters[at] if at >= 0 else None
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def parse_slots(reply: Any, asked: Address) -> SlotMap:
+    """A ``CLUSTER SLOTS`` reply (``[[start, end, [host, port, id, ...], replica...], ...]``)
+    as a :class:`SlotMap`; an empty host means the node that was ``asked``.
+
+    >>> m = parse_slots([[0, 5460, [b"127.0.0.1", 7000, b"a"], [b"127.0.0.1", 7003, b"d"]],
+    ...                  [5461, 16383, [b"", 7001, b"b"]]], ("127.0.0.1", 7001))
+    >>> m.owner(0), m.owner(16383)
+    (('127.0.0.1', 7000), ('127.0.0.1', 7001))
+    >>> m.masters, m.replicas
+    ((('127.0.0.1', 7000), ('127.0.0.1', 7001)), (('127.0.0.1', 7003),))
+    >>> parse_slots([[0, 10, [b"h"]]], ("h", 1))  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ValueError: serving.cluster_reader: CLUSTER SLOTS entry must be [start, end, ...], got [0, ...
+    """
+    owners = [-1] * SLOTS
+    masters: list[Address] = []
+    replicas: list[Address] = []
+    for entry in reply:
+        try:
+            start, end = int(entry[0]), int(entry[1])
+            nodes = [(_text(n[0]) or asked[0], int(n[1])) for n in entry[2:]]
+            if not nodes or not 0 <= start <= end < SLOTS:
+                raise ValueError("no node or slots out of range")
+        except (TypeError, ValueError, IndexError) as exc:
+            raise ValueError(f"serving.cluster_reader: CLUSTER SLOTS entry must be [start, end, "
+                             f"[host, port, ...], ...], got {entry!r:.200}") from exc
+        if nodes[0] not in masters:
+            masters.append(nodes[0])
+        at = masters.index(nodes[0])
+        owners[start:end + 1] = [at] * (end - start + 1)
+        replicas += [n for n in nodes[1:] if n not in replicas]
+    return SlotMap(tuple(owners), tuple(masters), tuple(r for r in replicas if r not in masters))
+
+
+def redirect_of(exc: RedisReplyError) -> tuple[str, int, Address] | None:
+    """``("MOVED" | "ASK", slot, (host, port))`` when the reply is a redirection.
+
+    >>> redirect_of(RedisReplyError("x", reply="MOVED 3999 127.0.0.1:6381"))
+    ('MOVED', 3999, ('127.0.0.1', 6381))
+    >>> redirect_of(RedisReplyError("x", reply="ERR wrong")) is None
+    True
+    """
+    match = _REDIRECT.match(exc.reply)
+    if match is None:
+        return None
+    return match[1], int(match[2]), (match[3], int(match[4]))
+
+
+class ClusterReader:
+    """The server's :class:`~serving.fetch.Reader` on a Redis Cluster (module docstring)."""
+
+    def __init__(self, seeds: Iterable[Address], *, password: str | None = None,
+                 username: str | None = None, connect_timeout_s: float = 0.25,
+                 reply_timeout_s: float = 0.5) -> None:
+        self.seeds: tuple[Address, ...] = tuple(seeds)
+        if not self.seeds:
+            raise ValueError("serving.cluster_reader: at least one seed node is needed, got none")
+        self._conn_kw: dict[str, Any] = {"password": password, "username": username,
+                                         "connect_timeout_s": connect_timeout_s,
+                                         "reply_timeout_s": reply_timeout_s}
+        self._nodes: dict[Address, PipelinedReader] = {}
+        self._map: SlotMap | None = None
+        self._refreshing: asyncio.Task[SlotMap] | None = None
+        self._last_refresh = -REFRESH_EVERY_S
+        self.refreshes = 0
+        self.redirects = 0
+
+    @classmethod
+    def from_url(cls, url: str, *, connect_timeout_s: float = 0.25) -> ClusterReader:
+        """``redis+cluster://[user:password@]host:port[,host:port...]``
+        (:func:`state.redis_connect.parse_cluster_url`)."""
+        from state.redis_connect import parse_cluster_url
+
+        addr = parse_cluster_url(url)
+        return cls(addr.seeds, password=addr.password, username=addr.username,
+                   connect_timeout_s=connect_timeout_s)
+
+    @property
+    def slot_map(self) -> SlotMap | None:
+        return self._map
+
+    def node(self, addr: Address) -> PipelinedReader:
+        """The auto-pipelined connection to one node (made on first use)."""
+        found = self._nodes.get(addr)
+        if found is None:
+            found = self._nodes[addr] = PipelinedReader(addr[0], addr[1], **self._conn_kw)
+        return found
+
+    # ---- the slot map ------------------------------------------------------------------------
+    async def refresh(self) -> SlotMap:
+        """A new map from the first node that answers ``CLUSTER SLOTS`` (one at a time)."""
+        task = self._refreshing
+        if task is None or task.done():
+            task = self._refreshing = asyncio.ensure_future(self._load())
+        return await asyncio.shield(task)
+
+    def _refresh_soon(self) -> None:
+        """Start a refresh in the background unless one ran in the last
+        :data:`REFRESH_EVERY_S` (a dead master fails every read of its slots)."""
+        now = time.monotonic()
+        if now - self._last_refresh < REFRESH_EVERY_S:
+            return
+        if self._refreshing is not None and not self._refreshing.done():
+            return
+        self._last_refresh = now
+        task = self._refreshing = asyncio.ensure_future(self._load())
+        task.add_done_callback(_consume)
+
+    async def _load(self) -> SlotMap:
+        old = self._map
+        asked: list[Address] = []
+        if old is not None:
+            asked += [*old.masters, *old.replicas]
+        asked += [s for s in self.seeds if s not in asked]
+        errors: list[str] = []
+        for addr in asked:
+            try:
+                reply = await self.node(addr).execute("CLUSTER", "SLOTS")
+                smap = parse_slots(reply, addr)
+            except (OSError, RedisReplyError, ValueError) as exc:
+                errors.append(f"{addr[0]}:{addr[1]}: {exc}")
+                continue
+            if any(at < 0 for at in smap.owners) and old is not None and \
+                    not any(at < 0 for at in old.owners):
+                errors.append(f"{addr[0]}:{addr[1]}: its map does not cover every slot")
+                continue
+            await self._use(smap)
+            return smap
+        raise ClusterUnavailable(f"serving.cluster_reader: no node gave a slot map "
+                                 f"({'; '.join(errors) or 'none asked'})")
+
+    async def _use(self, smap: SlotMap) -> None:
+        self._map = smap
+        self.refreshes += 1
+        self._last_refresh = time.monotonic()
+        keep = {*smap.masters, *self.seeds}
+        for addr in [a for a in self._nodes if a not in keep]:  # replicas asked, old masters
+            await self._nodes.pop(addr).close()
+
+    async def _current(self) -> SlotMap:
+        return self._map if self._map is not None else await self.refresh()
+
+    def _owner(self, smap: SlotMap, slot: int) -> PipelinedReader:
+        addr = smap.owner(slot)
+        if addr is None:
+            self._refresh_soon()
+            raise ClusterUnavailable(f"serving.cluster_reader: slot {slot} has no master")
+        return self.node(addr)
+
+    # ---- commands ----------------------------------------------------------------------------
+    async def execute_on(self, slot: int, *args: str | bytes | int) -> Any:
+        """One command for one slot, following a redirection once."""
+        node = self._owner(await self._current(), slot)
+        try:
+            return await node.execute(*args)
+        except RedisReplyError as exc:
+            return await self._redirected(exc, args)
+        except OSError:
+            self._refresh_soon()
+            raise
+
+    async def _redirected(self, exc: RedisReplyError, args: Sequence[str | bytes | int]) -> Any:
+        """The retry of a command answered ``MOVED`` or ``ASK``; other error replies raise
+        (:class:`ClusterUnavailable` for those of a cluster replacing a node)."""
+        redirect = redirect_of(exc)
+        if redirect is None:
+            if exc.reply.startswith(_UNAVAILABLE_REPLIES):
+                self._refresh_soon()
+                raise ClusterUnavailable(str(exc)) from exc
+            raise exc
+        kind, slot, addr = redirect
+        self.redirects += 1
+        node = self.node(addr)
+        try:
+            if kind == "ASK":
+                return await node.execute_pair(("ASKING",), args)
+            smap = self._map
+            if smap is not None:  # this slot now, every other moved slot with the full refresh
+                if addr not in smap.masters:
+                    smap = SlotMap(smap.owners, (*smap.masters, addr), smap.replicas)
+                owners = list(smap.owners)
+                owners[slot] = smap.masters.index(addr)
+                self._map = SlotMap(tuple(owners), smap.masters, smap.replicas)
+            self._last_refresh = -REFRESH_EVERY_S
+            self._refresh_soon()
+            return await node.execute(*args)
+        except RedisReplyError as again:
+            if again.reply.startswith(_UNAVAILABLE_REPLIES):
+                raise ClusterUnavailable(str(again)) from again
+            raise
+        except OSError:
+            self._refresh_soon()
+            raise
+
+    # ---- the Reader contract -----------------------------------------------------------------
+    async def get_raw_many(self, keys: Sequence[str]) -> list[bytes | None]:
+        if not keys:
+            return []
+        smap = await self._current()
+        groups = group_by_slot(keys)
+        nodes: dict[int, PipelinedReader] = {slot: self._owner(smap, slot) for slot in groups}
+        try:
+            for node in set(nodes.values()):
+                if not node.connected:
+                    await node.ensure_connected()
+        except OSError:
+            self._refresh_soon()
+            raise
+        commands = [(slot, ("MGET", *(keys[n] for n in at))) for slot, at in groups.items()]
+        sent = [nodes[slot].submit(cmd) for slot, cmd in commands]
+        replies = await asyncio.gather(*sent, return_exceptions=True)
+        out: list[bytes | None] = [None] * len(keys)
+        failed: BaseException | None = None
+        for (_, cmd), at, reply in zip(commands, groups.values(), replies, strict=True):
+            if isinstance(reply, RedisReplyError):
+                try:
+                    reply = await self._redirected(reply, cmd)
+                except BaseException as exc:  # raised below, once the other slots are in
+                    reply = exc
+            if isinstance(reply, BaseException):
+                failed = failed or reply
+                continue
+            for n, raw in zip(at, cast(list[bytes | None], reply), strict=True):
+                out[n] = raw
+        if failed is not None:
+            if isinstance(failed, OSError):
+                self._refresh_soon()
+            raise failed
+        return out
+
+    async def freshness(self) -> dict[str, int]:
+        flat = cast(list[bytes], await self.execute_on(key_slot(FRESHNESS_KEY), "HGETALL",
+                                                       FRESHNESS_KEY))
+        return {flat[i].decode(): int(flat[i + 1]) for i in range(0, len(flat), 2)}
+
+    async def ping(self) -> bool:
+        """Every master answers ``PING``."""
+        smap = await self._current()
+        replies = [await self.node(addr).execute("PING") for addr in smap.masters]
+        return all(r == b"PONG" for r in replies)
+
+    async def close(self) -> None:
+        task, self._refreshing = self._refreshing, None
+        if task is not None and not task.done():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        for node in self._nodes.values():
+            await node.close()
+        self._nodes.clear()
+
+
+def _consume(task: asyncio.Future[Any]) -> None:
+    """A background refresh's failure is logged, not left unretrieved."""
+    if not task.cancelled() and task.exception() is not None:
+        log.warning("serving.cluster_reader: slot map refresh failed error=%r", task.exception())

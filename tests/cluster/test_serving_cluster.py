@@ -1,0 +1,121 @@
+"""The server on a Redis Cluster (:mod:`serving.cluster_reader`), against the real local cluster.
+
+* the reader returns what the cluster holds, in key order, for keys spread over every master;
+  it follows ``ASK`` while a slot migrates and ``MOVED`` once it has moved;
+* the real server (``recs serve`` on a ``redis+cluster://`` URL) under a few hundred requests a
+  second keeps answering 200 while a master is SIGKILLed: degraded at most until its replica
+  is promoted, then full answers again, the same as before.
+
+The state is written into one Redis through :class:`state.redis_store.RedisStore` (the writer's
+conditional script) and copied key by key into the cluster (``DUMP`` / ``RESTORE``, TTLs kept):
+both then hold the same bytes, whatever writes them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+
+import pytest
+import redis
+
+from infra.redis_cluster import RedisCluster
+from serving.cluster_reader import ClusterReader, key_slot
+from state.keys import item_key, session_key
+from state.redis_connect import SyncClient, sync_client
+
+pytestmark = [pytest.mark.integration, pytest.mark.cluster]
+
+
+def mirror(source: redis.Redis, target: SyncClient) -> int:
+    """Every key of ``source`` (its current database) copied into ``target``; the count."""
+    copied = 0
+    for key in source.scan_iter(count=1000):
+        dump = source.dump(key)
+        if dump is None:  # expired meanwhile
+            continue
+        ttl = int(source.pttl(key))
+        target.restore(key, max(ttl, 0), dump, replace=True)
+        copied += 1
+    return copied
+
+
+@pytest.fixture
+def cluster_client(redis_cluster_clean: RedisCluster) -> Iterator[SyncClient]:
+    client = sync_client(redis_cluster_clean.url)
+    try:
+        yield client
+    finally:
+        client.close()
+
+
+def _node_id(cluster: RedisCluster, port: int) -> str:
+    node = next(n for n in cluster.nodes if n.port == port)
+    raw = node.call("CLUSTER", "MYID")
+    return raw.decode() if isinstance(raw, bytes) else str(raw)
+
+
+def test_reads_across_every_master_come_back_in_key_order(
+        redis_cluster_clean: RedisCluster, cluster_client: SyncClient) -> None:
+    keys = [f(str(n)) for n in range(300) for f in (session_key, item_key)]
+    for n, key in enumerate(keys[::2]):
+        cluster_client.set(key, f"v{n}")
+    cluster_client.hset("recs:v1:meta:freshness", mapping={"jvm": "17", "python": "12"})
+    asked = [*keys, keys[0], "recs:v1:item:absent"]
+
+    async def go() -> tuple[list[bytes | None], dict[str, int], bool, int]:
+        reader = ClusterReader.from_url(redis_cluster_clean.url)
+        try:
+            found = await reader.get_raw_many(asked)
+            assert reader.slot_map is not None
+            return found, await reader.freshness(), await reader.ping(), \
+                len(reader.slot_map.masters)
+        finally:
+            await reader.close()
+
+    found, fresh, pong, masters = asyncio.run(go())
+    expected = [f"v{n // 2}".encode() if n % 2 == 0 else None for n in range(len(keys))]
+    assert found == [*expected, b"v0", None]
+    assert fresh == {"jvm": 17, "python": 12}
+    assert pong and masters == 3
+    assert len({key_slot(k) for k in keys}) > 500  # the read spanned hundreds of slots
+
+
+def test_a_migrating_slot_is_followed_by_ask_then_by_moved(
+        redis_cluster_clean: RedisCluster, cluster_client: SyncClient) -> None:
+    cluster = redis_cluster_clean
+    key, other = session_key("migrating"), item_key("stays")
+    cluster_client.set(key, b"moving value")
+    cluster_client.set(other, b"still here")
+    slot = key_slot(key)
+
+    async def go() -> None:
+        reader = ClusterReader.from_url(cluster.url)
+        try:
+            assert await reader.get_raw_many([key, other]) == [b"moving value", b"still here"]
+            smap = reader.slot_map
+            assert smap is not None
+            source = smap.owner(slot)
+            assert source is not None
+            target = next(m for m in smap.masters if m != source)
+            src_id, dst_id = _node_id(cluster, source[1]), _node_id(cluster, target[1])
+            src = next(n for n in cluster.nodes if n.port == source[1])
+            dst = next(n for n in cluster.nodes if n.port == target[1])
+            # the migration as redis-cli --cluster reshard does it, one key
+            dst.call("CLUSTER", "SETSLOT", slot, "IMPORTING", src_id)
+            src.call("CLUSTER", "SETSLOT", slot, "MIGRATING", dst_id)
+            src.call("MIGRATE", target[0], target[1], "", 0, 5000, "KEYS", key)
+            assert await reader.get_raw_many([other, key]) == [b"still here", b"moving value"]
+            assert reader.redirects == 1  # ASK: answered by the target ...
+            assert reader.slot_map is not None and reader.slot_map.owner(slot) == source
+            for node in cluster.masters():  # ... which now owns the slot
+                node.call("CLUSTER", "SETSLOT", slot, "NODE", dst_id)
+            assert await reader.get_raw_many([key]) == [b"moving value"]
+            assert reader.redirects == 2  # MOVED: the map now names the target
+            assert reader.slot_map is not None and reader.slot_map.owner(slot) == target
+            assert await reader.get_raw_many([key]) == [b"moving value"]
+            assert reader.redirects == 2
+        finally:
+            await reader.close()
+
+    asyncio.run(go())
