@@ -2,6 +2,9 @@
 
 * the reader returns what the cluster holds, in key order, for keys spread over every master;
   it follows ``ASK`` while a slot migrates and ``MOVED`` once it has moved;
+* the server on the cluster answers exactly what it answers on one Redis holding the same state
+  (the answer-equality replay of ``tests/serving/test_answer_equality.py``), as that state
+  changes round after round;
 * the real server (``recs serve`` on a ``redis+cluster://`` URL) under a few hundred requests a
   second keeps answering 200 while a master is SIGKILLed: degraded at most until its replica
   is promoted, then full answers again, the same as before.
@@ -14,29 +17,42 @@ both then hold the same bytes, whatever writes them.
 from __future__ import annotations
 
 import asyncio
+import random
 from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
 
 from infra.redis_cluster import RedisCluster
+from serving.app import App
 from serving.cluster_reader import ClusterReader, key_slot
 from state.keys import item_key, session_key
 from state.redis_connect import SyncClient, sync_client
+from state.redis_store import RedisStore
+from tests.serving.test_answer_equality import RULES, World, _app, _requests, replay
 
 pytestmark = [pytest.mark.integration, pytest.mark.cluster]
+EQUALITY_ROUNDS = 10  # 4,000 requests; the models change at round 8
 
 
 def mirror(source: redis.Redis, target: SyncClient) -> int:
-    """Every key of ``source`` (its current database) copied into ``target``; the count."""
+    """Every key of ``source`` (its current database) copied into ``target``, TTLs kept; the
+    count. Both sides pipelined (the cluster's pipeline groups the commands per node)."""
+    keys = list(source.scan_iter(count=1000))
+    read = source.pipeline(transaction=False)
+    for key in keys:
+        read.dump(key)
+        read.pttl(key)
+    found = read.execute()
+    write = target.pipeline(transaction=False)
     copied = 0
-    for key in source.scan_iter(count=1000):
-        dump = source.dump(key)
-        if dump is None:  # expired meanwhile
-            continue
-        ttl = int(source.pttl(key))
-        target.restore(key, max(ttl, 0), dump, replace=True)
-        copied += 1
+    for key, dump, ttl in zip(keys, found[::2], found[1::2], strict=True):
+        if dump is not None:  # else expired meanwhile
+            write.restore(key, max(int(ttl), 0), dump, replace=True)
+            copied += 1
+    write.execute()
     return copied
 
 
@@ -119,3 +135,35 @@ def test_a_migrating_slot_is_followed_by_ask_then_by_moved(
             await reader.close()
 
     asyncio.run(go())
+
+
+def test_the_cluster_answers_what_one_redis_answers(
+        redis_server: Any, redis_store: RedisStore, redis_cluster_clean: RedisCluster,
+        cluster_client: SyncClient, tmp_path: Path) -> None:
+    world = World(redis_store)
+    world.fill()
+    copied = mirror(redis_store.client, cluster_client)
+    rules = tmp_path / "rules.toml"
+    rules.write_text(RULES)
+    rnd = random.Random(5)
+    requests = _requests(rnd)
+    single_url = redis_server.url_for(
+        int(redis_store.client.connection_pool.connection_kwargs.get("db", 0)))
+
+    async def go() -> tuple[int, list[str], App]:
+        single = _app(single_url, rules, lambda: world.now, fast=True)
+        clustered = _app(redis_cluster_clean.url, rules, lambda: world.now, fast=True)
+        assert isinstance(clustered.handlers.reader, ClusterReader)
+        return *await replay(world, (single, clustered), rnd, requests, rounds=EQUALITY_ROUNDS,
+                             changed=lambda: mirror(redis_store.client, cluster_client)), \
+            clustered
+
+    asked, problems, clustered = asyncio.run(go())
+    answers = clustered.handlers.answers
+    print(f"{copied} keys; answers: {asked} asked, {answers.hits} from the cache, "
+          f"{answers.stale} stale, {answers.misses} computed")
+    assert asked == EQUALITY_ROUNDS * 400
+    assert problems == []
+    assert answers.misses > 1000 and answers.stale > 50  # computed from the cluster's values
+    assert clustered.handlers.models.ranker_state == "warm"
+    assert clustered.handlers.models.vectors > 0  # the models' source read the cluster too

@@ -14,7 +14,8 @@ items, order, scores within 1e-9, sources, reasons, rules, explanations, freshne
 also checks that the cache was used (hits) and that changed data was caught (stale entries).
 
 Within a round the data does not change; after a change both apps drop their shared-list cache
-(as its one-second bound would), so both see the same values.
+(as its one-second bound would), so both see the same values. :func:`replay` compares any two
+apps this way (``tests/cluster/test_serving_cluster.py``: one Redis against a Redis Cluster).
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ import pytest
 from operators import learned_blend
 from recs.settings import Settings
 from serving import native
-from serving.app import App, create_app
+from serving.app import App, create_app, open_reader
 from serving.models import RedisModelSource
 from serving.redis_client import PipelinedReader
 from state.keys import (
@@ -239,11 +240,13 @@ def _differences(a: Any, b: Any, path: str = "") -> list[str]:
 
 
 def _app(redis_url: str, rules: Path, clock: Callable[[], int], *, fast: bool) -> App:
+    """``fast``: the server as it runs (the reader :func:`~serving.app.open_reader` picks for
+    the URL: one Redis or a Redis Cluster); else the reference (redis-py, no answer cache)."""
     # a generous budget: a read slowed by a busy machine must not turn into a degraded answer
     settings = Settings(redis_url=redis_url, kafka_bootstrap="", rules_file=str(rules),
                         serve_budget_ms=10_000, keys_file=creds().keys_file,
                         rate_key_rps=1e9, rate_key_burst=1e9, native=fast)
-    reader = PipelinedReader.from_url(redis_url) if fast else AsyncReader.from_url(redis_url)
+    reader = open_reader(redis_url) if fast else AsyncReader.from_url(redis_url)
     app = create_app(settings, reader, now_ms=clock)
     if not fast:
         app.handlers.answers.capacity = 0  # the reference: every answer computed
@@ -251,6 +254,49 @@ def _app(redis_url: str, rules: Path, clock: Callable[[], int], *, fast: bool) -
     app.handlers.rec_ids = lambda: f"rec-{next(counter)}"
     app.handlers.models.source = RedisModelSource.from_url(redis_url)
     return app
+
+
+async def replay(world: World, apps: tuple[App, App], rnd: random.Random,
+                 requests: list[str], *, rounds: int = ROUNDS,
+                 changed: Callable[[], object] = lambda: None) -> tuple[int, list[str]]:
+    """``rounds`` rounds of :data:`PER_ROUND` requests to both apps, the world changing after
+    each (``changed`` runs after the change, before the apps drop their caches); the number
+    asked and the first differences. Closes the apps' readers and sources."""
+    for app in apps:
+        await app.handlers.models.refresh()
+    clients = [AsgiClient(app) for app in apps]
+    asked, problems = 0, list[str]()
+    try:
+        for round_no in range(rounds):
+            # every request of the round asked twice (a widget polls), the second time
+            # after the first was answered
+            urls = rnd.sample(requests, PER_ROUND // 2)
+            urls += rnd.sample(urls, len(urls))
+            for start in range(0, PER_ROUND, BATCH):
+                batch = urls[start:start + BATCH]
+                # each app answers the batch concurrently (rec_ids are taken in order)
+                a_replies, b_replies = await asyncio.gather(*(
+                    asyncio.gather(*(c.get(u) for u in batch)) for c in clients))
+                for url, a, b in zip(batch, a_replies, b_replies, strict=True):
+                    asked += 1
+                    diff = ([f"status {a.status} != {b.status}"] if a.status != b.status
+                            else _differences(a.json, b.json))
+                    if diff and len(problems) < 20:
+                        problems.append(f"round {round_no} {url}: {diff[:3]}")
+            models_changed = world.change(round_no)
+            changed()
+            for app in apps:
+                app.handlers.fetch._cache.clear()  # as the one-second bound would
+                if models_changed:
+                    await app.handlers.models.refresh()
+    finally:
+        for app in apps:
+            reader = app.handlers.reader
+            if reader is not None:
+                await reader.close()
+            if app.handlers.models.source is not None:
+                await app.handlers.models.source.close()
+    return asked, problems
 
 
 def test_fast_path_answers_exactly_what_the_reference_answers(
@@ -265,41 +311,8 @@ def test_fast_path_answers_exactly_what_the_reference_answers(
     async def go() -> tuple[int, list[str], App]:
         fast = _app(redis_url, rules, lambda: world.now, fast=True)
         ref = _app(redis_url, rules, lambda: world.now, fast=False)
-        apps = (fast, ref)
-        for app in apps:
-            await app.handlers.models.refresh()
-        clients = [AsgiClient(app) for app in apps]
-        asked, problems = 0, list[str]()
-        try:
-            for round_no in range(ROUNDS):
-                # every request of the round asked twice (a widget polls), the second time
-                # after the first was answered
-                urls = rnd.sample(requests, PER_ROUND // 2)
-                urls += rnd.sample(urls, len(urls))
-                for start in range(0, PER_ROUND, BATCH):
-                    batch = urls[start:start + BATCH]
-                    # each app answers the batch concurrently (rec_ids are taken in order)
-                    fast_replies, ref_replies = await asyncio.gather(*(
-                        asyncio.gather(*(c.get(u) for u in batch)) for c in clients))
-                    for url, a, b in zip(batch, fast_replies, ref_replies, strict=True):
-                        asked += 1
-                        diff = ([f"status {a.status} != {b.status}"] if a.status != b.status
-                                else _differences(a.json, b.json))
-                        if diff and len(problems) < 20:
-                            problems.append(f"round {round_no} {url}: {diff[:3]}")
-                models_changed = world.change(round_no)
-                for app in apps:
-                    app.handlers.fetch._cache.clear()  # as the one-second bound would
-                    if models_changed:
-                        await app.handlers.models.refresh()
-        finally:
-            for app in apps:
-                reader = app.handlers.reader
-                if reader is not None:
-                    await reader.close()
-                if app.handlers.models.source is not None:
-                    await app.handlers.models.source.close()
-        return asked, problems, fast
+        assert isinstance(fast.handlers.reader, PipelinedReader)
+        return *await replay(world, (fast, ref), rnd, requests), fast
 
     asked, problems, fast = asyncio.run(go())
     answers = fast.handlers.answers
