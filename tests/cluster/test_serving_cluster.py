@@ -18,12 +18,15 @@ from __future__ import annotations
 
 import asyncio
 import random
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 import redis
+import redis.cluster as synccluster
 
 from infra.redis_cluster import RedisCluster
 from serving.app import App
@@ -31,10 +34,16 @@ from serving.cluster_reader import ClusterReader, key_slot
 from state.keys import item_key, session_key
 from state.redis_connect import SyncClient, sync_client
 from state.redis_store import RedisStore
+from tests.serving.kit import fill, server_auth, serving_http
 from tests.serving.test_answer_equality import RULES, World, _app, _requests, replay
 
 pytestmark = [pytest.mark.integration, pytest.mark.cluster]
 EQUALITY_ROUNDS = 10  # 4,000 requests; the models change at round 8
+URLS = ("/v1/users/u1/recommendations?k=4", "/v1/users/u1/session-recommendations?k=3",
+        "/v1/trending?k=3", "/v1/items/i1/similar?k=3", "/v1/users/nobody/recommendations?k=4")
+RATE = 300.0       # requests per second offered to the server, over ...
+CONNECTIONS = 6    # ... this many keep-alive connections
+SETTLE_S = 1.0     # after the failover: the reader's map refresh and the shared-list cache
 
 
 def mirror(source: redis.Redis, target: SyncClient) -> int:
@@ -57,8 +66,9 @@ def mirror(source: redis.Redis, target: SyncClient) -> int:
 
 
 @pytest.fixture
-def cluster_client(redis_cluster_clean: RedisCluster) -> Iterator[SyncClient]:
+def cluster_client(redis_cluster_clean: RedisCluster) -> Iterator[synccluster.RedisCluster]:
     client = sync_client(redis_cluster_clean.url)
+    assert isinstance(client, synccluster.RedisCluster)
     try:
         yield client
     finally:
@@ -72,7 +82,7 @@ def _node_id(cluster: RedisCluster, port: int) -> str:
 
 
 def test_reads_across_every_master_come_back_in_key_order(
-        redis_cluster_clean: RedisCluster, cluster_client: SyncClient) -> None:
+        redis_cluster_clean: RedisCluster, cluster_client: synccluster.RedisCluster) -> None:
     keys = [f(str(n)) for n in range(300) for f in (session_key, item_key)]
     for n, key in enumerate(keys[::2]):
         cluster_client.set(key, f"v{n}")
@@ -98,7 +108,7 @@ def test_reads_across_every_master_come_back_in_key_order(
 
 
 def test_a_migrating_slot_is_followed_by_ask_then_by_moved(
-        redis_cluster_clean: RedisCluster, cluster_client: SyncClient) -> None:
+        redis_cluster_clean: RedisCluster, cluster_client: synccluster.RedisCluster) -> None:
     cluster = redis_cluster_clean
     key, other = session_key("migrating"), item_key("stays")
     cluster_client.set(key, b"moving value")
@@ -139,7 +149,7 @@ def test_a_migrating_slot_is_followed_by_ask_then_by_moved(
 
 def test_the_cluster_answers_what_one_redis_answers(
         redis_server: Any, redis_store: RedisStore, redis_cluster_clean: RedisCluster,
-        cluster_client: SyncClient, tmp_path: Path) -> None:
+        cluster_client: synccluster.RedisCluster, tmp_path: Path) -> None:
     world = World(redis_store)
     world.fill()
     copied = mirror(redis_store.client, cluster_client)
@@ -167,3 +177,112 @@ def test_the_cluster_answers_what_one_redis_answers(
     assert answers.misses > 1000 and answers.stale > 50  # computed from the cluster's values
     assert clustered.handlers.models.ranker_state == "warm"
     assert clustered.handlers.models.vectors > 0  # the models' source read the cluster too
+
+
+class HttpConnection:
+    """One keep-alive HTTP/1.1 connection, a request at a time (enough for a steady load)."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.auth = server_auth()["Authorization"]
+        self.streams: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
+
+    async def get(self, path: str) -> tuple[int, dict[str, Any]]:
+        if self.streams is None:
+            self.streams = await asyncio.open_connection("127.0.0.1", self.port)
+        reader, writer = self.streams
+        writer.write(f"GET {path} HTTP/1.1\r\nHost: test\r\n"
+                     f"Authorization: {self.auth}\r\n\r\n".encode())
+        head = await reader.readuntil(b"\r\n\r\n")
+        lines = head.decode("latin-1").split("\r\n")
+        length = next(int(line.split(":", 1)[1]) for line in lines
+                      if line.lower().startswith("content-length:"))
+        body = await reader.readexactly(length)
+        return int(lines[0].split()[1]), orjson.loads(body)
+
+    def close(self) -> None:
+        if self.streams is not None:
+            self.streams[1].close()
+
+
+Answer = tuple[float, str, int, bool, tuple[str, ...], float]  # start, url, status, degraded,
+#                                                                items, seconds
+
+
+async def steady_load(port: int, stop: asyncio.Event, log: list[Answer]) -> None:
+    """:data:`RATE` requests a second over :data:`CONNECTIONS` connections until ``stop``."""
+    async def one(n: int) -> None:
+        conn, every = HttpConnection(port), CONNECTIONS / RATE
+        nxt = time.monotonic() + n * every / CONNECTIONS
+        try:
+            for k in range(n, 1_000_000):
+                await asyncio.sleep(max(0.0, nxt - time.monotonic()))
+                if stop.is_set():
+                    return
+                url = URLS[k % len(URLS)]
+                began = time.monotonic()
+                status, doc = await conn.get(url)
+                log.append((began, url, status, bool(doc.get("degraded")),
+                            tuple(i["item_id"] for i in doc.get("items", ())),
+                            time.monotonic() - began))
+                nxt += every
+        finally:
+            conn.close()
+
+    await asyncio.gather(*(one(n) for n in range(CONNECTIONS)))
+
+
+def test_a_killed_master_costs_degraded_answers_during_the_failover_at_most(
+        redis_store: RedisStore, redis_cluster_clean: RedisCluster,
+        cluster_client: synccluster.RedisCluster) -> None:
+    cluster = redis_cluster_clean
+    fill(redis_store)
+    mirror(redis_store.client, cluster_client)
+    cluster.wait_replicated()  # replication is asynchronous: kill once the replicas have it
+    # the master that holds u1's session: every request for u1 reads it, uncached
+    slot = key_slot(session_key("u1"))
+    owner = next(r.port for r in cluster.topology()
+                 if r.role == "master" and any(lo <= slot <= hi for lo, hi in r.slots))
+    victim = [n.port for n in cluster.masters()].index(owner)
+    marks: dict[str, float] = {}
+
+    async def scenario(port: int) -> list[Answer]:
+        log: list[Answer] = []
+        stop = asyncio.Event()
+        load = asyncio.ensure_future(steady_load(port, stop, log))
+        try:
+            await asyncio.sleep(1.5)
+            marks["killed"] = time.monotonic()
+            killed = await asyncio.to_thread(cluster.kill_master, victim)
+            await asyncio.to_thread(cluster.wait_for_failover, killed, 30.0)
+            marks["promoted"] = time.monotonic()
+            await asyncio.sleep(SETTLE_S + 1.5)
+        finally:
+            stop.set()
+            await load
+        return log
+
+    with serving_http(cluster.url, RECS_SERVE_CACHE_TTL_MS="200", RECS_RATE_KEY_RPS="1e6",
+                      RECS_RATE_KEY_BURST="1e6") as port:
+        log = asyncio.run(scenario(port))
+
+    killed, promoted = marks["killed"], marks["promoted"]
+    before = [a for a in log if a[0] < killed]
+    during = [a for a in log if killed <= a[0] < promoted]
+    after = [a for a in log if a[0] >= promoted + SETTLE_S]
+    secs = (log[-1][0] - log[0][0]) if log else 0.0
+    last = max((a[0] for a in log if a[3]), default=killed)
+    print(f"{len(log)} requests in {secs:.1f} s; failover {promoted - killed:.1f} s; "
+          f"degraded during it {sum(a[3] for a in during)} of {len(during)}, the last "
+          f"{last - promoted:+.2f} s after the promotion; "
+          f"slowest {max(a[5] for a in log) * 1000:.0f} ms")
+    assert len(log) > 0.7 * RATE * secs  # the load was steady
+    assert {a[2] for a in log} == {200}  # never a 500, nor anything but a 200
+    assert before and not any(a[3] for a in before)
+    assert any(a[3] for a in during)  # the kill was felt: answered degraded, not failed
+    # once the replica is promoted: full answers again, the same as before the kill
+    assert len(after) > 0.5 * RATE and not any(a[3] for a in after), \
+        [a[:4] for a in after if a[3]][:5]
+    first = {url: items for _, url, _, _, items, _ in before}
+    assert {url: items for _, url, _, _, items, _ in after} == first
+    assert all(first[url] for url in URLS)  # every answer had items to compare
