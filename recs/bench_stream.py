@@ -411,8 +411,9 @@ def main(argv: list[str]) -> int:
                                                - model_skipped)}
             print(orjson.dumps({"backlog": backlog}).decode(), flush=True)
             # 3. rate steps on the warm job
-            for rate in rates:
-                phase = Phase(f"r{rate}", rate=rate, seconds=args.seconds,
+            for step, rate in enumerate(rates):
+                # the step's index keeps ids unique when a rate repeats (the job drops repeats)
+                phase = Phase(f"r{step}-{rate}", rate=rate, seconds=args.seconds,
                               probe_every=args.probe_every)
                 sent = _generate(settings, phase, args.generators, prober)
                 achieved = sent["sent"] / args.seconds
