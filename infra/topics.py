@@ -89,6 +89,20 @@ def producer_delivery_properties() -> dict[str, str]:
             "max.in.flight.requests.per.connection": "5"}
 
 
+def kafka_python_delivery() -> dict[str, Any]:
+    """:func:`producer_delivery_properties` as ``kafka.KafkaProducer`` keyword arguments.
+
+    >>> kafka_python_delivery()
+    {'acks': 'all', 'enable_idempotence': True, 'max_in_flight_requests_per_connection': 5}
+    """
+    def value(text: str) -> Any:
+        if text in ("true", "false"):
+            return text == "true"
+        return int(text) if text.isdigit() else text
+
+    return {k.replace(".", "_"): value(v) for k, v in producer_delivery_properties().items()}
+
+
 def engine_topics(topics: Topics, partitions: int) -> list[TopicSpec]:
     """The engine's topics.
 

@@ -120,6 +120,7 @@ def build(settings: Settings, opts: JobOptions):  # type: ignore[no-untyped-def]
     )
 
     from infra.paths import flink_connector_jar
+    from infra.topics import producer_delivery_properties
     from operators.config import EngineConfig, SessionConfig
     from stream import jvm
     from stream.topology import JVM, TopologyConfig, define_workflow
@@ -172,16 +173,19 @@ def build(settings: Settings, opts: JobOptions):  # type: ignore[no-untyped-def]
                                name).uid(f"source-{name}")
 
     def sink(topic: str):  # type: ignore[no-untyped-def]
-        return (KafkaSink.builder()
-                .set_bootstrap_servers(settings.kafka_bootstrap)
-                .set_record_serializer(KafkaRecordSerializationSchema.builder()
-                                       .set_topic(topic)
-                                       .set_value_serialization_schema(SimpleStringSchema())
-                                       .build())
-                .set_delivery_guarantee(DeliveryGuarantee.AT_LEAST_ONCE)
-                .set_property("linger.ms", "5")
-                .set_property("compression.type", "lz4")
-                .build())
+        builder = (KafkaSink.builder()
+                   .set_bootstrap_servers(settings.kafka_bootstrap)
+                   .set_record_serializer(KafkaRecordSerializationSchema.builder()
+                                          .set_topic(topic)
+                                          .set_value_serialization_schema(SimpleStringSchema())
+                                          .build())
+                   .set_delivery_guarantee(DeliveryGuarantee.AT_LEAST_ONCE)
+                   .set_property("linger.ms", "5")
+                   .set_property("compression.type", "lz4"))
+        # acks=all + idempotence: a broker lost mid-stream loses no update and duplicates none
+        for key, value in producer_delivery_properties().items():
+            builder = builder.set_property(key, value)
+        return builder.build()
 
     engine = EngineConfig(session=SessionConfig(gap_ms=settings.session_gap_ms,
                                                 ttl_ms=settings.session_ttl_ms),

@@ -6,17 +6,21 @@ import dataclasses
 import math
 import random
 import time
+import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from kafka import KafkaConsumer, KafkaProducer
 
-from infra.topics import engine_topics, ensure_topics
+from infra.procs import free_port
+from infra.topics import engine_topics, ensure_topics, kafka_python_delivery
 from operators.config import EngineConfig
-from recs.settings import Settings
+from recs.settings import Settings, Topics
 from schemas.events import Interaction, ItemUpsert
 from state import keys
+from state.redis_store import RedisStore
 from state.store import Store
 from stream.reference import ReferenceRunner
 
@@ -27,6 +31,23 @@ DAY = 86_400_000
 
 def create_engine_topics(settings: Settings, partitions: int = 4) -> None:
     ensure_topics(settings.kafka_bootstrap, engine_topics(settings.topics, partitions))
+
+
+def engine_settings(bootstrap: str, store: RedisStore, run_dir: Path, **kw: Any) -> Settings:
+    """Settings for one end-to-end run: Kafka at ``bootstrap`` with fresh engine topics (their
+    replication follows the brokers), Redis at ``store``'s db, free ports for Flink's REST API
+    and every metrics endpoint, the models learning every event unless ``kw`` says otherwise."""
+    url = store.client.connection_pool.connection_kwargs
+    redis_url = f"redis://{url['host']}:{url['port']}/{url.get('db', 0)}"
+    prefix = f"e2e-{uuid.uuid4().hex[:8]}."
+    ports = {"flink_rest_port": free_port(), "flink_metrics_port": free_port(),
+             "loader_metrics_port": free_port(), "monitor_port": free_port()}
+    settings = dataclasses.replace(Settings(), kafka_bootstrap=bootstrap,
+                                   redis_url=redis_url, topics=Topics.with_prefix(prefix),
+                                   run_dir=run_dir,
+                                   **{"model_max_events_per_s": 0.0, **ports, **kw})
+    create_engine_topics(settings)
+    return settings
 
 
 @dataclass(frozen=True)
@@ -142,7 +163,8 @@ def publish(settings: Settings, log: Log, malformed: Iterable[bytes] = (),
     """Items first (when ``start`` is 0), then events ``start:stop`` keyed by user, at most
     ``rate`` a second when given; one malformed record every ``every`` events."""
     producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap, linger_ms=10,
-                             batch_size=256 * 1024, max_request_size=2 * 1024 * 1024)
+                             batch_size=256 * 1024, max_request_size=2 * 1024 * 1024,
+                             **kafka_python_delivery())
     if start == 0:
         for item in log.items:
             producer.send(settings.topics.items, key=item.item_id.encode(),

@@ -92,12 +92,15 @@ def test_replay_paced_as_fast_as_possible_and_shared_start() -> None:
 
 
 def test_producer_config_pairs_idempotence_with_acks_all() -> None:
-    assert ProducerConfig("h:1").kafka_kwargs()["enable_idempotence"] is False
-    kw = ProducerConfig("h:1", acks="all").kafka_kwargs()
+    # the default is the engine's delivery: acks=all with idempotence, in both clients
+    kw = ProducerConfig("h:1").kafka_kwargs()
     assert kw["acks"] == "all" and kw["enable_idempotence"] is True
+    conf = ProducerConfig("h:1").confluent_conf()
+    assert conf["acks"] == "all" and conf["enable.idempotence"] == "true"
+    kw = ProducerConfig("h:1", acks="1").kafka_kwargs()
+    assert kw["acks"] == 1 and kw["enable_idempotence"] is False
     assert ProducerConfig("h:1", acks="0").kafka_kwargs()["acks"] == 0
-    conf = ProducerConfig("h:1", acks="all").confluent_conf()
-    assert conf["acks"] == -1 and conf["enable.idempotence"] is True
+    assert ProducerConfig("h:1", acks="1").confluent_conf()["enable.idempotence"] is False
     with pytest.raises(ValueError, match="client must be one of"):
         make_producer(ProducerConfig("h:1", client="librdkafka"))
 

@@ -18,11 +18,9 @@
 
 from __future__ import annotations
 
-import dataclasses
 import threading
 import time
 import urllib.request
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -30,10 +28,9 @@ import orjson
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from infra.procs import free_port
 from operators.trending import daypart
 from recs import engine
-from recs.settings import Settings, Topics
+from recs.settings import Settings
 from state import keys
 from state.redis_store import RedisStore
 from stream import loader
@@ -48,18 +45,7 @@ N_EVENTS = 20_000
 
 
 def _settings(kafka: Any, store: RedisStore, tmp_path: Path, **kw: Any) -> Settings:
-    url = store.client.connection_pool.connection_kwargs
-    redis_url = f"redis://{url['host']}:{url['port']}/{url.get('db', 0)}"
-    prefix = f"e2e-{uuid.uuid4().hex[:8]}."
-    ports = {"flink_rest_port": free_port(), "flink_metrics_port": free_port(),
-             "loader_metrics_port": free_port(), "monitor_port": free_port()}
-    # the models learn every event unless a test asks for sampling (model_max_events_per_s)
-    settings = dataclasses.replace(Settings(), kafka_bootstrap=kafka.bootstrap,
-                                   redis_url=redis_url, topics=Topics.with_prefix(prefix),
-                                   run_dir=tmp_path,
-                                   **{"model_max_events_per_s": 0.0, **ports, **kw})
-    streamkit.create_engine_topics(settings)
-    return settings
+    return streamkit.engine_settings(kafka.bootstrap, store, tmp_path, **kw)
 
 
 def _run_bounded(settings: Settings, tmp_path: Path, parallelism: int) -> None:

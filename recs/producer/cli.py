@@ -52,7 +52,9 @@ def _parser(settings: Settings) -> argparse.ArgumentParser:
                         help="Kafka bootstrap servers (default: from the settings)")
     common.add_argument("--topic", default=settings.topics.interactions)
     common.add_argument("--items-topic", default=settings.topics.items)
-    common.add_argument("--acks", default="1", choices=["0", "1", "all"])
+    common.add_argument("--acks", default="all", choices=["0", "1", "all"],
+                        help="all (default): acknowledged by every in-sync replica, idempotent; "
+                             "1 or 0 can lose records when a broker is lost")
     common.add_argument("--linger-ms", type=int, default=DEFAULT_LINGER_MS)
     common.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE)
     common.add_argument("--compression", default=None,
