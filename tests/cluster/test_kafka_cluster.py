@@ -109,6 +109,7 @@ def test_losing_a_broker_mid_stream_loses_nothing_and_counts_nothing_twice(
     job = engine.start_job(settings, logs, parallelism=2, checkpoint_dir=checkpoints)
     rest = threading.Thread(target=streamkit.publish, args=(settings, log),
                             kwargs={"start": head, "rate": RATE}, daemon=True)
+    began = time.monotonic()
     try:
         deadline = time.monotonic() + 180
         while latest_checkpoint(checkpoints) is None or not redis_store.freshness():
@@ -116,6 +117,7 @@ def test_losing_a_broker_mid_stream_loses_nothing_and_counts_nothing_twice(
             assert time.monotonic() < deadline, "the job took no checkpoint in time"
             time.sleep(0.2)
         rest.start()
+        running = time.monotonic()
         time.sleep(3.0)  # a few thousand events in: the job, the loader and the publisher busy
         node, led = _leader_of_most(cluster.bootstrap, events)
         victim = cluster.broker(node)
@@ -128,6 +130,7 @@ def test_losing_a_broker_mid_stream_loses_nothing_and_counts_nothing_twice(
         victim.start()  # back on its ports with its data; it catches up as a follower
         rest.join(timeout=120)
         assert not rest.is_alive(), "the publication did not finish"
+        published = time.monotonic()
 
         deadline = time.monotonic() + 120
         diffs = ["not converged"]
@@ -142,7 +145,9 @@ def test_losing_a_broker_mid_stream_loses_nothing_and_counts_nothing_twice(
         # reported, not asserted: a failover would be correct too (the job restores its
         # checkpoint); the clients have ridden out every loss so far without one
         print(f"killed broker {node} (led {led} of {len(moved)} partitions of {events}) "
-              f"for {DOWN_S:.0f} s; job failovers: {_failovers(settings)}")
+              f"for {DOWN_S:.0f} s; job failovers: {_failovers(settings)}; job up and "
+              f"checkpointed in {running - began:.0f} s, published in {published - running:.0f} "
+              f"s, converged {time.monotonic() - published:.0f} s later")
     finally:
         job.stop()
         load.stop()
