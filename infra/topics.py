@@ -69,11 +69,17 @@ class Replication:
 
 
 def replication(brokers: int) -> Replication:
-    """RF = min(3, brokers); two in-sync copies at RF 3 (one may be lost), else every copy."""
+    """RF = min(3, brokers), and every copy but one in sync: a write waits for all but one
+    replica, so losing any one broker neither loses it nor stops writes (at RF 2 a record
+    acknowledged while the ISR had shrunk to one copy is lost with that copy).
+
+    >>> [(r.factor, r.min_insync) for r in map(replication, (1, 2, 3, 5))]
+    [(1, 1), (2, 1), (3, 2), (3, 2)]
+    """
     if brokers < 1:
         raise ValueError(f"infra.topics: brokers must be at least 1, got {brokers!r}")
     factor = min(MAX_REPLICATION, brokers)
-    return Replication(factor, 2 if factor == MAX_REPLICATION else factor)
+    return Replication(factor, max(1, factor - 1))
 
 
 def producer_delivery_properties() -> dict[str, str]:
