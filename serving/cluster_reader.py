@@ -7,10 +7,13 @@ a request's reads cannot stay on one node. This reader groups them instead:
 * the slot map comes from ``CLUSTER SLOTS`` (asked of any node that answers: the masters known,
   then the seeds and the replicas); a key's slot is the CRC16 (XMODEM) of the key, or of its
   hash tag, mod 16384 (:func:`key_slot`);
-* each master gets one auto-pipelined connection (:class:`serving.redis_client.PipelinedReader`),
-  so the commands of every request in one event-loop iteration leave each node in one write;
-* an ``MGET`` is split per slot (Redis refuses an ``MGET`` across slots even on one node), the
-  per-slot ``MGET`` s of all nodes are sent at once, and the replies are put back in key order;
+* each master gets one auto-pipelined connection (:class:`NodeReader`, a
+  :class:`serving.redis_client.PipelinedReader`), so the commands of every request in one
+  event-loop iteration leave each node in one write;
+* an ``MGET`` is split per slot (Redis refuses an ``MGET`` across slots even on one node); a
+  read's per-slot ``MGET`` s for one node are queued together with one future (a future per
+  slot cost about a third more), those of all nodes are sent at once, and the replies are put
+  back in key order;
 * ``MOVED`` (the slot has a new owner): the slot is pointed at the new owner, a full refresh of
   the map is started, and the command is retried once there; ``ASK`` (a slot being migrated):
   ``ASKING`` and the command on the node named, the map unchanged;
@@ -36,7 +39,15 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, cast
 
-from serving.redis_client import PipelinedReader, RedisReplyError
+import hiredis
+
+from serving.redis_client import (
+    PipelinedReader,
+    RedisReplyError,
+    RespProtocol,
+    encode_command,
+    resolve,
+)
 from state.keys import FRESHNESS_KEY
 
 log = logging.getLogger("serving")
@@ -152,6 +163,60 @@ def redirect_of(exc: RedisReplyError) -> tuple[str, int, Address] | None:
     return match[1], int(match[2]), (match[3], int(match[4]))
 
 
+class _Group:
+    """Several commands queued on one node with one future: it gets their replies, in order
+    (error replies as ``hiredis.ReplyError`` values, for the caller to read)."""
+
+    __slots__ = ("replies", "size")
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.replies: list[Any] = []
+
+    def __str__(self) -> str:
+        return f"{self.size} commands"
+
+
+class _NodeProtocol(RespProtocol):
+    """:class:`~serving.redis_client.PipelinedReader`'s protocol, plus :class:`_Group`
+    futures."""
+
+    def data_received(self, data: bytes) -> None:
+        self.parser.feed(data)
+        owner = self.owner
+        waiting = owner._waiting
+        while True:
+            reply = self.parser.gets()
+            if reply is False:
+                return
+            if not waiting:  # nothing asked for it: the stream is out of step
+                owner._lost(ConnectionError("serving.cluster_reader: unexpected reply"))
+                return
+            fut, label, _ = waiting[0]
+            if type(label) is _Group:
+                label.replies.append(reply)
+                if len(label.replies) < label.size:
+                    continue
+                waiting.popleft()
+                if not fut.done():
+                    fut.set_result(label.replies)
+            else:
+                waiting.popleft()
+                resolve(fut, label, reply)
+
+
+class NodeReader(PipelinedReader):
+    """One master's auto-pipelined connection; :meth:`submit_group` queues a request's
+    commands for this node (one per slot) with one future."""
+
+    protocol = _NodeProtocol
+
+    def submit_group(self, commands: Sequence[Sequence[str | bytes | int]],
+                     ) -> asyncio.Future[list[Any]]:
+        return self._enqueue(b"".join(map(encode_command, commands)), _Group(len(commands)),
+                             len(commands))
+
+
 class ClusterReader:
     """The server's :class:`~serving.fetch.Reader` on a Redis Cluster (module docstring)."""
 
@@ -164,7 +229,7 @@ class ClusterReader:
         self._conn_kw: dict[str, Any] = {"password": password, "username": username,
                                          "connect_timeout_s": connect_timeout_s,
                                          "reply_timeout_s": reply_timeout_s}
-        self._nodes: dict[Address, PipelinedReader] = {}
+        self._nodes: dict[Address, NodeReader] = {}
         self._map: SlotMap | None = None
         self._refreshing: asyncio.Task[SlotMap] | None = None
         self._last_refresh = -REFRESH_EVERY_S
@@ -185,11 +250,11 @@ class ClusterReader:
     def slot_map(self) -> SlotMap | None:
         return self._map
 
-    def node(self, addr: Address) -> PipelinedReader:
+    def node(self, addr: Address) -> NodeReader:
         """The auto-pipelined connection to one node (made on first use)."""
         found = self._nodes.get(addr)
         if found is None:
-            found = self._nodes[addr] = PipelinedReader(addr[0], addr[1], **self._conn_kw)
+            found = self._nodes[addr] = NodeReader(addr[0], addr[1], **self._conn_kw)
         return found
 
     # ---- the slot map ------------------------------------------------------------------------
@@ -246,7 +311,7 @@ class ClusterReader:
     async def _current(self) -> SlotMap:
         return self._map if self._map is not None else await self.refresh()
 
-    def _owner(self, smap: SlotMap, slot: int) -> PipelinedReader:
+    def _owner(self, smap: SlotMap, slot: int) -> NodeReader:
         addr = smap.owner(slot)
         if addr is None:
             self._refresh_soon()
@@ -303,31 +368,36 @@ class ClusterReader:
         if not keys:
             return []
         smap = await self._current()
-        groups = group_by_slot(keys)
-        nodes: dict[int, PipelinedReader] = {slot: self._owner(smap, slot) for slot in groups}
+        per_node: dict[NodeReader, list[list[int]]] = {}
+        for slot, at in group_by_slot(keys).items():
+            per_node.setdefault(self._owner(smap, slot), []).append(at)
         try:
-            for node in set(nodes.values()):
+            for node in per_node:
                 if not node.connected:
                     await node.ensure_connected()
         except OSError:
             self._refresh_soon()
             raise
-        commands = [(slot, ("MGET", *(keys[n] for n in at))) for slot, at in groups.items()]
-        sent = [nodes[slot].submit(cmd) for slot, cmd in commands]
+        sent = [node.submit_group([("MGET", *(keys[n] for n in at)) for at in slots])
+                for node, slots in per_node.items()]
         replies = await asyncio.gather(*sent, return_exceptions=True)
         out: list[bytes | None] = [None] * len(keys)
         failed: BaseException | None = None
-        for (_, cmd), at, reply in zip(commands, groups.values(), replies, strict=True):
-            if isinstance(reply, RedisReplyError):
-                try:
-                    reply = await self._redirected(reply, cmd)
-                except BaseException as exc:  # raised below, once the other slots are in
-                    reply = exc
-            if isinstance(reply, BaseException):
-                failed = failed or reply
+        for slots, got in zip(per_node.values(), replies, strict=True):
+            if isinstance(got, BaseException):
+                failed = failed or got
                 continue
-            for n, raw in zip(at, cast(list[bytes | None], reply), strict=True):
-                out[n] = raw
+            for at, reply in zip(slots, got, strict=True):
+                if isinstance(reply, hiredis.ReplyError):  # MOVED, ASK, CLUSTERDOWN, ...
+                    try:
+                        reply = await self._redirected(
+                            RedisReplyError(f"redis: MGET failed: {reply}", reply=str(reply)),
+                            ("MGET", *(keys[n] for n in at)))
+                    except BaseException as exc:  # raised below, once the others are in
+                        failed = failed or exc
+                        continue
+                for n, raw in zip(at, cast(list[bytes | None], reply), strict=True):
+                    out[n] = raw
         if failed is not None:
             if isinstance(failed, OSError):
                 self._refresh_soon()

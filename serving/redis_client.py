@@ -57,7 +57,20 @@ def encode_command(args: Sequence[str | bytes | int]) -> bytes:
     return b"".join(out)
 
 
-class _Protocol(asyncio.Protocol):
+def resolve(fut: asyncio.Future[Any], command: object, reply: Any) -> None:
+    """A command's future gets its reply (an error reply as :class:`RedisReplyError`); a
+    caller that gave up (its budget ran out) left it done, and the reply is dropped."""
+    if fut.done():
+        return
+    if isinstance(reply, hiredis.ReplyError):
+        fut.set_exception(RedisReplyError(f"redis: {command} failed: {reply}", reply=str(reply)))
+    else:
+        fut.set_result(reply)
+
+
+class RespProtocol(asyncio.Protocol):
+    """Replies parsed by hiredis, each resolving the oldest waiting command's future."""
+
     def __init__(self, owner: PipelinedReader) -> None:
         self.owner = owner
         self.parser = hiredis.Reader()
@@ -73,13 +86,7 @@ class _Protocol(asyncio.Protocol):
                 self.owner._lost(ConnectionError("serving.redis_client: unexpected reply"))
                 return
             fut, command, _ = waiting.popleft()
-            if fut.done():  # the caller gave up (budget): its reply is dropped
-                continue
-            if isinstance(reply, hiredis.ReplyError):
-                fut.set_exception(RedisReplyError(f"redis: {command} failed: {reply}",
-                                                  reply=str(reply)))
-            else:
-                fut.set_result(reply)
+            resolve(fut, command, reply)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.owner._lost(ConnectionError(f"serving.redis_client: connection lost ({exc!r})"))
@@ -87,6 +94,8 @@ class _Protocol(asyncio.Protocol):
 
 class PipelinedReader:
     """The server's :class:`~serving.fetch.Reader` (module docstring)."""
+
+    protocol: type[RespProtocol] = RespProtocol  # parses the replies (a subclass may extend it)
 
     def __init__(self, host: str, port: int = DEFAULT_PORT, *, db: int = 0,
                  password: str | None = None, username: str | None = None,
@@ -102,7 +111,7 @@ class PipelinedReader:
         self.reply_timeout_ns = int(reply_timeout_s * 1e9)
         self._transport: asyncio.Transport | None = None
         self._connecting: asyncio.Future[None] | None = None
-        self._waiting: collections.deque[tuple[asyncio.Future[Any], str, int]] = \
+        self._waiting: collections.deque[tuple[asyncio.Future[Any], object, int]] = \
             collections.deque()
         self._buffer: list[bytes] = []
         self._flush_scheduled = False
@@ -157,6 +166,11 @@ class PipelinedReader:
         return result
 
     def _send(self, args: Sequence[str | bytes | int]) -> asyncio.Future[Any]:
+        return self._enqueue(encode_command(args), str(args[0]), 1)
+
+    def _enqueue(self, data: bytes, label: object, count: int) -> asyncio.Future[Any]:
+        """Queue ``count`` encoded commands with one future (``label`` names them in errors,
+        and tells :attr:`protocol` what the future waits for)."""
         now = time.monotonic_ns()
         waiting = self._waiting
         if waiting and now - waiting[0][2] > self.reply_timeout_ns:  # Redis hangs: start over
@@ -165,9 +179,9 @@ class PipelinedReader:
             if self._transport is None:
                 raise ConnectionError("serving.redis_client: connection dropped (no reply)")
         fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._waiting.append((fut, str(args[0]), now))
-        self._buffer.append(encode_command(args))
-        self.commands += 1
+        waiting.append((fut, label, now))
+        self._buffer.append(data)
+        self.commands += count
         if not self._flush_scheduled:
             self._flush_scheduled = True
             asyncio.get_running_loop().call_soon(self._flush)
@@ -193,7 +207,7 @@ class PipelinedReader:
         try:
             async with asyncio.timeout(self.connect_timeout_s):
                 transport, _ = await loop.create_connection(
-                    lambda: _Protocol(self), self.host, self.port)
+                    lambda: self.protocol(self), self.host, self.port)
                 self._transport = transport
                 setup: list[Sequence[str | int]] = []
                 if self._auth:
