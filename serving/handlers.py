@@ -197,7 +197,10 @@ class Core:
             fut.exception()  # retrieved: only the waiters re-raise it
             raise
         finally:
-            del cache.running[key]
+            # a twin that checked the cache while this one did (both awaited the check) may
+            # have registered itself after this one: each removes its own future only
+            if cache.running.get(key) is fut:
+                del cache.running[key]
         fut.set_result(frozen)
         if draft.timeless:
             cache.put(key, Entry(rec.deps(), models, frozen))

@@ -3,13 +3,20 @@ rules, explanations, cold start by context, A/B variant and rec_id on every answ
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from serving.experiments import DEFAULT_VARIANT, load_experiments
-from state.keys import item_key, itemstats_key, new_arrivals_key, trending_context_key
+from state.keys import (
+    item_key,
+    itemstats_key,
+    new_arrivals_key,
+    session_key,
+    trending_context_key,
+)
 from state.records import Update
 from state.redis_store import RedisStore
 from tests.serving.kit import NOW, T_TREND, AsgiClient, Reply, get, ids, one, ranked, run
@@ -171,3 +178,23 @@ def test_new_arrivals_fill_in_when_nothing_else_is_left(filled: str, store: Redi
     r = one(filled, "/v1/users/u_dead_end/recommendations?k=20&category=kitchen&explain=1")
     reasons = {i["item_id"]: i["reason"] for i in r.json["items"]}
     assert reasons.get("n1") == "new in kitchen"
+
+
+def test_two_identical_requests_on_a_stale_cached_answer_both_get_it(
+        filled: str, store: RedisStore) -> None:
+    # both find the cached answer, both await the check of its data, both see it changed and
+    # compute; each must leave the in-flight register as it found it (once a KeyError: a 500)
+    url = "/v1/users/u1/recommendations?k=4"
+
+    async def body(client: AsgiClient) -> tuple[Reply, list[Reply]]:
+        first = await client.get(url)
+        # the session moves on to an item whose lists were not read yet: the rebuild waits
+        store.apply([Update(session_key("u1"), 8, NOW - 1000, {
+            "session_id": "s1", "start": NOW - 600_000, "last_ts": NOW - 1000,
+            "events": [["i1", "view", NOW - 60_000], ["i5", "view", NOW - 5_000],
+                       ["i3", "view", NOW - 1000]], "basket": [], "purchased": []})])
+        return first, list(await asyncio.gather(client.get(url), client.get(url)))
+
+    first, twins = run(filled, body)
+    assert first.status == 200 and [r.status for r in twins] == [200, 200]
+    assert ids(twins[0]) == ids(twins[1]) != ids(first)
