@@ -20,7 +20,6 @@ from operators.config import EngineConfig
 from recs.settings import Settings, Topics
 from schemas.events import Interaction, ItemUpsert
 from state import keys
-from state.redis_store import RedisStore
 from state.store import Store
 from stream.reference import ReferenceRunner
 
@@ -33,17 +32,15 @@ def create_engine_topics(settings: Settings, partitions: int = 4) -> None:
     ensure_topics(settings.kafka_bootstrap, engine_topics(settings.topics, partitions))
 
 
-def engine_settings(bootstrap: str, store: RedisStore, run_dir: Path, **kw: Any) -> Settings:
-    """Settings for one end-to-end run: Kafka at ``bootstrap`` with fresh engine topics (their
-    replication follows the brokers), Redis at ``store``'s db, free ports for Flink's REST API
-    and every metrics endpoint, the models learning every event unless ``kw`` says otherwise."""
-    url = store.client.connection_pool.connection_kwargs
-    redis_url = f"redis://{url['host']}:{url['port']}/{url.get('db', 0)}"
-    prefix = f"e2e-{uuid.uuid4().hex[:8]}."
+def settings_for(kafka_bootstrap: str, redis_url: str, run_dir: Path, **kw: Any) -> Settings:
+    """Settings for one end-to-end run: fresh engine topics under a unique prefix (created),
+    free ports for the job's REST API and every metrics endpoint, and the models learning every
+    event unless ``kw`` says otherwise (``model_max_events_per_s``)."""
     ports = {"flink_rest_port": free_port(), "flink_metrics_port": free_port(),
              "loader_metrics_port": free_port(), "monitor_port": free_port()}
-    settings = dataclasses.replace(Settings(), kafka_bootstrap=bootstrap,
-                                   redis_url=redis_url, topics=Topics.with_prefix(prefix),
+    settings = dataclasses.replace(Settings(), kafka_bootstrap=kafka_bootstrap,
+                                   redis_url=redis_url,
+                                   topics=Topics.with_prefix(f"e2e-{uuid.uuid4().hex[:8]}."),
                                    run_dir=run_dir,
                                    **{"model_max_events_per_s": 0.0, **ports, **kw})
     create_engine_topics(settings)

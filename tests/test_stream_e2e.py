@@ -45,7 +45,9 @@ N_EVENTS = 20_000
 
 
 def _settings(kafka: Any, store: RedisStore, tmp_path: Path, **kw: Any) -> Settings:
-    return streamkit.engine_settings(kafka.bootstrap, store, tmp_path, **kw)
+    url = store.client.connection_pool.connection_kwargs
+    redis_url = f"redis://{url['host']}:{url['port']}/{url.get('db', 0)}"
+    return streamkit.settings_for(kafka.bootstrap, redis_url, tmp_path, **kw)
 
 
 def _run_bounded(settings: Settings, tmp_path: Path, parallelism: int) -> None:

@@ -16,6 +16,7 @@ import time
 import urllib.request
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
@@ -27,6 +28,7 @@ from recs.settings import Settings
 from state.redis_store import RedisStore
 from stream.job import latest_checkpoint
 from tests import streamkit
+from tests.conftest import STORE_DB
 
 pytestmark = [pytest.mark.integration, pytest.mark.cluster]
 
@@ -93,12 +95,13 @@ def _wait_isr_full(cluster: KafkaCluster, topic: str, timeout_s: float = 60.0) -
 
 
 def test_losing_a_broker_mid_stream_loses_nothing_and_counts_nothing_twice(
-        kafka_cluster_whole: KafkaCluster, redis_store: RedisStore, tmp_path: Path) -> None:
+        kafka_cluster_whole: KafkaCluster, redis_server: Any, redis_store: RedisStore,
+        tmp_path: Path) -> None:
     cluster = kafka_cluster_whole
     log = streamkit.generated_log(N_EVENTS)
     ref = streamkit.reference(log)
-    settings = streamkit.engine_settings(cluster.bootstrap, redis_store, tmp_path,
-                                         checkpoint_interval_ms=1_000)
+    settings = streamkit.settings_for(cluster.bootstrap, redis_server.url_for(STORE_DB),
+                                      tmp_path, checkpoint_interval_ms=1_000)
     events = settings.topics.interactions
     assert {len(p.replicas) for p in partition_states(cluster.bootstrap, events)} == {3}
     head = len(log.events) // 10
