@@ -2,6 +2,7 @@
 
     python -m recs.bench_pipeline [--requests 5000] [--events 200000] [--repeat-share 0.0]
                                   [--core native|python] [--warm-blend] [--profile] [--seed 7]
+                                  [--redis single,cluster] [--rounds 2]
 
 The data is ``recs bench-serve``'s (the same seeded storefront applied by the in-process
 :class:`stream.reference.ReferenceRunner`, online models included), kept as the envelope bytes
@@ -18,9 +19,16 @@ Python operators (``python``, as ``RECS_NATIVE=0``). The data publishes no warm 
 hand-tuned order is served); ``--warm-blend`` serves one (the published weights, else the
 initial ones) as if warm: the learned order, its features step included.
 
+``--redis single,cluster`` reads through the server's real Redis readers instead of the
+in-memory one, a local Redis against a local Redis Cluster started by the bench, side by side,
+``--rounds`` times in turn (:mod:`recs.bench_redis_readers`).
+
 Prints the CPU time of each request (the thread's CPU clock, which other load on a shared
-machine distorts far less than wall time) as mean, p50 and p99 in microseconds, and with
-``--profile`` the cProfile top list. The last line is one JSON object.
+machine distorts far less than wall time; with a Redis reader it includes the reader's own
+work, not the wait for Redis) as mean, p50 and p99 in microseconds, the same for the requests
+the answer cache answered (``hit_us``) and those it computed (``miss_us``), the wall time per
+request (``wall_us``, round trips included), and with ``--profile`` the cProfile top list. The
+last line is one JSON object.
 """
 
 from __future__ import annotations
@@ -46,9 +54,11 @@ from state.keys import KIND_ITEMVEC, PREFIX
 from state.records import Envelope, decode_envelope
 
 if TYPE_CHECKING:
+    from recs.bench_redis_readers import CountedReader
     from serving.native import Kernels
 
 NOW_SLACK_MS: Final = 1_000  # the clock of the run: just after the newest event
+REDIS_KINDS: Final = ("single", "cluster")
 _HEAD_ITEMVEC: Final = f"{PREFIX}{KIND_ITEMVEC}:"
 
 
@@ -221,16 +231,20 @@ async def _call(app: Any, scope: dict[str, Any]) -> tuple[int, bytes]:
 
 async def run(data: Data, paths: Sequence[str], *, profile: bool, warmup: int,
               cache_dir: Path, core: str = "native",
-              kernels: Kernels | None = None, warm_blend: bool = False) -> dict[str, Any]:
+              kernels: Kernels | None = None, warm_blend: bool = False,
+              redis_url: str | None = None) -> dict[str, Any]:
     """The requests through the app; ``kernels`` (:mod:`serving.native`) replace those
-    ``core`` names (:mod:`recs.bench_core` records the calls that way)."""
+    ``core`` names (:mod:`recs.bench_core` records the calls that way); ``redis_url``: read
+    there with the server's reader for it (:func:`serving.app.open_reader`), not in memory."""
     from operators.learned_blend import initial, is_warm
+    from recs.bench_redis_readers import CountedReader
     from recs.settings import Settings
-    from serving.app import _tune_gc, create_app
+    from serving.app import _tune_gc, create_app, open_reader
     from serving.auth import write_keys
 
     now = data.newest_ms + NOW_SLACK_MS
-    reader = MemoryReader(data.values)
+    reader: MemoryReader | CountedReader = (
+        MemoryReader(data.values) if redis_url is None else CountedReader(open_reader(redis_url)))
     # the authenticated path, as bench-serve takes it: a server key, its bucket out of reach
     keys_file = cache_dir / "keys.toml"
     key = write_keys(keys_file)["server"]
@@ -256,6 +270,9 @@ async def run(data: Data, paths: Sequence[str], *, profile: bool, warmup: int,
     reader.reads = reader.keys_read = 0
     hits0, misses0 = app.handlers.answers.hits, app.handlers.answers.misses
     times: list[int] = []
+    by_answer: dict[bool, list[int]] = {True: [], False: []}  # answer-cache hit -> CPU ns
+    walls: list[int] = []
+    answers = app.handlers.answers
     statuses: dict[str, int] = {}
     sources: dict[str, int] = {}
     prof = cProfile.Profile() if profile else None
@@ -263,9 +280,12 @@ async def run(data: Data, paths: Sequence[str], *, profile: bool, warmup: int,
         prof.enable()
     clock = time.thread_time_ns  # CPU time: other load on the machine distorts it less
     for scope in scopes:
-        t0 = clock()
+        hits, w0, t0 = answers.hits, time.perf_counter_ns(), clock()
         status, body = await _call(app, scope)
-        times.append(clock() - t0)
+        spent = clock() - t0
+        walls.append(time.perf_counter_ns() - w0)
+        times.append(spent)
+        by_answer[answers.hits > hits].append(spent)
         statuses[str(status)] = statuses.get(str(status), 0) + 1
         if status == 200:
             src = orjson.loads(body).get("source", "?")
@@ -275,10 +295,15 @@ async def run(data: Data, paths: Sequence[str], *, profile: bool, warmup: int,
         out = io.StringIO()
         pstats.Stats(prof, stream=out).sort_stats("tottime").print_stats(30)
         print(out.getvalue(), file=sys.stderr)
+    if redis_url is not None:
+        await reader.close()
     times.sort()
     us = [t / 1000 for t in times]
+    split = {f"{name}_{stat}": value for name, hit in (("hit", True), ("miss", False))
+             for stat, value in _mean_p50(by_answer[hit]).items()}
     return {"requests": len(us), "us_per_request": round(statistics.fmean(us), 1),
             "p50_us": round(us[len(us) // 2], 1), "p99_us": round(us[int(len(us) * 0.99)], 1),
+            **split, "wall_us": round(statistics.fmean(walls) / 1000, 1),
             "core": app.handlers.kernels.name,
             "reads_per_request": round(reader.reads / len(us), 3),
             "keys_per_request": round(reader.keys_read / len(us), 2),
@@ -289,6 +314,15 @@ async def run(data: Data, paths: Sequence[str], *, profile: bool, warmup: int,
             "learned_blend_warm": models.blend is not None and is_warm(models.blend,
                                                                       models.blend_cfg),
             "vectors": app.handlers.models.vectors}
+
+
+def _mean_p50(ns: list[int]) -> dict[str, float | None]:
+    """``us`` (mean) and ``p50_us`` of CPU nanoseconds; ``None`` when there are none."""
+    if not ns:
+        return {"us": None, "p50_us": None}
+    ordered = sorted(ns)
+    return {"us": round(statistics.fmean(ordered) / 1000, 1),
+            "p50_us": round(ordered[len(ordered) // 2] / 1000, 1)}
 
 
 def main(argv: list[str]) -> int:
@@ -311,17 +345,31 @@ def main(argv: list[str]) -> int:
     p.add_argument("--warm-blend", action="store_true",
                    help="serve the published learned blend's weights as if it were warm")
     p.add_argument("--profile", action="store_true")
+    p.add_argument("--redis", default="",
+                   help="comma list of single,cluster: read through local Redis servers "
+                        "(started and stopped by the bench) instead of in memory")
+    p.add_argument("--rounds", type=int, default=2,
+                   help="with --redis: passes over the readers in turn (the best is reported)")
     args = p.parse_args(argv)
     if args.requests < 1 or args.warmup < 0 or not 0 <= args.repeat_share < 1:
         p.error("--requests >= 1, --warmup >= 0, --repeat-share in [0, 1)")
+    kinds = [k for k in args.redis.split(",") if k]
+    if any(k not in REDIS_KINDS for k in kinds) or args.rounds < 1:
+        p.error(f"--redis must list some of {','.join(REDIS_KINDS)}, got {args.redis!r}; "
+                f"--rounds >= 1, got {args.rounds}")
     cache = Settings.from_env().run_dir.resolve() / "bench-pipeline"
     data = load_data(cache, args.seed, args.events, args.items, args.users)
     users = pick_users(data.session_users, seed=args.seed, unknown_share=args.unknown_share)
     paths = request_paths(users, args.warmup + args.requests, repeat_share=args.repeat_share,
                           seed=args.seed)
     # the warm-up pass asks the first --warmup users; the measured requests ask others
-    result = asyncio.run(run(data, paths, profile=args.profile, warmup=args.warmup,
-                             cache_dir=cache, core=args.core, warm_blend=args.warm_blend))
+    if kinds:
+        from recs.bench_redis_readers import compare_readers
+
+        result = compare_readers(kinds, args, data, paths, cache)
+    else:
+        result = asyncio.run(run(data, paths, profile=args.profile, warmup=args.warmup,
+                                 cache_dir=cache, core=args.core, warm_blend=args.warm_blend))
     result.update(repeat_share=args.repeat_share, unknown_share=args.unknown_share,
                   users=len(users), events=args.events, seed=args.seed, machine=machine())
     print(orjson.dumps(result).decode())

@@ -10,10 +10,10 @@ a request's reads cannot stay on one node. This reader groups them instead:
 * each master gets one auto-pipelined connection (:class:`NodeReader`, a
   :class:`serving.redis_client.PipelinedReader`), so the commands of every request in one
   event-loop iteration leave each node in one write;
-* an ``MGET`` is split per slot (Redis refuses an ``MGET`` across slots even on one node); a
-  read's per-slot ``MGET`` s for one node are queued together with one future (a future per
-  slot cost about a third more), those of all nodes are sent at once, and the replies are put
-  back in key order;
+* an ``MGET`` is split per slot (Redis refuses an ``MGET`` across slots even on one node; a
+  slot with one key of the read, the usual case, gets a ``GET``); a read's commands for one
+  node are queued together with one future (a future per slot cost about a third more), those
+  of all nodes are sent at once, and the replies are put back in key order;
 * ``MOVED`` (the slot has a new owner): the slot is pointed at the new owner, a full refresh of
   the map is started, and the command is retried once there; ``ASK`` (a slot being migrated):
   ``ASKING`` and the command on the node named, the map unchanged;
@@ -211,10 +211,28 @@ class NodeReader(PipelinedReader):
 
     protocol = _NodeProtocol
 
-    def submit_group(self, commands: Sequence[Sequence[str | bytes | int]],
-                     ) -> asyncio.Future[list[Any]]:
-        return self._enqueue(b"".join(map(encode_command, commands)), _Group(len(commands)),
-                             len(commands))
+    def submit_group(self, data: bytes, count: int) -> asyncio.Future[list[Any]]:
+        """``count`` commands, already encoded (``data``), with one future for their replies."""
+        return self._enqueue(data, _Group(count), count)
+
+
+def read_command(keys: Sequence[str], at: Sequence[int]) -> tuple[str | bytes, ...]:
+    """The read of ``keys[n] for n in at`` (one slot): ``GET`` for one key, else ``MGET``."""
+    return ("GET", keys[at[0]]) if len(at) == 1 else ("MGET", *(keys[n] for n in at))
+
+
+def encode_read(keys: Sequence[str], at: Sequence[int]) -> bytes:
+    """:func:`read_command` in RESP; one key (most slots of a read) without the general
+    encoder's loop.
+
+    >>> ks = ["a", "bc"]
+    >>> [encode_read(ks, at) == encode_command(read_command(ks, at)) for at in ([1], [0, 1])]
+    [True, True]
+    """
+    if len(at) == 1:
+        raw = keys[at[0]].encode()
+        return b"*2\r\n$3\r\nGET\r\n$%d\r\n%s\r\n" % (len(raw), raw)
+    return encode_command(("MGET", *(keys[n] for n in at)))
 
 
 class ClusterReader:
@@ -378,7 +396,7 @@ class ClusterReader:
         except OSError:
             self._refresh_soon()
             raise
-        sent = [node.submit_group([("MGET", *(keys[n] for n in at)) for at in slots])
+        sent = [node.submit_group(b"".join([encode_read(keys, at) for at in slots]), len(slots))
                 for node, slots in per_node.items()]
         replies = await asyncio.gather(*sent, return_exceptions=True)
         out: list[bytes | None] = [None] * len(keys)
@@ -389,15 +407,18 @@ class ClusterReader:
                 continue
             for at, reply in zip(slots, got, strict=True):
                 if isinstance(reply, hiredis.ReplyError):  # MOVED, ASK, CLUSTERDOWN, ...
+                    command = read_command(keys, at)
                     try:
-                        reply = await self._redirected(
-                            RedisReplyError(f"redis: MGET failed: {reply}", reply=str(reply)),
-                            ("MGET", *(keys[n] for n in at)))
+                        reply = await self._redirected(RedisReplyError(
+                            f"redis: {command[0]!s} failed: {reply}", reply=str(reply)), command)
                     except BaseException as exc:  # raised below, once the others are in
                         failed = failed or exc
                         continue
-                for n, raw in zip(at, cast(list[bytes | None], reply), strict=True):
-                    out[n] = raw
+                if len(at) == 1:
+                    out[at[0]] = reply
+                else:
+                    for n, raw in zip(at, cast(list[bytes | None], reply), strict=True):
+                        out[n] = raw
         if failed is not None:
             if isinstance(failed, OSError):
                 self._refresh_soon()
