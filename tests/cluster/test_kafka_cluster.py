@@ -114,7 +114,7 @@ def test_losing_a_broker_mid_stream_loses_nothing_and_counts_nothing_twice(
                             kwargs={"start": head, "rate": RATE}, daemon=True)
     began = time.monotonic()
     try:
-        deadline = time.monotonic() + 180
+        deadline = time.monotonic() + 240  # the job's start: 20 s quiet, 2 min at load 25
         while latest_checkpoint(checkpoints) is None or not redis_store.freshness():
             assert job.alive(), job.tail()
             assert time.monotonic() < deadline, "the job took no checkpoint in time"
@@ -125,11 +125,17 @@ def test_losing_a_broker_mid_stream_loses_nothing_and_counts_nothing_twice(
         node, led = _leader_of_most(cluster.bootstrap, events)
         victim = cluster.broker(node)
         victim.kill()  # SIGKILL: no controlled shutdown, leadership moves only once it is fenced
+        killed = time.monotonic()
         assert redis_store.freshness().get("stream", 0) < final_ts, "not mid-stream"
-        time.sleep(DOWN_S)
-        assert rest.is_alive(), "the publication ended while the broker was down; not mid-stream"
-        moved = partition_states(cluster.bootstrap, events)
-        assert all(p.leader not in (node, -1) for p in moved), moved  # the others took over
+        while True:  # the other brokers take over its partitions once it is fenced
+            moved = partition_states(cluster.bootstrap, events)
+            if all(p.leader not in (node, -1) for p in moved):
+                break
+            assert time.monotonic() < killed + 60, f"leaders did not move: {moved}"
+            time.sleep(0.5)
+        failover_s = time.monotonic() - killed
+        time.sleep(max(0.0, killed + DOWN_S - time.monotonic()))
+        during = rest.is_alive()  # reported: on a quiet machine the publication may be over
         victim.start()  # back on its ports with its data; it catches up as a follower
         rest.join(timeout=120)
         assert not rest.is_alive(), "the publication did not finish"
@@ -148,7 +154,9 @@ def test_losing_a_broker_mid_stream_loses_nothing_and_counts_nothing_twice(
         # reported, not asserted: a failover would be correct too (the job restores its
         # checkpoint); the clients have ridden out every loss so far without one
         print(f"killed broker {node} (led {led} of {len(moved)} partitions of {events}) "
-              f"for {DOWN_S:.0f} s; job failovers: {_failovers(settings)}; job up and "
+              f"for {DOWN_S:.0f} s, leaders moved after {failover_s:.1f} s, restarted "
+              f"{'during' if during else 'after'} the publication; "
+              f"job failovers: {_failovers(settings)}; job up and "
               f"checkpointed in {running - began:.0f} s, published in {published - running:.0f} "
               f"s, converged {time.monotonic() - published:.0f} s later")
     finally:
