@@ -1,6 +1,7 @@
 """Writer benchmark: the update loader alone (``recs.updates`` -> Redis), at the stream's mix.
 
     python -m recs.bench_writer [--events 200000] [--rate 50000] [--session-every 1]
+                                [--redis-cluster]
     make bench-writer
 
 1. **The updates.** The synthetic storefront (50k users, 5k items, as ``recs bench-stream``)
@@ -21,12 +22,17 @@
    (decoding and writing, from records in memory: inside the job there is no Kafka hop; best of
    ``--repeat`` passes, at least 2, so the JIT is warm as in a running job).
 
+With ``--redis-cluster`` every stage writes into a local Redis Cluster (3 masters with a replica
+each, :mod:`infra.redis_cluster`) instead of one Redis: the writers group each batch by slot
+(``redis`` in the result says which).
+
 The last line is one JSON object with the figures, ``cpu_count`` and the machine.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import subprocess
 import sys
@@ -94,10 +100,10 @@ def best_us(fn: Callable[[], object], count: int, repeat: int) -> float:
 
 
 def main(argv: list[str] | None = None) -> int:
-    import redis
     from kafka import KafkaConsumer, KafkaProducer
 
     from infra.paths import java_binary
+    from infra.redis_cluster import RedisCluster
     from infra.services import Services
     from infra.topics import engine_topics, ensure_topics
     from state.redis_store import RedisStore
@@ -111,6 +117,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--session-every", type=int, default=1,
                         help="publish a session after every Nth change of it (1: every one)")
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--redis-cluster", action="store_true",
+                        help="write into a local Redis Cluster (3 masters + 3 replicas)")
     args = parser.parse_args(argv)
 
     t0 = time.perf_counter()
@@ -127,10 +135,23 @@ def main(argv: list[str] | None = None) -> int:
                               "session_every": args.session_every,
                               "updates": len(raw),
                               "updates_per_event": round(len(raw) / args.events, 3),
-                              "mean_update_bytes": round(sum(map(len, raw)) / len(raw))}
-    with Services(run_dir / "services", settings=base) as svc:
-        client = redis.Redis.from_url(svc.redis_url)
-        store = RedisStore(client)
+                              "mean_update_bytes": round(sum(map(len, raw)) / len(raw)),
+                              "redis": "cluster" if args.redis_cluster else "single"}
+    with contextlib.ExitStack() as stack:
+        svc = stack.enter_context(Services(run_dir / "services", settings=base,
+                                           redis=not args.redis_cluster))
+        cluster = (stack.enter_context(RedisCluster(run_dir / "redis-cluster"))
+                   if args.redis_cluster else None)
+        redis_url = svc.redis_url if cluster is None else cluster.url
+        store = RedisStore.from_url(redis_url)
+        if cluster is not None:
+            result["redis_masters"] = len(cluster.masters())
+
+        def flush() -> None:
+            if cluster is not None:
+                cluster.flushall()
+            else:
+                store.client.flushdb()
         chunk = 5_000
         decoded = [Update.from_wire(r) for r in raw]
 
@@ -143,7 +164,7 @@ def main(argv: list[str] | None = None) -> int:
                 newest_per_key(decoded[i:i + chunk])
 
         def write() -> None:
-            client.flushdb()
+            flush()
             for i in range(0, len(decoded), chunk):
                 store.apply(newest_per_key(decoded[i:i + chunk]))
 
@@ -153,7 +174,8 @@ def main(argv: list[str] | None = None) -> int:
         result["write_us"] = round(best_us(write, n, args.repeat), 2)
 
         prefix = f"benchw-{uuid.uuid4().hex[:6]}."
-        settings = dataclasses.replace(svc.settings, topics=Topics.with_prefix(prefix))
+        settings = dataclasses.replace(base, kafka_bootstrap=svc.bootstrap, redis_url=redis_url,
+                                       topics=Topics.with_prefix(prefix))
         ensure_topics(settings.kafka_bootstrap, engine_topics(settings.topics,
                                                               settings.partitions))
         producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap, linger_ms=20,
@@ -178,7 +200,7 @@ def main(argv: list[str] | None = None) -> int:
         result["consume_only_per_s"] = round(got / (time.perf_counter() - (first or 0.0)))
         consumer.close()
 
-        client.flushdb()
+        flush()
         stats = loader.run(settings, store, group_id=f"{prefix}loader", idle_exit_s=2.0)
         if stats.first_batch_at is None or stats.last_batch_at is None:
             raise RuntimeError("bench-writer: the loader read nothing")
@@ -190,10 +212,10 @@ def main(argv: list[str] | None = None) -> int:
         result["loader_us_per_update"] = round(elapsed / n * 1e6, 2)
         result["loader_events_per_s_equiv"] = round(n / elapsed / (n / args.events))
         # the JVM writer (RedisUpdateSink's classes) on the same records, into an empty Redis
-        client.flushdb()
+        flush()
         jvm_run = subprocess.run(
             [java_binary(), "-cp", jvm.tool_classpath(), "recs.stream.WriterMain",
-             "--redis-url", svc.redis_url, "--batch", str(chunk),
+             "--redis-url", redis_url, "--batch", str(chunk),
              "--repeat", str(max(2, args.repeat))],
             input=b"\n".join(raw) + b"\n", capture_output=True, check=False)
         if jvm_run.returncode != 0:

@@ -16,6 +16,7 @@ import redis
 from infra.paths import java_binary
 from state import keys
 from state.records import Update
+from state.redis_connect import sync_client
 from state.redis_store import RedisStore
 from stream import jvm
 from stream.loader import LoaderStats, apply_batch
@@ -90,7 +91,8 @@ def jvm_side(url: str, records: list[bytes]) -> dict[str, Any]:
 
 
 def dump(url: str) -> dict[str, Any]:
-    client = redis.Redis.from_url(url)
+    """Every key's value (with its TTL), sorted set or hash; one Redis or a cluster's URL."""
+    client = sync_client(url)
     out: dict[str, Any] = {}
     for key in sorted(client.scan_iter(count=1000)):
         kind = client.type(key)

@@ -331,7 +331,7 @@ def request_stream(port: int, stop: threading.Event, counts: list[int],
 @pytest.fixture
 def filled_url(redis_server: Any, redis_store: RedisStore) -> str:
     fill(redis_store)
-    db = int(redis_store.client.connection_pool.connection_kwargs.get("db", 0))
+    db = redis_store.db
     return str(redis_server.url_for(db))
 
 

@@ -97,7 +97,7 @@ def monitor_registry(lag_records: float = 10, lag_seconds: float = 0.5,
 def test_a_healthy_engine_exits_0(redis_server: Any, redis_store: RedisStore,
                                   tmp_path: Path) -> None:
     fill(redis_store)
-    db = int(redis_store.client.connection_pool.connection_kwargs.get("db", 0))
+    db = redis_store.db
     registry, _ = monitor_registry()
     key_file = tmp_path / "server.key"  # /metrics is on the private side: a server key
     key_file.write_text(creds().server + "\n")

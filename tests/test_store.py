@@ -1,4 +1,5 @@
-"""One suite for every :class:`state.store.Store`: the in-memory store and the Redis store.
+"""One suite for every :class:`state.store.Store`: the in-memory store and the Redis store
+(tests/cluster/test_store_cluster.py runs it again on a Redis Cluster).
 
 The Redis cases run against a real ``redis-server`` (``redis_store`` fixture) and are marked
 ``integration``; the memory cases run everywhere.
@@ -7,7 +8,7 @@ The Redis cases run against a real ``redis-server`` (``redis_store`` fixture) an
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from typing import Any, cast
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -137,7 +138,7 @@ def test_redis_session_keys_expire_and_others_do_not(redis_store: RedisStore) ->
     store = RedisStore(redis_store.client, session_ttl_s=120)
     store.apply([Update(session_key("u1"), 1, 1, {"recent": []}), Update(K1, 1, 1, ["a"]),
                  Update(K2, 1, 1, None)])
-    ttl = {key: cast(int, store.client.ttl(key)) for key in (session_key("u1"), K1, K2)}
+    ttl = {key: store.client.ttl(key) for key in (session_key("u1"), K1, K2)}
     assert 0 < ttl[session_key("u1")] <= 120
     assert ttl[K1] == -1  # relations and catalogue live until overwritten
     assert 0 < ttl[K2] <= TOMBSTONE_TTL_S  # tombstones expire eventually
@@ -163,8 +164,8 @@ def test_redis_user_vectors_expire_like_sessions(redis_store: RedisStore) -> Non
     store.client.flushdb()
     store.apply([Update(uservec_key("u1"), 1, 1, {"x": [0.0]}),
                  Update(itemvec_key("i1"), 1, 1, {"x": [0.0]})])
-    assert 0 < cast(int, store.client.ttl(uservec_key("u1"))) <= 120
-    assert cast(int, store.client.ttl(itemvec_key("i1"))) == -1
+    assert 0 < store.client.ttl(uservec_key("u1")) <= 120
+    assert store.client.ttl(itemvec_key("i1")) == -1
 
 
 # -- property: the order of application does not matter ---------------------------------------
@@ -189,7 +190,7 @@ def _snapshot(store: Store) -> tuple[list[str], dict[str, Any]]:
 
 def test_any_order_gives_the_state_of_version_order(kind: str,
                                                      make_store: Callable[[], Store]) -> None:
-    @settings(max_examples=25 if kind == "redis" else 200, deadline=None,
+    @settings(max_examples=200 if kind == "memory" else 25, deadline=None,
               suppress_health_check=[HealthCheck.too_slow])
     @given(update_sets())
     def check(case: tuple[list[Update], list[Update]]) -> None:

@@ -26,6 +26,7 @@ from typing import Any
 
 import orjson
 import pytest
+import redis
 from prometheus_client.parser import text_string_to_metric_families
 
 from operators.trending import daypart
@@ -45,7 +46,9 @@ N_EVENTS = 20_000
 
 
 def _settings(kafka: Any, store: RedisStore, tmp_path: Path, **kw: Any) -> Settings:
-    url = store.client.connection_pool.connection_kwargs
+    client = store.client
+    assert isinstance(client, redis.Redis)  # these tests run on one Redis
+    url = client.connection_pool.connection_kwargs
     redis_url = f"redis://{url['host']}:{url['port']}/{url.get('db', 0)}"
     return streamkit.settings_for(kafka.bootstrap, redis_url, tmp_path, **kw)
 

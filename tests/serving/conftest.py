@@ -18,7 +18,7 @@ def store(redis_store: RedisStore) -> RedisStore:
 
 @pytest.fixture
 def redis_url(redis_server: Any, redis_store: RedisStore) -> str:
-    db = int(redis_store.client.connection_pool.connection_kwargs.get("db", 0))
+    db = redis_store.db
     return str(redis_server.url_for(db))
 
 

@@ -1,7 +1,8 @@
 // Twin of state/redis_store.py RedisStore.apply and mark_fresh: the coalesced writes of a flush
 // applied through the same conditional script (state/apply.lua, bundled as a resource), 500 keys
 // per call, all calls of a flush pipelined in one round trip; then the writer's freshness stamp
-// raised to the newest event time written.
+// raised to the newest event time written. On a Redis Cluster (a redis+cluster:// URL) the same
+// writes go through ClusterApply: grouped by slot, retried through a failover.
 package recs.stream;
 
 import java.io.IOException;
@@ -9,7 +10,9 @@ import java.io.InputStream;
 import java.net.URI;
 import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
+import java.util.HashMap;
 import java.util.List;
+import java.util.Map;
 
 import redis.clients.jedis.Jedis;
 import redis.clients.jedis.Pipeline;
@@ -30,7 +33,8 @@ final class RedisApply implements AutoCloseable {
             + "if not cur or cur < tonumber(ARGV[2]) then "
             + "redis.call('HSET', KEYS[1], ARGV[1], ARGV[2]) end return 0";
 
-    private final Jedis jedis;
+    private final Jedis jedis;  // one Redis; null on a cluster
+    private final ClusterApply cluster;  // a Redis Cluster; null on one Redis
     private final long sessionTtlS;
     private final String writer;
     private final byte[] applyScript;
@@ -39,11 +43,23 @@ final class RedisApply implements AutoCloseable {
     private long freshest;
 
     RedisApply(String redisUrl, long sessionTtlS, String writer) {
-        this.jedis = new Jedis(URI.create(redisUrl));
         this.sessionTtlS = sessionTtlS;
         this.writer = writer;
         this.applyScript = loadScript();
-        loadScripts();
+        if (RedisConnect.isCluster(redisUrl)) {
+            this.jedis = null;
+            this.cluster = new ClusterApply(redisUrl, applyScript,
+                    FRESH_LUA.getBytes(StandardCharsets.UTF_8));
+        } else {
+            this.jedis = new Jedis(URI.create(redisUrl));
+            this.cluster = null;
+            loadScripts();
+        }
+    }
+
+    /** Cluster writes repeated after a transient error (0 on one Redis). */
+    long retries() {
+        return cluster == null ? 0 : cluster.retries;
     }
 
     static byte[] loadScript() {
@@ -78,6 +94,9 @@ final class RedisApply implements AutoCloseable {
         if (batch.isEmpty()) {
             return 0;
         }
+        if (cluster != null) {
+            return applyCluster(batch);
+        }
         try {
             return applyOnce(batch);
         } catch (JedisNoScriptException e) {  // Redis restarted and lost its script cache
@@ -96,15 +115,7 @@ final class RedisApply implements AutoCloseable {
             List<byte[]> keys = new ArrayList<>(chunk.size());
             List<byte[]> args = new ArrayList<>(chunk.size() * 4 + 1);
             for (UpdateBatch.Pending p : chunk) {
-                keys.add(p.key().getBytes(StandardCharsets.UTF_8));
-                args.add(Long.toString(p.version()).getBytes(StandardCharsets.UTF_8));
-                args.add(p.envelope().getBytes(StandardCharsets.UTF_8));
-                args.add(Long.toString(ttlFor(p.key(), p.envelope()))
-                        .getBytes(StandardCharsets.UTF_8));
-                args.add(p.key().startsWith(ITEMVEC_PREFIX)
-                        ? p.key().substring(ITEMVEC_PREFIX.length())
-                                .getBytes(StandardCharsets.UTF_8)
-                        : EMPTY);
+                addArgs(p, keys, args, true);
                 newest = Math.max(newest, p.asOf());
             }
             args.add(ITEMVEC_LOG_KEY.getBytes(StandardCharsets.UTF_8));
@@ -124,14 +135,69 @@ final class RedisApply implements AutoCloseable {
         return applied;
     }
 
+    /** One key's script arguments: version, envelope, ttl, changelog member ("" without). */
+    private void addArgs(UpdateBatch.Pending p, List<byte[]> keys, List<byte[]> args,
+                         boolean member) {
+        keys.add(p.key().getBytes(StandardCharsets.UTF_8));
+        args.add(Long.toString(p.version()).getBytes(StandardCharsets.UTF_8));
+        args.add(p.envelope().getBytes(StandardCharsets.UTF_8));
+        args.add(Long.toString(ttlFor(p.key(), p.envelope())).getBytes(StandardCharsets.UTF_8));
+        args.add(member && p.key().startsWith(ITEMVEC_PREFIX)
+                ? p.key().substring(ITEMVEC_PREFIX.length()).getBytes(StandardCharsets.UTF_8)
+                : EMPTY);
+    }
+
+    private long applyCluster(List<UpdateBatch.Pending> batch) {
+        List<String> keyNames = new ArrayList<>(batch.size());
+        Map<String, Double> changelog = new HashMap<>();
+        long newest = 0;
+        for (UpdateBatch.Pending p : batch) {
+            keyNames.add(p.key());
+            newest = Math.max(newest, p.asOf());
+            if (p.key().startsWith(ITEMVEC_PREFIX)) {
+                changelog.merge(p.key().substring(ITEMVEC_PREFIX.length()),
+                        (double) p.version(), Math::max);
+            }
+        }
+        List<ClusterApply.SlotCall> calls = new ArrayList<>();
+        byte[] logKey = ITEMVEC_LOG_KEY.getBytes(StandardCharsets.UTF_8);
+        for (Map.Entry<Integer, List<Integer>> slot
+                : ClusterApply.groupBySlot(keyNames).entrySet()) {
+            List<Integer> group = slot.getValue();
+            List<byte[]> keys = new ArrayList<>(group.size());
+            List<byte[]> args = new ArrayList<>(group.size() * 4 + 1);
+            for (int i : group) {
+                addArgs(batch.get(i), keys, args, false);
+            }
+            args.add(logKey);
+            calls.add(new ClusterApply.SlotCall(slot.getKey(), keys, args));
+        }
+        List<byte[]> freshArgs = newest > freshest
+                ? List.of(writer.getBytes(StandardCharsets.UTF_8),
+                        Long.toString(newest).getBytes(StandardCharsets.UTF_8))
+                : null;
+        long applied = cluster.retrying("apply", () -> cluster.applyOnce(calls, ITEMVEC_LOG_KEY,
+                changelog, FRESHNESS_KEY.getBytes(StandardCharsets.UTF_8), freshArgs));
+        freshest = Math.max(freshest, newest);
+        return applied;
+    }
+
     /** Empty the database (the benchmark's passes; never called by the sink). */
     void flushDatabase() {
+        if (cluster != null) {
+            cluster.flushAll();
+            return;
+        }
         jedis.flushDB();
         loadScripts();
     }
 
     @Override
     public void close() {
-        jedis.close();
+        if (cluster != null) {
+            cluster.close();
+        } else {
+            jedis.close();
+        }
     }
 }
