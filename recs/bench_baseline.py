@@ -18,10 +18,9 @@ import sys
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any, Final
 
-import redis.asyncio as aioredis
-
 from recs.settings import Settings
 from state.keys import session_key
+from state.redis_connect import AsyncClient, async_client
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -47,7 +46,7 @@ class BaselineApp:
 
     def __init__(self, redis_url: str) -> None:
         self.redis_url = redis_url
-        self._redis: aioredis.Redis | None = None
+        self._redis: AsyncClient | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
@@ -79,7 +78,7 @@ class BaselineApp:
                 # the real server's client settings (imported here, in the worker, only)
                 from serving.app import REDIS_CONNECT_TIMEOUT_S, REDIS_SOCKET_TIMEOUT_S
 
-                self._redis = aioredis.Redis.from_url(
+                self._redis = async_client(
                     self.redis_url, socket_connect_timeout=REDIS_CONNECT_TIMEOUT_S,
                     socket_timeout=REDIS_SOCKET_TIMEOUT_S)
                 await send({"type": "lifespan.startup.complete"})

@@ -21,12 +21,12 @@ import uuid
 from typing import cast
 
 import orjson
-import redis
 
 from recs.bench_stream import percentile
 from recs.benchkit import print_result
 from recs.settings import Settings, Topics
 from state import keys
+from state.redis_connect import sync_client
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -52,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
         ensure_topics(settings.kafka_bootstrap,
                       engine_topics(settings.topics, settings.partitions))
         job = engine.start_job(settings, run / "logs", checkpoint_dir=run / "checkpoints")
-        client = redis.Redis.from_url(settings.redis_url)
+        client = sync_client(settings.redis_url)
         producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap, linger_ms=0)
         seen_first = False
         try:

@@ -89,10 +89,9 @@ def jvm_state(users: int, items: int) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    import redis
-
     from infra.services import Services
     from recs.synthetic import Storefront
+    from state.redis_connect import sync_client
     from state.redis_store import RedisStore
     from stream.reference import ReferenceRunner
 
@@ -108,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     result: dict[str, Any] = {"users": args.users, "events_per_user": args.events_per_user + 1}
     with Services(base.run_dir / "bench-memory" / "services", settings=base,
                   kafka=False) as svc:
-        client = redis.Redis.from_url(svc.redis_url)
+        client = sync_client(svc.redis_url)
         client.flushdb()
         store = RedisStore(client)
         before = used_memory(client)

@@ -73,7 +73,6 @@ from types import FrameType
 from typing import Any, Final
 
 import orjson
-import redis
 
 from recs.bench_baseline import baseline_path
 from recs.bench_load import LOOPBACK, PYTHON, WRK, Load, Loader
@@ -92,6 +91,7 @@ from recs.bench_serve_data import (
 from recs.bench_stream import group_cpu_seconds, process_cpu_seconds
 from recs.benchkit import machine
 from recs.engine import EngineProcess
+from state.redis_connect import sync_client
 
 AIM_HALF_LOAD_P99_MS: Final = 5.0
 PREFLIGHT: Final = 100  # requests per target checked one by one before the load
@@ -366,7 +366,7 @@ def _run(args: argparse.Namespace) -> int:
             stack.callback(own.stop)
             redis_url = own.url
             args.redis_pid = own.pid  # its CPU per request is reported (our own Redis only)
-            client = redis.Redis.from_url(redis_url)
+            client = sync_client(redis_url)
             client.flushdb()  # our own Redis: start from nothing
             client.close()
         print(f"bench-serve: filling Redis: {DATA_SOURCE} (seed {args.seed}, {args.events} "

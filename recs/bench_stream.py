@@ -54,13 +54,13 @@ from pathlib import Path
 from typing import Any, Final, cast
 
 import orjson
-import redis
 
 from recs.benchkit import machine
 from recs.settings import Settings, Topics
 from schemas.events import Interaction
 from state import keys
 from state.records import decode_envelope
+from state.redis_connect import SyncClient, mget, sync_client
 
 INTEREST = {"view", "click", "add_to_cart", "purchase"}
 
@@ -69,7 +69,7 @@ INTEREST = {"view", "click", "add_to_cart", "purchase"}
 class Prober:
     """Polls the session keys of probed events until they reflect the probe's event time."""
 
-    client: redis.Redis
+    client: SyncClient
     pending: dict[str, list[tuple[int, float]]] = field(default_factory=dict)
     done: list[tuple[float, float]] = field(default_factory=list)  # (produced, visible) wall s
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -90,7 +90,7 @@ class Prober:
             if not names:
                 time.sleep(0.005)
                 continue
-            values = cast(list[bytes | None], self.client.mget(names))
+            values = mget(self.client, names)
             now = time.time()
             with self.lock:
                 for name, raw in zip(names, values, strict=True):
@@ -296,7 +296,7 @@ def _generate(settings: Settings, phase: Phase, generators: int, prober: Prober)
             "newest_ts": max(d[3] for d in done)}
 
 
-def _model_events(client: redis.Redis) -> tuple[int, int]:
+def _model_events(client: SyncClient) -> tuple[int, int]:
     """The collaborative model's published header: events learned, events its feed skipped."""
     raw = client.get(keys.model_key(keys.MODEL_MF))
     if not raw:
@@ -305,7 +305,7 @@ def _model_events(client: redis.Redis) -> tuple[int, int]:
     return int(data["events"]), int(data.get("sampled_out", 0))
 
 
-def _freshness(client: redis.Redis) -> int:
+def _freshness(client: SyncClient) -> int:
     raw = cast(bytes | None, client.hget(keys.FRESHNESS_KEY, "stream"))
     return int(raw) if raw else 0
 
@@ -350,7 +350,7 @@ def main(argv: list[str]) -> int:
             producer.send(t.items, key=item.item_id.encode(), value=item.to_json())
         producer.flush()
         producer.close()
-        client = redis.Redis.from_url(settings.redis_url)
+        client = sync_client(settings.redis_url)
         prober = Prober(client)
         poller = threading.Thread(target=prober.run, daemon=True)
         # 1. the backlog, before the job runs: the generator alone

@@ -24,10 +24,9 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator, Mapping
-from typing import Any, cast
+from typing import Any
 
 import orjson
-import redis
 
 from recs.bench_stream import Prober, percentile
 from recs.settings import Settings
@@ -35,6 +34,7 @@ from schemas.events import Interaction, ItemUpsert
 from serving.auth import write_keys
 from state import keys
 from state.records import decode_envelope
+from state.redis_connect import SyncClient, mget, sync_client
 from state.redis_store import RedisStore
 from stream import TOPOLOGY_VERSION
 from stream.job import LOADER_WRITER
@@ -97,7 +97,7 @@ def _produce(settings: Settings, stop: threading.Event, rate: float, counters: C
     producer.flush()
     # the clickstream starts once the job is up (the catalogue is visible in Redis), so the
     # freshness figures measure the running pipeline, not the JVM's start-up
-    client = redis.Redis.from_url(settings.redis_url)
+    client = sync_client(settings.redis_url)
     while not stop.is_set() and not client.exists(keys.item_key(catalogue[-1].item_id)):
         time.sleep(0.2)
     print("recs demo: the job is running; publishing the clickstream at "
@@ -229,7 +229,7 @@ def _dlq_count(settings: Settings) -> int:
     return int(total)
 
 
-def _users_with_session_recs(client: redis.Redis) -> tuple[int, int]:
+def _users_with_session_recs(client: SyncClient) -> tuple[int, int]:
     """(users with a session, users whose session yields candidates right now)."""
     from operators.candidates import recent_items, session_candidates
 
@@ -335,7 +335,7 @@ def main(argv: list[str]) -> int:
         monitor = engine.start_monitor(settings, logs)
         owned.callback(monitor.stop)
         base = f"http://{settings.http_host}:{port}"
-        client = redis.Redis.from_url(settings.redis_url)
+        client = sync_client(settings.redis_url)
         prober = Prober(client)
         threads = [threading.Thread(target=prober.run, daemon=True),
                    threading.Thread(target=_produce, args=(settings, stop, rate, counters,
@@ -412,7 +412,7 @@ def main(argv: list[str]) -> int:
     return 0
 
 
-def _summary(settings: Settings, client: redis.Redis, counters: Counters,
+def _summary(settings: Settings, client: SyncClient, counters: Counters,
              latencies: list[float], elapsed: float) -> dict[str, Any]:
     users, with_recs = _users_with_session_recs(client)
     return {
@@ -438,11 +438,11 @@ def _summary(settings: Settings, client: redis.Redis, counters: Counters,
     }
 
 
-def _models(client: redis.Redis) -> dict[str, Any]:
+def _models(client: SyncClient) -> dict[str, Any]:
     """What the online models had published: events learnt, vectors, ranker examples."""
     out: dict[str, Any] = {}
-    raw_mf, raw_rk = cast(list[bytes | None], client.mget([keys.model_key(keys.MODEL_MF),
-                                                           keys.model_key(keys.MODEL_RANKER)]))
+    raw_mf, raw_rk = mget(client, [keys.model_key(keys.MODEL_MF),
+                                   keys.model_key(keys.MODEL_RANKER)])
     if raw_mf:
         mf = decode_envelope(raw_mf).data
         out.update(model_events_learned=mf["events"], model_items=mf["items"],

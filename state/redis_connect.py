@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, cast
 from urllib.parse import unquote
 
 import redis
@@ -147,3 +147,13 @@ def async_client(url: str, **kw: Any) -> AsyncClient:
     addr = parse_cluster_url(url)
     nodes = [aiocluster.ClusterNode(h, p) for h, p in addr.seeds]
     return aiocluster.RedisCluster(startup_nodes=nodes, **_credentials(addr), **kw)
+
+
+def mget(client: SyncClient, keys: Sequence[str]) -> list[bytes | None]:
+    """The values of ``keys`` in order (``None`` where absent): one MGET on one Redis, one per
+    slot (grouped per node) on a cluster, where a single MGET must stay within one slot."""
+    if not keys:
+        return []
+    if isinstance(client, synccluster.RedisCluster):
+        return cast(list[bytes | None], client.mget_nonatomic(list(keys)))
+    return cast(list[bytes | None], client.mget(keys))

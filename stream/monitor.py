@@ -268,14 +268,15 @@ class Monitor:
     def __init__(self, settings: Settings, *, stream_group: str = "recs-stream",
                  loader_group: str = "recs-loader", clock: Callable[[], float] = time.time,
                  rest_url: str | None = None) -> None:
-        import redis
+        from state.redis_connect import sync_client
 
         topics = settings.topics
         self.groups = {f"{stream_group}-interactions": topics.interactions,
                        f"{stream_group}-items": topics.items, loader_group: topics.updates}
         self.settings, self.clock = settings, clock
         self.flink = FlinkRest(rest_url or f"http://127.0.0.1:{settings.flink_rest_port}")
-        self.redis = redis.Redis.from_url(settings.redis_url, socket_timeout=TIMEOUT_S)
+        # one Redis or a Redis Cluster (redis+cluster://): the freshness hash is one key either way
+        self.redis = sync_client(settings.redis_url, socket_timeout=TIMEOUT_S)
         self._kafka: KafkaSide | None = None
         self._catalogue: tuple[float, int] | None = None  # (taken at, count)
         self._failing: dict[str, str] = {}  # step -> its last error (logged once, not each time)
@@ -332,13 +333,14 @@ class Monitor:
         now = time.monotonic()
         if self._catalogue is not None and now - self._catalogue[0] < CATALOGUE_EVERY_S:
             return self._catalogue[1]
-        count, cursor = 0, 0
-        for _ in range(CATALOGUE_MAX_SCANS):
-            cursor, found = cast(tuple[int, list[bytes]], self.redis.scan(
-                cursor, match=f"{PREFIX}{KIND_ITEM}:*", count=1000))
-            count += len(found)
-            if cursor == 0:
-                break
+        import redis.cluster
+
+        count = 0
+        if isinstance(self.redis, redis.cluster.RedisCluster):  # each master holds its share
+            for node in self.redis.get_primaries():  # type: ignore[no-untyped-call]
+                count += _count_items(self.redis.get_redis_connection(node))
+        else:
+            count = _count_items(self.redis)
         self._catalogue = (now, count)
         return count
 
@@ -346,6 +348,19 @@ class Monitor:
         if self._kafka is not None:
             self._kafka.close()
         self.redis.close()
+
+
+def _count_items(client: Any) -> int:
+    """Keys under ``item:`` on one Redis (one node of a cluster), capped at CATALOGUE_MAX_SCANS
+    SCAN calls."""
+    count, cursor = 0, 0
+    for _ in range(CATALOGUE_MAX_SCANS):
+        cursor, found = cast(tuple[int, list[bytes]], client.scan(
+            cursor, match=f"{PREFIX}{KIND_ITEM}:*", count=1000))
+        count += len(found)
+        if cursor == 0:
+            break
+    return count
 
 
 class SnapshotCollector(Collector):

@@ -10,7 +10,7 @@ import redis.cluster as synccluster
 from redis.crc import key_slot
 
 from infra.redis_cluster import RedisCluster
-from state.redis_connect import async_client, cluster_seeds, sync_client
+from state.redis_connect import async_client, cluster_seeds, mget, sync_client
 
 pytestmark = [pytest.mark.integration, pytest.mark.cluster]
 
@@ -43,6 +43,7 @@ def test_sync_and_async_clients_write_and_read_across_slots(
             await aclient.aclose()
 
     assert asyncio.run(read()) == [str(i).encode() for i in range(60)]
+    assert mget(client, [*keys[:3], "absent"]) == [b"0", b"1", b"2", None]  # across slots
     client.close()
 
 
