@@ -98,13 +98,14 @@ def test_the_loader_survives_a_master_killed_between_its_batches(
     assert_same_state(dump(cluster.url), single_state[0])
 
 
-def run_writer_main(url: str, records: list[bytes]) -> subprocess.Popen[bytes]:
+def run_writer_main(url: str, records: list[bytes],
+                    batch: int = BATCH) -> subprocess.Popen[bytes]:
     with tempfile.TemporaryFile() as stdin:
         stdin.write(b"\n".join(records) + b"\n")
         stdin.seek(0)
         return subprocess.Popen(
             [java_binary(), "-cp", jvm.tool_classpath(), "recs.stream.WriterMain",
-             "--redis-url", url, "--batch", str(BATCH), "--session-ttl-s", str(30 * 86_400)],
+             "--redis-url", url, "--batch", str(batch), "--session-ttl-s", str(30 * 86_400)],
             stdin=stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
 
@@ -129,9 +130,9 @@ def test_the_jvm_writer_survives_a_master_killed_while_it_writes(
         redis_cluster_clean: RedisCluster, records: list[bytes],
         single_state: tuple[dict[str, Any], LoaderStats]) -> None:
     cluster = redis_cluster_clean
-    # the same records, the whole log written three times over (a replay rewrites nothing
-    # newer), so the writer is still writing when the master dies
-    proc = run_writer_main(cluster.url, records * 3)
+    # the same records, the whole log written three times over in small flushes (a replay
+    # rewrites nothing newer), so the writer is still writing when the master dies
+    proc = run_writer_main(cluster.url, records * 3, batch=200)
     deadline = time.monotonic() + 60
     while not any(n.call("DBSIZE") for n in cluster.masters()):  # it has started writing
         assert proc.poll() is None and time.monotonic() < deadline, "WriterMain wrote nothing"
