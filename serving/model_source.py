@@ -56,7 +56,7 @@ class RedisModelSource:
     def __init__(self, client: AsyncClient) -> None:
         self._r = client
         self._cluster = isinstance(client, aiocluster.RedisCluster)
-        self._reader = AsyncReader(client)  # type: ignore[arg-type]
+        self._reader = AsyncReader(client)
 
     @classmethod
     def from_url(cls, url: str, **kwargs: Any) -> RedisModelSource:

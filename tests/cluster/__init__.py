@@ -1,1 +1,2 @@
-"""Tests against the cluster topology: a Flink standalone cluster, a 3-broker Kafka, Redis Cluster."""
+"""Tests against the cluster topology: a Flink standalone cluster, a 3-broker Kafka, a Redis
+Cluster."""
