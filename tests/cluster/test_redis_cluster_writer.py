@@ -60,7 +60,8 @@ def assert_same_state(got: dict[str, Any], want: dict[str, Any]) -> None:
             continue
         (raw, expires, ttl), (got_raw, got_expires, got_ttl) = value, got[key]
         assert orjson.loads(got_raw) == orjson.loads(raw), key
-        assert got_expires == expires and abs(got_ttl - ttl) <= 10, (key, ttl, got_ttl)
+        # TTLs count from each write: the two states were written up to a minute apart
+        assert got_expires == expires and abs(got_ttl - ttl) <= 120, (key, ttl, got_ttl)
 
 
 def test_the_loader_writes_into_the_cluster_what_it_writes_into_one_redis(

@@ -12,6 +12,7 @@ import java.nio.charset.StandardCharsets;
 import java.security.MessageDigest;
 import java.security.NoSuchAlgorithmException;
 import java.util.ArrayList;
+import java.util.HashMap;
 import java.util.HexFormat;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -46,12 +47,14 @@ final class ClusterApply implements AutoCloseable {
     static final long DEADLINE_MS = 60_000;
     private static final int TIMEOUT_MS = 2_000;
     static final long WAIT_MS = 250;  // WAIT for a replica; a shard without one costs this
+    static final long NO_REPLICA_RECHECK_MS = 5_000;  // then it is not waited on for this long
     private static final List<String> TRANSIENT_REPLIES = List.of("MOVED", "ASK", "CLUSTERDOWN",
             "TRYAGAIN", "READONLY", "LOADING", "MASTERDOWN", "NOSCRIPT");
 
     private final RedisClusterClient client;
     private final byte[][] scripts;
     private final byte[][] shas;
+    private final Map<HostAndPort, Long> skipWaitUntil = new HashMap<>();
     long retries;
 
     ClusterApply(String url, byte[]... scripts) {
@@ -123,21 +126,27 @@ final class ClusterApply implements AutoCloseable {
             }
         }
         long applied = 0;
-        for (List<SlotCall> nodeCalls : byNode.values()) {
+        for (Map.Entry<HostAndPort, List<SlotCall>> node : byNode.entrySet()) {
+            List<SlotCall> nodeCalls = node.getValue();
+            long now = System.currentTimeMillis();
+            boolean wait = now >= skipWaitUntil.getOrDefault(node.getKey(), 0L);
             try (Connection c = client.getConnectionFromSlot(nodeCalls.get(0).slot())) {
                 Pipeline pipe = new Pipeline(c);
                 List<Response<Object>> replies = new ArrayList<>(nodeCalls.size());
                 for (SlotCall call : nodeCalls) {
                     replies.add(pipe.evalsha(shas[0], call.keys(), call.args()));
                 }
-                Response<Long> acked = pipe.waitReplicas(1, WAIT_MS);
+                Response<Long> acked = wait ? pipe.waitReplicas(1, WAIT_MS) : null;
                 pipe.sync();
                 for (Response<Object> r : replies) {
                     applied += (Long) r.get();
                 }
-                if (acked.get() < 1) {
-                    LOG.warn("cluster writer: no replica of {} acknowledged within {} ms",
-                            c.getHostAndPort(), WAIT_MS);
+                if (acked != null && acked.get() < 1) {
+                    // a shard without a replica (it died, or this is a promoted replica)
+                    LOG.warn("cluster writer: no replica of {} acknowledged within {} ms; not "
+                            + "waiting on it for {} ms", node.getKey(), WAIT_MS,
+                            NO_REPLICA_RECHECK_MS);
+                    skipWaitUntil.put(node.getKey(), now + NO_REPLICA_RECHECK_MS);
                 }
             }
         }
