@@ -123,6 +123,12 @@ def test_losing_a_broker_mid_stream_loses_nothing_and_counts_nothing_twice(
         running = time.monotonic()
         time.sleep(3.0)  # a few thousand events in: the job, the loader and the publisher busy
         node, led = _leader_of_most(cluster.bootstrap, events)
+        with admin_client(cluster.bootstrap) as admin:
+            controller = admin.describe_cluster()["controller_id"]
+        (updates,) = partition_states(cluster.bootstrap, settings.topics.updates)
+        roles = [role for role, held in (("the active controller", controller == node),
+                                         ("the updates topic's leader", updates.leader == node))
+                 if held]
         victim = cluster.broker(node)
         victim.kill()  # SIGKILL: no controlled shutdown, leadership moves only once it is fenced
         killed = time.monotonic()
@@ -153,7 +159,8 @@ def test_losing_a_broker_mid_stream_loses_nothing_and_counts_nothing_twice(
         _wait_isr_full(cluster, events)
         # reported, not asserted: a failover would be correct too (the job restores its
         # checkpoint); the clients have ridden out every loss so far without one
-        print(f"killed broker {node} (led {led} of {len(moved)} partitions of {events}) "
+        print(f"killed broker {node} (led {led} of {len(moved)} partitions of {events}; "
+              f"{' and '.join(roles) or 'neither the controller nor the updates leader'}) "
               f"for {DOWN_S:.0f} s, leaders moved after {failover_s:.1f} s, restarted "
               f"{'during' if during else 'after'} the publication; "
               f"job failovers: {_failovers(settings)}; job up and "
