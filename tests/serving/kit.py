@@ -272,15 +272,16 @@ def ids(reply: Reply) -> list[str]:
 # ---- the real server over HTTP -------------------------------------------------------------
 
 @contextlib.contextmanager
-def serving_http(redis_url: str, **env: str) -> Iterator[int]:
+def serving_http(redis_url: str, log_path: Path | None = None, **env: str) -> Iterator[int]:
     """``recs serve`` (granian, one worker) on a free loopback port, with the test keys
-    (:func:`creds`); stopped by PID."""
+    (:func:`creds`); stopped by PID. Its output goes to ``log_path`` when given."""
     port = free_port()
     full = {**os.environ, "REDIS_URL": redis_url, "KAFKA_BOOTSTRAP": "", **auth_env(), **env}
+    out = log_path.open("wb") if log_path is not None else subprocess.PIPE
     proc = subprocess.Popen(
         [sys.executable, "-m", "recs.cli", "serve", "--host", "127.0.0.1", "--port", str(port),
          "--workers", "1"],
-        cwd=REPO, env=full, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        cwd=REPO, env=full, stdout=out, stderr=subprocess.STDOUT)
     try:
         deadline = time.monotonic() + 30
         while True:
@@ -289,9 +290,10 @@ def serving_http(redis_url: str, **env: str) -> Iterator[int]:
                     break
             except OSError:
                 if proc.poll() is not None or time.monotonic() > deadline:
-                    out = proc.stdout.read().decode() if proc.stdout else ""
+                    said = proc.stdout.read().decode() if proc.stdout else \
+                        f"(its output: {log_path})"
                     raise RuntimeError(
-                        f"recs serve did not come up (rc={proc.poll()}):\n{out}") from None
+                        f"recs serve did not come up (rc={proc.poll()}):\n{said}") from None
                 time.sleep(0.1)
         yield port
     finally:
@@ -303,3 +305,5 @@ def serving_http(redis_url: str, **env: str) -> Iterator[int]:
             proc.wait(timeout=5)
         if proc.stdout:
             proc.stdout.close()
+        if log_path is not None:
+            out.close()  # type: ignore[union-attr]
