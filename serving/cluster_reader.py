@@ -37,10 +37,11 @@ import re
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, Final, cast
+from typing import Any, Final, NoReturn, cast
 
 import hiredis
 
+from serving.fetch import PartialRead
 from serving.redis_client import (
     PipelinedReader,
     RedisReplyError,
@@ -383,27 +384,35 @@ class ClusterReader:
 
     # ---- the Reader contract -----------------------------------------------------------------
     async def get_raw_many(self, keys: Sequence[str]) -> list[bytes | None]:
+        """The values of ``keys`` in order. When some nodes fail (down, no owner for a slot,
+        ``CLUSTERDOWN``) it raises :class:`~serving.fetch.PartialRead` with the values the
+        other nodes gave: the requests that need none of the lost keys still get theirs."""
         if not keys:
             return []
         smap = await self._current()
         per_node: dict[NodeReader, list[list[int]]] = {}
+        lost: list[int] = []  # positions not read
+        errors: list[BaseException] = []
         for slot, at in group_by_slot(keys).items():
-            per_node.setdefault(self._owner(smap, slot), []).append(at)
-        try:
-            for node in per_node:
-                if not node.connected:
-                    await node.ensure_connected()
-        except OSError:
-            self._refresh_soon()
-            raise
+            try:
+                per_node.setdefault(self._owner(smap, slot), []).append(at)
+            except ClusterUnavailable as exc:
+                errors.append(exc)
+                lost += at
+        for node in [n for n in per_node if not n.connected]:
+            try:
+                await node.ensure_connected()
+            except OSError as exc:
+                errors.append(exc)
+                lost += [n for at in per_node.pop(node) for n in at]
         sent = [node.submit_group(b"".join([encode_read(keys, at) for at in slots]), len(slots))
                 for node, slots in per_node.items()]
         replies = await asyncio.gather(*sent, return_exceptions=True)
         out: list[bytes | None] = [None] * len(keys)
-        failed: BaseException | None = None
         for slots, got in zip(per_node.values(), replies, strict=True):
             if isinstance(got, BaseException):
-                failed = failed or got
+                errors.append(got)
+                lost += [n for at in slots for n in at]
                 continue
             for at, reply in zip(slots, got, strict=True):
                 if isinstance(reply, hiredis.ReplyError):  # MOVED, ASK, CLUSTERDOWN, ...
@@ -412,18 +421,31 @@ class ClusterReader:
                         reply = await self._redirected(RedisReplyError(
                             f"redis: {command[0]!s} failed: {reply}", reply=str(reply)), command)
                     except BaseException as exc:  # raised below, once the others are in
-                        failed = failed or exc
+                        errors.append(exc)
+                        lost += at
                         continue
                 if len(at) == 1:
                     out[at[0]] = reply
                 else:
                     for n, raw in zip(at, cast(list[bytes | None], reply), strict=True):
                         out[n] = raw
-        if failed is not None:
-            if isinstance(failed, OSError):
-                self._refresh_soon()
-            raise failed
+        if errors:
+            self._failed(keys, out, lost, errors)
         return out
+
+    def _failed(self, keys: Sequence[str], out: list[bytes | None], lost: list[int],
+                errors: list[BaseException]) -> NoReturn:
+        """Raise for a read some of whose nodes failed: the first error that is not the
+        cluster's unavailability as it is (a bug, a cancellation), else a
+        :class:`~serving.fetch.PartialRead` with what was read."""
+        other = next((e for e in errors if not isinstance(e, OSError)), None)
+        if other is not None:
+            raise other
+        self._refresh_soon()
+        gone = set(lost)
+        found = {key: out[n] for n, key in enumerate(keys) if n not in gone}
+        raise PartialRead(f"serving.cluster_reader: {len(gone)} of {len(keys)} keys not read "
+                          f"({errors[0]})", found) from errors[0]
 
     async def freshness(self) -> dict[str, int]:
         flat = cast(list[bytes], await self.execute_on(key_slot(FRESHNESS_KEY), "HGETALL",

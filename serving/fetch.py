@@ -99,6 +99,16 @@ class RedisUnavailable(ConnectionError):
     """No reader is open (the lifespan has not started it)."""
 
 
+class PartialRead(ConnectionError):
+    """A read of which only some keys came back (a Redis Cluster with a master down):
+    ``found`` holds those. The batch's requests that need none of the others get their
+    values; the rest get this error (the degraded path)."""
+
+    def __init__(self, message: str, found: dict[str, bytes | None]) -> None:
+        super().__init__(message)
+        self.found = found
+
+
 @dataclass(slots=True)
 class Recording:
     """What one answer read: ``(key, stamp, cached)`` per read (``cached``: through the
@@ -253,9 +263,14 @@ class Fetcher:
                 self.batches += 1
                 try:
                     found = await reader.get_raw_many(unique)
-                except Exception as exc:  # every waiter gets the error (Redis down, timeout)
-                    for _, fut in batch:
-                        if not fut.done():
+                except Exception as exc:  # the waiters get the error (Redis down, timeout) ...
+                    part = exc.found if isinstance(exc, PartialRead) else {}
+                    for keys, fut in batch:
+                        if fut.done():
+                            continue
+                        if part and all(k in part for k in keys):  # ... or what they need
+                            fut.set_result([part[k] for k in keys])
+                        else:
                             fut.set_exception(exc)
                     continue
                 by_key = dict(zip(unique, found, strict=True))

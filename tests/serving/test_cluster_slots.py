@@ -1,10 +1,12 @@
 """The cluster reader's pure parts, no server: slot hashing against redis-py's ``key_slot``,
 the ``CLUSTER SLOTS`` map, grouping a read's keys per slot and putting the replies back in order,
-redirection replies."""
+redirection replies, and what the server's batching does with a read only partly answered."""
 
 from __future__ import annotations
 
+import asyncio
 import random
+from collections.abc import Sequence
 
 import pytest
 from hypothesis import given
@@ -19,6 +21,7 @@ from serving.cluster_reader import (
     parse_slots,
     redirect_of,
 )
+from serving.fetch import Fetcher, PartialRead
 from serving.redis_client import RedisReplyError
 from state.keys import bought_key, item_key, session_key, similar_key, trending_key
 
@@ -98,3 +101,21 @@ def test_redirections_are_read_from_the_reply() -> None:
     assert redirect_of(err("ASK 12 10.1.2.3:7000")) == ("ASK", 12, ("10.1.2.3", 7000))
     assert redirect_of(err("CLUSTERDOWN The cluster is down")) is None
     assert redirect_of(err("WRONGTYPE Operation against a key")) is None
+
+
+def test_a_partial_read_answers_the_requests_it_has_every_key_for() -> None:
+    # a cluster with a master down: the batch's requests whose keys all came back get them,
+    # the others get the error (their degraded path)
+    class HalfDown:
+        async def get_raw_many(self, keys: Sequence[str]) -> list[bytes | None]:
+            raise PartialRead("a master is down", {k: k.encode() for k in keys if "up" in k})
+
+    async def go() -> list[object]:
+        fetch = Fetcher(HalfDown(), budget_s=1.0)  # type: ignore[arg-type]
+        asked = [fetch._batched(["up:1", "up:2"]), fetch._batched(["up:1", "down:1"]),
+                 fetch._batched(["up:3"])]
+        return list(await asyncio.gather(*asked, return_exceptions=True))
+
+    whole, broken, alone = asyncio.run(go())
+    assert whole == [b"up:1", b"up:2"] and alone == [b"up:3"]
+    assert isinstance(broken, PartialRead) and isinstance(broken, ConnectionError)
