@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import shutil
+import site
 from pathlib import Path
 from typing import Final
 
@@ -27,6 +28,12 @@ class MissingDependency(RuntimeError):
     """A binary or jar the local services need is not installed."""
 
 
+def python_path() -> list[str]:
+    """The import path thread-mode Python needs inside a Flink JVM: this project and this
+    interpreter's site-packages (the embedded interpreter does not see the virtualenv)."""
+    return [str(INFRA_DIR.parent), *site.getsitepackages()]
+
+
 def flink_connector_jar(lib_dir: Path = FLINK_LIB) -> Path:
     """The shaded ``flink-sql-connector-kafka`` jar PyFlink jobs add with ``add_jars``."""
     jars = sorted(lib_dir.glob(CONNECTOR_GLOB))
@@ -36,12 +43,18 @@ def flink_connector_jar(lib_dir: Path = FLINK_LIB) -> Path:
     return jars[-1]
 
 
-def pyflink_plugins_dir() -> Path:
-    """The ``plugins/`` directory of the installed PyFlink (its wheel ships Flink's reporters)."""
+def pyflink_home() -> Path:
+    """The installed PyFlink package: a Flink distribution (``bin/``, ``lib/``, ``opt/``,
+    ``plugins/``, ``conf/``) inside the wheel."""
     spec = importlib.util.find_spec("pyflink")
     if spec is None or not spec.submodule_search_locations:
         raise MissingDependency("infra: PyFlink is not installed in this interpreter")
-    return Path(next(iter(spec.submodule_search_locations))) / "plugins"
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+def pyflink_plugins_dir() -> Path:
+    """The ``plugins/`` directory of the installed PyFlink (its wheel ships Flink's reporters)."""
+    return pyflink_home() / "plugins"
 
 
 def flink_prometheus_jar(plugins_dir: Path | None = None) -> Path:

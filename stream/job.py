@@ -1,10 +1,11 @@
 """The PyFlink job: Kafka sources -> :func:`stream.topology.define_workflow` -> Kafka sinks.
 
     recs job [--parallelism N] [--checkpoint-dir DIR] [--restore latest|PATH] [--bounded]
+             [--cluster | --jobmanager HOST:PORT]
 
 Runs on Flink's local mini-cluster in this process (thread mode: the Python operators run inside
-the JVM, the only fast mode for keyed Python state). To run on a Flink cluster instead:
-``flink run -py stream/job.py --jarfile <flink-sql-connector-kafka jar> -pyexec <venv python>``.
+the JVM, the only fast mode for keyed Python state). ``--cluster`` / ``--jobmanager`` submit it
+to a Flink cluster with ``flink run`` instead and print the job id (``stream/submit.py``).
 
 Delivery: Kafka offsets live in Flink's checkpoints (and are committed back to the group on each
 checkpoint for lag monitoring). Updates reach Redis one of two ways (``RECS_WRITER``):
@@ -25,18 +26,16 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import site
 import sys
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Final
 
+from infra.paths import python_path
 from infra.procs import LOOPBACK, port_is_free
 from recs.settings import Settings
 
 log = logging.getLogger(__name__)
-
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +46,9 @@ class JobOptions:
     bounded: bool = False
     group_id: str = "recs-stream"
     job_name: str = "recs-stream"
+    # submitted to a cluster by `flink run` (stream/submit.py): the cluster's own configuration
+    # decides slots, the restart strategy, REST and metric reporters
+    remote: bool = False
 
 
 LOADER_WRITER: Final = "loader"  # Settings.writer: recs.updates + the Python loader
@@ -56,7 +58,7 @@ WRITERS: Final = (LOADER_WRITER, JVM_WRITER)
 
 def prepare_python_env() -> None:
     """Thread mode embeds CPython in the JVM: give it this interpreter's import path."""
-    paths = [str(PROJECT_ROOT), *site.getsitepackages()]
+    paths = python_path()
     current = os.environ.get("PYTHONPATH")
     os.environ["PYTHONPATH"] = os.pathsep.join(paths + ([current] if current else []))
 
@@ -130,7 +132,7 @@ def build(settings: Settings, opts: JobOptions):  # type: ignore[no-untyped-def]
     conf.set_string("python.execution-mode", "thread")
     conf.set_string("python.executable", sys.executable)
     conf.set_string("python.client.executable", sys.executable)
-    extra_options, extra_jars = observability_options(settings)
+    extra_options, extra_jars = ({}, []) if opts.remote else observability_options(settings)
     for key, value in extra_options.items():
         conf.set_string(key, value)
     if settings.writer not in WRITERS:
@@ -141,10 +143,11 @@ def build(settings: Settings, opts: JobOptions):  # type: ignore[no-untyped-def]
         jars.append(jvm.jar())
     conf.set_string("pipeline.jars", ";".join(jar.resolve().as_uri() for jar in jars))
     conf.set_string("pipeline.name", opts.job_name)
-    conf.set_string("taskmanager.numberOfTaskSlots", str(max(1, opts.parallelism)))
-    conf.set_string("restart-strategy.type", "fixed-delay")
-    conf.set_string("restart-strategy.fixed-delay.attempts", "3")
-    conf.set_string("restart-strategy.fixed-delay.delay", "2 s")
+    if not opts.remote:  # the local mini-cluster
+        conf.set_string("taskmanager.numberOfTaskSlots", str(max(1, opts.parallelism)))
+        conf.set_string("restart-strategy.type", "fixed-delay")
+        conf.set_string("restart-strategy.fixed-delay.attempts", "3")
+        conf.set_string("restart-strategy.fixed-delay.delay", "2 s")
     if opts.checkpoint_dir is not None:
         conf.set_string("execution.checkpointing.dir", opts.checkpoint_dir.resolve().as_uri())
     if opts.restore_from is not None:
@@ -220,6 +223,13 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--bounded", action="store_true",
                         help="stop at the end offsets seen at start-up (tests, backfills)")
     parser.add_argument("--group-id", default="recs-stream")
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument("--cluster", action="store_true",
+                       help="submit with `flink run` to the cluster `recs infra up --cluster` "
+                            "started (stream/submit.py); prints the job id")
+    where.add_argument("--jobmanager", metavar="HOST:PORT",
+                       help="submit with `flink run` to the JobManager whose REST API is there")
+    where.add_argument("--remote", action="store_true", help=argparse.SUPPRESS)  # under flink run
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     settings = Settings.from_env()
@@ -235,7 +245,13 @@ def main(argv: list[str]) -> int:
         restore = Path(args.restore)
     opts = JobOptions(parallelism=args.parallelism or settings.parallelism,
                       checkpoint_dir=ck_dir, restore_from=restore, bounded=args.bounded,
-                      group_id=args.group_id)
+                      group_id=args.group_id, remote=args.remote)
+    if args.cluster or args.jobmanager:
+        from stream import submit
+
+        address, home = submit.target(settings, args.jobmanager)
+        print(submit.submit(settings, address, opts, home=home))
+        return 0
     env = build(settings, opts)
     env.execute(opts.job_name)
     return 0

@@ -9,16 +9,23 @@
                    bound to the test process; ``.bootstrap`` lists every broker. Through
                    ``kafka_cluster_whole`` a test gets it with every broker running, and any
                    broker it killed is restarted afterwards.
+``flink_cluster``  a running :class:`infra.flink_cluster.FlinkCluster` (one JobManager, two
+                   TaskManagers of one slot each) for the whole session, bound to the test
+                   process; ``.rest_address``, ``.api`` (its REST API),
+                   ``.kill_taskmanager(i)`` (SIGKILL) and ``.start_taskmanager(i)``.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 
 import pytest
 
+from infra.flink_cluster import FlinkCluster
 from infra.kafka_cluster import KafkaCluster
 from infra.redis_cluster import RedisCluster
+from tests.conftest import _started
 
 
 @pytest.fixture(scope="session")
@@ -52,3 +59,15 @@ def kafka_cluster_whole(kafka_cluster: KafkaCluster) -> Iterator[KafkaCluster]:
     kafka_cluster.start(bind_to_parent=True)  # relaunches any broker an earlier test killed
     yield kafka_cluster
     kafka_cluster.start(bind_to_parent=True)
+
+
+@pytest.fixture(scope="session")
+def flink_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FlinkCluster]:
+    began = time.monotonic()
+    cluster = FlinkCluster(tmp_path_factory.mktemp("flink-cluster"), taskmanagers=2)
+    cluster.start(bind_to_parent=True)
+    _started["flink cluster"] = time.monotonic() - began
+    try:
+        yield cluster
+    finally:
+        cluster.stop()

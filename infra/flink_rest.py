@@ -1,0 +1,78 @@
+"""A JobManager's REST API, the calls the cluster tooling needs: overview, job state, cancel.
+
+``stream/monitor.py`` reads the running job's metrics through the same API for its gauges.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.error
+import urllib.request
+from typing import Any, Final
+
+TIMEOUT_S: Final = 5.0
+UNREADABLE: Final = (OSError, urllib.error.URLError, ValueError)
+
+
+class JobManagerRest:
+    """``JobManagerRest("http://127.0.0.1:8081").job_state(job_id)``."""
+
+    def __init__(self, base_url: str) -> None:
+        self.base = base_url.rstrip("/")
+
+    def call(self, path: str, *, method: str = "GET") -> Any:
+        """JSON from ``path`` (like ``/jobs/overview``); None for an empty body."""
+        req = urllib.request.Request(self.base + path, method=method)
+        with urllib.request.urlopen(req, timeout=TIMEOUT_S) as resp:
+            body = resp.read()
+        return json.loads(body) if body else None
+
+    def overview(self) -> dict[str, Any] | None:
+        """``/overview`` (TaskManagers, slots, jobs by state), or None when it does not answer."""
+        try:
+            doc = self.call("/overview")
+        except UNREADABLE:
+            return None
+        return doc if isinstance(doc, dict) else None
+
+    def job_state(self, job_id: str) -> str:
+        return str(self.call(f"/jobs/{job_id}")["state"])
+
+    def cancel(self, job_id: str) -> None:
+        """Cancel a job; its retained checkpoints stay on disk."""
+        self.call(f"/jobs/{job_id}?mode=cancel", method="PATCH")
+
+    def wait_for_job(self, job_id: str, states: tuple[str, ...], timeout_s: float) -> str:
+        """Poll the job's state until it is one of ``states``; fail early on FAILED."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            state = self.job_state(job_id)
+            if state in states:
+                return state
+            if state == "FAILED" or time.monotonic() > deadline:
+                raise RuntimeError(f"infra: Flink job {job_id} is {state} after waiting for "
+                                   f"{'/'.join(states)}; exceptions: {self.exceptions(job_id)}")
+            time.sleep(0.5)
+
+    def exceptions(self, job_id: str) -> str:
+        """The first lines of the job's latest failures, for error messages."""
+        try:
+            doc = self.call(f"/jobs/{job_id}/exceptions") or {}
+        except UNREADABLE as exc:
+            return f"(unreadable: {exc})"
+        lines = []
+        for entry in doc.get("exceptionHistory", {}).get("entries", [])[:3]:
+            trace = str(entry.get("stacktrace", "")).splitlines()
+            causes = [t for t in trace if t.startswith("Caused by")]
+            lines.append((causes or trace or ["?"])[-1])
+        return "; ".join(lines) or "(none)"
+
+    def restarts(self, job_id: str) -> int:
+        """How many times the job restarted after a failure (Flink's ``numRestarts``)."""
+        doc = self.call(f"/jobs/{job_id}/metrics?get=numRestarts") or []
+        return int(float(doc[0]["value"])) if doc else 0
+
+    def completed_checkpoints(self, job_id: str) -> int:
+        doc = self.call(f"/jobs/{job_id}/checkpoints") or {}
+        return int(doc.get("counts", {}).get("completed", 0))
