@@ -189,6 +189,12 @@ class FlinkCluster:
     def pid(self) -> int | None:
         return self.jobmanager.pid
 
+    def describe(self) -> dict[str, Any]:
+        """What ``recs infra up --cluster`` records in ``services.json``."""
+        return {"rest": self.rest_address, "rest_url": self.rest_url,
+                "taskmanagers": len(self.taskmanagers),
+                "pids": [node.pid for node in self.nodes], "dir": str(self.dir)}
+
     def node_env(self, node: FlinkNode) -> dict[str, str]:
         return {**home_env(self.dir, node.log_dir), "FLINK_IDENT_STRING": node.name}
 

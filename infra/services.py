@@ -12,6 +12,12 @@ Resolution, per service:
 ``recs infra up`` starts the local processes detached (they outlive the command) and records them
 in ``<run_dir>/services.json`` plus ``<run_dir>/services.env`` (export lines);
 ``recs infra down`` stops them by their recorded pids; ``recs infra status`` reports them.
+
+``recs infra up --cluster`` starts the cluster topology instead, each on loopback under the run
+dir: a three-broker KRaft Kafka (:mod:`infra.kafka_cluster`), a Redis Cluster of three masters
+with a replica each (:mod:`infra.redis_cluster`) and a Flink standalone cluster, one JobManager
+and two one-slot TaskManagers (:mod:`infra.flink_cluster`; ``recs job --cluster`` submits to
+it). ``KAFKA_BOOTSTRAP`` / ``REDIS_URL`` still select external services.
 """
 
 from __future__ import annotations
@@ -30,9 +36,12 @@ from typing import Any, Final
 from urllib.parse import urlsplit, urlunsplit
 
 from infra import containers
+from infra.flink_cluster import FlinkCluster
 from infra.kafka_broker import KafkaBroker
+from infra.kafka_cluster import KafkaCluster
 from infra.paths import MissingDependency, flink_connector_jar, local_prerequisites
 from infra.procs import read_json, write_json
+from infra.redis_cluster import RedisCluster
 from infra.redis_server import RedisServer
 from infra.topics import default_topics, ensure_topics
 from recs.settings import Settings
@@ -206,11 +215,16 @@ class Services:
 # -- recs infra up | down | status ------------------------------------------------------------
 
 def _exports(state: Mapping[str, Any]) -> str:
-    return (f"export KAFKA_BOOTSTRAP={state['kafka']['bootstrap']}\n"
-            f"export REDIS_URL={state['redis']['url']}\n")
+    lines = (f"export KAFKA_BOOTSTRAP={state['kafka']['bootstrap']}\n"
+             f"export REDIS_URL={state['redis']['url']}\n")
+    if "flink" in state:  # recs monitor reads the job's checkpoints and metrics there
+        lines += f"export RECS_FLINK_REST_PORT={state['flink']['rest'].rpartition(':')[2]}\n"
+    return lines
 
 
 def _up(run_dir: Path, args: argparse.Namespace) -> int:
+    if args.cluster:
+        return _up_cluster(run_dir, args)
     svc = Services(run_dir, mode="local" if args.local else None,
                    kafka_port=args.kafka_port, redis_port=args.redis_port)
     if svc.choose_backend() == "docker":
@@ -235,9 +249,60 @@ def _up(run_dir: Path, args: argparse.Namespace) -> int:
     return 0
 
 
+def _up_cluster(run_dir: Path, args: argparse.Namespace) -> int:
+    """The cluster topology; each part adopts an instance already running for this run dir."""
+    started = time.monotonic()
+    env = os.environ
+    kafka_url = _first(env, "KAFKA_BOOTSTRAP", "RECS_KAFKA_BOOTSTRAP")
+    redis_url = _first(env, "REDIS_URL", "RECS_REDIS_URL")
+    topics = default_topics(Settings.from_env(env))
+    state: dict[str, Any] = {"topology": "cluster", "run_dir": str(run_dir)}
+    running: list[Any] = []
+    try:
+        if kafka_url is not None:
+            ensure_topics(kafka_url, topics)
+            state["kafka"] = {"mode": "external", "pid": None, "bootstrap": kafka_url}
+        else:
+            running.append(KafkaCluster(run_dir, topics=topics).start())
+            state["kafka"] = {"mode": "local", "pid": running[-1].pids[0],
+                              **running[-1].describe()}
+        if redis_url is not None:
+            state["redis"] = {"mode": "external", "pid": None, "url": redis_url}
+        else:
+            running.append(RedisCluster(run_dir).start())
+            state["redis"] = {"mode": "local", "pid": running[-1].pid, **running[-1].describe()}
+        running.append(FlinkCluster(run_dir).start())
+        state["flink"] = {"mode": "local", "pid": running[-1].pid, **running[-1].describe()}
+    except BaseException:
+        for svc in reversed(running):
+            svc.stop()
+        raise
+    write_json(run_dir / STATE_FILE, state)
+    (run_dir / ENV_FILE).write_text(_exports(state))
+    if args.quiet:
+        print(_exports(state), end="")
+        return 0
+    for name, address in (("kafka", "bootstrap"), ("redis", "url"), ("flink", "rest_url")):
+        entry = state[name]
+        print(f"{name:6} {entry[address]}  ({entry['mode']}, pids {entry.get('pids')})")
+    print(f"up in {time.monotonic() - started:.1f} s; state in {run_dir / STATE_FILE}\n")
+    print(_exports(state), end="")
+    print(f"# or: source {run_dir / ENV_FILE}\n# then: recs job --cluster")
+    return 0
+
+
 def _down(run_dir: Path, args: argparse.Namespace) -> int:
     # The components adopt their processes from the pid + endpoint files, check the command line
     # still is theirs, then SIGTERM (SIGKILL after a grace period). Nothing is matched by name.
+    flink = FlinkCluster(run_dir)
+    if flink.adopt():
+        print(f"stopping flink (pids {[n.pid for n in flink.nodes]})")
+    flink.stop()
+    for name, cluster in (("kafka cluster", KafkaCluster(run_dir)),
+                          ("redis cluster", RedisCluster(run_dir))):
+        if cluster.state_path.exists():
+            print(f"stopping {name}")
+            cluster.stop()
     kafka, redis = KafkaBroker(run_dir), RedisServer(run_dir)
     for name, svc in (("kafka", kafka), ("redis", redis)):
         if svc.adopt():
@@ -246,7 +311,7 @@ def _down(run_dir: Path, args: argparse.Namespace) -> int:
     (run_dir / STATE_FILE).unlink(missing_ok=True)
     (run_dir / ENV_FILE).unlink(missing_ok=True)
     if args.purge:
-        for sub in ("kafka", "redis"):
+        for sub in ("kafka", "redis", "kafka-cluster", "redis-cluster", "flink"):
             shutil.rmtree(run_dir / sub, ignore_errors=True)
     print("down")
     return 0
@@ -254,6 +319,8 @@ def _down(run_dir: Path, args: argparse.Namespace) -> int:
 
 def _status(run_dir: Path, args: argparse.Namespace) -> int:
     state = read_json(run_dir / STATE_FILE) or {}
+    if state.get("topology") == "cluster":
+        return _status_cluster(run_dir, state)
     kafka, redis = KafkaBroker(run_dir), RedisServer(run_dir)
     all_up = True
     for name, svc, address in (("kafka", kafka, "bootstrap"), ("redis", redis, "url")):
@@ -268,20 +335,43 @@ def _status(run_dir: Path, args: argparse.Namespace) -> int:
     return 0 if all_up else 3
 
 
+def _status_cluster(run_dir: Path, state: Mapping[str, Any]) -> int:
+    kafka, redis, flink = KafkaCluster(run_dir), RedisCluster(run_dir), FlinkCluster(run_dir)
+    checks = (("kafka", kafka, "bootstrap"), ("redis", redis, "url"), ("flink", flink, "rest_url"))
+    all_up = True
+    for name, svc, address in checks:
+        recorded = state.get(name, {})
+        if recorded.get("mode") == "external":
+            print(f"{name}  external  {recorded.get(address)}")
+        elif svc.adopt():
+            print(f"{name}  up  {getattr(svc, address)}  pids {svc.describe()['pids']}")
+        else:
+            print(f"{name}  down")
+            all_up = False
+    info = flink.overview()
+    if info is not None:
+        print(f"flink  {info['taskmanagers']} TaskManagers, {info['slots-available']} of "
+              f"{info['slots-total']} slots free, {info['jobs-running']} jobs running")
+    return 0 if all_up else 3
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="recs infra",
-                                     description="local Kafka (KRaft) and Redis for the engine")
+                                     description="local Kafka (KRaft), Redis and Flink")
     parser.add_argument("--run-dir", type=Path, help="default: $RECS_RUN_DIR or ./run")
     sub = parser.add_subparsers(dest="command", required=True)
     up = sub.add_parser("up", help="start Kafka + Redis in the background (idempotent)")
     up.add_argument("--kafka-port", type=int)
     up.add_argument("--redis-port", type=int)
     up.add_argument("--local", action="store_true", help="never use Docker")
+    up.add_argument("--cluster", action="store_true",
+                    help="the cluster topology: 3 Kafka brokers, a Redis Cluster (3 masters, "
+                         "1 replica each), a Flink standalone cluster (2 TaskManagers)")
     up.add_argument("-q", "--quiet", action="store_true",
                     help="print only the export lines: eval \"$(recs infra up -q)\"")
     down = sub.add_parser("down", help="stop what `up` started, by recorded pid")
     down.add_argument("--purge", action="store_true", help="also delete Kafka's data")
-    sub.add_parser("status", help="exit 0 when both run, 3 otherwise")
+    sub.add_parser("status", help="exit 0 when all run, 3 otherwise")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s %(message)s")
     logging.getLogger("infra").setLevel(logging.INFO)
