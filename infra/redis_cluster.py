@@ -216,6 +216,8 @@ class RedisCluster:
         """Start the nodes, form the cluster and wait until it serves every slot."""
         if self.alive() or (not self.nodes and self.adopt()):
             return self
+        self.stop()  # what is left of a cluster that is no longer whole, stopped by pid
+        self.nodes = []
         began = time.monotonic()
         self._bind_to_parent = bind_to_parent
         total = self.n_masters * (1 + self.n_replicas)
