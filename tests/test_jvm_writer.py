@@ -144,3 +144,17 @@ def test_the_jvm_writer_writes_what_the_loader_writes(redis_server: Any) -> None
     assert orjson.loads(py[keys.key_for(keys.KIND_ITEM, "gone")][0])["d"] is None
     assert py[keys.key_for(keys.KIND_ITEM, "gone")][1]  # tombstones expire
     assert {m for m, _ in py[keys.ITEMVEC_LOG_KEY]} >= {b"i-vec", b"gone"}
+
+
+@pytest.mark.parametrize(("url", "message"), [
+    ("redis+cluster://127.0.0.1:7000/2", "database 2 requested"),
+    ("redis+cluster://127.0.0.1", "seed '127.0.0.1' has no port"),
+])
+def test_the_jvm_writer_refuses_a_bad_cluster_url_naming_it(url: str, message: str) -> None:
+    """RedisConnect.java parses redis+cluster:// URLs as state/redis_connect.py does."""
+    proc = subprocess.run(
+        [java_binary(), "-cp", jvm.tool_classpath(), "recs.stream.WriterMain", "--redis-url", url],
+        input=b"", capture_output=True, timeout=60, check=False)
+    err = proc.stderr.decode()
+    assert proc.returncode != 0
+    assert f"bad Redis Cluster URL '{url}'" in err and message in err, err[-2000:]
