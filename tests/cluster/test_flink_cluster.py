@@ -1,6 +1,6 @@
 """The job on a Flink standalone cluster (one JobManager, two TaskManagers of one slot each),
 submitted with ``flink run`` (``stream/submit.py``) at parallelism 2, reading the three-broker
-Kafka, the JVM topology writing to Redis from the job (``RECS_WRITER=jvm``):
+Kafka, the JVM topology writing to the Redis Cluster from the job (``RECS_WRITER=jvm``):
 
 - parity: the generated log (malformed records mixed in) gives the reference runner's Redis
   state, every malformed record reaches the DLQ, and both TaskManagers ran the job's subtasks
@@ -22,6 +22,7 @@ import pytest
 
 from infra.flink_cluster import FlinkCluster
 from infra.kafka_cluster import KafkaCluster
+from infra.redis_cluster import RedisCluster
 from recs.settings import Settings
 from state.redis_store import RedisStore
 from stream.job import JVM_WRITER, JobOptions, latest_checkpoint
@@ -45,10 +46,8 @@ def ref(log: streamkit.Log) -> Any:
     return streamkit.reference(log)
 
 
-def _settings(kafka: KafkaCluster, store: RedisStore, run_dir: Path, **kw: Any) -> Settings:
-    url = store.client.connection_pool.connection_kwargs
-    redis_url = f"redis://{url['host']}:{url['port']}/{url.get('db', 0)}"
-    return streamkit.settings_for(kafka.bootstrap, redis_url, run_dir, stream_runtime=JVM,
+def _settings(kafka: KafkaCluster, redis: RedisCluster, run_dir: Path, **kw: Any) -> Settings:
+    return streamkit.settings_for(kafka.bootstrap, redis.url, run_dir, stream_runtime=JVM,
                                   writer=JVM_WRITER, **kw)
 
 
@@ -99,12 +98,13 @@ def _converge(cluster: FlinkCluster, job_id: str, store: RedisStore, ref: Any, f
 
 
 def test_cluster_job_matches_reference_at_parallelism_2(
-        flink_cluster: FlinkCluster, kafka_cluster_whole: KafkaCluster, redis_store: RedisStore,
-        tmp_path: Path, log: streamkit.Log, ref: Any) -> None:
+        flink_cluster: FlinkCluster, kafka_cluster_whole: KafkaCluster,
+        redis_cluster_clean: RedisCluster, tmp_path: Path, log: streamkit.Log, ref: Any) -> None:
     # unbounded, as in production: one bounded run of eight here (load 21) finished with 3 %
     # of the events missing in Redis, cause not found (a bounded job stops at the end offsets
     # it reads at start)
-    settings = _settings(kafka_cluster_whole, redis_store, tmp_path)
+    settings = _settings(kafka_cluster_whole, redis_cluster_clean, tmp_path)
+    redis_store = RedisStore.from_url(redis_cluster_clean.url)
     bad = [raw for raw, _ in streamkit.MALFORMED]
     streamkit.publish(settings, log, bad)
     job_id = _submit(flink_cluster, settings, checkpoint_dir=tmp_path / "ck")
@@ -121,11 +121,11 @@ def test_cluster_job_matches_reference_at_parallelism_2(
 
 
 def test_taskmanager_killed_mid_stream_recovers_from_its_checkpoint(
-        flink_cluster: FlinkCluster, kafka_cluster_whole: KafkaCluster, redis_store: RedisStore,
-        tmp_path: Path,
-        log: streamkit.Log, ref: Any) -> None:
-    settings = _settings(kafka_cluster_whole, redis_store, tmp_path,
+        flink_cluster: FlinkCluster, kafka_cluster_whole: KafkaCluster,
+        redis_cluster_clean: RedisCluster, tmp_path: Path, log: streamkit.Log, ref: Any) -> None:
+    settings = _settings(kafka_cluster_whole, redis_cluster_clean, tmp_path,
                          checkpoint_interval_ms=1_000)
+    redis_store = RedisStore.from_url(redis_cluster_clean.url)
     head = len(log.events) // 10  # the rest at 1,000 events/s while the job runs
     streamkit.publish(settings, log, stop=head)
     final_ts = max(e.ts for e in log.events)
