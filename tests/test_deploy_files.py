@@ -7,25 +7,25 @@ their job arguments against ``recs job``, and the image's entry point script run
 
 from __future__ import annotations
 
-import contextlib
-import io
 import os
 import re
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
-from infra.paths import pyflink_plugins_dir
+from infra.paths import pyflink_home, pyflink_plugins_dir
 from infra.topics import engine_topics
 from recs.settings import Settings, Topics
-from stream import job
+from stream import submit
+from stream.job import JobOptions
 
 ROOT = Path(__file__).resolve().parent.parent
 DEPLOY = ROOT / "infra" / "deploy"
-IN_IMAGE = "/opt/recs/"  # where the Dockerfile puts the repository
+IMAGE_PYTHON = "/opt/pyenv/bin/python"  # the Dockerfile's venv
 
 
 def _load(path: Path) -> list[dict[str, Any]]:
@@ -45,25 +45,13 @@ def _pom_property(name: str) -> str:
     return match.group(1)
 
 
-def _job_options() -> set[str]:
-    """The long options ``recs job`` accepts, read from its own --help."""
-    out = io.StringIO()
-    with contextlib.redirect_stdout(out), pytest.raises(SystemExit):
-        job.main(["--help"])
-    return set(re.findall(r"(--[a-z][a-z-]*)", out.getvalue()))
-
-
-def _check_job_args(args: list[str]) -> None:
-    """``args`` = what follows ``-py <file>``: every option is one ``recs job`` knows."""
-    unknown = {a for a in args if a.startswith("--")} - _job_options()
-    assert not unknown, f"recs job does not accept {sorted(unknown)}"
-
-
-def _after_py(argv: list[str]) -> tuple[Path, list[str]]:
-    i = argv.index("-py")
-    script = argv[i + 1]
-    assert script.startswith(IN_IMAGE), script
-    return ROOT / script.removeprefix(IN_IMAGE), argv[i + 2:]
+def _submitted(rest_address: str, parallelism: int, checkpoint_dir: str) -> list[str]:
+    """``flink run``'s argv as ``recs job --cluster`` builds it (stream/submit.py, what the
+    cluster tests run), with the image's ``flink`` and interpreter in place of this machine's."""
+    opts = JobOptions(parallelism=parallelism, checkpoint_dir=Path(checkpoint_dir))
+    argv = submit.flink_run_argv(rest_address, opts)
+    assert argv[:2] == ["bash", str(pyflink_home() / "bin" / "flink")], argv[:2]
+    return ["flink", *(IMAGE_PYTHON if a == sys.executable else a for a in argv[2:])]
 
 
 def _known_env(env: dict[str, str]) -> None:
@@ -138,12 +126,12 @@ def test_compose_flink_slots_match_the_jobs_parallelism(compose: dict[str, Any])
     assert slots == 1
     assert tm["deploy"]["replicas"] == 2
     parallelism = int(compose["x-recs-env"]["RECS_PARALLELISM"])
+    assert parallelism == slots * tm["deploy"]["replicas"]
     argv = svc["job"]["command"]
-    assert argv[:2] == ["flink", "run"] and argv[argv.index("-m") + 1] == "jobmanager:8081"
-    script, args = _after_py(argv)
-    assert script.is_file(), script
-    _check_job_args(args)
-    assert int(args[args.index("--parallelism") + 1]) == parallelism == slots * 2
+    assert argv == _submitted("jobmanager:8081", parallelism, "/flink-data/checkpoints")
+    ck = Path(argv[argv.index("--checkpoint-dir") + 1])
+    mounts = [v.split(":")[1] for v in svc["job"]["volumes"]]
+    assert any(ck.is_relative_to(m) for m in mounts), "checkpoints must go to the shared volume"
     assert svc["jobmanager"]["build"]["dockerfile"] == "infra/deploy/flink.Dockerfile"
     assert svc["jobmanager"]["image"] == f"recs-flink:{_locked('apache-flink')}"
 
@@ -176,11 +164,11 @@ def test_flinkdeployment_versions_follow_the_lock(k8s: dict[str, dict[str, Any]]
 
 def test_flinkdeployment_runs_the_job_with_its_settings(k8s: dict[str, dict[str, Any]]) -> None:
     spec = k8s["FlinkDeployment"]["spec"]
-    script, args = _after_py(spec["job"]["args"])
-    assert script.is_file(), script
-    _check_job_args(args)
-    parallelism = int(args[args.index("--parallelism") + 1])
-    assert parallelism == spec["job"]["parallelism"]
+    parallelism = spec["job"]["parallelism"]
+    args = spec["job"]["args"]
+    # PythonDriver takes flink run's Python options and the job's own arguments
+    submitted = _submitted("unused:0", parallelism, "/flink-data/checkpoints")
+    assert args == submitted[submitted.index("-pyexec"):]
     assert spec["flinkConfiguration"]["taskmanager.numberOfTaskSlots"] == "1"
     settings = k8s["ConfigMap"]["data"]
     _known_env(settings)

@@ -30,9 +30,11 @@ COPY infra /opt/recs/infra
 COPY serving /opt/recs/serving
 COPY infra/deploy/docker-entrypoint.sh /docker-entrypoint.sh
 
+# thread mode embeds CPython in the TaskManager's JVM: it finds the project and the locked
+# packages through PYTHONPATH, not through the venv (as infra/flink_cluster.py does locally)
 ENV FLINK_HOME=/opt/flink \
     PATH=/opt/pyenv/bin:/opt/flink/bin:$PATH \
-    PYTHONPATH=/opt/recs \
+    PYTHONPATH=/opt/recs:/opt/pyenv/lib/python3.11/site-packages \
     RECS_RUN_DIR=/tmp/recs
 RUN mkdir -p /opt/flink/log /tmp/recs /flink-data \
     && chown -R flink /opt/flink/log /opt/flink/conf/ /tmp/recs /flink-data \
