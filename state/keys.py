@@ -36,8 +36,9 @@ same: no hash tags. One request of the server reads keys of many kinds at once (
 the similar and bought-together lists of many viewed items, their metadata, trending lists, the
 user's vector), and the server batches several requests' keys into one MGET; no hash tag can put
 all of that on one slot without putting every key of a user's neighbourhood, or of every item,
-on one shard. So the reads are grouped per node instead (the cluster client splits a multi-key
-read by slot and sends one batch per node, in parallel), and the writers group a batch of
+on one shard. So the reads are grouped per node instead (the server's reader,
+``serving/cluster_reader.py``, splits a request's reads by slot and sends one batch per
+node), and the writers group a batch of
 updates by slot and run the conditional write once per slot (:mod:`state.redis_store`,
 ``RedisApply.java``). The two bookkeeping keys (:data:`FRESHNESS_KEY`,
 :data:`ITEMVEC_LOG_KEY`) are single keys on whichever slot they hash to. A migration to
