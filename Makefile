@@ -28,7 +28,7 @@ export RECS_CARGO_HOME := $(CACHE_DIR)/cargo
 NATIVE := native/target/.built
 NATIVE_SOURCES := native/Cargo.toml native/Cargo.lock native/build.sh $(wildcard native/src/*.rs)
 
-.PHONY: install prerequisites lock demo test test-cluster test-unit lint typecheck bench-stream bench-stages bench-serve bench-writer bench-memory alerts infra-up infra-down clean
+.PHONY: install prerequisites lock demo test test-cluster test-unit lint typecheck bench-stream bench-cluster bench-stages bench-serve bench-writer bench-memory alerts infra-up infra-down clean
 
 # The installer itself, pinned with hashes (infra/lock/tools.txt), bootstrapped with pip.
 $(UV): infra/lock/tools.txt
@@ -102,6 +102,11 @@ typecheck: $(BIN)/.installed
 bench-stream: install  # the fast topology unless the environment says otherwise
 	RECS_STREAM_RUNTIME=$${RECS_STREAM_RUNTIME:-jvm} RECS_WRITER=$${RECS_WRITER:-jvm} \
 	    $(BIN)/recs bench-stream
+
+# The cluster topology (Flink standalone, 3 Kafka brokers, Redis Cluster) with a TaskManager, a
+# broker and a Redis master killed mid-stream, checked against the reference runner.
+bench-cluster: install
+	$(BIN)/python -m recs.bench_cluster
 
 # Each stream stage alone, Python and its JVM twin: a generator source into a discarding sink.
 bench-stages: install
