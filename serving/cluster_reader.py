@@ -6,7 +6,7 @@ a request's reads cannot stay on one node. This reader groups them instead:
 
 * the slot map comes from ``CLUSTER SLOTS`` (asked of any node that answers: the masters known,
   then the seeds and the replicas); a key's slot is the CRC16 (XMODEM) of the key, or of its
-  hash tag, mod 16384 (:func:`key_slot`);
+  hash tag, mod 16384 (:func:`~serving.cluster_slots.key_slot`);
 * each master gets one auto-pipelined connection (:class:`NodeReader`, a
   :class:`serving.redis_client.PipelinedReader`), so the commands of every request in one
   event-loop iteration leave each node in one write;
@@ -23,145 +23,48 @@ a request's reads cannot stay on one node. This reader groups them instead:
   never a 500). Every such failure starts a refresh of the map (at most one every
   :data:`REFRESH_EVERY_S`), so once a replica is promoted the reads go to it.
 
->>> group_by_slot(["recs:v1:session:u1", "recs:v1:item:i1", "recs:v1:session:u1"])
-{10890: [0, 2], 12445: [1]}
+The slot arithmetic and the per-slot commands are :mod:`serving.cluster_slots`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import binascii
 import contextlib
 import logging
-import re
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from typing import Any, Final, NoReturn, cast
 
 import hiredis
 
+from serving.cluster_slots import (
+    Address,
+    SlotMap,
+    encode_read,
+    group_by_slot,
+    key_slot,
+    parse_slots,
+    read_command,
+    redirect_of,
+)
 from serving.fetch import PartialRead
 from serving.redis_client import (
     PipelinedReader,
     RedisReplyError,
     RespProtocol,
-    encode_command,
     resolve,
 )
 from state.keys import FRESHNESS_KEY
 
 log = logging.getLogger("serving")
 
-SLOTS: Final = 16384
 REFRESH_EVERY_S: Final = 0.1  # map refreshes started by failures: at most this often
-Address = tuple[str, int]
-_REDIRECT: Final = re.compile(r"^(MOVED|ASK) (\d+) (\S*):(\d+)")
 # error replies that mean "the cluster cannot serve this now": a node is being replaced
 _UNAVAILABLE_REPLIES: Final = ("CLUSTERDOWN", "TRYAGAIN", "LOADING", "MASTERDOWN")
 
 
 class ClusterUnavailable(ConnectionError):
     """The cluster cannot serve a slot now (no owner known, or ``CLUSTERDOWN`` / ``TRYAGAIN``)."""
-
-
-def key_slot(key: str | bytes) -> int:
-    """The hash slot of ``key``: CRC16 of the key, or of the text inside its first ``{...}``
-    when that is not empty, mod 16384 (the Redis Cluster specification).
-
-    >>> key_slot("foo"), key_slot("{user1000}.following"), key_slot("{user1000}.followers")
-    (12182, 3443, 3443)
-    >>> key_slot("recs:v1:session:u1"), key_slot("foo{}{bar}") == key_slot("foo{}{bar}x")
-    (10890, False)
-    """
-    raw = key.encode() if isinstance(key, str) else key
-    start = raw.find(b"{")
-    if start >= 0:
-        end = raw.find(b"}", start + 1)
-        if end > start + 1:
-            raw = raw[start + 1:end]
-    return binascii.crc_hqx(raw, 0) & (SLOTS - 1)
-
-
-def group_by_slot(keys: Sequence[str]) -> dict[int, list[int]]:
-    """The positions of ``keys`` per slot, slots in order of first appearance."""
-    groups: dict[int, list[int]] = {}
-    for n, key in enumerate(keys):
-        slot = binascii.crc_hqx(key.encode(), 0) & (SLOTS - 1) if "{" not in key \
-            else key_slot(key)
-        found = groups.get(slot)
-        if found is None:
-            groups[slot] = [n]
-        else:
-            found.append(n)
-    return groups
-
-
-@dataclass(frozen=True, slots=True)
-class SlotMap:
-    """Who serves each slot: ``owners[slot]`` indexes ``masters`` (``-1``: nobody);
-    ``replicas`` are every other node the map names (asked for a map when masters fail)."""
-
-    owners: tuple[int, ...]
-    masters: tuple[Address, ...]
-    replicas: tuple[Address, ...]
-
-    def owner(self, slot: int) -> Address | None:
-        at = self.owners[slot]
-        return self.masters[at] if at >= 0 else None
-
-
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
-
-
-def parse_slots(reply: Any, asked: Address) -> SlotMap:
-    """A ``CLUSTER SLOTS`` reply (``[[start, end, [host, port, id, ...], replica...], ...]``)
-    as a :class:`SlotMap`; an empty host means the node that was ``asked``.
-
-    >>> m = parse_slots([[0, 5460, [b"127.0.0.1", 7000, b"a"], [b"127.0.0.1", 7003, b"d"]],
-    ...                  [5461, 16383, [b"", 7001, b"b"]]], ("127.0.0.1", 7001))
-    >>> m.owner(0), m.owner(16383)
-    (('127.0.0.1', 7000), ('127.0.0.1', 7001))
-    >>> m.masters, m.replicas
-    ((('127.0.0.1', 7000), ('127.0.0.1', 7001)), (('127.0.0.1', 7003),))
-    >>> parse_slots([[0, 10, [b"h"]]], ("h", 1))  # doctest: +ELLIPSIS
-    Traceback (most recent call last):
-    ...
-    ValueError: serving.cluster_reader: CLUSTER SLOTS entry must be [start, end, ...], got [0, ...
-    """
-    owners = [-1] * SLOTS
-    masters: list[Address] = []
-    replicas: list[Address] = []
-    for entry in reply:
-        try:
-            start, end = int(entry[0]), int(entry[1])
-            nodes = [(_text(n[0]) or asked[0], int(n[1])) for n in entry[2:]]
-            if not nodes or not 0 <= start <= end < SLOTS:
-                raise ValueError("no node or slots out of range")
-        except (TypeError, ValueError, IndexError) as exc:
-            raise ValueError(f"serving.cluster_reader: CLUSTER SLOTS entry must be [start, end, "
-                             f"[host, port, ...], ...], got {entry!r:.200}") from exc
-        if nodes[0] not in masters:
-            masters.append(nodes[0])
-        at = masters.index(nodes[0])
-        owners[start:end + 1] = [at] * (end - start + 1)
-        replicas += [n for n in nodes[1:] if n not in replicas]
-    return SlotMap(tuple(owners), tuple(masters), tuple(r for r in replicas if r not in masters))
-
-
-def redirect_of(exc: RedisReplyError) -> tuple[str, int, Address] | None:
-    """``("MOVED" | "ASK", slot, (host, port))`` when the reply is a redirection.
-
-    >>> redirect_of(RedisReplyError("x", reply="MOVED 3999 127.0.0.1:6381"))
-    ('MOVED', 3999, ('127.0.0.1', 6381))
-    >>> redirect_of(RedisReplyError("x", reply="ERR wrong")) is None
-    True
-    """
-    match = _REDIRECT.match(exc.reply)
-    if match is None:
-        return None
-    return match[1], int(match[2]), (match[3], int(match[4]))
 
 
 class _Group:
@@ -215,25 +118,6 @@ class NodeReader(PipelinedReader):
     def submit_group(self, data: bytes, count: int) -> asyncio.Future[list[Any]]:
         """``count`` commands, already encoded (``data``), with one future for their replies."""
         return self._enqueue(data, _Group(count), count)
-
-
-def read_command(keys: Sequence[str], at: Sequence[int]) -> tuple[str | bytes, ...]:
-    """The read of ``keys[n] for n in at`` (one slot): ``GET`` for one key, else ``MGET``."""
-    return ("GET", keys[at[0]]) if len(at) == 1 else ("MGET", *(keys[n] for n in at))
-
-
-def encode_read(keys: Sequence[str], at: Sequence[int]) -> bytes:
-    """:func:`read_command` in RESP; one key (most slots of a read) without the general
-    encoder's loop.
-
-    >>> ks = ["a", "bc"]
-    >>> [encode_read(ks, at) == encode_command(read_command(ks, at)) for at in ([1], [0, 1])]
-    [True, True]
-    """
-    if len(at) == 1:
-        raw = keys[at[0]].encode()
-        return b"*2\r\n$3\r\nGET\r\n$%d\r\n%s\r\n" % (len(raw), raw)
-    return encode_command(("MGET", *(keys[n] for n in at)))
 
 
 class ClusterReader:
@@ -352,7 +236,7 @@ class ClusterReader:
     async def _redirected(self, exc: RedisReplyError, args: Sequence[str | bytes | int]) -> Any:
         """The retry of a command answered ``MOVED`` or ``ASK``; other error replies raise
         (:class:`ClusterUnavailable` for those of a cluster replacing a node)."""
-        redirect = redirect_of(exc)
+        redirect = redirect_of(exc.reply)
         if redirect is None:
             if exc.reply.startswith(_UNAVAILABLE_REPLIES):
                 self._refresh_soon()

@@ -29,7 +29,8 @@ import redis.cluster as synccluster
 
 from infra.redis_cluster import RedisCluster
 from serving.app import App
-from serving.cluster_reader import ClusterReader, key_slot
+from serving.cluster_reader import ClusterReader
+from serving.cluster_slots import key_slot
 from state.keys import item_key, session_key
 from state.redis_connect import SyncClient, sync_client
 from state.redis_store import RedisStore

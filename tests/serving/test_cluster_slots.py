@@ -13,7 +13,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from redis.crc import key_slot as redis_py_key_slot
 
-from serving.cluster_reader import (
+from serving.cluster_slots import (
     SLOTS,
     SlotMap,
     group_by_slot,
@@ -94,13 +94,13 @@ def test_a_malformed_slots_entry_is_named(entry: list[object]) -> None:
 
 
 def test_redirections_are_read_from_the_reply() -> None:
-    def err(reply: str) -> RedisReplyError:
-        return RedisReplyError(f"redis: MGET failed: {reply}", reply=reply)
-
-    assert redirect_of(err("MOVED 3999 127.0.0.1:6381")) == ("MOVED", 3999, ("127.0.0.1", 6381))
-    assert redirect_of(err("ASK 12 10.1.2.3:7000")) == ("ASK", 12, ("10.1.2.3", 7000))
-    assert redirect_of(err("CLUSTERDOWN The cluster is down")) is None
-    assert redirect_of(err("WRONGTYPE Operation against a key")) is None
+    # the text the reader's error keeps of Redis's reply (RedisReplyError.reply)
+    reply = RedisReplyError("redis: GET failed: MOVED 3999 127.0.0.1:6381",
+                            reply="MOVED 3999 127.0.0.1:6381").reply
+    assert redirect_of(reply) == ("MOVED", 3999, ("127.0.0.1", 6381))
+    assert redirect_of("ASK 12 10.1.2.3:7000") == ("ASK", 12, ("10.1.2.3", 7000))
+    assert redirect_of("CLUSTERDOWN The cluster is down") is None
+    assert redirect_of("WRONGTYPE Operation against a key") is None
 
 
 def test_a_partial_read_answers_the_requests_it_has_every_key_for() -> None:
