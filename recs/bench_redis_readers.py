@@ -11,8 +11,9 @@ lowest mean is reported, every round's mean beside it: the machine may be shared
 round the reader alone is timed on :data:`READS` reads of :data:`READ_KEYS` keys (keys of the
 data, none repeated within a read): one read at a time (``read_us``: CPU µs per read, the
 syscalls of every node written to and read from included) and :data:`CONCURRENT` reads at a
-time (``read_us_concurrent``: what auto-pipelining shares between concurrent requests). The
-services are stopped at the end.
+time (``read_us_concurrent``: what auto-pipelining shares between concurrent requests).
+``redis_cpu_us_per_request`` is Redis's own CPU per request (every node of the cluster, the
+warm-up's requests counted too; median of the rounds). The services are stopped at the end.
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
+
+from recs.bench_stream import process_cpu_seconds
 
 if TYPE_CHECKING:
     from recs.bench_pipeline import Data
@@ -62,10 +65,10 @@ class CountedReader:
 
 
 @contextlib.contextmanager
-def redis_services(kinds: Sequence[str], run_dir: Path,
-                   values: dict[str, bytes]) -> Iterator[dict[str, str]]:
+def redis_services(kinds: Sequence[str], run_dir: Path, values: dict[str, bytes],
+                   pids: dict[str, list[int | None]] | None = None) -> Iterator[dict[str, str]]:
     """A local Redis (``single``) and/or Redis Cluster (``cluster``) holding ``values``, as
-    ``{kind: url}``; stopped on exit."""
+    ``{kind: url}`` (and their processes' pids into ``pids``); stopped on exit."""
     from infra.redis_cluster import RedisCluster
     from infra.redis_server import RedisServer
     from state.redis_connect import sync_client
@@ -78,10 +81,14 @@ def redis_services(kinds: Sequence[str], run_dir: Path,
                 single = RedisServer(run_dir, subdir="redis-bench").start(bind_to_parent=True)
                 started.append(single)
                 urls[kind] = single.url
+                found = [single.pid]
             else:
                 cluster = RedisCluster(run_dir).start(bind_to_parent=True)
                 started.append(cluster)
                 urls[kind] = cluster.url
+                found = cluster.pids
+            if pids is not None:
+                pids[kind] = found
             client = sync_client(urls[kind])
             items = list(values.items())
             for at in range(0, len(items), LOAD_CHUNK):
@@ -108,13 +115,19 @@ def compare_readers(kinds: Sequence[str], args: argparse.Namespace, data: Data,
     rounds: dict[str, list[float]] = {k: [] for k in kinds}
     reads: dict[str, dict[str, list[float]]] = {k: {"read_us": [], "read_us_concurrent": []}
                                                 for k in kinds}
+    redis_cpu: dict[str, list[float]] = {k: [] for k in kinds}
     keys = sorted(data.values)[:READS]
-    with redis_services(kinds, cache, data.values) as urls:
+    pids: dict[str, list[int | None]] = {}
+    with redis_services(kinds, cache, data.values, pids) as urls:
         for _ in range(args.rounds):
             for kind in kinds:
+                before = sum(process_cpu_seconds(p) for p in pids[kind])
                 got = asyncio.run(run(data, paths, profile=args.profile, warmup=args.warmup,
                                       cache_dir=cache, core=args.core,
                                       warm_blend=args.warm_blend, redis_url=urls[kind]))
+                # Redis's side, over the warm-up and the measured requests alike (every node)
+                spent = sum(process_cpu_seconds(p) for p in pids[kind]) - before
+                redis_cpu[kind].append(spent / (args.warmup + got["requests"]) * 1e6)
                 rounds[kind].append(got["us_per_request"])
                 for name, concurrent in (("read_us", 1), ("read_us_concurrent", CONCURRENT)):
                     reads[kind][name].append(asyncio.run(time_reads(urls[kind], keys,
@@ -127,6 +140,7 @@ def compare_readers(kinds: Sequence[str], args: argparse.Namespace, data: Data,
                 if kind not in best or got["us_per_request"] < best[kind]["us_per_request"]:
                     best[kind] = got
     return {"readers": {k: {**best[k], "rounds_us": rounds[k],
+                            "redis_cpu_us_per_request": round(statistics.median(redis_cpu[k]), 1),
                             **{name: round(statistics.median(v), 1)
                                for name, v in reads[k].items()}} for k in kinds}}
 
