@@ -41,7 +41,6 @@ from infra.procs import (
     LocalService,
     Proc,
     free_port,
-    port_is_free,
     port_open,
     read_json,
     spawn,
@@ -240,8 +239,6 @@ class FlinkCluster:
         started = time.monotonic()
         self.dir.mkdir(parents=True, exist_ok=True)
         self.ports = {"rpc": free_port(), "blob": free_port(), "rest": free_port()}
-        for tm in self.taskmanagers:
-            self.ports |= {tm.name + ".rpc": free_port(), tm.name + ".data": free_port()}
         self._write_conf()
         write_json(self.endpoint_path, {**self.ports, "rest_url": self.rest_url})
         jm = self.jobmanager.start(bind_to_parent=bind_to_parent)
@@ -260,10 +257,11 @@ class FlinkCluster:
                           wait: bool = True) -> FlinkNode:
         """(Re)start TaskManager ``i``; with ``wait``, until its slot is registered again."""
         tm = self.taskmanagers[i]
-        for kind in ("rpc", "data"):  # a restart keeps its ports when they are free again
-            key = f"{tm.name}.{kind}"
-            if not self.ports.get(key) or not port_is_free(self.ports[key]):
-                self.ports[key] = free_port()
+        # new ports every start: the JobManager's RPC system quarantines the address of a
+        # TaskManager it lost, so one restarted on the same RPC port registers with the
+        # ResourceManager but never gets its slots used (the job then waits forever)
+        for kind in ("rpc", "data"):
+            self.ports[f"{tm.name}.{kind}"] = free_port()
         write_json(self.endpoint_path, {**self.ports, "rest_url": self.rest_url})
         tm.start(bind_to_parent=bind_to_parent)
         if wait:

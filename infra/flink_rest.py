@@ -39,6 +39,13 @@ class JobManagerRest:
     def job_state(self, job_id: str) -> str:
         return str(self.call(f"/jobs/{job_id}")["state"])
 
+    def running(self, job_id: str) -> bool:
+        """The job and every one of its tasks are RUNNING (a job can be RUNNING while its
+        tasks wait for slots)."""
+        doc = self.call(f"/jobs/{job_id}")
+        return doc["state"] == "RUNNING" and all(v["status"] == "RUNNING"
+                                                 for v in doc["vertices"])
+
     def cancel(self, job_id: str) -> None:
         """Cancel a job; its retained checkpoints stay on disk."""
         self.call(f"/jobs/{job_id}?mode=cancel", method="PATCH")

@@ -153,7 +153,7 @@ def test_taskmanager_killed_mid_stream_recovers_from_its_checkpoint(
         rest.join()
         _converge(flink_cluster, job_id, redis_store, ref, final_ts, 240)
         assert flink_cluster.api.restarts(job_id) >= 1  # it failed over, not merely slowed
-        assert flink_cluster.api.job_state(job_id) == "RUNNING"
+        assert flink_cluster.api.running(job_id)
     finally:
         _cancel(flink_cluster, job_id)
         if flink_cluster.overview() and not flink_cluster.taskmanagers[1].alive():
