@@ -76,9 +76,16 @@ class JobManagerRest:
         return "; ".join(lines) or "(none)"
 
     def restarts(self, job_id: str) -> int:
-        """How many times the job restarted after a failure (Flink's ``numRestarts``)."""
+        """Flink's ``numRestarts`` of the job, as the JobManager's metric store last fetched it
+        (it lags, and read 0 after a TaskManager's loss in one bench run: prefer
+        :meth:`failures` as evidence of a failover)."""
         doc = self.call(f"/jobs/{job_id}/metrics?get=numRestarts") or []
         return int(float(doc[0]["value"])) if doc else 0
+
+    def failures(self, job_id: str) -> int:
+        """Entries in the job's exception history: the failures it restarted from (or died of)."""
+        doc = self.call(f"/jobs/{job_id}/exceptions") or {}
+        return len(doc.get("exceptionHistory", {}).get("entries", []))
 
     def completed_checkpoints(self, job_id: str) -> int:
         doc = self.call(f"/jobs/{job_id}/checkpoints") or {}

@@ -19,7 +19,7 @@ way, the result checked against the reference runner.
    Kafka broker is SIGKILLed and restarted 10 s later, and a Redis master is SIGKILLed (its
    replica takes over; the node is restarted and rejoins as a replica). A failure is
    *recovered from* when the job runs again afterwards (a TaskManager's loss restarts the job
-   from its last checkpoint: Flink's ``numRestarts`` grows; the others it rides out, the
+   from its last checkpoint: an entry in its exception history; the others it rides out, the
    writers retrying) and the final state has parity with nothing lost or counted twice.
 4. **Result**, once Redis has converged (counters equal to the reference's, or unchanged for
    ``--settle-s``): ``parity`` (every key equal to the reference runner's, the models left out:
@@ -33,8 +33,8 @@ The last line is one JSON object: ``taskmanagers``, ``kafka_brokers``, ``redis_m
 ``parallelism``, ``parity``, ``differences``, ``backlog_events_per_s``, ``recovered_from``,
 ``failures`` (what was injected, when, seconds from the kill until the job was seen running
 again, whether the tail was still being published), ``lost_events``,
-``double_counted_events``, ``job_restarts``, the events, and the machine (``cpu_count``, the load
-average at the start and at the end).
+``double_counted_events``, ``job_failures`` (entries in the job's exception history), the
+events, and the machine (``cpu_count``, the load average at the start and at the end).
 """
 
 from __future__ import annotations
@@ -216,14 +216,14 @@ def main(argv: list[str]) -> int:
             print(orjson.dumps(failures[-1]).decode(), flush=True)
 
         after_checkpoint()
-        restarts = api.restarts(job_id)
+        failed_before = api.failures(job_id)
         began = time.monotonic()
         flink.kill_taskmanager(1)
         wait(lambda: not api.running(job_id), 60, "the TaskManager's loss noticed")
         flink.start_taskmanager(1, bind_to_parent=True)
         wait(lambda: api.running(job_id), 180, "the job running after the TaskManager kill")
         record("taskmanager_sigkill", "taskmanager-1", began,
-               job_restarts=api.restarts(job_id) - restarts,
+               job_failures=api.failures(job_id) - failed_before,
                publishing_during=publisher.is_alive())
 
         after_checkpoint()
@@ -254,7 +254,7 @@ def main(argv: list[str]) -> int:
         diffs = differences(ref, store, models=False)
         counts = count_differences(ref, store)
         state = "RUNNING" if api.running(job_id) else api.job_state(job_id)
-        restarts_total = api.restarts(job_id)
+        failures_total = api.failures(job_id)
     finally:
         if job_id is not None:
             with contextlib.suppress(OSError, ValueError, RuntimeError):
@@ -279,7 +279,7 @@ def main(argv: list[str]) -> int:
         if counted_exactly and state == "RUNNING" else [],
         "failures": failures, "lost_events": counts.lost,
         "double_counted_events": counts.double, "counted_events": got,
-        "reference_counted_events": total, "job_restarts": restarts_total,
+        "reference_counted_events": total, "job_failures": failures_total,
         "runtime": JVM, "writer": JVM_WRITER, "load_avg_start": load_start})
 
 
