@@ -2,7 +2,7 @@
 way, the result checked against the reference runner.
 
     make bench-cluster
-    python -m recs.bench_cluster [--backlog 40000] [--tail 100000] [--rate 1000]
+    python -m recs.bench_cluster [--backlog 40000] [--tail 100000] [--rate 1000] [--no-failures]
 
 1. **Topology** (loopback, under ``<run dir>/bench-cluster``, stopped by pid at the end): a Flink
    standalone cluster (one JobManager, two one-slot TaskManagers, ``infra/flink_cluster.py``), a
@@ -154,6 +154,8 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--tail", type=int, default=100_000)
     parser.add_argument("--rate", type=float, default=1_000.0)
     parser.add_argument("--settle-s", type=float, default=30.0)
+    parser.add_argument("--no-failures", action="store_true",
+                        help="inject nothing: the same run uninterrupted, for comparison")
     args = parser.parse_args(argv)
     load_start = [round(x, 2) for x in os.getloadavg()]
 
@@ -215,38 +217,39 @@ def main(argv: list[str]) -> int:
                              "running_again_s": round(time.monotonic() - began, 1), **extra})
             print(orjson.dumps(failures[-1]).decode(), flush=True)
 
-        after_checkpoint()
-        failed_before = api.failures(job_id)
-        began = time.monotonic()
-        flink.kill_taskmanager(1)
-        wait(lambda: not api.running(job_id), 60, "the TaskManager's loss noticed")
-        flink.start_taskmanager(1, bind_to_parent=True)
-        wait(lambda: api.running(job_id), 180, "the job running after the TaskManager kill")
-        record("taskmanager_sigkill", "taskmanager-1", began,
-               job_failures=api.failures(job_id) - failed_before,
-               publishing_during=publisher.is_alive())
+        if not args.no_failures:
+            after_checkpoint()
+            failed_before = api.failures(job_id)
+            began = time.monotonic()
+            flink.kill_taskmanager(1)
+            wait(lambda: not api.running(job_id), 60, "the TaskManager's loss noticed")
+            flink.start_taskmanager(1, bind_to_parent=True)
+            wait(lambda: api.running(job_id), 180, "the job running after the TaskManager kill")
+            record("taskmanager_sigkill", "taskmanager-1", began,
+                   job_failures=api.failures(job_id) - failed_before,
+                   publishing_during=publisher.is_alive())
 
-        after_checkpoint()
-        broker = kafka.brokers[0]
-        began = time.monotonic()
-        broker.kill()
-        time.sleep(10)
-        kafka.start(bind_to_parent=True)
-        wait(lambda: api.running(job_id), 180, "the job running after the broker kill")
-        record("kafka_broker_sigkill", f"broker:{broker.port}", began,
-               publishing_during=publisher.is_alive())
+            after_checkpoint()
+            broker = kafka.brokers[0]
+            began = time.monotonic()
+            broker.kill()
+            time.sleep(10)
+            kafka.start(bind_to_parent=True)
+            wait(lambda: api.running(job_id), 180, "the job running after the broker kill")
+            record("kafka_broker_sigkill", f"broker:{broker.port}", began,
+                   publishing_during=publisher.is_alive())
 
-        after_checkpoint()
-        began = time.monotonic()
-        killed = redis_cluster.kill_master(0)
-        successor = redis_cluster.wait_for_failover(killed, timeout_s=60)
-        failover_s = time.monotonic() - began
-        redis_cluster.restart_dead()
-        wait(lambda: api.running(job_id), 180, "the job running after the Redis master kill")
-        record("redis_master_sigkill", f"redis:{killed.port}", began,
-               failover_s=round(failover_s, 1),
-               new_master=None if successor is None else f"redis:{successor.port}",
-               publishing_during=publisher.is_alive())
+            after_checkpoint()
+            began = time.monotonic()
+            killed = redis_cluster.kill_master(0)
+            successor = redis_cluster.wait_for_failover(killed, timeout_s=60)
+            failover_s = time.monotonic() - began
+            redis_cluster.restart_dead()
+            wait(lambda: api.running(job_id), 180, "the job running after the Redis master kill")
+            record("redis_master_sigkill", f"redis:{killed.port}", began,
+                   failover_s=round(failover_s, 1),
+                   new_master=None if successor is None else f"redis:{successor.port}",
+                   publishing_during=publisher.is_alive())
         publisher.join()
         if publisher.error is not None:
             raise RuntimeError(f"bench-cluster: publishing the tail failed: {publisher.error}")
