@@ -26,14 +26,39 @@ def _close(a: Any, b: Any) -> bool:
     return bool(a == b)
 
 
+def _certain_head(items: list[Any], head: int, margin: float) -> set[str]:
+    """The entries of a list (``[[item, log_score], ...]``, best first) that stay in its first
+    ``head`` under any arrival order: those whose score beats the first one below the head by
+    more than ``margin`` (log space: ``s > logaddexp(next, margin)``)."""
+    if len(items) <= head:
+        return {i for i, _ in items}
+    bound = float(items[head][1])
+    floor = max(bound, margin) + math.log1p(math.exp(-abs(bound - margin)))
+    return {i for i, s in items[:head] if float(s) > floor}
+
+
+def _overflowed_head_differs(a: list[Any], b: list[Any], head: int, weakest: float) -> bool:
+    """Space-Saving above capacity (operators/neighbours.py): a newcomer inherits the weakest
+    entry's score, so every entry's score may hold up to the table's final weakest score that
+    is not its own (``weakest``, the reference table's; the other run's table is assumed to
+    end with a weakest score of the same size). An entry whose score beats the next one by more
+    than twice that is above it under any arrival order; such entries of either list's head
+    must be in the other's head. Near-ties at the head's edge may fall either way."""
+    margin = math.log(2.0) + weakest
+    top_a = {i for i, _ in a[:head]}
+    top_b = {i for i, _ in b[:head]}
+    return not (_certain_head(a, head, margin) <= top_b and _certain_head(b, head, margin) <= top_a)
+
+
 def differences(ref: ReferenceRunner, store: Store, *, head: int = 5,
                 models: bool = True) -> list[str]:
     """Keys whose value differs between the reference run and ``store``.
 
     Neighbour lists whose Space-Saving table overflowed depend on the order pairs arrived in
     (documented in operators/neighbours.py); for those only the ``head`` strongest neighbours
-    must agree. The online models learn in the order events reach their one subtask, which
-    interleaves Kafka partitions differently from the log: what must agree is what they learnt
+    must agree, up to the Space-Saving error bound (:func:`_overflowed_head_differs`). The
+    online models learn in the order events reach their one subtask, which interleaves Kafka
+    partitions differently from the log: what must agree is what they learnt
     from (:func:`model_differences`). Everything else must match exactly (floats to 1e-9) with
     equal versions. ``models=False`` leaves the models out (they learnt from a sample).
     """
@@ -52,10 +77,9 @@ def differences(ref: ReferenceRunner, store: Store, *, head: int = 5,
             cfg = ref.cfg.similar if kind == keys.KIND_SIMILAR else ref.cfg.bought
             state = ref.relations[(kind, entity)]
             if len(state.scores) >= cfg.capacity:
-                top_a = {i for i, _ in a.data["items"][:head]}
-                top_b = {i for i, _ in b.data["items"][:head]}
-                if top_a != top_b:
-                    diffs.append(f"head {key}: {sorted(top_a)} != {sorted(top_b)}")
+                items_a, items_b = a.data["items"], b.data["items"]
+                if _overflowed_head_differs(items_a, items_b, head, min(state.scores.values())):
+                    diffs.append(f"head {key}: {items_a[:head + 1]} != {items_b[:head + 1]}")
                 continue
         if a.version != b.version or not _close(a.data, b.data):
             diffs.append(f"value {key}")
