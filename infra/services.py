@@ -29,7 +29,7 @@ import os
 import shutil
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Final
@@ -321,33 +321,31 @@ def _status(run_dir: Path, args: argparse.Namespace) -> int:
     state = read_json(run_dir / STATE_FILE) or {}
     if state.get("topology") == "cluster":
         return _status_cluster(run_dir, state)
-    kafka, redis = KafkaBroker(run_dir), RedisServer(run_dir)
-    all_up = True
-    for name, svc, address in (("kafka", kafka, "bootstrap"), ("redis", redis, "url")):
-        recorded = state.get(name, {})
-        if recorded.get("mode") == "external":
-            print(f"{name}  external  {recorded.get(address)}")
-        elif svc.adopt():
-            print(f"{name}  up  {getattr(svc, address)}  pid {svc.pid}")
-        else:
-            print(f"{name}  down")
-            all_up = False
-    return 0 if all_up else 3
+    checks = (("kafka", KafkaBroker(run_dir), "bootstrap"), ("redis", RedisServer(run_dir), "url"))
+    return 0 if _print_status(checks, state, lambda svc: f"pid {svc.pid}") else 3
 
 
-def _status_cluster(run_dir: Path, state: Mapping[str, Any]) -> int:
-    kafka, redis, flink = KafkaCluster(run_dir), RedisCluster(run_dir), FlinkCluster(run_dir)
-    checks = (("kafka", kafka, "bootstrap"), ("redis", redis, "url"), ("flink", flink, "rest_url"))
+def _print_status(checks: Sequence[tuple[str, Any, str]], state: Mapping[str, Any],
+                  pids: Callable[[Any], str]) -> bool:
+    """One line per service (external, up with its address and pids, or down); True when
+    every one is up or external."""
     all_up = True
     for name, svc, address in checks:
         recorded = state.get(name, {})
         if recorded.get("mode") == "external":
             print(f"{name}  external  {recorded.get(address)}")
         elif svc.adopt():
-            print(f"{name}  up  {getattr(svc, address)}  pids {svc.describe()['pids']}")
+            print(f"{name}  up  {getattr(svc, address)}  {pids(svc)}")
         else:
             print(f"{name}  down")
             all_up = False
+    return all_up
+
+
+def _status_cluster(run_dir: Path, state: Mapping[str, Any]) -> int:
+    kafka, redis, flink = KafkaCluster(run_dir), RedisCluster(run_dir), FlinkCluster(run_dir)
+    checks = (("kafka", kafka, "bootstrap"), ("redis", redis, "url"), ("flink", flink, "rest_url"))
+    all_up = _print_status(checks, state, lambda svc: f"pids {svc.describe()['pids']}")
     info = flink.overview()
     if info is not None:
         print(f"flink  {info['taskmanagers']} TaskManagers, {info['slots-available']} of "
