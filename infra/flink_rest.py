@@ -1,6 +1,6 @@
 """A JobManager's REST API, the calls the cluster tooling needs: overview, job state, cancel.
 
-``stream/monitor.py`` reads the running job's metrics through the same API for its gauges.
+``stream/monitor.FlinkRest`` extends it with the running job's checkpoints, counters and watermarks.
 """
 
 from __future__ import annotations
@@ -18,13 +18,14 @@ UNREADABLE: Final = (OSError, urllib.error.URLError, ValueError)
 class JobManagerRest:
     """``JobManagerRest("http://127.0.0.1:8081").job_state(job_id)``."""
 
-    def __init__(self, base_url: str) -> None:
+    def __init__(self, base_url: str, *, timeout_s: float = TIMEOUT_S) -> None:
         self.base = base_url.rstrip("/")
+        self.timeout_s = timeout_s
 
     def call(self, path: str, *, method: str = "GET") -> Any:
         """JSON from ``path`` (like ``/jobs/overview``); None for an empty body."""
         req = urllib.request.Request(self.base + path, method=method)
-        with urllib.request.urlopen(req, timeout=TIMEOUT_S) as resp:
+        with urllib.request.urlopen(req, timeout=self.timeout_s) as resp:
             body = resp.read()
         return json.loads(body) if body else None
 

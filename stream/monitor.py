@@ -28,7 +28,6 @@ import signal
 import sys
 import threading
 import time
-import urllib.request
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final, cast
@@ -38,6 +37,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from infra.flink_rest import JobManagerRest
 from recs.settings import Settings
 from state.keys import KIND_ITEM, PREFIX
 
@@ -202,15 +202,14 @@ class KafkaSide:
             client.close()
 
 
-class FlinkRest:
+class FlinkRest(JobManagerRest):
     """The running job's checkpoints, operator counters and watermarks from Flink's REST API."""
 
     def __init__(self, base_url: str) -> None:
-        self.base = base_url.rstrip("/")
+        super().__init__(base_url, timeout_s=TIMEOUT_S)
 
     def _get(self, path: str) -> Any:
-        with urllib.request.urlopen(self.base + path, timeout=TIMEOUT_S) as resp:
-            return orjson.loads(resp.read())
+        return self.call(path)
 
     def running_job(self) -> str | None:
         jobs = self._get("/jobs/overview")["jobs"]

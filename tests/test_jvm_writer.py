@@ -90,6 +90,24 @@ def jvm_side(url: str, records: list[bytes]) -> dict[str, Any]:
     return dict(orjson.loads(proc.stdout.splitlines()[-1]))
 
 
+def assert_same_state(got: dict[str, Any], want: dict[str, Any], *, ttl_slack_s: int,
+                      same_bytes_but: str | None = None) -> None:
+    """Two :func:`dump` results hold the same keys, values (as JSON), expiry and TTLs within
+    ``ttl_slack_s`` (TTLs count from each write); with ``same_bytes_but`` every value other
+    than that key's is also equal byte for byte."""
+    assert sorted(got) == sorted(want)
+    assert len(want) > 500
+    for key, value in want.items():
+        if key in (keys.ITEMVEC_LOG_KEY, keys.FRESHNESS_KEY):
+            assert got[key] == value, key
+            continue
+        (raw, expires, ttl), (got_raw, got_expires, got_ttl) = value, got[key]
+        assert orjson.loads(got_raw) == orjson.loads(raw), key
+        if same_bytes_but is not None and key != same_bytes_but:
+            assert got_raw == raw, key
+        assert got_expires == expires and abs(got_ttl - ttl) <= ttl_slack_s, (key, ttl, got_ttl)
+
+
 def dump(url: str) -> dict[str, Any]:
     """Every key's value (with its TTL), sorted set or hash; one Redis or a cluster's URL."""
     client = sync_client(url)
@@ -127,17 +145,9 @@ def test_the_jvm_writer_writes_what_the_loader_writes(redis_server: Any) -> None
     assert (result["malformed"], result["applied"]) == (stats.malformed, stats.applied)
     assert stats.malformed == 4
     py, jv = dump(py_url), dump(jvm_url)
-    assert sorted(py) == sorted(jv)
-    assert len(py) > 500
-    for key, py_value in py.items():
-        if key in (keys.ITEMVEC_LOG_KEY, keys.FRESHNESS_KEY):
-            assert jv[key] == py_value, key
-            continue
-        (py_raw, py_expires, py_ttl), (jv_raw, jv_expires, jv_ttl) = py_value, jv[key]
-        assert orjson.loads(jv_raw) == orjson.loads(py_raw), key
-        if key != keys.key_for(keys.KIND_ITEM, "o"):  # orjson's own bytes, passed through
-            assert jv_raw == py_raw, key
-        assert jv_expires == py_expires and abs(jv_ttl - py_ttl) <= 5, (key, py_ttl, jv_ttl)
+    # orjson's own bytes for item "o" are passed through; every other value byte for byte
+    assert_same_state(jv, py, ttl_slack_s=5,
+                      same_bytes_but=keys.key_for(keys.KIND_ITEM, "o"))
     # the cases the edge records exist for
     assert orjson.loads(py[keys.key_for(keys.KIND_ITEMVEC, "i-vec")][0])["v"] == 5
     assert orjson.loads(py[keys.session_key("u-ü")][0])["d"]["n"] == 2

@@ -13,14 +13,13 @@ from __future__ import annotations
 
 import threading
 import time
-import urllib.request
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
-import orjson
 import pytest
 
+from infra.flink_rest import JobManagerRest
 from infra.kafka_cluster import KafkaCluster
 from infra.topics import admin_client, broker_count, default_topics, partition_states, topic_configs
 from recs import engine
@@ -77,11 +76,9 @@ def _leader_of_most(bootstrap: str, topic: str) -> tuple[int, int]:
 
 def _failovers(settings: Settings) -> int:
     """How many times the job failed and restarted (Flink's exception history)."""
-    base = f"http://127.0.0.1:{settings.flink_rest_port}"
-    with urllib.request.urlopen(f"{base}/jobs/overview", timeout=10) as resp:
-        (job,) = orjson.loads(resp.read())["jobs"]  # the mini-cluster runs this one job
-    with urllib.request.urlopen(f"{base}/jobs/{job['jid']}/exceptions", timeout=10) as resp:
-        return len(orjson.loads(resp.read())["exceptionHistory"]["entries"])
+    rest = JobManagerRest(f"http://127.0.0.1:{settings.flink_rest_port}", timeout_s=10)
+    (job,) = rest.call("/jobs/overview")["jobs"]  # the mini-cluster runs this one job
+    return rest.failures(job["jid"])
 
 
 def _wait_isr_full(cluster: KafkaCluster, topic: str, timeout_s: float = 60.0) -> None:
