@@ -72,6 +72,8 @@ from operators.blend import (
     blend,
 )
 from operators.candidates import recent_items
+from operators.config import INTEREST_TYPES
+from schemas.events import Interaction
 
 CODEC: Final = 1
 POSITIONS: Final = 5  # recent items with a feature of their own
@@ -158,6 +160,12 @@ class BlendModel:
 
 def initial() -> BlendModel:
     return BlendModel()
+
+
+def label_of(event: Interaction) -> str | None:
+    """The item an event labels the blend's candidates with (an interest event's item), or
+    ``None``: the one definition ``recs eval`` and the blend learner both apply."""
+    return event.item_id if event.type in INTEREST_TYPES else None
 
 
 # ---- candidates and features --------------------------------------------------------------

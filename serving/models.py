@@ -403,19 +403,17 @@ class ModelRefresher:
         head, raw = fetched
         self._blend_tried = head
         try:
-            env = decode_envelope(raw)
-            if env.data is None:
-                log.info("serving.models: learned blend deleted version=%s", env.version)
-                self.blend, self.blend_head = None, None
-                self.generation += 1
-                return
-            if not isinstance(env.data, Mapping):
-                raise ValueError(f"value is a {type(env.data).__name__}, not an object")
-            model, cfg = learned_blend.from_published(env.data)
-        except (ValueError, KeyError, TypeError) as exc:
+            env, found = decode_blend(raw)
+        except BLEND_UNREADABLE as exc:
             log.error("serving.models: cannot read the learned blend version=%s, keeping the "
                       "loaded one error=%s", head[0], exc)
             return
+        if found is None:
+            log.info("serving.models: learned blend deleted version=%s", env.version)
+            self.blend, self.blend_head = None, None
+            self.generation += 1
+            return
+        model, cfg = found
         warm_before = self.blend is not None and learned_blend.is_warm(self.blend,
                                                                         self.blend_cfg)
         self.blend, self.blend_cfg, self.blend_head = model, cfg, (env.version, env.as_of)
@@ -446,6 +444,28 @@ def _restore_ranker(raw: bytes) -> tuple[Envelope, Ranker | None]:
     if not isinstance(env.data, Mapping):
         raise ValueError(f"snapshot is a {type(env.data).__name__}, not an object")
     return env, Ranker.restore(env.data)
+
+
+#: What :func:`decode_blend` raises on a value it cannot read.
+BLEND_UNREADABLE: Final = (ValueError, KeyError, TypeError)
+
+
+def decode_blend(raw: bytes) -> tuple[Envelope, tuple[BlendModel, LearnedBlendConfig] | None]:
+    """The envelope stored at ``recs:v1:model:blend`` and the learned blend in it (``None``:
+    deleted); raises one of :data:`BLEND_UNREADABLE` when the value cannot be read.
+
+    >>> from state.records import Update, encode_envelope
+    >>> doc = learned_blend.published(learned_blend.initial(), LearnedBlendConfig())
+    >>> env, (model, cfg) = decode_blend(encode_envelope(Update("k", 3, 9, doc)))
+    >>> env.version, model == learned_blend.initial(), cfg == LearnedBlendConfig()
+    (3, True, True)
+    """
+    env = decode_envelope(raw)
+    if env.data is None:
+        return env, None
+    if not isinstance(env.data, Mapping):
+        raise ValueError(f"value is a {type(env.data).__name__}, not an object")
+    return env, learned_blend.from_published(env.data)
 
 
 def _number(value: Any) -> float | None:

@@ -8,7 +8,8 @@ than its bound, so most requests need only the first):
 
 * homepage: the session; then the neighbour lists, metadata of the recent items and the trending
   lists (global, the request's context, the asked category); then the category list of the last
-  item; then the metadata of the candidates.
+  item (these three: :mod:`serving.homepage_reads`, shared with the blend learner); then the
+  metadata of the candidates.
 * session ("because you viewed"): the session; then the similar-items lists; then metadata.
 * similar / bought together: the list and the item; then metadata.
 * cart: the lists of the cart items and their metadata; then metadata.
@@ -16,27 +17,17 @@ than its bound, so most requests need only the first):
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Final
 
 import redis.exceptions
 
 from operators import learned_blend
-from operators.blend import (
-    BOUGHT_TOGETHER,
-    TRENDING,
-    TRENDING_CATEGORY,
-    BlendParams,
-    Fill,
-    Shares,
-    shares,
-    vector_shares,
-)
+from operators.blend import BOUGHT_TOGETHER, TRENDING, BlendParams, Fill, Shares
 from operators.candidates import recent_items
-from operators.trending import daypart
 from recs.readings import targets_of
 from recs.settings import Settings
-from serving import ingest
+from serving import homepage_reads, ingest
 from serving import pipeline as P
 from serving.answers import session_seen
 from serving.auth import Access
@@ -53,6 +44,7 @@ from serving.handlers import (
     Options,
     ok,
 )
+from serving.homepage_reads import category_of, learned_events
 from serving.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from serving.models import Header
 from serving.openapi import docs_page, openapi_document
@@ -63,24 +55,12 @@ from serving.publish import PublishUnavailable
 from serving.request import Request
 from serving.responses import NOT_FOUND, ApiError, Response, json_response
 from serving.router import Router
-from state.keys import (
-    bought_key,
-    item_key,
-    itemstats_key,
-    new_arrivals_key,
-    session_key,
-    similar_key,
-    trending_context_key,
-    trending_context_scope,
-    trending_key,
-    uservec_key,
-)
+from state.keys import bought_key, item_key, itemstats_key, session_key, similar_key, trending_key
 from state.records import Envelope
 
 Handler = Callable[[Request], Awaitable[Response]]
-Meta = dict[str, Mapping[str, Any] | None]
+Meta = homepage_reads.Meta
 SESSION_PARAMS: Final = BlendParams(recent=5, recency_decay=0.7, bought_weight=0.0)
-CONTEXT_SCOPES: Final = ("country", "device")
 EXPLORE_CANDIDATES: Final = 20  # newest items checked for "no interactions yet" per answer
 
 # Who may call each route (serving.guard), by handler name. A route missing here is PRIVATE:
@@ -223,7 +203,7 @@ class Handlers(Core):
             return draft
         recent = recent_items(session, SESSION_PARAMS.recent)
         found = await self.get([similar_key(i) for i in recent])
-        lists = {i: self._shares(e) for i, e in zip(recent, found, strict=True)
+        lists = {i: self.shares(e) for i, e in zip(recent, found, strict=True)
                  if e is not None}
         cands = self.kernels.blend(session, lists, {}, (), SESSION_PARAMS, k=o.pool,
                                    exclude=o.exclude)
@@ -246,71 +226,35 @@ class Handlers(Core):
         return await self._answer("homepage", "homepage", req, opts, build)
 
     async def _homepage_draft(self, o: Options, now: int, user: str) -> Draft:
-        env, uvec = await self.get([session_key(user), uservec_key(user)], cache=False)
-        session = env.data if env is not None else None
         params = self.experiments.assign("homepage", user).rules.blend
-        recent = recent_items(session, params.recent) if session else []
-        vector = self._learned(uvec, session, recent, params, o)
-        ctx_keys = self._context_keys(o, now)
-        shared = [trending_key(None), *(k for _, k in ctx_keys)]
-        if o.category is not None:
-            shared.append(trending_key(o.category))
-        keys = [*(similar_key(i) for i in recent), *(bought_key(i) for i in recent),
-                *(item_key(i) for i in recent), *shared]
-        found = await self.get(keys)
-        n = len(recent)
-        similar = {i: self._shares(e) for i, e in zip(recent, found[:n], strict=True)
-                   if e is not None}
-        bought = {i: self._shares(e) for i, e in zip(recent, found[n:2 * n], strict=True)
-                  if e is not None}
-        metas: Meta = {i: (e.data if e is not None else None)
-                       for i, e in zip(recent, found[2 * n:3 * n], strict=True)}
-        trending_envs = found[3 * n:]
-        global_env, ctx_envs = trending_envs[0], trending_envs[1:1 + len(ctx_keys)]
-        fills: list[Fill] = []
-        if o.category is not None and trending_envs[-1] is not None:
-            fills.append(Fill(TRENDING_CATEGORY, o.category, trending_envs[-1].data["items"]))
-        last_cat = _category(metas.get(recent[0])) if recent else None
-        times = [e.as_of for e in found if e is not None]
-        arrivals_cat = o.category or last_cat
-        more = [new_arrivals_key(None), new_arrivals_key(arrivals_cat)]
-        if last_cat is not None and last_cat != o.category:
-            more.append(trending_key(last_cat))
-        new_global, new_env, *cat_envs = await self.get(more)
-        if new_env is None:  # nothing new in that category: new anywhere
-            new_env, arrivals_cat = new_global, None
-        if cat_envs and cat_envs[0] is not None:
-            fills.append(Fill(TRENDING_CATEGORY, last_cat or "", cat_envs[0].data["items"]))
-        fills.append(self._context_fill(ctx_keys, ctx_envs, global_env))
-        if new_env is not None:  # new items fill in last (and explore, below)
-            fills.append(Fill(P.NEW_ARRIVAL, arrivals_cat or "", new_env.data["items"]))
+        inputs = await self._drive(homepage_reads.reads(
+            user, params, category=o.category, ctx_keys=self._context_keys(o, now),
+            exclude=o.exclude, pool=o.pool, models=self.models, derive=self))
+        uvec = inputs.uvec
         cands = learned_blend.serve(
-            self.models.blend, self.models.blend_cfg, session, similar, bought, fills, params,
-            k=o.pool, exclude=o.exclude, vector=vector, vector_because=_model_version(uvec),
-            vector_events=_learned_events(uvec), blend_fn=self.kernels.blend,
+            self.models.blend, self.models.blend_cfg, inputs.session, inputs.similar,
+            inputs.bought, inputs.fills, params, k=o.pool, exclude=o.exclude,
+            vector=inputs.vector, vector_because=_model_version(uvec),
+            vector_events=learned_events(uvec), blend_fn=self.kernels.blend,
             features_fn=self.kernels.features, order_fn=self.kernels.learned_order)
-        if vector and uvec is not None:
+        times = inputs.times
+        if inputs.vector and uvec is not None:
             times.append(uvec.as_of)
-        fallback = None if recent or vector else FALLBACK_NO_SESSION
-        return Draft("homepage", cands, times, fallback=fallback, session=session,
-                     because=recent, meta=dict(metas),
-                     explore_pool=await self._cold_new_items(new_env))
+        fallback = None if inputs.recent or inputs.vector else FALLBACK_NO_SESSION
+        return Draft("homepage", cands, times, fallback=fallback, session=inputs.session,
+                     because=inputs.recent, meta=dict(inputs.metas),
+                     explore_pool=await self._cold_new_items(inputs.new_env))
 
-    def _learned(self, uvec: Envelope | None, session: Mapping[str, Any] | None,
-                 recent: Sequence[str], params: BlendParams, o: Options) -> Shares:
-        """The learned retrieval for the user's vector: the ``pool`` items of the index scoring
-        highest against ``[x_u, 1]``, none the blend would drop (excluded, bought, and the
-        recent items unless repeats are allowed), as :func:`operators.blend.vector_shares`."""
-        if uvec is None or params.vector_weight <= 0 or self.models.vectors == 0 or \
-                _learned_events(uvec) < params.vector_min_events:
-            return ()  # no vector, or one learned from too few events (the blend's gate)
-        banned = set(o.exclude)
-        if session:
-            banned.update(session.get("purchased", ()))
-        if not params.allow_repeats:
-            banned.update(recent)
-        return vector_shares(self.models.search(uvec.data, o.pool, banned),
-                             params.vector_temperature)
+    async def _drive(self, gen: homepage_reads.Reads) -> homepage_reads.HomepageInputs:
+        """Run a sans-IO read plan (:mod:`serving.homepage_reads`) through the cached reader."""
+        read = next(gen)
+        while True:
+            found = await self.get(read.keys, cache=read.cache)
+            try:
+                read = gen.send(found)
+            except StopIteration as done:
+                inputs: homepage_reads.HomepageInputs = done.value
+                return inputs
 
     async def _cold_new_items(self, new_env: Envelope | None) -> list[str]:
         """The newest items nobody has interacted with yet (no ``itemstats`` value, or no
@@ -322,32 +266,20 @@ class Handlers(Core):
         return [i for i, st in zip(newest, stats, strict=True)
                 if st is None or st.data.get("log_pop") is None]
 
-    def _shares(self, env: Envelope) -> Shares:
+    def shares(self, env: Envelope) -> Shares:
         """A neighbour list as :func:`operators.blend.shares`, once per published version."""
-        return self.fetch.derived([env], "shares", lambda: shares(env.data.get("items", ())))
+        return self.fetch.derived([env], "shares", lambda: homepage_reads.list_shares(env))
 
-    def _context_fill(self, ctx_keys: Sequence[tuple[str, str]],
-                      ctx_envs: Sequence[Envelope | None], global_env: Envelope | None) -> Fill:
-        """The cold-start blend of the context lists and global trending, once per set of
-        published versions (every user with the same context shares it)."""
-        def make() -> Fill:
-            global_items = global_env.data["items"] if global_env is not None else []
-            lists = [(scope, e.data["items"]) for (scope, _), e in zip(ctx_keys, ctx_envs,
-                                                                       strict=True)
-                     if e is not None]
-            return P.context_fill(lists, global_items) if lists else \
-                Fill(TRENDING, "global", global_items)
-
+    def context_fill(self, ctx_keys: Sequence[tuple[str, str]],
+                     ctx_envs: Sequence[Envelope | None], global_env: Envelope | None) -> Fill:
+        """:func:`serving.homepage_reads.context_fill`, once per set of published versions
+        (every user with the same context shares it)."""
         return self.fetch.derived([*ctx_envs, global_env], "context:" + ",".join(
-            scope for scope, _ in ctx_keys), make)
+            scope for scope, _ in ctx_keys),
+            lambda: homepage_reads.context_fill(ctx_keys, ctx_envs, global_env))
 
     def _context_keys(self, o: Options, now: int) -> list[tuple[str, str]]:
-        """``(scope, key)`` of the context trending lists for this request: its country and
-        device when given, and the current daypart."""
-        pairs = [(dim, o.context[dim]) for dim in CONTEXT_SCOPES if dim in o.context]
-        pairs.append(("daypart", daypart(now)))
-        return [(trending_context_scope(dim, value), trending_context_key(dim, value))
-                for dim, value in pairs]
+        return homepage_reads.context_keys(o.context, now)
 
     async def cart(self, req: Request) -> Response:
         body = json_object(req.body)
@@ -378,7 +310,7 @@ class Handlers(Core):
             times = [e.as_of for e in found[:2 * n] if e is not None]
             if cands:
                 return Draft("cart", cands, times, because=cart, meta=dict(metas))
-            cats = [c for c in (_category(metas.get(i)) for i in cart) if c is not None]
+            cats = [c for c in (category_of(metas.get(i)) for i in cart) if c is not None]
             fb = Options(o.k, o.exclude | set(cart), cats[0] if cats else None, o.context,
                          o.explain, o.user)
             draft = await self._trending_draft(fb, now, "cart", exclude=fb.exclude)
@@ -408,7 +340,7 @@ class Handlers(Core):
             ctx_keys = self._context_keys(o, now)
             envs = await self.get([trending_key(None), *(k for _, k in ctx_keys)])
             if any(e is not None for e in envs[1:]):
-                fill = self._context_fill(ctx_keys, envs[1:], envs[0])
+                fill = self.context_fill(ctx_keys, envs[1:], envs[0])
                 cands = self.kernels.blend(None, {}, {}, [fill], BlendParams(), k=o.pool,
                                            exclude=excluded)
                 return Draft(placement, cands, [e.as_of for e in envs if e is not None])
@@ -441,20 +373,9 @@ class Handlers(Core):
         return json_response({"accepted": len(events)}, 202)
 
 
-def _learned_events(uvec: Envelope | None) -> int:
-    """How many events the model learned from the user (``n`` of the user's vector)."""
-    n = uvec.data.get("n") if uvec is not None and isinstance(uvec.data, dict) else None
-    return n if isinstance(n, int) else 0
-
-
 def _model_version(header: Envelope | Header | None) -> str:
     """What a learned source names as its cause: the model version behind it."""
     return f"model v{header.version}" if header is not None else "model"
-
-
-def _category(meta: Mapping[str, Any] | None) -> str | None:
-    cat = meta.get("category") if meta else None
-    return cat if isinstance(cat, str) and cat else None
 
 
 def build_router(h: Handlers, settings: Settings, guard: Guard) -> Router[Handler]:

@@ -9,7 +9,8 @@ from typing import Any, Final
 
 import orjson
 
-from operators import ranker
+from operators import learned_blend, ranker
+from operators.learned_blend import BlendModel, LearnedBlendConfig
 from operators.ranker_state import RankerModel
 from operators.vector_model import Publication, VectorModel
 from schemas.events import decode_item, interaction_from_canonical
@@ -62,6 +63,12 @@ def publication_updates(pub: Publication) -> Iterator[Update]:
 def ranker_updates(model: RankerModel) -> Iterator[Update]:
     doc = model.publication()
     yield views.model_update(keys.MODEL_RANKER, doc, version=model.version, as_of=model.as_of)
+
+
+def blend_updates(model: BlendModel, cfg: LearnedBlendConfig) -> Iterator[Update]:
+    """The learned blend (:mod:`stream.blend_learner`): version = labelled events learned."""
+    yield views.model_update(keys.MODEL_BLEND, learned_blend.published(model, cfg),
+                             version=model.labelled, as_of=model.as_of)
 
 
 def encode_labels(labels: ranker.Labels) -> str:

@@ -151,8 +151,9 @@ class EngineLearner:
     def _learn_blend(self, event: Interaction) -> None:
         """The event labels the candidates asked for just before it (those of the scored
         query, exclusions included, when it was scored)."""
-        if self.blend_prior is None or event.item_id is None or \
-                event.type not in INTEREST_TYPES or event.user_id not in self.runner.sessions:
+        target = learned_blend.label_of(event)
+        if self.blend_prior is None or target is None or \
+                event.user_id not in self.runner.sessions:
             return
         asked = self._asked
         if asked is not None and asked[0] == event.user_id and asked[1] == event.ts:
@@ -161,7 +162,7 @@ class EngineLearner:
             cands = self.blend_candidates(event.user_id, event.session_id, event.ts)
         self._asked = None
         self.blend_model, outcome = learned_blend.step(
-            self.blend_model, learned_blend.Example(event.item_id, cands, event.ts),
+            self.blend_model, learned_blend.Example(target, cands, event.ts),
             self.blend_cfg)
         if outcome is not None:
             self.blend_outcomes[outcome.served_learned] += 1
