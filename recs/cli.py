@@ -14,6 +14,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "produce": ("recs.producer", "publish a synthetic storefront or replay a public log to Kafka"),
     "job": ("stream.job", "run the PyFlink topology (Kafka -> operators -> recs.updates)"),
     "load": ("stream.loader", "apply recs.updates to Redis (batched, versioned, idempotent)"),
+    "blend-learner": ("stream.blend_learner_run",
+                      "learn the homepage blend's weights from the clickstream, publish them"),
     "monitor": ("stream.monitor", "export Kafka lag, DLQ, checkpoints and Redis freshness metrics"),
     "serve": ("serving.app", "run the HTTP server"),
     "keys": ("recs.keys", "make an API keys file, sign a user token (docs/api.md)"),

@@ -64,6 +64,11 @@ class Settings:
     model_max_events_per_s: float = 500.0
     mf_negatives: int = 10
     ranker_window_ms: int = 30 * 60_000  # attribution window of an impression (event time)
+    # the blend learner (`recs blend-learner`, stream/blend_learner.py): the share of interest
+    # events it learns from (sampled by event id) and how often it publishes the learned blend
+    # and commits its offsets
+    blend_sample: float = 1.0
+    blend_publish_ms: int = 5_000
     # serving: rules and experiments files ("" = the ones shipped in serving/config), how long
     # shared lists stay in the server's cache, the time budget of its Redis reads
     rules_file: str = ""
@@ -124,6 +129,8 @@ class Settings:
             "RECS_MODEL_MAX_EVENTS_PER_S": str(self.model_max_events_per_s),
             "RECS_MF_NEGATIVES": str(self.mf_negatives),
             "RECS_RANKER_WINDOW_MS": str(self.ranker_window_ms),
+            "RECS_BLEND_SAMPLE": repr(self.blend_sample),
+            "RECS_BLEND_PUBLISH_MS": str(self.blend_publish_ms),
             "RECS_RULES_FILE": self.rules_file,
             "RECS_EXPERIMENTS_FILE": self.experiments_file,
             "RECS_SERVE_CACHE_TTL_MS": str(self.serve_cache_ttl_ms),
@@ -177,6 +184,8 @@ class Settings:
                                                d.model_max_events_per_s)),
             mf_negatives=int(e.get("RECS_MF_NEGATIVES", d.mf_negatives)),
             ranker_window_ms=int(e.get("RECS_RANKER_WINDOW_MS", d.ranker_window_ms)),
+            blend_sample=float(e.get("RECS_BLEND_SAMPLE", d.blend_sample)),
+            blend_publish_ms=int(e.get("RECS_BLEND_PUBLISH_MS", d.blend_publish_ms)),
             rules_file=e.get("RECS_RULES_FILE", d.rules_file),
             experiments_file=e.get("RECS_EXPERIMENTS_FILE", d.experiments_file),
             serve_cache_ttl_ms=int(e.get("RECS_SERVE_CACHE_TTL_MS", d.serve_cache_ttl_ms)),

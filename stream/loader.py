@@ -220,7 +220,7 @@ def _raise_stalled(signum: int, frame: Any) -> None:
 TOPIC_WAIT_S: Final = 30.0  # how long a new consumer waits for the topic's partitions
 
 
-def _commit(consumer: Any) -> None:
+def commit_offsets(consumer: Any, who: str = "loader") -> None:
     """Commit what was polled; a rebalance under way (the group changing, or the topic's
     metadata) refuses the commit, and that is not an error: the batch is in Redis, versioned,
     and whoever owns the partitions next re-applies at most what came after the last commit,
@@ -230,34 +230,41 @@ def _commit(consumer: Any) -> None:
     try:
         consumer.commit()
     except (CommitFailedError, RebalanceInProgressError) as exc:
-        log.warning("loader: commit refused during a rebalance (%s); the batch is applied and "
-                    "will be re-delivered at most once more, harmlessly", type(exc).__name__)
+        log.warning("%s: commit refused during a rebalance (%s); the batch is applied and "
+                    "will be re-delivered at most once more, harmlessly", who,
+                    type(exc).__name__)
 
 
-def _consumer(settings: Settings, group_id: str) -> Any:
+
+def group_consumer(bootstrap: str, group_id: str, topic: str) -> Any:
+    """A consumer in ``group_id`` subscribed to ``topic``, committing only when told
+    (:func:`commit_offsets`), from the earliest offset when the group has none."""
     from kafka import KafkaConsumer
 
     consumer = KafkaConsumer(
-        bootstrap_servers=settings.kafka_bootstrap,
+        bootstrap_servers=bootstrap,
         group_id=group_id,
         enable_auto_commit=False,
         auto_offset_reset="earliest",
         fetch_max_wait_ms=20,
         max_poll_records=5000,
         max_partition_fetch_bytes=8 * 1024 * 1024,
-        # a loader that subscribes before the updates topic's metadata is available would
-        # otherwise wait for the default refresh (5 min) before it gets its partition
+        # a consumer that subscribes before the topic's metadata is available would otherwise
+        # wait for the default refresh (5 min) before it gets its partitions
         metadata_max_age_ms=5_000,
     )
     # Joining the group before the client knows the topic's partitions got none assigned, and
     # kafka-python did not always rejoin once they were known (a loader idle for minutes on a
     # fresh topic): learn them first, then subscribe.
     deadline = time.monotonic() + TOPIC_WAIT_S
-    while not consumer.partitions_for_topic(settings.topics.updates) and \
-            time.monotonic() < deadline:
+    while not consumer.partitions_for_topic(topic) and time.monotonic() < deadline:
         time.sleep(0.2)
-    consumer.subscribe([settings.topics.updates])
+    consumer.subscribe([topic])
     return consumer
+
+
+def _consumer(settings: Settings, group_id: str) -> Any:
+    return group_consumer(settings.kafka_bootstrap, group_id, settings.topics.updates)
 
 
 def run(settings: Settings, store: Store, *, group_id: str = "recs-loader",
@@ -299,7 +306,7 @@ def run(settings: Settings, store: Store, *, group_id: str = "recs-loader",
                 if values:
                     apply_batch(store, values, stats, metrics)
                     with watch():
-                        _commit(consumer)
+                        commit_offsets(consumer)
                     last_data = now
                 elif not consumer.assignment():
                     last_data = now  # idle time counts from when partitions are assigned

@@ -1,0 +1,297 @@
+"""The blend learner: the learned blend (:mod:`operators.learned_blend`) learned from live
+traffic, beside the server, and published at ``recs:v1:model:blend`` for it.
+
+For each sampled interest event (:func:`sampled`, :func:`operators.learned_blend.label_of`)
+it reads what the homepage reads for that user (:mod:`serving.homepage_reads`, the server's
+own read plan, with the server's rules and experiments and its learned-vector index), drops
+from the session the event itself and everything at or after its time
+(:func:`session_before`: the stream may have applied it already), builds the candidates the
+hand-tuned blend would have answered and steps the model with the event's item as the label:
+test-then-train, as ``recs eval`` does on a replay.
+
+Reads are batched: the events of one poll batch walk the read plan in lockstep
+(:func:`read_plans`), one MGET per round trip for all of them (three round trips per batch,
+keys shared by several events read once). This module holds the pure steps and the learner's
+state (:class:`BlendLearner`); :mod:`stream.blend_learner_run` is the Kafka shell and the
+``recs blend-learner`` command.
+
+**Limits.** The state read is Redis *now*, not Redis just before the event: the session is cut
+back to before the event, but neighbour and trending lists may already count it and the events
+after it (the stream applies them within about a second; sampling a live stream, the learner
+is that far behind). A user whose session holds nothing before the event is not learned from
+(``recs eval``: a user the stream has no session for).
+"""
+
+from __future__ import annotations
+
+import logging
+import zlib
+from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from operators import learned_blend
+from operators.blend import Fill, Shares
+from operators.config import BASKET_TYPES
+from operators.learned_blend import BlendModel, Example, LearnedBlendConfig
+from schemas.events import Interaction, SchemaError, decode_interaction
+from serving.experiments import Experiments
+from serving.handlers import Options
+from serving.homepage_reads import (
+    CONTEXT_SCOPES,
+    HomepageInputs,
+    Read,
+    Reads,
+    Vectors,
+    context_fill,
+    context_keys,
+    learned_events,
+    list_shares,
+    reads,
+)
+from serving.models import BLEND_UNREADABLE, decode_blend
+from serving.params import DEFAULT_K
+from state.records import Envelope
+
+log = logging.getLogger("stream.blend_learner")
+SCALE: Final = 1 << 32  # CRC-32 values: the sample keeps those below share * SCALE
+
+GetMany = Callable[[Sequence[str]], Awaitable[list[Envelope | None]]]
+
+
+# ---- pure steps -------------------------------------------------------------------------
+
+def check_share(share: float) -> float:
+    """``share`` when it is a number in (0, 1]; else a ValueError naming it."""
+    if isinstance(share, bool) or not isinstance(share, int | float) or not 0 < share <= 1:
+        raise ValueError(f"stream.blend_learner: sample must be a number in (0, 1], "
+                         f"got {share!r}")
+    return float(share)
+
+
+def sampled(event_id: str, share: float) -> bool:
+    """Whether the event is learned: its id's CRC-32 below ``share`` of the range (stateless:
+    every learner, and a restarted one, keeps the same events).
+
+    >>> sampled("e1", 1.0), sampled("e1", 1e-9), [sampled(f"e{n}", 0.5) for n in range(6)]
+    (True, False, [True, True, False, False, True, True])
+    """
+    return zlib.crc32(event_id.encode()) < share * SCALE
+
+
+def session_before(session: Mapping[str, Any] | None, ts: int) -> dict[str, Any] | None:
+    """The session value as it was before an event at ``ts``: its events, impressions,
+    basket and purchases at or after ``ts`` dropped (an item bought or added to the basket
+    before ``ts`` too stays); ``None`` when nothing is left.
+
+    >>> s = {"session_id": "s", "last_ts": 5, "events": [["a", "view", 1],
+    ...      ["b", "purchase", 3], ["c", "view", 5]], "basket": ["b"], "purchased": ["b"],
+    ...      "shown": [["x", 1, 2], ["y", 1, 4]]}
+    >>> before = session_before(s, 3)
+    >>> before["events"], before["purchased"], before["basket"], before["shown"], before["last_ts"]
+    ([['a', 'view', 1]], [], [], [['x', 1, 2]], 1)
+    >>> session_before(s, 1) is None, session_before(None, 1) is None
+    (True, True)
+    """
+    if not session:
+        return None
+    events = [e for e in session.get("events", ()) if e[2] < ts]
+    shown = [e for e in session.get("shown", ()) if e[2] < ts]
+    if not events and not shown:
+        return None
+    later = [e for e in session.get("events", ()) if e[2] >= ts]
+    purchased = _kept(session.get("purchased", ()), events, later, {"purchase"})
+    basket = _kept(session.get("basket", ()), events, later, BASKET_TYPES)
+    return {**session, "events": events, "shown": shown, "purchased": purchased,
+            "basket": basket, "last_ts": max((e[2] for e in events), default=0)}
+
+
+def _kept(items: Iterable[str], earlier: Sequence[Sequence[Any]],
+          later: Sequence[Sequence[Any]], types: Collection[str]) -> list[str]:
+    """``items`` (bought, or in the basket) but those only a ``later`` event of ``types`` put
+    there."""
+    after = {e[0] for e in later if e[1] in types}
+    before = {e[0] for e in earlier if e[1] in types}
+    return [i for i in items if i in before or i not in after]
+
+
+def parse(raw: bytes | str) -> Interaction | SchemaError:
+    """An event of the clickstream, or the schema's error naming the field and the value."""
+    try:
+        return decode_interaction(raw)
+    except SchemaError as exc:
+        return exc
+
+
+def resume(raw: bytes | None) -> tuple[BlendModel, str]:
+    """The model to start from: the published value when readable (the model and a note),
+    else the prior (and why). Never raises."""
+    if raw is None:
+        return learned_blend.initial(), "nothing published: starting from the prior"
+    try:
+        env, found = decode_blend(raw)
+    except BLEND_UNREADABLE as exc:
+        return learned_blend.initial(), f"unreadable published value ({exc!r}): starting " \
+                                         "from the prior"
+    except Exception as exc:  # orjson's errors and anything else: never crash on it
+        return learned_blend.initial(), f"unreadable published value ({exc!r}): starting " \
+                                         "from the prior"
+    if found is None:
+        return learned_blend.initial(), f"published value deleted at version {env.version}: " \
+                                         "starting from the prior"
+    model, _cfg = found
+    return model, f"resumed from version {env.version} labelled={model.labelled}"
+
+
+async def read_plans(plans: Sequence[Reads], get_many: GetMany,
+                     first: Callable[[int, list[Envelope | None]], list[Envelope | None] | None]
+                     ) -> list[HomepageInputs | None]:
+    """Drive every plan in lockstep: each round trip's keys of all plans in one ``get_many``
+    (each key once). ``first(i, envelopes)`` sees plan ``i``'s first answer and may replace it,
+    or drop the plan (``None``: its result stays ``None``)."""
+    out: list[HomepageInputs | None] = [None] * len(plans)
+    pending: dict[int, Read] = {i: next(p) for i, p in enumerate(plans)}
+    stage = 0
+    while pending:
+        keys = list(dict.fromkeys(k for read in pending.values() for k in read.keys))
+        by_key = dict(zip(keys, await get_many(keys), strict=True))
+        after: dict[int, Read] = {}
+        for i, read in pending.items():
+            found = [by_key[k] for k in read.keys]
+            if stage == 0:
+                replaced = first(i, found)
+                if replaced is None:
+                    plans[i].close()
+                    continue
+                found = replaced
+            try:
+                after[i] = plans[i].send(found)
+            except StopIteration as done:
+                out[i] = done.value
+        pending, stage = after, stage + 1
+    return out
+
+
+class _Memo:
+    """The derived values of one batch's envelopes (shared lists decoded once per batch)."""
+
+    def __init__(self) -> None:
+        self._shares: dict[int, tuple[Envelope, Shares]] = {}
+        self._fills: dict[tuple[int, ...], tuple[list[Any], Fill]] = {}
+
+    def shares(self, env: Envelope) -> Shares:
+        hit = self._shares.get(id(env))
+        if hit is None:
+            hit = self._shares[id(env)] = (env, list_shares(env))
+        return hit[1]
+
+    def context_fill(self, ctx_keys: Sequence[tuple[str, str]],
+                     ctx_envs: Sequence[Envelope | None], global_env: Envelope | None) -> Fill:
+        envs = [*ctx_envs, global_env]
+        key = tuple(id(e) for e in envs)
+        hit = self._fills.get(key)
+        if hit is None:
+            hit = self._fills[key] = (envs, context_fill(ctx_keys, ctx_envs, global_env))
+        return hit[1]
+
+
+# ---- the learner ------------------------------------------------------------------------
+
+@dataclass(slots=True)
+class Counts:
+    """What an SRE reads in the learner's log lines."""
+
+    seen: int = 0            # events polled
+    malformed: int = 0       # rejected by the schema (the job dead-letters them)
+    interest: int = 0        # events that label the blend (label_of)
+    sampled: int = 0         # of them, in the sample
+    no_session: int = 0      # sampled, but nothing in the session before the event
+    stepped: int = 0         # examples given to the model (it compares both orders on them)
+    publishes: int = 0
+    last_publish_version: int | None = None
+    last_publish_as_of: int | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in self.__dataclass_fields__}
+
+
+@dataclass
+class BlendLearner:
+    """The model and how each sampled event becomes an example (module docstring)."""
+
+    experiments: Experiments
+    share: float = 1.0
+    cfg: LearnedBlendConfig = field(default_factory=LearnedBlendConfig)
+    model: BlendModel = field(default_factory=learned_blend.initial)
+    vectors: Vectors | None = None
+    counts: Counts = field(default_factory=Counts)
+    examples: list[Example] | None = None  # kept when a list is given (tests, the bench)
+
+    def __post_init__(self) -> None:
+        self.share = check_share(self.share)
+
+    def select(self, raws: Iterable[bytes | str]) -> list[Interaction]:
+        """The sampled interest events of a poll batch, in order; malformed ones counted and
+        logged (field and value), never sent anywhere: the job dead-letters them."""
+        kept: list[Interaction] = []
+        for raw in raws:
+            self.counts.seen += 1
+            event = parse(raw)
+            if isinstance(event, SchemaError):
+                self.counts.malformed += 1
+                log.warning("blend learner: skipped a malformed event field=%s value=%r (%s)",
+                            event.field, event.value, event)
+                continue
+            if learned_blend.label_of(event) is None:
+                continue
+            self.counts.interest += 1
+            if sampled(event.event_id, self.share):
+                kept.append(event)
+        self.counts.sampled += len(kept)
+        return kept
+
+    async def learn(self, events: Sequence[Interaction], get_many: GetMany) -> int:
+        """Read every event's inputs (three round trips for all), then step the model on each
+        in order. Returns the examples stepped."""
+        memo = _Memo()
+        plans = [self.plan(e, memo) for e in events]
+
+        def first(i: int, found: list[Envelope | None]) -> list[Envelope | None] | None:
+            env, uvec = found
+            before = session_before(env.data if env is not None else None, events[i].ts)
+            if env is None or before is None:
+                self.counts.no_session += 1
+                return None
+            return [Envelope(env.version, env.as_of, before), uvec]
+
+        inputs = await read_plans(plans, get_many, first)
+        stepped = 0
+        for event, inp in zip(events, inputs, strict=True):
+            target = learned_blend.label_of(event)
+            if inp is None or target is None:
+                continue
+            params = self.experiments.assign("homepage", event.user_id).rules.blend
+            cands = learned_blend.candidates(
+                inp.session, inp.similar, inp.bought, inp.fills, params, self.cfg,
+                vector=inp.vector, vector_events=learned_events(inp.uvec))
+            example = Example(target, cands, event.ts)
+            self.model, outcome = learned_blend.step(self.model, example, self.cfg)
+            if self.examples is not None:
+                self.examples.append(example)
+            stepped += outcome is not None
+        self.counts.stepped += stepped
+        return stepped
+
+    def plan(self, event: Interaction, memo: _Memo) -> Reads:
+        """The server's homepage read plan for the event's user, as a request just before the
+        event would have run it (no category, the event's country and device, its time)."""
+        params = self.experiments.assign("homepage", event.user_id).rules.blend
+        ctx = {d: v for d in CONTEXT_SCOPES if isinstance(v := event.context.get(d), str)}
+        pool = Options(DEFAULT_K, frozenset(), None, ctx, False, event.user_id).pool
+        return reads(event.user_id, params, category=None,
+                     ctx_keys=context_keys(ctx, event.ts), exclude=(), pool=pool,
+                     models=self.vectors, derive=memo)
+
+    @property
+    def warm(self) -> bool:
+        return learned_blend.is_warm(self.model, self.cfg)

@@ -1,0 +1,202 @@
+"""``recs blend-learner``: the Kafka shell of the blend learner (:mod:`stream.blend_learner`).
+
+    recs blend-learner [--bootstrap HOST:PORT] [--topic T] [--redis-url URL] [--sample SHARE]
+                       [--publish-every SECONDS] [--group G] [--max-events N] [--idle-exit S]
+
+It consumes the clickstream topic in its own consumer group, learns from the sampled interest
+events of each poll batch (their Redis reads batched, three round trips per batch) and every
+``--publish-every`` seconds, and once more when it stops, publishes the learned blend at
+``recs:v1:model:blend`` (a versioned envelope, version = labelled events, through the same
+conditional write as every other value), refreshes the learned-vector index it retrieves with
+and then commits its offsets: at least once, a restart re-learns at most one interval. On start
+it resumes from the published value (an unreadable one is logged and the prior used).
+
+SIGTERM or SIGINT: finish the batch, publish, commit, exit 0. Every publication logs one line:
+events seen, malformed, interest, sampled, without a session before the event, stepped,
+labelled, warm, version and event time published, and the rate since the last line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import faiss
+import orjson
+
+from operators import learned_blend
+from recs.settings import Settings
+from serving.experiments import load_experiments
+from serving.model_source import RedisModelSource
+from serving.models import FAISS_THREADS, ModelRefresher
+from serving.rules import load_rules
+from state.keys import MODEL_BLEND, model_key
+from state.redis_store import RedisStore
+from stream.blend_learner import BlendLearner, check_share, resume
+from stream.loader import commit_offsets, group_consumer
+from stream.model_views import blend_updates
+
+log = logging.getLogger("stream.blend_learner")
+GROUP = "recs-blend-learner"
+POLL_MS = 200
+
+
+@dataclass(frozen=True, slots=True)
+class LearnerOptions:
+    bootstrap: str
+    topic: str
+    redis_url: str
+    sample: float
+    publish_every_s: float
+    group: str = GROUP
+    max_events: int | None = None     # stop after this many events polled (tests, the bench)
+    idle_exit_s: float | None = None  # stop after this long without an event
+    vectors: bool = True              # retrieve the learned vector's candidates as the server
+
+
+def options_of(settings: Settings, args: argparse.Namespace | None = None) -> LearnerOptions:
+    """The command's options: each flag, else its setting (``recs.settings``)."""
+    a = vars(args) if args is not None else {}
+
+    def pick(name: str, default: Any) -> Any:
+        value = a.get(name)
+        return default if value is None else value
+
+    return LearnerOptions(pick("bootstrap", settings.kafka_bootstrap),
+                   pick("topic", settings.topics.interactions),
+                   pick("redis_url", settings.redis_url),
+                   check_share(pick("sample", settings.blend_sample)),
+                   float(pick("publish_every", settings.blend_publish_ms / 1000)),
+                   pick("group", GROUP), pick("max_events", None), pick("idle_exit", None))
+
+
+class Shell:
+    """One learner, its store, reader, consumer and clock; :meth:`run` is the loop."""
+
+    def __init__(self, opts: LearnerOptions, settings: Settings, *,
+                 make_consumer: Callable[[LearnerOptions], Any] | None = None,
+                 examples: list[learned_blend.Example] | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.opts = opts
+        self.clock = clock
+        self.store = RedisStore.from_url(opts.redis_url)
+        rules = load_rules(Path(settings.rules_file) if settings.rules_file else None)
+        experiments = load_experiments(
+            Path(settings.experiments_file) if settings.experiments_file else None, rules)
+        raw = self.store.client.get(model_key(MODEL_BLEND))
+        model, how = resume(raw if isinstance(raw, bytes) else None)
+        log.info("blend learner: %s", how)
+        self.learner = BlendLearner(experiments, opts.sample, model=model, examples=examples)
+        self.make_consumer = make_consumer or (
+            lambda o: group_consumer(o.bootstrap, o.group, o.topic))
+        self.stopping = False
+        self._published_events = model.events
+        self._last_line = (clock(), 0)
+
+    def stop(self, signum: int = 0, frame: Any = None) -> None:
+        self.stopping = True
+
+    async def run(self) -> dict[str, Any]:
+        faiss.omp_set_num_threads(FAISS_THREADS)
+        source = RedisModelSource.from_url(self.opts.redis_url)
+        models = ModelRefresher(source) if self.opts.vectors else None
+        if models is not None:
+            await models.refresh()
+            self.learner.vectors = models
+        consumer = self.make_consumer(self.opts)
+        counts = self.learner.counts
+        next_publish = self.clock() + self.opts.publish_every_s
+        last_event = self.clock()
+        try:
+            while not self.stopping:
+                polled = consumer.poll(timeout_ms=POLL_MS)
+                raws = [rec.value for recs in polled.values() for rec in recs]
+                now = self.clock()
+                if raws:
+                    last_event = now
+                    events = self.learner.select(raws)
+                    if events:
+                        await self.learner.learn(events, source.get_many)
+                if now >= next_publish:
+                    self.publish()
+                    commit_offsets(consumer, "blend learner")
+                    if models is not None:
+                        await models.refresh()
+                    next_publish = now + self.opts.publish_every_s
+                if self.opts.max_events is not None and counts.seen >= self.opts.max_events:
+                    break
+                if self.opts.idle_exit_s is not None and not raws and \
+                        now - last_event >= self.opts.idle_exit_s:
+                    break
+        except KeyboardInterrupt:
+            pass
+        finally:
+            try:
+                self.publish()
+                commit_offsets(consumer, "blend learner")
+            finally:
+                consumer.close()
+                await source.close()
+        return {**counts.as_dict(), "labelled": self.learner.model.labelled,
+                "warm": self.learner.warm}
+
+    def publish(self) -> None:
+        """Publish the model when it compared an event since the last publication, and log
+        one line either way."""
+        model, counts = self.learner.model, self.learner.counts
+        if model.events != self._published_events:
+            self.store.apply(blend_updates(model, self.learner.cfg))
+            self._published_events = model.events
+            counts.publishes += 1
+            counts.last_publish_version, counts.last_publish_as_of = model.labelled, model.as_of
+        now = self.clock()
+        since, seen_then = self._last_line
+        rate = (counts.seen - seen_then) / (now - since) if now > since else 0.0
+        self._last_line = (now, counts.seen)
+        log.info("blend learner: seen=%s malformed=%s interest=%s sampled=%s no_session=%s "
+                 "stepped=%s labelled=%s warm=%s published_version=%s published_as_of=%s "
+                 "events_per_s=%.0f", counts.seen, counts.malformed, counts.interest,
+                 counts.sampled, counts.no_session, counts.stepped, model.labelled,
+                 self.learner.warm, counts.last_publish_version, counts.last_publish_as_of,
+                 rate)
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="recs blend-learner", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--bootstrap", help="Kafka bootstrap servers (KAFKA_BOOTSTRAP)")
+    parser.add_argument("--topic", help="the clickstream topic (RECS_TOPIC_INTERACTIONS)")
+    parser.add_argument("--redis-url", help="redis:// or redis+cluster:// (REDIS_URL)")
+    parser.add_argument("--sample", type=float,
+                        help="share of interest events learned, in (0, 1] (RECS_BLEND_SAMPLE)")
+    parser.add_argument("--publish-every", type=float,
+                        help="seconds between publications (RECS_BLEND_PUBLISH_MS / 1000)")
+    parser.add_argument("--group", help=f"consumer group (default {GROUP})")
+    parser.add_argument("--max-events", type=int, help="stop after this many events")
+    parser.add_argument("--idle-exit", type=float,
+                        help="stop after this many seconds without an event")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logging.getLogger("kafka").setLevel(logging.WARNING)
+    settings = Settings.from_env()
+    try:
+        opts = options_of(settings, args)
+    except ValueError as exc:
+        parser.error(str(exc))
+    shell = Shell(opts, settings)
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, shell.stop)
+        signal.signal(signal.SIGINT, shell.stop)
+    result = asyncio.run(shell.run())
+    sys.stdout.write(orjson.dumps(result).decode() + "\n")
+    return 0
