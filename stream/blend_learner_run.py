@@ -113,6 +113,9 @@ class Shell:
             await models.refresh()
             self.learner.vectors = models
         consumer = self.make_consumer(self.opts)
+        log.info("blend learner: consuming topic=%s group=%s sample=%s publish_every_s=%s "
+                 "vectors=%s", self.opts.topic, self.opts.group, self.opts.sample,
+                 self.opts.publish_every_s, models.vectors if models is not None else "off")
         counts = self.learner.counts
         next_publish = self.clock() + self.opts.publish_every_s
         last_event = self.clock()
@@ -143,6 +146,7 @@ class Shell:
             try:
                 self.publish()
                 commit_offsets(consumer, "blend learner")
+                log.info("blend learner: stopped after publishing and committing")
             finally:
                 consumer.close()
                 await source.close()

@@ -1,0 +1,186 @@
+"""The blend learner against a real Kafka and Redis (stream/blend_learner_run.py): it learns from
+the clickstream topic what stepping the same examples in-process learns, publishes the value the
+server reads, commits its offsets and resumes from its value; the server then serves the
+learned order."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import time
+import uuid
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+
+from infra.topics import kafka_python_delivery
+from operators import learned_blend as lb
+from recs.engine import spawn
+from recs.settings import Settings
+from serving.homepage_reads import context_keys, learned_events, reads
+from serving.rules import load_rules
+from state.keys import MODEL_BLEND, model_key
+from state.records import Envelope, decode_envelope
+from state.redis_store import RedisStore
+from stream.blend_learner import BlendLearner, sampled
+from stream.blend_learner_run import LearnerOptions, Shell
+from stream.reference import ReferenceRunner
+from tests.serving.kit import AsgiClient, Reply, run
+from tests.streamkit import MALFORMED, generated_log
+
+pytestmark = pytest.mark.integration
+SHARE = 0.7
+MIN_LABELLED = 20  # so that the run warms up (the server applies the published rule)
+
+
+def _produce(bootstrap: str, topic: str, values: Sequence[bytes]) -> None:
+    producer = KafkaProducer(bootstrap_servers=bootstrap, **kafka_python_delivery())
+    for value in values:
+        producer.send(topic, value=value)
+    producer.flush()
+    producer.close()
+
+
+def _committed(bootstrap: str, group: str, topic: str) -> int | None:
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=group,
+                             enable_auto_commit=False)
+    try:
+        return consumer.committed(TopicPartition(topic, 0))  # type: ignore[no-any-return]
+    finally:
+        consumer.close()
+
+
+def test_the_learner_learns_publishes_resumes_and_the_server_serves_it(
+        kafka: Any, redis_server: Any, redis_store: RedisStore, fresh_topics: Any) -> None:
+    log = generated_log(3_000, n_users=80, n_items=450, seed=5)
+    ReferenceRunner(store=redis_store, models=True).run([*log.items, *log.events])
+    (topic,) = fresh_topics("clicks", partitions=1)
+    tail = log.events[-700:]
+    bad = [raw for raw, _ in MALFORMED[:2]]
+    _produce(kafka.bootstrap, topic, [e.to_json() for e in tail] + bad)
+    url = redis_server.url_for(redis_store.db)
+    settings = Settings(kafka_bootstrap=kafka.bootstrap, redis_url=url)
+    opts = LearnerOptions(kafka.bootstrap, topic, url, SHARE, 0.5,
+                          group=f"g-{uuid.uuid4().hex[:8]}", max_events=len(tail) + len(bad),
+                          idle_exit_s=20.0)
+    examples: list[lb.Example] = []
+    shell = Shell(opts, settings, examples=examples)
+    shell.learner.cfg = lb.LearnedBlendConfig(min_labelled=MIN_LABELLED)
+    result = asyncio.run(shell.run())
+
+    raw = redis_store.client.get(model_key(MODEL_BLEND))
+    assert isinstance(raw, bytes)
+    env = decode_envelope(raw)
+    model, cfg = lb.from_published(env.data)
+    assert cfg == lb.LearnedBlendConfig(min_labelled=MIN_LABELLED)
+    assert env.version == model.labelled == result["labelled"] > 0
+    assert env.as_of == model.as_of == max(ex.ts for ex in examples if ex.candidates)
+    wanted = [e for e in tail if lb.label_of(e) is not None and sampled(e.event_id, SHARE)]
+    assert (result["seen"], result["malformed"], result["sampled"]) == \
+        (len(tail) + 2, 2, len(wanted))
+    # the weights are exactly the examples stepped in order from the prior...
+    replay = lb.initial()
+    for ex in examples:
+        replay, _ = lb.step(replay, ex, cfg)
+    assert replay == model
+    # ...and those examples are what one event at a time reads from Redis (the server's reads)
+    assert model == _one_at_a_time(shell, wanted, url, cfg)
+    assert _committed(kafka.bootstrap, opts.group, topic) == len(tail) + len(bad)
+
+    # a restart resumes from the published value and, its offsets committed, learns nothing new
+    again = Shell(dataclasses.replace(opts, max_events=None, idle_exit_s=2.0), settings)
+    assert again.learner.model == model
+    assert asyncio.run(again.run())["seen"] == 0
+
+    # the server reads the same value; warm, its homepage is the learned order
+    assert lb.is_warm(model, cfg), model
+    now = max(e.ts for e in log.events) + 1_000
+    user = wanted[-1].user_id
+
+    async def body(client: AsgiClient) -> tuple[Reply, list[str], list[str]]:
+        h = client.app.handlers
+        assert await h.models.refresh()
+        assert h.models.blend == model and h.models.blend_cfg == cfg
+        reply = await client.get(f"/v1/users/{user}/recommendations?k=10&explain=true")
+        params = h.experiments.assign("homepage", user).rules.blend
+        plan = reads(user, params, category=None, ctx_keys=context_keys({}, now),
+                     exclude=(), pool=_opts().pool, models=h.models)
+        inp = await _drive(plan, redis_store)
+        args = (inp.session, inp.similar, inp.bought, inp.fills, params)
+        kw = {"k": _opts().pool, "vector": inp.vector, "vector_events": learned_events(inp.uvec)}
+        learned = [s.item_id for s in lb.serve(model, cfg, *args, **kw)]
+        hand = [s.item_id for s in lb.serve(None, cfg, *args, **kw)]
+        return reply, learned, hand
+
+    reply, learned, hand = run(url, body, now=now)
+    assert reply.status == 200
+    before_rules = [i["item_id"] for i in sorted(
+        reply.json["items"], key=lambda i: i["explanation"]["rank_before_rules"])]
+    assert before_rules == [i for i in learned if i in before_rules]
+    assert before_rules != [i for i in hand if i in before_rules]
+
+
+def test_the_command_stops_on_sigterm_after_publishing_and_committing(
+        kafka: Any, redis_server: Any, redis_store: RedisStore, fresh_topics: Any,
+        tmp_path: Path) -> None:
+    log = generated_log(400, n_users=30, n_items=450, seed=9)
+    ReferenceRunner(store=redis_store, models=False).run([*log.items, *log.events[:300]])
+    (topic,) = fresh_topics("clicks", partitions=1)
+    _produce(kafka.bootstrap, topic, [e.to_json() for e in log.events[300:]])
+    settings = Settings(kafka_bootstrap=kafka.bootstrap,
+                        redis_url=redis_server.url_for(redis_store.db), blend_publish_ms=500)
+    group = f"g-{uuid.uuid4().hex[:8]}"
+    proc = spawn("blend-learner", ["blend-learner", "--topic", topic, "--group", group],
+                 settings, tmp_path)
+    try:
+        deadline = time.monotonic() + 60
+        while _committed(kafka.bootstrap, group, topic) != 100 and time.monotonic() < deadline:
+            time.sleep(0.5)  # learned, published and committed
+    finally:
+        code = proc.stop(timeout=20)
+    out = proc.tail()
+    assert code == 0, out
+    result = orjson.loads(out.splitlines()[-1])
+    assert result["seen"] == 100 and result["publishes"] >= 1, out
+    assert "blend learner: stopped" in out
+    raw = redis_store.client.get(model_key(MODEL_BLEND))
+    assert isinstance(raw, bytes) and decode_envelope(raw).version == result["labelled"]
+
+
+def _opts() -> Any:
+    from serving.handlers import Options
+    return Options(10, frozenset(), None, {}, True, None)
+
+
+async def _drive(plan: Any, store: RedisStore) -> Any:
+    read = next(plan)
+    while True:
+        try:
+            read = plan.send(store.get_many(read.keys))
+        except StopIteration as done:
+            return done.value
+
+
+def _one_at_a_time(shell: Shell, events: Sequence[Any], url: str,
+                   cfg: lb.LearnedBlendConfig) -> lb.BlendModel:
+    """A second learner, fed one event per batch (three round trips each), with the vector
+    index the first one used."""
+    from serving.experiments import load_experiments
+
+    single = BlendLearner(load_experiments(None, load_rules(None)), SHARE, cfg=cfg,
+                          vectors=shell.learner.vectors)
+    store = RedisStore.from_url(url)
+
+    async def get_many(keys: Sequence[str]) -> list[Envelope | None]:
+        return store.get_many(keys)
+
+    async def go() -> None:
+        for event in events:
+            await single.learn([event], get_many)
+
+    asyncio.run(go())
+    return single.model
