@@ -12,6 +12,7 @@ from typing import Final
 from urllib.parse import quote
 
 from recs.bench_baseline import baseline_path
+from schemas.events import Interaction
 
 ENDPOINTS: Final = {
     "homepage": "/v1/users/{user}/recommendations",
@@ -38,9 +39,11 @@ class Dataset:
     redis_keys: int
     fill_s: float
     session_users: tuple[str, ...]
+    tail: tuple[Interaction, ...] = ()  # the last ``keep`` interactions (applied or held back)
 
 
-def fill(redis_url: str, *, seed: int, events: int, items: int, users: int) -> Dataset:
+def fill(redis_url: str, *, seed: int, events: int, items: int, users: int,
+         keep: int = 0, hold_back: bool = False) -> Dataset:
     """Synthetic storefront -> ReferenceRunner -> RedisStore; event times end now. The online
     models run too (with the stream's settings), so the served path includes the learned
     vector source and, once warm, the ranker."""
@@ -60,11 +63,17 @@ def fill(redis_url: str, *, seed: int, events: int, items: int, users: int) -> D
     cfg = dataclasses.replace(base, mf=dataclasses.replace(
         base.mf, negatives=Settings.from_env().mf_negatives))
     runner = ReferenceRunner(cfg, store=store, models=True)
+    inter = [n for n, r in enumerate(records) if isinstance(r, Interaction)][-keep:] \
+        if keep else []
+    tail = [r for r in (records[n] for n in inter) if isinstance(r, Interaction)]
+    if hold_back:  # the last ``keep`` interactions are kept out of Redis
+        held = set(inter)
+        records = [r for n, r in enumerate(records) if n not in held]
     runner.run(records, flush_every=100_000)
     keys = int(store.client.dbsize())
     store.client.close()
     return Dataset(seed, items, users, runner.events_applied, len(runner.sessions), keys,
-                   time.perf_counter() - started, tuple(sorted(runner.sessions)))
+                   time.perf_counter() - started, tuple(sorted(runner.sessions)), tuple(tail))
 
 
 def pick_users(session_users: Sequence[str], *, seed: int, unknown_share: float,

@@ -1,7 +1,8 @@
 """``recs demo`` (``make demo``): the whole engine on this machine, end to end.
 
-Starts a real Kafka broker (KRaft) and Redis, the PyFlink job, the update loader and the HTTP
-server; publishes a synthetic storefront (catalogue + clickstream at ``DEMO_RATE`` events/s, with
+Starts a real Kafka broker (KRaft) and Redis, the PyFlink job, the update loader, the HTTP
+server and the blend learner (every interest event: ``RECS_BLEND_SAMPLE`` 1 unless set);
+publishes a synthetic storefront (catalogue + clickstream at ``DEMO_RATE`` events/s, with
 a few malformed events that must land in the dead-letter topic); and plays one shopper,
 ``demo-shopper``, who clicks a product every few seconds while the demo measures how long the
 "because you viewed" answer takes to change. Every 5 s it prints a status line.
@@ -28,10 +29,12 @@ from typing import Any
 
 import orjson
 
+from operators.learned_blend import is_warm
 from recs.bench_stream import Prober, percentile
 from recs.settings import Settings
 from schemas.events import Interaction, ItemUpsert
 from serving.auth import write_keys
+from serving.models import decode_blend
 from state import keys
 from state.records import decode_envelope
 from state.redis_connect import SyncClient, mget, sync_client
@@ -298,7 +301,8 @@ def main(argv: list[str]) -> int:
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     counters = Counters()
     started = time.monotonic()
-    print(f"recs demo: starting Kafka, Redis, the Flink job, the loader and the server "
+    print(f"recs demo: starting Kafka, Redis, the Flink job, the loader, the server and the "
+          f"blend learner "
           f"(logs under {run_dir}/logs)", flush=True)
     with contextlib.ExitStack() as owned:
         svc = owned.enter_context(Services(run_dir / "services", settings=base_settings))
@@ -311,6 +315,9 @@ def main(argv: list[str]) -> int:
             # a short attribution window, so the ranker learns while the demo runs
             ranker_window_ms=base_settings.ranker_window_ms
             if "RECS_RANKER_WINDOW_MS" in os.environ else DEMO_RANKER_WINDOW_MS,
+            # the blend learner learns from every interest event at the demo's rate
+            blend_sample=base_settings.blend_sample
+            if "RECS_BLEND_SAMPLE" in os.environ else 1.0,
             # keys made for this run; the server plays the storefront's backend for the page
             # (POST /demo/token); the private side answers this machine without a key
             keys_file=str(keys_path), demo_storefront=True, demo_public_key=made["public"],
@@ -334,6 +341,9 @@ def main(argv: list[str]) -> int:
         owned.callback(server.stop)
         monitor = engine.start_monitor(settings, logs)
         owned.callback(monitor.stop)
+        learner = engine.start_blend_learner(settings, logs)
+        owned.callback(learner.stop)
+        procs.append(learner)
         base = f"http://{settings.http_host}:{port}"
         client = sync_client(settings.redis_url)
         prober = Prober(client)
@@ -439,10 +449,12 @@ def _summary(settings: Settings, client: SyncClient, counters: Counters,
 
 
 def _models(client: SyncClient) -> dict[str, Any]:
-    """What the online models had published: events learnt, vectors, ranker examples."""
+    """What the online models had published: events learnt, vectors, ranker examples, the
+    learned blend's labelled events and whether it is served."""
     out: dict[str, Any] = {}
-    raw_mf, raw_rk = mget(client, [keys.model_key(keys.MODEL_MF),
-                                   keys.model_key(keys.MODEL_RANKER)])
+    raw_mf, raw_rk, raw_bl = mget(client, [keys.model_key(keys.MODEL_MF),
+                                           keys.model_key(keys.MODEL_RANKER),
+                                           keys.model_key(keys.MODEL_BLEND)])
     if raw_mf:
         mf = decode_envelope(raw_mf).data
         out.update(model_events_learned=mf["events"], model_items=mf["items"],
@@ -451,6 +463,13 @@ def _models(client: SyncClient) -> dict[str, Any]:
         stats = decode_envelope(raw_rk).data["stats"]
         out.update(ranker_examples=stats["examples"], ranker_auc=round(stats["auc"], 4),
                    ranker_log_loss=round(stats["log_loss"], 4), ranker_warm=stats["warm"])
+    if raw_bl:
+        _env, found = decode_blend(raw_bl)
+        if found is not None:
+            model, cfg = found
+            out.update(blend_labelled=model.labelled, blend_warm=is_warm(model, cfg),
+                       blend_prior_gain=round(model.prior_gain, 4),
+                       blend_learned_gain=round(model.learned_gain, 4))
     return out
 
 

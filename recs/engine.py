@@ -1,5 +1,5 @@
-"""Start and stop the engine's own processes: the Flink job, the update loader, the server and
-the stream monitor.
+"""Start and stop the engine's own processes: the Flink job, the update loader, the server, the
+stream monitor and the blend learner.
 
 Each runs as ``recs <command>`` in a new process group (the Flink job's Python process starts a
 JVM child), configured through :meth:`recs.settings.Settings.to_env`, logging to a file. Stopping
@@ -126,3 +126,8 @@ def start_server(settings: Settings, log_dir: Path, *, workers: int = 1) -> Engi
     return spawn("server", ["serve", "--host", settings.http_host, "--port",
                             str(settings.http_port), "--workers", str(workers)],
                  settings, log_dir)
+
+
+def start_blend_learner(settings: Settings, log_dir: Path) -> EngineProcess:
+    """``recs blend-learner`` with the settings' sample and publication interval."""
+    return spawn("blend-learner", ["blend-learner"], settings, log_dir)

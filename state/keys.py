@@ -25,7 +25,8 @@ recs:v1:uservec:{user}      the online model's user vector ``{"x": [...], "b": b
 recs:v1:model:{name}        a model's published header: ``mf`` (dims, counts, version),
                             ``ranker`` (the whole ranker snapshot, weights included) or
                             ``blend`` (the learned blend's weights, warm-up counters and
-                            config; version = labelled events learned)
+                            config, written by the blend learner; version = labelled events
+                            learned)
 recs:v1:meta:freshness      hash: writer name -> newest event time applied (ms)
 recs:v1:meta:itemvec-log    sorted set: item -> model version of its newest vector write
                             (tombstones included); readers follow it to refresh an index

@@ -51,6 +51,13 @@ from serving.homepage_reads import (
 )
 from serving.models import BLEND_UNREADABLE, decode_blend
 from serving.params import DEFAULT_K
+from state.keys import (
+    KIND_BOUGHT,
+    KIND_SIMILAR,
+    KIND_TRENDING,
+    NEW_ARRIVALS_PREFIX,
+    split_key,
+)
 from state.records import Envelope
 
 log = logging.getLogger("stream.blend_learner")
@@ -144,11 +151,13 @@ def resume(raw: bytes | None) -> tuple[BlendModel, str]:
 
 
 async def read_plans(plans: Sequence[Reads], get_many: GetMany,
-                     first: Callable[[int, list[Envelope | None]], list[Envelope | None] | None]
+                     first: Callable[[int, list[Envelope | None]], list[Envelope | None] | None],
+                     then: Callable[[int, Read, list[Envelope | None]], None] | None = None,
                      ) -> list[HomepageInputs | None]:
     """Drive every plan in lockstep: each round trip's keys of all plans in one ``get_many``
     (each key once). ``first(i, envelopes)`` sees plan ``i``'s first answer and may replace it,
-    or drop the plan (``None``: its result stays ``None``)."""
+    or drop the plan (``None``: its result stays ``None``); ``then(i, read, envelopes)`` sees
+    each later one."""
     out: list[HomepageInputs | None] = [None] * len(plans)
     pending: dict[int, Read] = {i: next(p) for i, p in enumerate(plans)}
     stage = 0
@@ -164,12 +173,33 @@ async def read_plans(plans: Sequence[Reads], get_many: GetMany,
                     plans[i].close()
                     continue
                 found = replaced
+            elif then is not None:
+                then(i, read, found)
             try:
                 after[i] = plans[i].send(found)
             except StopIteration as done:
                 out[i] = done.value
         pending, stage = after, stage + 1
     return out
+
+
+def counts_event(key: str, env: Envelope | None, ts: int) -> bool:
+    """Whether a neighbour or trending list read for an event at ``ts`` may already count it
+    (its ``as_of`` is the newest event time it reflects; new-arrivals lists follow the
+    catalogue, not the events).
+
+    >>> from state.keys import similar_key, new_arrivals_key
+    >>> env = Envelope(1, 100, {"items": []})
+    >>> counts_event(similar_key("a"), env, 100), counts_event(similar_key("a"), env, 101)
+    (True, False)
+    >>> counts_event(new_arrivals_key(None), env, 50), counts_event(similar_key("a"), None, 0)
+    (False, False)
+    """
+    if env is None or env.as_of < ts:
+        return False
+    kind, entity = split_key(key)
+    return kind in (KIND_SIMILAR, KIND_BOUGHT) or \
+        (kind == KIND_TRENDING and not entity.startswith(NEW_ARRIVALS_PREFIX))
 
 
 class _Memo:
@@ -206,6 +236,9 @@ class Counts:
     interest: int = 0        # events that label the blend (label_of)
     sampled: int = 0         # of them, in the sample
     no_session: int = 0      # sampled, but nothing in the session before the event
+    leaked: int = 0          # read a neighbour or trending list that already counts the event
+                             # (its as_of at or after the event's time: the race)
+    skipped_leaked: int = 0  # of them, not learned (skip_leaked)
     stepped: int = 0         # examples given to the model (it compares both orders on them)
     publishes: int = 0
     last_publish_version: int | None = None
@@ -226,6 +259,7 @@ class BlendLearner:
     vectors: Vectors | None = None
     counts: Counts = field(default_factory=Counts)
     examples: list[Example] | None = None  # kept when a list is given (tests, the bench)
+    skip_leaked: bool = False  # learn only from events none of whose lists counts them yet
 
     def __post_init__(self) -> None:
         self.share = check_share(self.share)
@@ -264,11 +298,22 @@ class BlendLearner:
                 return None
             return [Envelope(env.version, env.as_of, before), uvec]
 
-        inputs = await read_plans(plans, get_many, first)
+        leaked: set[int] = set()
+
+        def then(i: int, read: Read, found: list[Envelope | None]) -> None:
+            if i not in leaked and any(counts_event(k, e, events[i].ts)
+                                       for k, e in zip(read.keys, found, strict=True)):
+                leaked.add(i)
+
+        inputs = await read_plans(plans, get_many, first, then)
+        self.counts.leaked += len(leaked)
         stepped = 0
-        for event, inp in zip(events, inputs, strict=True):
+        for n, (event, inp) in enumerate(zip(events, inputs, strict=True)):
             target = learned_blend.label_of(event)
             if inp is None or target is None:
+                continue
+            if self.skip_leaked and n in leaked:
+                self.counts.skipped_leaked += 1
                 continue
             params = self.experiments.assign("homepage", event.user_id).rules.blend
             cands = learned_blend.candidates(

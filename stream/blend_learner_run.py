@@ -1,10 +1,13 @@
 """``recs blend-learner``: the Kafka shell of the blend learner (:mod:`stream.blend_learner`).
 
     recs blend-learner [--bootstrap HOST:PORT] [--topic T] [--redis-url URL] [--sample SHARE]
-                       [--publish-every SECONDS] [--group G] [--max-events N] [--idle-exit S]
+                       [--publish-every SECONDS] [--group G] [--learn-leaked] [--from-earliest]
+                       [--max-events N] [--idle-exit S]
 
-It consumes the clickstream topic in its own consumer group, learns from the sampled interest
-events of each poll batch (their Redis reads batched, three round trips per batch) and every
+It consumes the clickstream topic in its own consumer group (a new group starts live, at the
+latest offset, unless ``--from-earliest``), learns from the sampled interest events of each
+poll batch (their Redis reads batched, three round trips per batch; an event a neighbour or
+trending list read for it already counts is skipped unless ``--learn-leaked``) and every
 ``--publish-every`` seconds, and once more when it stops, publishes the learned blend at
 ``recs:v1:model:blend`` (a versioned envelope, version = labelled events, through the same
 conditional write as every other value), refreshes the learned-vector index it retrieves with
@@ -12,8 +15,9 @@ and then commits its offsets: at least once, a restart re-learns at most one int
 it resumes from the published value (an unreadable one is logged and the prior used).
 
 SIGTERM or SIGINT: finish the batch, publish, commit, exit 0. Every publication logs one line:
-events seen, malformed, interest, sampled, without a session before the event, stepped,
-labelled, warm, version and event time published, and the rate since the last line.
+events seen, malformed, interest, sampled, without a session before the event, leaked (and
+skipped), stepped, labelled, warm, version and event time published, and the rate since the
+last line.
 """
 
 from __future__ import annotations
@@ -61,6 +65,8 @@ class LearnerOptions:
     max_events: int | None = None     # stop after this many events polled (tests, the bench)
     idle_exit_s: float | None = None  # stop after this long without an event
     vectors: bool = True              # retrieve the learned vector's candidates as the server
+    skip_leaked: bool = True          # learn only events no list read already counts
+    reset: str = "latest"             # where a new group starts: live, not the topic's history
 
 
 def options_of(settings: Settings, args: argparse.Namespace | None = None) -> LearnerOptions:
@@ -76,7 +82,9 @@ def options_of(settings: Settings, args: argparse.Namespace | None = None) -> Le
                    pick("redis_url", settings.redis_url),
                    check_share(pick("sample", settings.blend_sample)),
                    float(pick("publish_every", settings.blend_publish_ms / 1000)),
-                   pick("group", GROUP), pick("max_events", None), pick("idle_exit", None))
+                   pick("group", GROUP), pick("max_events", None), pick("idle_exit", None),
+                   skip_leaked=not a.get("learn_leaked", False),
+                   reset="earliest" if a.get("from_earliest") else "latest")
 
 
 class Shell:
@@ -95,9 +103,10 @@ class Shell:
         raw = self.store.client.get(model_key(MODEL_BLEND))
         model, how = resume(raw if isinstance(raw, bytes) else None)
         log.info("blend learner: %s", how)
-        self.learner = BlendLearner(experiments, opts.sample, model=model, examples=examples)
+        self.learner = BlendLearner(experiments, opts.sample, model=model, examples=examples,
+                                    skip_leaked=opts.skip_leaked)
         self.make_consumer = make_consumer or (
-            lambda o: group_consumer(o.bootstrap, o.group, o.topic))
+            lambda o: group_consumer(o.bootstrap, o.group, o.topic, o.reset))
         self.stopping = False
         self._published_events = model.events
         self._last_line = (clock(), 0)
@@ -167,9 +176,10 @@ class Shell:
         rate = (counts.seen - seen_then) / (now - since) if now > since else 0.0
         self._last_line = (now, counts.seen)
         log.info("blend learner: seen=%s malformed=%s interest=%s sampled=%s no_session=%s "
-                 "stepped=%s labelled=%s warm=%s published_version=%s published_as_of=%s "
-                 "events_per_s=%.0f", counts.seen, counts.malformed, counts.interest,
-                 counts.sampled, counts.no_session, counts.stepped, model.labelled,
+                 "leaked=%s skipped_leaked=%s stepped=%s labelled=%s warm=%s "
+                 "published_version=%s published_as_of=%s events_per_s=%.0f", counts.seen,
+                 counts.malformed, counts.interest, counts.sampled, counts.no_session,
+                 counts.leaked, counts.skipped_leaked, counts.stepped, model.labelled,
                  self.learner.warm, counts.last_publish_version, counts.last_publish_as_of,
                  rate)
 
@@ -185,6 +195,13 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--publish-every", type=float,
                         help="seconds between publications (RECS_BLEND_PUBLISH_MS / 1000)")
     parser.add_argument("--group", help=f"consumer group (default {GROUP})")
+    parser.add_argument("--learn-leaked", action="store_true",
+                        help="learn also from events a neighbour or trending list read for them "
+                             "already counts (skipped by default: the race, "
+                             "docs/architecture.md)")
+    parser.add_argument("--from-earliest", action="store_true",
+                        help="a new group starts at the topic's earliest offset (default: the "
+                             "latest, live)")
     parser.add_argument("--max-events", type=int, help="stop after this many events")
     parser.add_argument("--idle-exit", type=float,
                         help="stop after this many seconds without an event")

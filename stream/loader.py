@@ -236,16 +236,17 @@ def commit_offsets(consumer: Any, who: str = "loader") -> None:
 
 
 
-def group_consumer(bootstrap: str, group_id: str, topic: str) -> Any:
+def group_consumer(bootstrap: str, group_id: str, topic: str, reset: str = "earliest") -> Any:
     """A consumer in ``group_id`` subscribed to ``topic``, committing only when told
-    (:func:`commit_offsets`), from the earliest offset when the group has none."""
+    (:func:`commit_offsets`), from the ``reset`` offset (``earliest`` or ``latest``) when the
+    group has none."""
     from kafka import KafkaConsumer
 
     consumer = KafkaConsumer(
         bootstrap_servers=bootstrap,
         group_id=group_id,
         enable_auto_commit=False,
-        auto_offset_reset="earliest",
+        auto_offset_reset=reset,
         fetch_max_wait_ms=20,
         max_poll_records=5000,
         max_partition_fetch_bytes=8 * 1024 * 1024,

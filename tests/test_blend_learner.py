@@ -5,6 +5,7 @@ and that batching the reads of many events learns exactly what one event at a ti
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import Sequence
 from typing import Any
 
@@ -165,6 +166,29 @@ def test_batched_reads_learn_what_one_event_at_a_time_learns() -> None:
     for ex in batched.examples or []:
         replay, _ = lb.step(replay, ex, batched.cfg)
     assert replay == batched.model
+
+
+def test_events_a_list_already_counts_are_skipped_unless_asked() -> None:
+    log = generated_log(1_500, n_users=60, n_items=450, seed=3)
+    store = reference(log).store  # the state after the whole log: every list counts the tail
+    assert isinstance(store, MemoryStore)
+    tail = [e for e in log.events[-200:] if lb.label_of(e) is not None]
+    skipping = BlendLearner(load_experiments(None, load_rules(None)), 1.0, skip_leaked=True)
+    asyncio.run(skipping.learn(tail, _reader(store, [])))
+    learning = _learner()
+    asyncio.run(learning.learn(tail, _reader(store, [])))
+    c = skipping.counts
+    assert c.leaked == learning.counts.leaked > 0.9 * (len(tail) - c.no_session)
+    assert c.skipped_leaked == c.leaked
+    assert c.stepped == learning.counts.stepped - c.leaked
+    # a state that does not count them (the log without its tail) leaks far fewer: only where
+    # the log's events arrived out of order by more than their distance in time (up to 1.5 s
+    # here), a list reflecting a later event time than the event's
+    early = reference(dataclasses.replace(log, events=log.events[:-200])).store
+    assert isinstance(early, MemoryStore)
+    fresh = BlendLearner(load_experiments(None, load_rules(None)), 1.0, skip_leaked=True)
+    asyncio.run(fresh.learn(tail, _reader(early, [])))
+    assert fresh.counts.leaked < c.leaked / 2 and fresh.counts.stepped > c.stepped
 
 
 def test_malformed_events_are_counted_and_logged_by_field(

@@ -51,6 +51,8 @@ def test_demo_runs_end_to_end_and_serves_fresh_session_recommendations(
     assert summary["model_events_learned"] > 500
     assert summary["model_items"] > 50 and summary["model_users"] > 50
     assert summary["ranker_examples"] > 100
+    # the blend learner beside the server learnt from the clickstream and published its value
+    assert summary["blend_labelled"] > 100
     # a brand-new item (launched at 15 s and 30 s) became retrievable by its content placement
     assert summary["new_items_launched_retrievable"] >= 1
     assert summary["new_item_retrievable_max_ms"] < 60_000

@@ -48,8 +48,12 @@ River logistic regression learns on this log, test-then-train, from every intere
 event's item against the candidates the blend would have answered just before it); the
 hand-tuned order is served until the learned one has 500 labelled events and a moving
 HR@20 + MRR@20 at least the hand-tuned one's (each run's notes say how often the learned order
-was served, its weights and its pairwise AUC). The server applies the same weights when the
-stream publishes them (`recs:v1:model:blend`). `engine_prior` is the hand-tuned blend alone, the
+was served, its weights and its pairwise AUC). In production the blend learner (`recs
+blend-learner`, `stream/blend_learner.py`) learns the same model, with the same settings
+(`LearnedBlendConfig`), from a sample of the live clickstream's interest events, each against
+the candidates the server's own homepage blend reads from Redis for that user (session cut back
+to before the event), and publishes it at `recs:v1:model:blend` every few seconds; the server
+applies it with the same warm-up rule. `engine_prior` is the hand-tuned blend alone, the
 `engine` of earlier runs; `engine_holdout` (with `--holdout`) is the learned blend frozen with
 the weights it reached on *another* log: the hold-out. `engine_prior` is the homepage blend
 the server calls (`operators/blend.py`) with its learned source: `vector`, the user's best items by
