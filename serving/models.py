@@ -216,6 +216,8 @@ class ModelRefresher:
             versions[MODEL_MF], as_of[MODEL_MF] = self.mf.version, self.mf.as_of
         if self.ranker is not None and self.ranker_head is not None:
             versions[MODEL_RANKER], as_of[MODEL_RANKER] = self.ranker_head
+        if self.blend is not None and self.blend_head is not None:
+            versions[MODEL_BLEND], as_of[MODEL_BLEND] = self.blend_head
         stats = self.ranker_stats if self.ranker is not None else {}
         return ModelGauges(versions, as_of, _number(stats.get("auc")),
                            _number(stats.get("log_loss")), self.vectors)

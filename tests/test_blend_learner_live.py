@@ -107,6 +107,9 @@ def test_the_learner_learns_publishes_resumes_and_the_server_serves_it(
         h = client.app.handlers
         assert await h.models.refresh()
         assert h.models.blend == model and h.models.blend_cfg == cfg
+        gauges = h.models.gauges()  # /metrics: recs_model_version and age, model="blend"
+        assert (gauges.versions[MODEL_BLEND], gauges.as_of_ms[MODEL_BLEND]) == \
+            (model.labelled, model.as_of)
         reply = await client.get(f"/v1/users/{user}/recommendations?k=10&explain=true")
         params = h.experiments.assign("homepage", user).rules.blend
         plan = reads(user, params, category=None, ctx_keys=context_keys({}, now),
