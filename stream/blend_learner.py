@@ -239,6 +239,7 @@ class Counts:
     leaked: int = 0          # read a neighbour or trending list that already counts the event
                              # (its as_of at or after the event's time: the race)
     skipped_leaked: int = 0  # of them, not learned (skip_leaked)
+    unread: int = 0          # sampled, not learned: Redis did not answer their batch's reads
     stepped: int = 0         # examples given to the model (it compares both orders on them)
     publishes: int = 0
     last_publish_version: int | None = None

@@ -12,11 +12,13 @@ trending list read for it already counts is skipped unless ``--learn-leaked``) a
 ``recs:v1:model:blend`` (a versioned envelope, version = labelled events, through the same
 conditional write as every other value), refreshes the learned-vector index it retrieves with
 and then commits its offsets: at least once, a restart re-learns at most one interval. On start
-it resumes from the published value (an unreadable one is logged and the prior used).
+it resumes from the published value (an unreadable one is logged and the prior used), waiting
+for Redis if it does not answer. While Redis does not answer, a batch's events are not learned
+(counted ``unread``), nothing is published or committed, and the outage is logged once.
 
 SIGTERM or SIGINT: finish the batch, publish, commit, exit 0. Every publication logs one line:
 events seen, malformed, interest, sampled, without a session before the event, leaked (and
-skipped), stepped, labelled, warm, version and event time published, and the rate since the
+skipped), unread, stepped, labelled, warm, version and event time published, and the rate since the
 last line.
 """
 
@@ -39,9 +41,10 @@ import orjson
 
 from operators import learned_blend
 from recs.settings import Settings
+from schemas.events import Interaction
 from serving.experiments import load_experiments
 from serving.model_source import RedisModelSource
-from serving.models import FAISS_THREADS, ModelRefresher
+from serving.models import FAISS_THREADS, REDIS_DOWN, ModelRefresher
 from serving.rules import load_rules
 from state.keys import MODEL_BLEND, model_key
 from state.redis_store import RedisStore
@@ -100,19 +103,45 @@ class Shell:
         rules = load_rules(Path(settings.rules_file) if settings.rules_file else None)
         experiments = load_experiments(
             Path(settings.experiments_file) if settings.experiments_file else None, rules)
-        raw = self.store.client.get(model_key(MODEL_BLEND))
-        model, how = resume(raw if isinstance(raw, bytes) else None)
-        log.info("blend learner: %s", how)
-        self.learner = BlendLearner(experiments, opts.sample, model=model, examples=examples,
+        self.learner = BlendLearner(experiments, opts.sample, examples=examples,
                                     skip_leaked=opts.skip_leaked)
         self.make_consumer = make_consumer or (
             lambda o: group_consumer(o.bootstrap, o.group, o.topic, o.reset))
         self.stopping = False
-        self._published_events = model.events
+        self._published_events = 0
         self._last_line = (clock(), 0)
+        self._redis_ok = True
 
     def stop(self, signum: int = 0, frame: Any = None) -> None:
         self.stopping = True
+
+    async def resume(self) -> bool:
+        """Start from the published value (:func:`~stream.blend_learner.resume`), waiting for
+        Redis while it does not answer (a learner that started from the prior would publish
+        over a trained value once it had labelled more); False when stopped first."""
+        while not self.stopping:
+            try:
+                raw = self.store.client.get(model_key(MODEL_BLEND))
+            except REDIS_DOWN as exc:
+                self._redis_down("reading the published value, retried every second", exc)
+                await asyncio.sleep(1.0)
+                continue
+            self._redis_up()
+            model, how = resume(raw if isinstance(raw, bytes) else None)
+            log.info("blend learner: %s", how)
+            self.learner.model, self._published_events = model, model.events
+            return True
+        return False
+
+    def _redis_down(self, doing: str, exc: BaseException) -> None:
+        if self._redis_ok:
+            log.warning("blend learner: Redis does not answer (%s) error=%r", doing, exc)
+        self._redis_ok = False
+
+    def _redis_up(self) -> None:
+        if not self._redis_ok:
+            log.info("blend learner: Redis answers again")
+        self._redis_ok = True
 
     async def run(self) -> dict[str, Any]:
         faiss.omp_set_num_threads(FAISS_THREADS)
@@ -121,6 +150,10 @@ class Shell:
         if models is not None:
             await models.refresh()
             self.learner.vectors = models
+        if not await self.resume():
+            await source.close()
+            return {**self.learner.counts.as_dict(), "labelled": self.learner.model.labelled,
+                    "warm": self.learner.warm}
         consumer = self.make_consumer(self.opts)
         log.info("blend learner: consuming topic=%s group=%s sample=%s publish_every_s=%s "
                  "vectors=%s", self.opts.topic, self.opts.group, self.opts.sample,
@@ -137,10 +170,10 @@ class Shell:
                     last_event = now
                     events = self.learner.select(raws)
                     if events:
-                        await self.learner.learn(events, source.get_many)
+                        await self._learn(events, source)
                 if now >= next_publish:
-                    self.publish()
-                    commit_offsets(consumer, "blend learner")
+                    if self.publish():
+                        commit_offsets(consumer, "blend learner")
                     if models is not None:
                         await models.refresh()
                     next_publish = now + self.opts.publish_every_s
@@ -153,35 +186,57 @@ class Shell:
             pass
         finally:
             try:
-                self.publish()
-                commit_offsets(consumer, "blend learner")
-                log.info("blend learner: stopped after publishing and committing")
+                if self.publish():
+                    commit_offsets(consumer, "blend learner")
+                    log.info("blend learner: stopped after publishing and committing")
+                else:
+                    log.warning("blend learner: stopped without publishing: offsets not "
+                                "committed, the next start re-learns since the last commit")
             finally:
                 consumer.close()
                 await source.close()
         return {**counts.as_dict(), "labelled": self.learner.model.labelled,
                 "warm": self.learner.warm}
 
-    def publish(self) -> None:
+    async def _learn(self, events: list[Interaction], source: RedisModelSource) -> None:
+        """Learn a batch; Redis down: the batch is not learned (counted ``unread``), logged
+        once per outage."""
+        try:
+            await self.learner.learn(events, source.get_many)
+        except REDIS_DOWN as exc:
+            self.learner.counts.unread += len(events)
+            self._redis_down("reading a batch, its events are not learned", exc)
+            return
+        self._redis_up()
+
+    def publish(self) -> bool:
         """Publish the model when it compared an event since the last publication, and log
-        one line either way."""
+        one line either way; False while Redis does not answer (nothing is committed then)."""
         model, counts = self.learner.model, self.learner.counts
         if model.events != self._published_events:
-            self.store.apply(blend_updates(model, self.learner.cfg))
-            self._published_events = model.events
-            counts.publishes += 1
-            counts.last_publish_version, counts.last_publish_as_of = model.labelled, model.as_of
+            try:
+                self.store.apply(blend_updates(model, self.learner.cfg))
+            except REDIS_DOWN as exc:
+                self._redis_down("publishing, offsets not committed", exc)
+            else:
+                self._redis_up()
+                self._published_events = model.events
+                counts.publishes += 1
+                counts.last_publish_version = model.labelled
+                counts.last_publish_as_of = model.as_of
         now = self.clock()
         since, seen_then = self._last_line
         rate = (counts.seen - seen_then) / (now - since) if now > since else 0.0
         self._last_line = (now, counts.seen)
         log.info("blend learner: seen=%s malformed=%s interest=%s sampled=%s no_session=%s "
-                 "leaked=%s skipped_leaked=%s stepped=%s labelled=%s warm=%s "
+                 "leaked=%s skipped_leaked=%s unread=%s stepped=%s labelled=%s warm=%s "
                  "published_version=%s published_as_of=%s events_per_s=%.0f", counts.seen,
                  counts.malformed, counts.interest, counts.sampled, counts.no_session,
-                 counts.leaked, counts.skipped_leaked, counts.stepped, model.labelled,
+                 counts.leaked, counts.skipped_leaked, counts.unread, counts.stepped,
+                 model.labelled,
                  self.learner.warm, counts.last_publish_version, counts.last_publish_as_of,
                  rate)
+        return self._redis_ok
 
 
 def main(argv: list[str]) -> int:

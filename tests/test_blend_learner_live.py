@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import threading
 import time
 import uuid
 from collections.abc import Sequence
@@ -28,6 +29,7 @@ from state.records import Envelope, decode_envelope
 from state.redis_store import RedisStore
 from stream.blend_learner import BlendLearner, sampled
 from stream.blend_learner_run import LearnerOptions, Shell
+from stream.loader import group_consumer
 from stream.reference import ReferenceRunner
 from tests.serving.kit import AsgiClient, Reply, run
 from tests.streamkit import MALFORMED, generated_log
@@ -95,8 +97,8 @@ def test_the_learner_learns_publishes_resumes_and_the_server_serves_it(
 
     # a restart resumes from the published value and, its offsets committed, learns nothing new
     again = Shell(dataclasses.replace(opts, max_events=None, idle_exit_s=2.0), settings)
-    assert again.learner.model == model
     assert asyncio.run(again.run())["seen"] == 0
+    assert again.learner.model == model
 
     # the server reads the same value; warm, its homepage is the learned order
     assert lb.is_warm(model, cfg), model
@@ -159,6 +161,46 @@ def test_the_command_stops_on_sigterm_after_publishing_and_committing(
     assert "blend learner: stopped" in out
     raw = redis_store.client.get(model_key(MODEL_BLEND))
     assert isinstance(raw, bytes) and decode_envelope(raw).version == result["labelled"]
+
+
+class _KillsRedisOnFirstPoll:
+    """A real consumer; its first poll kills the real Redis (an outage mid-run)."""
+
+    def __init__(self, consumer: Any, redis: Any) -> None:
+        self.consumer, self.redis = consumer, redis
+
+    def poll(self, **kw: Any) -> Any:
+        if self.redis.alive():
+            self.redis.kill()
+        return self.consumer.poll(**kw)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.consumer, name)
+
+
+def test_redis_down_loses_batches_not_the_learner_and_commits_nothing(
+        kafka: Any, redis_killable: Any, redis_store: RedisStore, fresh_topics: Any) -> None:
+    log = generated_log(400, n_users=30, n_items=450, seed=9)
+    ReferenceRunner(store=redis_store, models=False).run([*log.items, *log.events[:300]])
+    (topic,) = fresh_topics("clicks", partitions=1)
+    _produce(kafka.bootstrap, topic, [e.to_json() for e in log.events[300:]])
+    url = redis_killable.url_for(redis_store.db)
+    opts = LearnerOptions(kafka.bootstrap, topic, url, 1.0, 0.2,
+                          group=f"g-{uuid.uuid4().hex[:8]}", max_events=100, idle_exit_s=10.0,
+                          reset="earliest")
+    shell = Shell(opts, Settings(redis_url=url), make_consumer=lambda o: _KillsRedisOnFirstPoll(
+        group_consumer(o.bootstrap, o.group, o.topic, o.reset), redis_killable))
+    result = asyncio.run(shell.run())  # returns: no exception escapes
+    assert result["seen"] == 100 and result["stepped"] == 0
+    assert result["unread"] == result["sampled"] > 0 and result["publishes"] == 0
+    assert _committed(kafka.bootstrap, opts.group, topic) is None  # re-learnt on restart
+    # started while Redis is down, it waits to read the published value until stopped
+    waiting = Shell(opts, Settings(redis_url=url))
+    timer = threading.Timer(1.5, waiting.stop)
+    timer.start()
+    began = time.monotonic()
+    assert asyncio.run(waiting.run())["seen"] == 0
+    assert time.monotonic() - began < 10
 
 
 def _opts() -> Any:
