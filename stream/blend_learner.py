@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from operators import learned_blend
-from operators.blend import Fill, Shares
+from operators.blend import BlendParams, Fill, Shares
 from operators.config import BASKET_TYPES
 from operators.learned_blend import BlendModel, Example, LearnedBlendConfig
 from schemas.events import Interaction, SchemaError, decode_interaction
@@ -56,6 +56,7 @@ from state.keys import (
     KIND_SIMILAR,
     KIND_TRENDING,
     NEW_ARRIVALS_PREFIX,
+    context_value,
     split_key,
 )
 from state.records import Envelope
@@ -316,7 +317,7 @@ class BlendLearner:
             if self.skip_leaked and n in leaked:
                 self.counts.skipped_leaked += 1
                 continue
-            params = self.experiments.assign("homepage", event.user_id).rules.blend
+            params = self._params(event)
             cands = learned_blend.candidates(
                 inp.session, inp.similar, inp.bought, inp.fills, params, self.cfg,
                 vector=inp.vector, vector_events=learned_events(inp.uvec))
@@ -328,15 +329,19 @@ class BlendLearner:
         self.counts.stepped += stepped
         return stepped
 
-    def plan(self, event: Interaction, memo: _Memo) -> Reads:
+    def plan(self, event: Interaction, memo: _Memo | None = None) -> Reads:
         """The server's homepage read plan for the event's user, as a request just before the
         event would have run it (no category, the event's country and device, its time)."""
-        params = self.experiments.assign("homepage", event.user_id).rules.blend
-        ctx = {d: v for d in CONTEXT_SCOPES if isinstance(v := event.context.get(d), str)}
+        ctx = {d: v for d in CONTEXT_SCOPES
+               if isinstance(v := event.context.get(d), str) and context_value(v) is not None}
         pool = Options(DEFAULT_K, frozenset(), None, ctx, False, event.user_id).pool
-        return reads(event.user_id, params, category=None,
+        return reads(event.user_id, self._params(event), category=None,
                      ctx_keys=context_keys(ctx, event.ts), exclude=(), pool=pool,
-                     models=self.vectors, derive=memo)
+                     models=self.vectors, derive=memo or _Memo())
+
+    def _params(self, event: Interaction) -> BlendParams:
+        """The blend parameters the server uses for the user (its rules, its A/B variant)."""
+        return self.experiments.assign("homepage", event.user_id).rules.blend
 
     @property
     def warm(self) -> bool:

@@ -15,11 +15,12 @@ from hypothesis import strategies as st
 
 from operators import learned_blend as lb
 from operators.config import BASKET_TYPES, INTEREST_TYPES
+from operators.trending import daypart
 from recs.settings import Settings
 from schemas.events import Interaction
 from serving.experiments import load_experiments
 from serving.rules import load_rules
-from state.keys import MODEL_BLEND, model_key
+from state.keys import MODEL_BLEND, model_key, session_key, trending_context_key, uservec_key
 from state.records import Envelope, Update, encode_envelope
 from state.store import MemoryStore
 from stream.blend_learner import (
@@ -31,7 +32,7 @@ from stream.blend_learner import (
 )
 from stream.blend_learner_run import options_of
 from stream.model_views import blend_updates
-from tests.streamkit import generated_log, reference
+from tests.streamkit import T0, generated_log, reference
 
 TYPES = sorted(INTEREST_TYPES)
 events_st = st.lists(st.tuples(st.sampled_from(["a", "b", "c", "d"]), st.sampled_from(TYPES),
@@ -189,6 +190,22 @@ def test_events_a_list_already_counts_are_skipped_unless_asked() -> None:
     fresh = BlendLearner(load_experiments(None, load_rules(None)), 1.0, skip_leaked=True)
     asyncio.run(fresh.learn(tail, _reader(early, [])))
     assert fresh.counts.leaked < c.leaked / 2 and fresh.counts.stepped > c.stepped
+
+
+def test_the_plan_asks_the_events_usable_context_as_a_request_would() -> None:
+    learner = _learner()
+    session = Envelope(1, 1, _session([("a", "view", 1)]))
+    keys = []
+    for context in ({"device": "Web ", "country": "de"}, {"device": "   ", "country": "x" * 65},
+                    {"device": 3}):
+        plan = learner.plan(Interaction("e", "view", "u", "s", T0, item_id="b", context=context))
+        first = next(plan)
+        assert first.keys == [session_key("u"), uservec_key("u")] and not first.cache
+        keys.append([k for k in plan.send([session, None]).keys if ":ctx:" in k])
+    daypart_key = trending_context_key("daypart", daypart(T0))
+    assert keys[0] == [trending_context_key("country", "de"),
+                       trending_context_key("device", "web"), daypart_key]
+    assert keys[1] == keys[2] == [daypart_key]  # unusable values: no scope, no error
 
 
 def test_malformed_events_are_counted_and_logged_by_field(
