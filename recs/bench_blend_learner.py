@@ -10,7 +10,8 @@ feeds the learner the last ``--learn`` interactions of that stream as Kafka woul
 over (JSON, ``--batch`` per poll, every interest event sampled) and times
 :meth:`~stream.blend_learner.BlendLearner.select` + :meth:`~stream.blend_learner.BlendLearner.
 learn`: parsing, the three batched Redis round trips per poll, the candidates and the model's
-step. Kafka itself is not in the loop (the loader and ``recs bench-stream`` measure consuming).
+step; then ``select`` alone at a 1 % sample (the cost of every event polled that is not
+learned). Kafka itself is not in the loop (the loader and ``recs bench-stream`` measure consuming).
 With ``--state after`` (the default) the events are already applied in Redis, the learner's
 worst case for the race (docs/architecture.md); ``--state before`` holds them back, the state
 the learner should see: the reads cost the same, the labels and the learned gains differ. The
@@ -71,11 +72,19 @@ async def _learn(redis_url: str, raws: Sequence[bytes], batch: int) -> dict[str,
         return out
 
     wall, cpu = time.perf_counter(), time.process_time()
+    select_cpu = 0.0
     for start in range(0, len(raws), batch):
+        t = time.process_time()
         events = learner.select(raws[start:start + batch])
+        select_cpu += time.process_time() - t
         if events:
             await learner.learn(events, get_many)
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    # what sampling fewer events leaves: parsing and sampling every event polled
+    sampler = BlendLearner(learner.experiments, 0.01)
+    t = time.process_time()
+    sampler.select(raws)
+    sample_cpu = time.process_time() - t
     await source.close()
     c = learner.counts
     return {
@@ -88,6 +97,8 @@ async def _learn(redis_url: str, raws: Sequence[bytes], batch: int) -> dict[str,
         "seconds": round(wall, 2), "cpu_seconds": round(cpu, 2),
         "events_per_s": round(c.seen / wall), "learned_per_s": round(c.stepped / wall),
         "ms_per_learned": round(1000 * wall / max(c.stepped, 1), 3),
+        "select_us_per_event": round(1e6 * select_cpu / max(c.seen, 1), 1),
+        "select_us_per_event_at_1pct": round(1e6 * sample_cpu / max(len(raws), 1), 1),
         "redis_round_trips": reads["calls"], "redis_keys_read": reads["keys"],
         "keys_per_learned": round(reads["keys"] / max(c.stepped, 1), 1),
         "redis_wait_share": round(reads["s"] / wall, 3),
