@@ -2,16 +2,16 @@
 bench-sized state, on one core.
 
     python -m recs.bench_blend_learner [--events N] [--items N] [--users N] [--learn N]
-                                       [--batch N] [--redis-url URL]
+                                       [--batch N] [--state after|before] [--redis-url URL]
 
 Fills Redis as ``recs bench-serve`` does (the synthetic storefront applied by the reference
 runner, online models on: sessions, neighbour and trending lists, user and item vectors), then
 feeds the learner the last ``--learn`` interactions of that stream as Kafka would hand them
-over (JSON, ``--batch`` per poll, every interest event sampled) and times
-:meth:`~stream.blend_learner.BlendLearner.select` + :meth:`~stream.blend_learner.BlendLearner.
-learn`: parsing, the three batched Redis round trips per poll, the candidates and the model's
-step; then ``select`` alone at a 1 % sample (the cost of every event polled that is not
-learned). Kafka itself is not in the loop (the loader and ``recs bench-stream`` measure consuming).
+over (JSON, ``--batch`` per poll, every interest event sampled, read in the learner's chunks)
+and times :meth:`~stream.blend_learner.BlendLearner.select` and ``learn``: parsing, three
+batched Redis round trips per chunk, the candidates and the model's step; then ``select``
+alone at a 1 % sample (the cost of every event polled that is not learned). Kafka itself is
+not in the loop (the loader and ``recs bench-stream`` measure consuming).
 With ``--state after`` (the default) the events are already applied in Redis, the learner's
 worst case for the race (docs/architecture.md); ``--state before`` holds them back, the state
 the learner should see: the reads cost the same, the labels and the learned gains differ. The
@@ -39,7 +39,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--items", type=int, default=5_000)
     p.add_argument("--users", type=int, default=20_000)
     p.add_argument("--learn", type=int, default=20_000, help="events fed to the learner")
-    p.add_argument("--batch", type=int, default=500, help="events per poll batch")
+    p.add_argument("--batch", type=int, default=1000, help="events per poll")
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--state", choices=("after", "before"), default="after",
                    help="Redis already counts the learned events (after: the race's worst "
@@ -54,6 +54,7 @@ async def _learn(redis_url: str, raws: Sequence[bytes], batch: int) -> dict[str,
     from serving.models import ModelRefresher
     from serving.rules import load_rules
     from stream.blend_learner import BlendLearner
+    from stream.blend_learner_run import read_chunks
 
     source = RedisModelSource.from_url(redis_url)
     models = ModelRefresher(source)
@@ -77,8 +78,8 @@ async def _learn(redis_url: str, raws: Sequence[bytes], batch: int) -> dict[str,
         t = time.process_time()
         events = learner.select(raws[start:start + batch])
         select_cpu += time.process_time() - t
-        if events:
-            await learner.learn(events, get_many)
+        for chunk in read_chunks(events):
+            await learner.learn(chunk, get_many)
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
     # what sampling fewer events leaves: parsing and sampling every event polled
     sampler = BlendLearner(learner.experiments, 0.01)

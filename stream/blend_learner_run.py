@@ -6,8 +6,9 @@
 
 It consumes the clickstream topic in its own consumer group (a new group starts live, at the
 latest offset, unless ``--from-earliest``), learns from the sampled interest events of each
-poll batch (their Redis reads batched, three round trips per batch; an event a neighbour or
-trending list read for it already counts is skipped unless ``--learn-leaked``) and every
+poll batch (their Redis reads batched, three round trips per :data:`READ_CHUNK` events; an
+event a neighbour or trending list read for it already counts is skipped unless
+``--learn-leaked``) and every
 ``--publish-every`` seconds, and once more when it stops, publishes the learned blend at
 ``recs:v1:model:blend`` (a versioned envelope, version = labelled events, through the same
 conditional write as every other value), refreshes the learned-vector index it retrieves with
@@ -31,7 +32,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -55,6 +56,15 @@ from stream.model_views import blend_updates
 log = logging.getLogger("stream.blend_learner")
 GROUP = "recs-blend-learner"
 POLL_MS = 200
+# events read together (one MGET per round trip): about 1,000 keys (bench-blend-learner), so
+# that no MGET holds Redis long while the servers read it (a poll brings up to 5,000 events)
+READ_CHUNK = 500
+
+
+def read_chunks(events: Sequence[Interaction]) -> Iterator[Sequence[Interaction]]:
+    """The events of a poll, :data:`READ_CHUNK` at a time (each chunk read together)."""
+    for start in range(0, len(events), READ_CHUNK):
+        yield events[start:start + READ_CHUNK]
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,13 +211,14 @@ class Shell:
     async def _learn(self, events: list[Interaction], source: RedisModelSource) -> None:
         """Learn a batch; Redis down: the batch is not learned (counted ``unread``), logged
         once per outage."""
-        try:
-            await self.learner.learn(events, source.get_many)
-        except REDIS_DOWN as exc:
-            self.learner.counts.unread += len(events)
-            self._redis_down("reading a batch, its events are not learned", exc)
-            return
-        self._redis_up()
+        for chunk in read_chunks(events):
+            try:
+                await self.learner.learn(chunk, source.get_many)
+            except REDIS_DOWN as exc:
+                self.learner.counts.unread += len(chunk)
+                self._redis_down("reading a batch, its events are not learned", exc)
+                continue
+            self._redis_up()
 
     def publish(self) -> bool:
         """Publish the model when it compared an event since the last publication, and log
