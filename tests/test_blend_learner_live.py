@@ -236,3 +236,16 @@ def _one_at_a_time(shell: Shell, events: Sequence[Any], url: str,
 
     asyncio.run(go())
     return single.model
+
+
+def test_the_bench_prints_one_json_line(redis_server: Any, redis_store: RedisStore,
+                                        capsys: pytest.CaptureFixture[str]) -> None:
+    from recs import bench_blend_learner
+
+    url = redis_server.url_for(redis_store.db)
+    assert bench_blend_learner.main(["--events", "4000", "--items", "600", "--users", "300",
+                                     "--learn", "400", "--redis-url", url]) == 0
+    result = orjson.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert result["bench"] == "blend_learner" and result["events"] == 400
+    assert result["learned"] > 0 and result["redis_round_trips"] >= 3
+    assert result["leaked"] >= result["learned"]  # --state after: Redis counts every one
