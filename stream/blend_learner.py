@@ -9,17 +9,18 @@ from the session the event itself and everything at or after its time
 hand-tuned blend would have answered and steps the model with the event's item as the label:
 test-then-train, as ``recs eval`` does on a replay.
 
-Reads are batched: the events of one poll batch walk the read plan in lockstep
-(:func:`read_plans`), one MGET per round trip for all of them (three round trips per batch,
-keys shared by several events read once). This module holds the pure steps and the learner's
-state (:class:`BlendLearner`); :mod:`stream.blend_learner_run` is the Kafka shell and the
+Reads are batched: the events read together walk the read plan in lockstep
+(:func:`read_plans`), one MGET per round trip for all of them (three round trips, keys shared
+by several events read once). This module holds the pure steps and the learner's state
+(:class:`BlendLearner`); :mod:`stream.blend_learner_run` is the Kafka shell and the
 ``recs blend-learner`` command.
 
-**Limits.** The state read is Redis *now*, not Redis just before the event: the session is cut
-back to before the event, but neighbour and trending lists may already count it and the events
-after it (the stream applies them within about a second; sampling a live stream, the learner
-is that far behind). A user whose session holds nothing before the event is not learned from
-(``recs eval``: a user the stream has no session for).
+**Limits.** The state read is Redis when the events are read, not Redis just before each
+event: the session is cut back to before the event, but a neighbour or trending list may
+already count it (the race, docs/architecture.md). :func:`counts_event` marks such an event
+*leaked* (a list read for it reflects its time or later); ``skip_leaked`` leaves it out. A
+user whose session holds nothing before the event is not learned from (``recs eval``: a user
+the stream has no session for).
 """
 
 from __future__ import annotations
