@@ -125,3 +125,28 @@ def test_save_blend_then_holdout_freezes_the_weights_of_another_log(
     assert main(["--dataset", "rsc15", "--path", str(tmp_path / "b"), "--holdout",
                  str(bad)]) == 2
     assert "bad.json" in capsys.readouterr().err
+
+
+def test_sample_users_keeps_whole_histories_of_a_stable_share_of_the_users(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from recs import datasets
+
+    write_rsc15(tmp_path / "rsc15-sample")
+    full = datasets.load("rsc15", tmp_path / "rsc15-sample")
+    half = full.user_sample(0.5)
+    users = {e.user_id for e in half.events}
+    assert 0 < len(users) < len({e.user_id for e in full.events})
+    assert half.events == [e for e in full.events if e.user_id in users]  # whole histories
+    assert half.test_sessions == full.test_sessions & {e.session_id for e in half.events}
+    assert full.user_sample(0.5) == half and full.user_sample(1.0) is full
+    report = tmp_path / "docs" / "quality"
+    code = main(["--dataset", "rsc15", "--data-dir", str(tmp_path), "--no-progress",
+                 "--sample-users", "0.5", "--methods", "engine,ar", "--report", str(report)])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert f"{len(half.events):,} events" in out and "50% sample of the users" in out
+    assert last_json(out)["events"] == len(half.events)
+    rec = orjson.loads((report / "rsc15-users50.json").read_bytes())
+    assert rec["command"].endswith("--sample-users 0.5 --report " + report.as_posix())
+    assert main(["--dataset", "rsc15", "--data-dir", str(tmp_path), "--sample-users", "0"]) == 2
+    assert "share must be in (0, 1], got 0.0" in capsys.readouterr().err

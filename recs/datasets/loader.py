@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import zlib
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from operator import attrgetter
@@ -48,6 +49,29 @@ class Dataset:
         """Events of the held-out test part, time-sorted (empty when there is no split)."""
         test = self.test_sessions
         return [e for e in self.events if e.session_id in test]
+
+
+    def user_sample(self, share: float) -> Dataset:
+        """The events of a stable sample of the users: those whose CRC-32 of the user id falls
+        below ``share`` of 2**32 (whole histories kept, every day of the log; the same users
+        in every run). The held-out test sessions are those of the kept users.
+
+        >>> d = Dataset("x", [Interaction(f"e{u}", "view", f"u{u}", "s", u, item_id="i")
+        ...                   for u in range(8)])
+        >>> [e.user_id for e in d.user_sample(0.5).events]
+        ['u0', 'u1', 'u4', 'u5']
+        """
+        if not 0.0 < share <= 1.0:
+            raise ValueError(f"user sample: share must be in (0, 1], got {share!r}")
+        if share == 1.0:
+            return self
+        cut = share * 2**32
+        events = [e for e in self.events if zlib.crc32(e.user_id.encode()) < cut]
+        kept = {e.session_id for e in events}
+        test = self.test_sessions & kept
+        first = min((e.ts for e in events if e.session_id in test), default=None)
+        return dataclasses.replace(self, events=events, test_sessions=test,
+                                   test_start_ts=first if test else None)
 
 
 def sort_by_time(events: Iterable[Interaction]) -> list[Interaction]:
