@@ -145,7 +145,7 @@ def test_sample_users_keeps_whole_histories_of_a_stable_share_of_the_users(
     out = capsys.readouterr().out
     assert code == 0
     assert f"{len(half.events):,} events" in out and "50% sample of the users" in out
-    assert last_json(out)["events"] == len(half.events)
+    assert last_json(out)["events"] == len(half.events)  # type: ignore[comparison-overlap]
     rec = orjson.loads((report / "rsc15-users50.json").read_bytes())
     assert rec["command"].endswith("--sample-users 0.5 --report " + report.as_posix())
     assert main(["--dataset", "rsc15", "--data-dir", str(tmp_path), "--sample-users", "0"]) == 2

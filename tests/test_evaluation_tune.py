@@ -53,3 +53,32 @@ def test_validation_is_for_movielens_only(tmp_path: Path,
     assert main(["mf", "--dataset", "rsc15", "--data-dir", str(tmp_path), "--no-progress",
                  "--validation"]) == 2
     assert "only for ml100k" in capsys.readouterr().err
+
+
+def test_tune_learned_runs_the_learned_blend_with_the_settings_given(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from operators.learned_blend import LearnedBlendConfig
+    from recs.evaluation import tune_learned
+
+    write_rsc15(tmp_path / "rsc15-sample")
+    argv = ["--dataset", "rsc15", "--data-dir", str(tmp_path), "--no-progress",
+            "--set", "similar.half_life_s=3600", "--set", "session.backward_weight=0",
+            "--lb", "negatives=2", "--lb", "min_labelled=5", "--baselines", "ar"]
+    assert tune_learned.main(argv) == 0
+    out = capsys.readouterr().out
+    assert "'similar.half_life_s=3600'" in out
+    doc = last_json(out)
+    rows = doc["rows"]
+    assert isinstance(rows, list)
+    assert [r["method"] for r in rows] == ["engine", "engine_prior", "engine.session",
+                                           "engine.similar", "ar"]
+    assert doc["served_learned"] + doc["served_prior"] > 0  # type: ignore[operator]
+    cfg = tune_learned.engine_config(["similar.half_life_s=3600", "session.backward_weight=0"])
+    assert (cfg.similar.half_life_s, cfg.session.backward_weight) == (3600.0, 0.0)
+    assert tune_learned.blend_config(["negatives=2"]) == LearnedBlendConfig(negatives=2)
+    for bad, said in ((["--set", "similar.nope=1"], "similar has no field 'nope'"),
+                      (["--set", "model.lr=1"], "part must be one of"),
+                      (["--lb", "negatives=two"], "expected a int, got 'two'"),
+                      (["--lb", "negatives"], "expected NAME=VALUE, got 'negatives'")):
+        assert tune_learned.main(["--dataset", "rsc15", "--data-dir", str(tmp_path), *bad]) == 2
+        assert said in capsys.readouterr().err
