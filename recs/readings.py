@@ -216,6 +216,7 @@ class Readings:
     lag_records: dict[str, float]        # by group/topic, summed over partitions
     lag_growth: dict[str, float]         # change of lag_records over the window
     lag_seconds: dict[str, float]        # by group/topic, the worst partition
+    group_members: dict[str, float]      # consumers of a group that need not run, by group
     topic_rates: dict[str, float]        # records/s appended, by topic (end offsets)
     group_rates: dict[str, float]        # records/s committed, by group
     job_rates: dict[str, float]          # "in"/"out" of the job's operators, events/s
@@ -277,6 +278,7 @@ def read(before: Snapshot, after: Snapshot) -> Readings:
         lag_growth={"/".join(k): v for k, v in increases(
             before, after, "recs_kafka_consumer_lag_records", lag, counter=False).items()},
         lag_seconds=gauge("recs_kafka_consumer_lag_seconds", lag),
+        group_members=gauge("recs_kafka_group_members", ("group",)),
         topic_rates=topic_rates,
         group_rates=rate("recs_kafka_committed_offset", ("group",)),
         job_rates=rate("recs_stream_events_total", ("direction",)),

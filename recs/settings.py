@@ -81,6 +81,7 @@ class Settings:
     # observability: where each process exports Prometheus metrics (0 = off), Flink's REST port
     monitor_port: int = 9108
     loader_metrics_port: int = 9109
+    blend_metrics_port: int = 9110  # recs blend-learner's /metrics
     flink_metrics_port: int = 9249
     flink_rest_port: int = 8081
     metrics_targets: str = ""  # name=http://host:port/metrics,... read by /dashboard, recs status
@@ -138,6 +139,7 @@ class Settings:
             "RECS_NATIVE": "1" if self.native else "0",
             "RECS_MONITOR_PORT": str(self.monitor_port),
             "RECS_LOADER_METRICS_PORT": str(self.loader_metrics_port),
+            "RECS_BLEND_METRICS_PORT": str(self.blend_metrics_port),
             "RECS_FLINK_METRICS_PORT": str(self.flink_metrics_port),
             "RECS_FLINK_REST_PORT": str(self.flink_rest_port),
             "RECS_METRICS_TARGETS": self.metrics_targets,
@@ -193,6 +195,7 @@ class Settings:
             native=_flag(e.get("RECS_NATIVE", "1")),
             monitor_port=int(e.get("RECS_MONITOR_PORT", d.monitor_port)),
             loader_metrics_port=int(e.get("RECS_LOADER_METRICS_PORT", d.loader_metrics_port)),
+            blend_metrics_port=int(e.get("RECS_BLEND_METRICS_PORT", d.blend_metrics_port)),
             flink_metrics_port=int(e.get("RECS_FLINK_METRICS_PORT", d.flink_metrics_port)),
             flink_rest_port=int(e.get("RECS_FLINK_REST_PORT", d.flink_rest_port)),
             metrics_targets=e.get("RECS_METRICS_TARGETS", d.metrics_targets),

@@ -74,6 +74,8 @@ def checks(r: Readings, snapshot: Snapshot, t: Mapping[str, Mapping[str, Any]]) 
         add("RecsConsumerLagGrowing", f"lag {key}", records, lag["records"], "records",
             _above(records, lag["records"]) and _above(r.lag_growth.get(key), 0))
         add("RecsConsumerLagHigh", f"lag {key}", r.lag_seconds.get(key), lag["seconds"], "s")
+    for group, members in sorted(r.group_members.items()):  # the blend learner's
+        add("", f"consumers {group}", members, None, "consumers")
     for kind, p99 in sorted(r.freshness_p99_s.items()) or [("", None)]:
         add("RecsFreshnessP99OverBudget", f"freshness p99 {kind}", p99,
             t["freshness"]["p99_seconds"], "s")
@@ -136,6 +138,8 @@ def fmt(value: float | None, unit: str) -> str:
 
     >>> fmt(0.0042, "s"), fmt(73.25, "s"), fmt(12345, "records"), fmt(0.031, "share")
     ('4.2 ms', '73.2 s', '12,345 records', '3.1 %')
+    >>> fmt(0, "consumers"), fmt(1, "consumers")
+    ('not running', '1 running')
     """
     if value is None:
         return "no data"
@@ -149,6 +153,8 @@ def fmt(value: float | None, unit: str) -> str:
         return f"{value:,.0f} records"
     if unit == "share":
         return f"{value * 100:.1f} %"
+    if unit == "consumers":
+        return f"{value:.0f} running" if value else "not running"
     return f"{value:.0f}" if unit == "count" else f"{value:.2f} {unit}"
 
 

@@ -2,7 +2,7 @@
 
     recs blend-learner [--bootstrap HOST:PORT] [--topic T] [--redis-url URL] [--sample SHARE]
                        [--publish-every SECONDS] [--group G] [--learn-leaked] [--from-earliest]
-                       [--max-events N] [--idle-exit S]
+                       [--metrics-port PORT] [--max-events N] [--idle-exit S]
 
 It consumes the clickstream topic in its own consumer group (a new group starts live, at the
 latest offset, unless ``--from-earliest``), learns from the sampled interest events of each
@@ -20,13 +20,16 @@ for Redis if it does not answer. While Redis does not answer, a batch's events a
 SIGTERM or SIGINT: finish the batch, publish, commit, exit 0. Every publication logs one line:
 events seen, malformed, interest, sampled, without a session before the event, leaked (and
 skipped), unread, stepped, labelled, warm, version and event time published, and the rate since the
-last line.
+last line. The same counts, the model's gains, when it last published and its consumer's lag
+per partition are Prometheus metrics on ``--metrics-port`` (``RECS_BLEND_METRICS_PORT``, 0 =
+off; :mod:`stream.blend_learner_metrics`).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import logging
 import signal
 import sys
@@ -50,7 +53,8 @@ from serving.rules import load_rules
 from state.keys import MODEL_BLEND, model_key
 from state.redis_store import RedisStore
 from stream.blend_learner import BlendLearner, check_share, resume
-from stream.loader import commit_offsets, group_consumer
+from stream.blend_learner_metrics import LearnerReading, serve_metrics
+from stream.loader import LAG_EVERY_S, commit_offsets, group_consumer, partition_lags
 from stream.model_views import blend_updates
 
 log = logging.getLogger("stream.blend_learner")
@@ -106,9 +110,10 @@ class Shell:
     def __init__(self, opts: LearnerOptions, settings: Settings, *,
                  make_consumer: Callable[[LearnerOptions], Any] | None = None,
                  examples: list[learned_blend.Example] | None = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic,
+                 wall: Callable[[], float] = time.time) -> None:
         self.opts = opts
-        self.clock = clock
+        self.clock, self.wall = clock, wall
         self.store = RedisStore.from_url(opts.redis_url)
         rules = load_rules(Path(settings.rules_file) if settings.rules_file else None)
         experiments = load_experiments(
@@ -121,6 +126,14 @@ class Shell:
         self._published_events = 0
         self._last_line = (clock(), 0)
         self._redis_ok = True
+        self._published_at: float | None = None  # wall clock
+        self._lags: dict[tuple[str, int], int] = {}
+
+    def reading(self) -> LearnerReading:
+        """What ``/metrics`` shows (called on the exporter's thread)."""
+        return LearnerReading(dataclasses.replace(self.learner.counts), self.learner.model,
+                              self.learner.warm, self._redis_ok, self._published_at,
+                              dict(self._lags))
 
     def stop(self, signum: int = 0, frame: Any = None) -> None:
         self.stopping = True
@@ -170,12 +183,16 @@ class Shell:
                  self.opts.publish_every_s, models.vectors if models is not None else "off")
         counts = self.learner.counts
         next_publish = self.clock() + self.opts.publish_every_s
-        last_event = self.clock()
+        last_event = next_lag = self.clock()
         try:
             while not self.stopping:
                 polled = consumer.poll(timeout_ms=POLL_MS)
                 raws = [rec.value for recs in polled.values() for rec in recs]
                 now = self.clock()
+                if now >= next_lag:
+                    self._lags = {(tp.topic, tp.partition): n
+                                  for tp, n in partition_lags(consumer).items()}
+                    next_lag = now + LAG_EVERY_S
                 if raws:
                     last_event = now
                     events = self.learner.select(raws)
@@ -232,6 +249,7 @@ class Shell:
             else:
                 self._redis_up()
                 self._published_events = model.events
+                self._published_at = self.wall()
                 counts.publishes += 1
                 counts.last_publish_version = model.labelled
                 counts.last_publish_as_of = model.as_of
@@ -268,6 +286,8 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--from-earliest", action="store_true",
                         help="a new group starts at the topic's earliest offset (default: the "
                              "latest, live)")
+    parser.add_argument("--metrics-port", type=int,
+                        help="serve /metrics here (default RECS_BLEND_METRICS_PORT; 0 = off)")
     parser.add_argument("--max-events", type=int, help="stop after this many events")
     parser.add_argument("--idle-exit", type=float,
                         help="stop after this many seconds without an event")
@@ -281,6 +301,8 @@ def main(argv: list[str]) -> int:
     except ValueError as exc:
         parser.error(str(exc))
     shell = Shell(opts, settings)
+    serve_metrics(shell.reading, settings.http_host,
+                  settings.blend_metrics_port if args.metrics_port is None else args.metrics_port)
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, shell.stop)
         signal.signal(signal.SIGINT, shell.stop)

@@ -165,14 +165,21 @@ def apply_batch(store: Store, raw_values: list[bytes], stats: LoaderStats,
     stats.last_batch_at = time.monotonic()
 
 
-def _lag(consumer: Any) -> int:
-    """Records behind the high watermark, from what the consumer already knows."""
-    lag = 0
+def partition_lags(consumer: Any) -> dict[Any, int]:
+    """Records behind the high watermark per assigned partition (a ``TopicPartition``), from
+    what the consumer already knows (the last fetch's high watermark, no request); a partition
+    not fetched yet is left out."""
+    lags = {}
     for tp in consumer.assignment():
         high = consumer.highwater(tp)
         if high is not None:
-            lag += max(0, high - consumer.position(tp))
-    return lag
+            lags[tp] = max(0, high - consumer.position(tp))
+    return lags
+
+
+def _lag(consumer: Any) -> int:
+    """Records behind the high watermark, summed over the assigned partitions."""
+    return sum(partition_lags(consumer).values())
 
 
 class ConsumerStalled(Exception):
@@ -364,14 +371,23 @@ def serve_metrics(host: str, port: int,
     metrics: the loader goes on without them, with an error in its log."""
     if port == 0:
         return None
+    metrics = LoaderMetrics(clock)
+    return metrics if serve_registry(host, port, metrics.registry, "loader",
+                                     "loader_metrics_port") else None
+
+
+def serve_registry(host: str, port: int, registry: CollectorRegistry, who: str,
+                   setting: str) -> bool:
+    """Serve ``registry`` at ``http://host:port/metrics`` (prometheus_client's server, on a
+    daemon thread) for a long-running process; False, with an error naming ``setting`` in the
+    log, when the port cannot be bound: a process never stops for its metrics."""
     from prometheus_client import start_http_server
 
-    metrics = LoaderMetrics(clock)
     try:
-        start_http_server(port, host, metrics.registry)
+        start_http_server(port, host, registry)
     except OSError as exc:
-        log.error("loader: metrics off: cannot listen on %s:%s (loader_metrics_port): %s",
-                  host, port, exc)
-        return None
-    log.info("loader: metrics on http://%s:%s/metrics", host, port)
-    return metrics
+        log.error("%s: metrics off: cannot listen on %s:%s (%s): %s", who, host, port, setting,
+                  exc)
+        return False
+    log.info("%s: metrics on http://%s:%s/metrics", who, host, port)
+    return True

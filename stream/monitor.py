@@ -1,6 +1,6 @@
 """``recs monitor``: the stream seen from outside, as Prometheus metrics.
 
-    recs monitor [--interval SECONDS] [--port PORT] [--host HOST] [--once]
+    recs monitor [--interval SECONDS] [--port PORT] [--host HOST] [--blend-group G] [--once]
 
 Every ``--interval`` seconds (5) it reads:
 
@@ -8,7 +8,9 @@ Every ``--interval`` seconds (5) it reads:
   ``recs-stream-items``) and the loader's (``recs-loader``) against the end offsets, and the
   timestamp of each partition's first uncommitted record (one record fetched by seeking, cached
   per partition and offset). The job commits its offsets on checkpoints only: without
-  checkpoints its lag shows the whole topic;
+  checkpoints its lag shows the whole topic. The blend learner's group (``recs-blend-learner``)
+  is watched the same way once it has committed; its members are counted (0: not running), and
+  a group that never committed has no lag series (the learner starts live, at the end);
 - ``interactions.dlq``, read incrementally from the start with a private consumer (no group),
   counted by reason;
 - Flink's REST API on ``127.0.0.1:RECS_FLINK_REST_PORT``: the last completed checkpoint and the
@@ -32,7 +34,6 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final, cast
 
-import orjson
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
@@ -40,33 +41,21 @@ from prometheus_client.registry import Collector
 from infra.flink_rest import JobManagerRest
 from recs.settings import Settings
 from state.keys import KIND_ITEM, PREFIX
+from stream.monitor_kafka import BLEND_GROUP, TIMEOUT_S, KafkaSide, PartitionLag, dlq_reason
+
+__all__ = ["BLEND_GROUP", "KafkaSide", "Monitor", "PartitionLag", "Snapshot", "dlq_reason",
+           "main", "render"]
 
 log = logging.getLogger(__name__)
 
 CATALOGUE_EVERY_S: Final = 60.0
 CATALOGUE_MAX_SCANS: Final = 2_000  # SCAN calls of COUNT 1000: about 2M keys inspected at most
-DLQ_MAX_PER_COLLECT: Final = 100_000
-MAX_REASONS: Final = 100  # distinct reason labels; the rest count as "other"
-TIMEOUT_S: Final = 2.0  # per REST call, record fetch or Redis command
-KAFKA_TIMEOUT_MS: Final = 5_000  # a broker that does not answer fails the reading, not the loop
 NO_WATERMARK: Final = -(2**62)  # below this Flink has no watermark yet (Long.MIN_VALUE)
 END_OF_INPUT: Final = 2**62  # at or above this a bounded input has ended
 _EVENTS_ID: Final = re.compile(
     r"^(\d+)\.(.+?)\.operator\.([^.]+)\.direction\.(in|out)\.recs_stream_events_total$")
 _LATE_ID: Final = re.compile(r"^(\d+)\.(.+?)\.operator\.([^.]+)\.recs_stream_late_events_total$")
 _WATERMARK_ID: Final = re.compile(r"^(\d+)\.(.+)\.currentInputWatermark$")
-_FIELD_ROOT: Final = re.compile(r"[.\[]")  # item_ids[3] -> item_ids, context.page -> context
-
-
-@dataclass(frozen=True, slots=True)
-class PartitionLag:
-    group: str
-    topic: str
-    partition: int
-    end: int
-    committed: int | None  # None: the group has committed nothing for this partition
-    lag_records: int
-    first_uncommitted_ms: int | None  # record timestamp; None when caught up
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,115 +80,12 @@ class Snapshot:
     duration_s: float
     up: Mapping[str, bool]  # source (kafka, dlq, flink, redis) -> read without error
     lags: tuple[PartitionLag, ...] = ()
+    members: Mapping[str, int] = field(default_factory=dict)  # optional group -> its consumers
     dlq: Mapping[str, int] = field(default_factory=dict)
     checkpoints: Checkpoints | None = None
     operators: Mapping[str, OperatorReading] = field(default_factory=dict)
     freshness_ms: Mapping[str, int] = field(default_factory=dict)
     catalogue_items: int | None = None
-
-
-def dlq_reason(raw: bytes) -> str:
-    """A bounded label for a dead letter: ``<contract>.<field>``, without indexes or keys.
-
-    >>> dlq_reason(b'{"contract": "interaction", "field": "item_ids[3]", "reason": "x"}')
-    'interaction.item_ids'
-    >>> dlq_reason(b'{"contract": "item", "field": "tint", "reason": "item.tint: unknown field"}')
-    'item.unknown_field'
-    >>> dlq_reason(b'not json')
-    'unreadable'
-    """
-    try:
-        doc = orjson.loads(raw)
-        contract, name, reason = str(doc["contract"]), str(doc["field"]), str(doc["reason"])
-    except (orjson.JSONDecodeError, KeyError, TypeError):
-        return "unreadable"
-    if reason.startswith(f"{contract}.{name}: unknown field"):
-        name = "unknown_field"
-    return contract + "." + _FIELD_ROOT.split(name, maxsplit=1)[0]
-
-
-class KafkaSide:
-    """Consumer lag of the watched groups and dead letters by reason, read with a private
-    consumer (no group, no commits) and the admin client."""
-
-    def __init__(self, bootstrap: str, groups: Mapping[str, str], dlq_topic: str) -> None:
-        from kafka import KafkaAdminClient, KafkaConsumer
-
-        self.groups = dict(groups)  # group id -> topic it consumes
-        self.dlq_topic = dlq_topic
-        timeouts = {"bootstrap_timeout_ms": KAFKA_TIMEOUT_MS,
-                    "request_timeout_ms": KAFKA_TIMEOUT_MS}
-        self._admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="recs-monitor",
-                                       **timeouts)
-        opts: dict[str, Any] = {"bootstrap_servers": bootstrap, "group_id": None,
-                                "enable_auto_commit": False, "client_id": "recs-monitor",
-                                **timeouts}
-        self._probe = KafkaConsumer(**opts, max_poll_records=1)
-        self._dlq = KafkaConsumer(**opts, max_poll_records=5000)
-        self._ts_cache: dict[tuple[str, int], tuple[int, int | None]] = {}
-        self.dlq_counts: dict[str, int] = {}
-
-    def lags(self) -> list[PartitionLag]:
-        from kafka import TopicPartition
-
-        committed_by_group = self._admin.list_group_offsets({g: None for g in self.groups})
-        out = []
-        for group, topic in sorted(self.groups.items()):
-            tps = [TopicPartition(topic, p)
-                   for p in sorted(self._probe.partitions_for_topic(topic))]
-            ends = self._probe.end_offsets(tps)
-            starts = self._probe.beginning_offsets(tps)
-            committed = committed_by_group.get(group, {})
-            for tp in tps:
-                meta = committed.get(tp)
-                done = meta.offset if meta is not None and meta.offset >= 0 else None
-                lag = max(0, ends[tp] - (starts[tp] if done is None else done))
-                # the first uncommitted record still in the log (retention may have taken more)
-                first = starts[tp] if done is None else max(starts[tp], done)
-                ts = self._timestamp_at(tp, first) if first < ends[tp] else None
-                out.append(PartitionLag(group, topic, tp.partition, ends[tp], done, lag, ts))
-        return out
-
-    def _timestamp_at(self, tp: Any, offset: int) -> int | None:
-        cached = self._ts_cache.get((tp.topic, tp.partition))
-        if cached is not None and cached[0] == offset:
-            return cached[1]
-        self._probe.assign([tp])
-        self._probe.seek(tp, offset)
-        ts = None
-        deadline = time.monotonic() + TIMEOUT_S
-        while ts is None and time.monotonic() < deadline:
-            for records in self._probe.poll(timeout_ms=200, max_records=1).values():
-                ts = int(records[0].timestamp)
-        self._ts_cache[(tp.topic, tp.partition)] = (offset, ts)
-        return ts
-
-    def read_dlq(self) -> dict[str, int]:
-        """Count the dead letters written since the last call (at most DLQ_MAX_PER_COLLECT)."""
-        from kafka import TopicPartition
-
-        tps = [TopicPartition(self.dlq_topic, p)
-               for p in sorted(self._probe.partitions_for_topic(self.dlq_topic))]
-        if set(tps) != self._dlq.assignment():
-            self._dlq.assign(tps)
-            self._dlq.seek_to_beginning(*tps)
-        ends, budget = self._dlq.end_offsets(tps), DLQ_MAX_PER_COLLECT
-        while budget > 0 and any(self._dlq.position(tp) < ends[tp] for tp in tps):
-            polled = self._dlq.poll(timeout_ms=500)
-            if not polled:
-                break
-            for records in polled.values():
-                budget -= len(records)
-                for rec in records:
-                    reason = dlq_reason(rec.value)
-                    if reason not in self.dlq_counts and len(self.dlq_counts) >= MAX_REASONS:
-                        reason = "other"
-                    self.dlq_counts[reason] = self.dlq_counts.get(reason, 0) + 1
-        return dict(self.dlq_counts)
-
-    def close(self) -> None:
-        for client in (self._probe, self._dlq, self._admin):
-            client.close()
 
 
 class FlinkRest(JobManagerRest):
@@ -265,13 +151,15 @@ class Monitor:
     """One collection: :meth:`collect` reads every source; a failing source is marked down."""
 
     def __init__(self, settings: Settings, *, stream_group: str = "recs-stream",
-                 loader_group: str = "recs-loader", clock: Callable[[], float] = time.time,
-                 rest_url: str | None = None) -> None:
+                 loader_group: str = "recs-loader", blend_group: str | None = BLEND_GROUP,
+                 clock: Callable[[], float] = time.time, rest_url: str | None = None) -> None:
         from state.redis_connect import sync_client
 
         topics = settings.topics
         self.groups = {f"{stream_group}-interactions": topics.interactions,
                        f"{stream_group}-items": topics.items, loader_group: topics.updates}
+        # the blend learner: optional (blend_group None: not watched)
+        self.optional = {blend_group: topics.interactions} if blend_group else {}
         self.settings, self.clock = settings, clock
         self.flink = FlinkRest(rest_url or f"http://127.0.0.1:{settings.flink_rest_port}")
         # one Redis or a Redis Cluster (redis+cluster://): the freshness hash is one key either way
@@ -283,7 +171,7 @@ class Monitor:
     def _kafka_side(self) -> KafkaSide:
         if self._kafka is None:
             self._kafka = KafkaSide(self.settings.kafka_bootstrap, self.groups,
-                                    self.settings.topics.dlq)
+                                    self.settings.topics.dlq, self.optional)
         return self._kafka
 
     def collect(self) -> Snapshot:
@@ -292,6 +180,7 @@ class Monitor:
         readings: dict[str, Any] = {}
         steps: list[tuple[str, str, Callable[[], Any]]] = [
             ("kafka", "lags", lambda: tuple(self._kafka_side().lags())),
+            ("kafka", "members", lambda: self._kafka_side().members()),
             ("dlq", "dlq", lambda: self._kafka_side().read_dlq()),
             ("flink", "flink", self._flink),
             ("redis", "freshness_ms", self._freshness),
@@ -408,6 +297,9 @@ def render(s: Snapshot, now_s: float) -> list[Metric]:
                ((keys(p), p.end) for p in s.lags)),
         _gauge("recs_kafka_committed_offset", "offset the group committed", part,
                ((keys(p), p.committed) for p in s.lags if p.committed is not None)),
+        _gauge("recs_kafka_group_members", "consumers in a group that need not run (the blend "
+               "learner's); 0: not running", ["group"],
+               (([g], n) for g, n in sorted(s.members.items()))),
         _gauge("recs_redis_data_age_seconds", "now - newest event time in Redis, by writer",
                ["writer"], (([w], age(ms)) for w, ms in sorted(s.freshness_ms.items()))),
     ]
@@ -462,6 +354,8 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--stream-group", default="recs-stream",
                         help="the job's --group-id (its groups add -interactions and -items)")
     parser.add_argument("--loader-group", default="recs-loader")
+    parser.add_argument("--blend-group", default=BLEND_GROUP,
+                        help="the blend learner's --group ('' to not watch it)")
     parser.add_argument("--once", action="store_true", help="print one reading and exit")
     args = parser.parse_args(argv)
     if args.interval <= 0:
@@ -469,7 +363,8 @@ def main(argv: list[str]) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     logging.getLogger("kafka").setLevel(logging.CRITICAL)  # failures are logged once, below
     settings = Settings.from_env()
-    monitor = Monitor(settings, stream_group=args.stream_group, loader_group=args.loader_group)
+    monitor = Monitor(settings, stream_group=args.stream_group, loader_group=args.loader_group,
+                      blend_group=args.blend_group or None)
     collector = SnapshotCollector()
     registry = CollectorRegistry(auto_describe=True)
     registry.register(collector)

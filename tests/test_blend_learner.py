@@ -25,6 +25,7 @@ from state.records import Envelope, Update, encode_envelope
 from state.store import MemoryStore
 from stream.blend_learner import (
     BlendLearner,
+    Counts,
     check_share,
     resume,
     sampled,
@@ -218,3 +219,34 @@ def test_malformed_events_are_counted_and_logged_by_field(
     assert kept == [good]
     assert (learner.counts.seen, learner.counts.malformed, learner.counts.interest) == (3, 2, 1)
     assert "field=ts value='soon'" in caplog.text
+
+
+def test_metrics_render_the_counts_and_have_no_publication_series_before_one() -> None:
+    from recs.readings import samples_of
+    from stream.blend_learner_metrics import COUNTERS, LearnerCollector, LearnerReading
+    from tests.test_prometheus import catalogue
+
+    counts = Counts(seen=7, malformed=1, interest=5, sampled=4, no_session=1, leaked=2,
+                    skipped_leaked=2, unread=0, stepped=1)
+    model = lb.BlendModel(events=3, labelled=2, prior_gain=0.5, learned_gain=0.25)
+    reading = LearnerReading(counts, model, False, True, None, {("t", 1): 9, ("t", 0): 0})
+
+    def got() -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+        return {(s.name, tuple(sorted(s.labels.items()))): s.value
+                for s in samples_of(LearnerCollector(lambda: reading))}
+
+    before = got()
+    assert [before[(f"recs_blend_learner_{name}_total", ())] for _, name, _ in COUNTERS] == \
+        [7, 1, 5, 4, 1, 2, 2, 0, 1, 0]
+    assert before[("recs_blend_learner_labelled", ())] == 2
+    assert before[("recs_blend_learner_gain", (("order", "learned"),))] == 0.25
+    assert before[("recs_blend_learner_lag_records", (("partition", "1"), ("topic", "t")))] == 9
+    assert not [n for n, _ in before if "publish" in n and not n.endswith("publishes_total")]
+    reading = dataclasses.replace(
+        reading, counts=dataclasses.replace(counts, publishes=1, last_publish_version=2,
+                                            last_publish_as_of=5_000), published_at_s=12.5)
+    after = got()
+    assert {name for name, _ in after} <= set(catalogue())  # docs/observability.md lists them
+    assert (after[("recs_blend_learner_published_version", ())],
+            after[("recs_blend_learner_published_event_time_seconds", ())],
+            after[("recs_blend_learner_last_publish_timestamp_seconds", ())]) == (2, 5.0, 12.5)

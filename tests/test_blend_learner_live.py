@@ -1,7 +1,8 @@
 """The blend learner against a real Kafka and Redis (stream/blend_learner_run.py): it learns from
 the clickstream topic what stepping the same examples in-process learns, publishes the value the
 server reads, commits its offsets and resumes from its value; the server then serves the
-learned order."""
+learned order. The command's /metrics shows the counts it logs, the published version and its
+lag."""
 
 from __future__ import annotations
 
@@ -18,9 +19,11 @@ import orjson
 import pytest
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
+from infra.procs import free_port
 from infra.topics import kafka_python_delivery
 from operators import learned_blend as lb
 from recs.engine import spawn
+from recs.readings import Target, scrape
 from recs.settings import Settings
 from serving.homepage_reads import context_keys, learned_events, reads
 from serving.rules import load_rules
@@ -28,6 +31,7 @@ from state.keys import MODEL_BLEND, model_key
 from state.records import Envelope, decode_envelope
 from state.redis_store import RedisStore
 from stream.blend_learner import BlendLearner, sampled
+from stream.blend_learner_metrics import COUNTERS, PREFIX
 from stream.blend_learner_run import LearnerOptions, Shell
 from stream.loader import group_consumer
 from stream.reference import ReferenceRunner
@@ -137,16 +141,24 @@ def test_the_command_stops_on_sigterm_after_publishing_and_committing(
     log = generated_log(400, n_users=30, n_items=450, seed=9)
     ReferenceRunner(store=redis_store, models=False).run([*log.items, *log.events[:300]])
     (topic,) = fresh_topics("clicks", partitions=1)
-    _produce(kafka.bootstrap, topic, [e.to_json() for e in log.events[300:]])
+    bad = [raw for raw, _ in MALFORMED[:3]]
+    _produce(kafka.bootstrap, topic, [e.to_json() for e in log.events[300:]] + bad)
     settings = Settings(kafka_bootstrap=kafka.bootstrap,
-                        redis_url=redis_server.url_for(redis_store.db), blend_publish_ms=500)
+                        redis_url=redis_server.url_for(redis_store.db), blend_publish_ms=500,
+                        blend_metrics_port=free_port())
     group = f"g-{uuid.uuid4().hex[:8]}"
+    began = time.time()
     proc = spawn("blend-learner", ["blend-learner", "--topic", topic, "--group", group,
                                    "--from-earliest"], settings, tmp_path)
+    metrics = Target("learner", f"http://127.0.0.1:{settings.blend_metrics_port}/metrics")
     try:
         deadline = time.monotonic() + 60
-        while _committed(kafka.bootstrap, group, topic) != 100 and time.monotonic() < deadline:
+        while _committed(kafka.bootstrap, group, topic) != 103 and time.monotonic() < deadline:
             time.sleep(0.5)  # learned, published and committed
+        # its /metrics while it runs, idle: the lag is taken once a second
+        lag = ("lag_records", (("partition", "0"), ("topic", topic)))
+        while (got := _scraped(metrics)).get(lag) != 0 and time.monotonic() < deadline:
+            time.sleep(0.2)
     finally:
         code = proc.stop(timeout=20)
     out = proc.tail()
@@ -154,13 +166,38 @@ def test_the_command_stops_on_sigterm_after_publishing_and_committing(
     result = orjson.loads(out.splitlines()[-1])
     # Redis holds the state before these events; the log's events are up to 1.5 s out of
     # order, so lists may reflect a later time than some events: those are skipped (default)
-    assert result["seen"] == 100 and result["publishes"] >= 1, out
+    assert result["seen"] == 103 and result["publishes"] >= 1, out
     assert result["skipped_leaked"] == result["leaked"] < result["sampled"], out
     assert result["stepped"] == result["sampled"] - result["no_session"] - result["leaked"] > 0
     assert result["labelled"] > 0, out
     assert "blend learner: stopped" in out
     raw = redis_store.client.get(model_key(MODEL_BLEND))
     assert isinstance(raw, bytes) and decode_envelope(raw).version == result["labelled"]
+    published = decode_envelope(raw)
+
+    # what it exported before the signal: the counts it printed when it stopped (no event came
+    # in between), the version in Redis, and the model's gains
+    interest = [e for e in log.events[300:] if lb.label_of(e) is not None]  # sample: all
+    assert (got[("events_polled_total", ())], got[("events_malformed_total", ())],
+            got[("events_sampled_total", ())]) == (103, 3, len(interest))
+    for field, name, _ in COUNTERS:
+        assert got[(name + "_total", ())] == result[field], name
+    model, cfg = lb.from_published(published.data)
+    assert got[("labelled", ())] == got[("published_version", ())] == published.version
+    assert got[("published_event_time_seconds", ())] == published.as_of / 1000
+    assert got[("warm", ())] == float(lb.is_warm(model, cfg)) == float(result["warm"])
+    assert (got[("gain", (("order", "learned"),))], got[("gain", (("order", "prior"),))]) == \
+        (model.learned_gain, model.prior_gain)
+    assert began < got[("last_publish_timestamp_seconds", ())] < time.time()
+    assert got[("redis_up", ())] == 1
+    assert got[lag] == 0
+
+
+def _scraped(target: Target) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """The learner's samples (``recs_blend_learner_`` left out of the names), by sorted
+    labels; empty while it does not answer."""
+    return {(s.name.removeprefix(PREFIX), tuple(sorted(s.labels.items()))): s.value
+            for s in scrape(target, timeout=2.0).samples}
 
 
 class _KillsRedisOnFirstPoll:

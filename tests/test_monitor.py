@@ -6,15 +6,22 @@
   catalogue's (docs/observability.md);
 - the Flink side of the monitor on REST documents shaped like Flink's (the live job is checked
   in tests/test_stream_e2e.py);
+- the blend learner's group: "not running" and no lag series before it commits, its lag once
+  it has (tests/test_blend_learner_live.py scrapes the learner's own /metrics);
 - the loader: a batch through ``recs.updates`` shows up in ``recs_freshness_seconds`` and the
   loader's counters on its ``/metrics`` endpoint.
 """
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
+import threading
 import time
 import urllib.request
+import uuid
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
@@ -29,15 +36,18 @@ from state import keys
 from state.records import Update
 from state.redis_store import RedisStore
 from stream import loader
+from stream.blend_learner_run import GROUP, LearnerOptions, Shell
 from stream.dlq import dead_letter
 from stream.job import observability_options
 from stream.monitor import (
+    BLEND_GROUP,
     Monitor,
     OperatorReading,
     Snapshot,
     SnapshotCollector,
     _read_operators,
 )
+from tests.streamkit import generated_log
 
 # record timestamps are checked by the broker (not too far from its clock): use the real time
 NOW_S = float(int(time.time()))
@@ -228,3 +238,88 @@ def test_loader_exports_freshness_and_counters(live_settings: Settings,
     assert got[("recs_loader_malformed_total", lab())] == 1
     assert got[("recs_loader_updates_applied_total", lab())] == 6
     assert got[("recs_loader_lag_records", lab())] == 0
+
+
+def _until(check: Callable[[], bool], what: str, timeout_s: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not within {timeout_s} s: {what}")
+        time.sleep(0.2)
+
+
+@pytest.mark.integration
+def test_monitor_shows_the_blend_learners_group_lag_once_it_commits(
+        settings: Settings, redis_server: Any, redis_store: RedisStore) -> None:
+    topic, group, n, more = settings.topics.interactions, f"g-{uuid.uuid4().hex[:8]}", 40, 7
+    events = generated_log(200, n_users=20, n_items=450, seed=3).events
+    producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap)
+    for event in events[:n]:
+        producer.send(topic, value=event.to_json(), partition=0)
+    producer.flush()
+    p0 = lab(group=group, topic=topic, partition="0")
+    monitor = Monitor(settings, blend_group=group)
+    opts = LearnerOptions(settings.kafka_bootstrap, topic, settings.redis_url, 1.0, 0.2,
+                          group=group, reset="earliest")
+    shell = Shell(opts, settings)
+    learner = threading.Thread(target=lambda: asyncio.run(shell.run()))
+    try:
+        # no learner ever ran: "not running", no lag series (not the whole topic as lag)
+        readings: list[Snapshot] = []  # a fresh broker finds no group coordinator at first
+
+        def reads_kafka() -> bool:
+            readings.append(monitor.collect())
+            return readings[-1].up["kafka"]
+
+        _until(reads_kafka, "the monitor reads Kafka")
+        before = readings[-1]
+        assert before.members == {group: 0}
+        assert not [p for p in before.lags if p.group == group]
+        got = rendered(before, NOW_S)
+        assert got[("recs_kafka_group_members", lab(group=group))] == 0
+        assert ("recs_kafka_consumer_lag_records", p0) not in got
+
+        # running and committed: one member, the partition's end committed, no lag
+        learner.start()
+        _until(lambda: _committed(settings, group, topic) == n, "the learner commits")
+        running = monitor.collect()
+        assert running.members == {group: 1}
+        got = rendered(running, NOW_S)
+        assert (got[("recs_kafka_end_offset", p0)], got[("recs_kafka_committed_offset", p0)],
+                got[("recs_kafka_consumer_lag_records", p0)]) == (n, n, 0)
+        assert got[("recs_kafka_consumer_lag_seconds", p0)] == 0
+        assert shell.learner.counts.seen == n
+
+        # stopped, and the topic moves on: not running, and behind by what came after
+        shell.stop()
+        learner.join(timeout=20)
+        assert not learner.is_alive()
+        for event in events[n:n + more]:
+            producer.send(topic, value=event.to_json(), partition=0)
+        producer.flush()
+        after = monitor.collect()
+        assert after.members == {group: 0}
+        got = rendered(after, time.time() + 5)  # the first record behind: sent under 5 s ago
+        assert got[("recs_kafka_group_members", lab(group=group))] == 0
+        assert (got[("recs_kafka_committed_offset", p0)],
+                got[("recs_kafka_consumer_lag_records", p0)]) == (n, more)
+        assert 5 < got[("recs_kafka_consumer_lag_seconds", p0)] < 30
+    finally:
+        shell.stop()
+        if learner.is_alive():
+            learner.join(timeout=20)
+        monitor.close()
+        producer.close()
+
+
+def test_the_monitor_watches_the_learners_default_group() -> None:
+    assert BLEND_GROUP == GROUP  # stream.monitor does not import the learner (faiss)
+
+
+def _committed(settings: Settings, group: str, topic: str) -> int | None:
+    consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, group_id=group,
+                             enable_auto_commit=False)
+    try:
+        return consumer.committed(TopicPartition(topic, 0))  # type: ignore[no-any-return]
+    finally:
+        consumer.close()

@@ -342,3 +342,16 @@ def test_a_stalled_job_raises_the_lag_alert(live_settings: Settings, tmp_path: P
     assert {c["rule"] for c in fired} <= set(doc["alerts"])
     print(f"\nstall: {traffic.sent} events sent; status alerts {doc['alerts']}; "
           + "; ".join(f"{c['subject']} {c['value']:.0f} > {c['threshold']}" for c in fired))
+
+
+def test_the_blend_learners_group_is_shown_running_or_not() -> None:
+    from recs.status import render, summary
+
+    members = "recs_kafka_group_members"
+    stopped = snap(0, (members, {"group": "recs-blend-learner"}, 0))
+    running = snap(1, (members, {"group": "recs-blend-learner"}, 1))
+    assert [(c.subject, c.value, c.unit, c.alert) for c in judge(stopped, stopped)[""]
+            if c.unit == "consumers"] == [("consumers recs-blend-learner", 0, "consumers", False)]
+    assert "consumers recs-blend-learner" in render(summary(stopped, stopped, LIMITS))
+    assert "not running" in render(summary(stopped, stopped, LIMITS))
+    assert "1 running" in render(summary(running, running, LIMITS))
