@@ -243,10 +243,11 @@ def commit_offsets(consumer: Any, who: str = "loader") -> None:
 
 
 
-def group_consumer(bootstrap: str, group_id: str, topic: str, reset: str = "earliest") -> Any:
+def group_consumer(bootstrap: str, group_id: str, topic: str, reset: str = "earliest",
+                   max_poll_records: int = 5000) -> Any:
     """A consumer in ``group_id`` subscribed to ``topic``, committing only when told
     (:func:`commit_offsets`), from the ``reset`` offset (``earliest`` or ``latest``) when the
-    group has none."""
+    group has none; a poll returns at most ``max_poll_records``."""
     from kafka import KafkaConsumer
 
     consumer = KafkaConsumer(
@@ -255,7 +256,7 @@ def group_consumer(bootstrap: str, group_id: str, topic: str, reset: str = "earl
         enable_auto_commit=False,
         auto_offset_reset=reset,
         fetch_max_wait_ms=20,
-        max_poll_records=5000,
+        max_poll_records=max_poll_records,
         max_partition_fetch_bytes=8 * 1024 * 1024,
         # a consumer that subscribes before the topic's metadata is available would otherwise
         # wait for the default refresh (5 min) before it gets its partitions

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import itertools
 import threading
 import time
 import uuid
@@ -23,7 +24,7 @@ from infra.procs import free_port
 from infra.topics import kafka_python_delivery
 from operators import learned_blend as lb
 from recs.engine import spawn
-from recs.readings import Target, scrape
+from recs.readings import Target, samples_of, scrape
 from recs.settings import Settings
 from serving.homepage_reads import context_keys, learned_events, reads
 from serving.rules import load_rules
@@ -31,7 +32,7 @@ from state.keys import MODEL_BLEND, model_key
 from state.records import Envelope, decode_envelope
 from state.redis_store import RedisStore
 from stream.blend_learner import BlendLearner, sampled
-from stream.blend_learner_metrics import COUNTERS, PREFIX
+from stream.blend_learner_metrics import COUNTERS, PREFIX, LearnerCollector
 from stream.blend_learner_run import LearnerOptions, Shell
 from stream.loader import group_consumer
 from stream.reference import ReferenceRunner
@@ -198,6 +199,26 @@ def _scraped(target: Target) -> dict[tuple[str, tuple[tuple[str, str], ...]], fl
     labels; empty while it does not answer."""
     return {(s.name.removeprefix(PREFIX), tuple(sorted(s.labels.items()))): s.value
             for s in scrape(target, timeout=2.0).samples}
+
+
+def test_the_learners_lag_is_each_partitions_end_minus_its_position(
+        kafka: Any, redis_server: Any, redis_store: RedisStore, fresh_topics: Any) -> None:
+    log = generated_log(400, n_users=30, n_items=450, seed=9)
+    (topic,) = fresh_topics("clicks", partitions=1)
+    _produce(kafka.bootstrap, topic, [e.to_json() for e in log.events[:300]])
+    url = redis_server.url_for(redis_store.db)
+    opts = LearnerOptions(kafka.bootstrap, topic, url, 1.0, 3600.0,
+                          group=f"g-{uuid.uuid4().hex[:8]}", max_events=100, reset="earliest")
+    ticks = itertools.count()  # a second per clock read: the lag is taken after every poll
+    shell = Shell(opts, Settings(redis_url=url), clock=lambda: float(next(ticks)),
+                  make_consumer=lambda o: group_consumer(o.bootstrap, o.group, o.topic, o.reset,
+                                                         max_poll_records=50))
+    assert shell.reading().lags == {}
+    result = asyncio.run(shell.run())
+    assert result["seen"] == 100  # two polls of 50
+    got = {s.name: (s.labels, s.value) for s in samples_of(LearnerCollector(shell.reading))
+           if s.name == PREFIX + "lag_records"}
+    assert got == {PREFIX + "lag_records": ({"topic": topic, "partition": "0"}, 200.0)}
 
 
 class _KillsRedisOnFirstPoll:
