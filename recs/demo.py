@@ -295,6 +295,7 @@ def main(argv: list[str]) -> int:
     port = port_for(base_settings.http_port)
     metric_ports = {"monitor_port": port_for(base_settings.monitor_port),
                     "loader_metrics_port": port_for(base_settings.loader_metrics_port),
+                    "blend_metrics_port": port_for(base_settings.blend_metrics_port),
                     "flink_metrics_port": port_for(base_settings.flink_metrics_port),
                     "flink_rest_port": port_for(base_settings.flink_rest_port)}
     stop = threading.Event()
@@ -310,6 +311,7 @@ def main(argv: list[str]) -> int:
             svc.settings, run_dir=run_dir, http_port=port,
             monitor_port=metric_ports["monitor_port"],
             loader_metrics_port=metric_ports["loader_metrics_port"],
+            blend_metrics_port=metric_ports["blend_metrics_port"],
             flink_metrics_port=metric_ports["flink_metrics_port"],
             flink_rest_port=metric_ports["flink_rest_port"],
             # a short attribution window, so the ranker learns while the demo runs
@@ -370,7 +372,8 @@ def main(argv: list[str]) -> int:
               f"terminal (RECS_MONITOR_PORT={settings.monitor_port} "
               f"RECS_LOADER_METRICS_PORT={settings.loader_metrics_port} "
               f"RECS_HTTP_PORT={port}); Prometheus targets: server {port}, monitor "
-              f"{settings.monitor_port}, loader {settings.loader_metrics_port}, Flink "
+              f"{settings.monitor_port}, loader {settings.loader_metrics_port}, blend learner "
+              f"{settings.blend_metrics_port}, Flink "
               f"{settings.flink_metrics_port} (config and Grafana dashboard in infra/prometheus, "
               f"infra/grafana); Flink's web UI http://127.0.0.1:{settings.flink_rest_port}",
               flush=True)
