@@ -9,7 +9,10 @@ code 0 healthy, 1 when an alert condition holds, 2 when nothing answers or on ba
 
 The conditions are those of ``infra/prometheus/alerts.yml``, rule by rule, with the thresholds of
 ``infra.alerting.thresholds()``; rates and deltas are taken over ``--window`` instead of the
-rule's range, and a rule's ``for:`` is not applied (status judges the value now). Targets:
+rule's range, and a rule's ``for:`` is not applied (status judges the value now). The blend
+learner's group (:data:`stream.monitor_kafka.BLEND_GROUP`) is judged as the rules judge it: its
+lag in seconds by ``RecsBlendLearnerBehind``, its records for information, never by the job's
+lag rules. Targets:
 ``--targets`` or ``RECS_METRICS_TARGETS`` (``name=http://host:port/metrics``, comma-separated;
 default the monitor and the loader on loopback at their settings ports), plus the server's
 ``/metrics``. The scraping and the readings (:mod:`recs.readings`) are shared with the
@@ -40,6 +43,7 @@ from recs.readings import (
     targets_of,
 )
 from recs.settings import Settings
+from stream.monitor_kafka import BLEND_GROUP
 
 EXIT_OK, EXIT_ALERT, EXIT_UNREACHABLE = 0, 1, 2
 
@@ -71,6 +75,11 @@ def checks(r: Readings, snapshot: Snapshot, t: Mapping[str, Mapping[str, Any]]) 
     lag, serving = t["consumer_lag"], t["serving"]
     for key in sorted(set(r.lag_records) | set(r.lag_seconds)) or [""]:
         records = r.lag_records.get(key)
+        if key.partition("/")[0] == BLEND_GROUP:  # only the learned blend's weights are behind
+            add("", f"lag {key}", records, None, "records")
+            add("RecsBlendLearnerBehind", f"lag {key}", r.lag_seconds.get(key),
+                t["blend_learner"]["lag_seconds"], "s")
+            continue
         add("RecsConsumerLagGrowing", f"lag {key}", records, lag["records"], "records",
             _above(records, lag["records"]) and _above(r.lag_growth.get(key), 0))
         add("RecsConsumerLagHigh", f"lag {key}", r.lag_seconds.get(key), lag["seconds"], "s")

@@ -40,6 +40,7 @@ from infra.prometheus_server import (
 )
 from recs.settings import Settings
 from state.redis_store import RedisStore
+from stream.monitor_kafka import BLEND_GROUP
 from tests.serving.kit import creds, fill, server_auth, serving_http
 
 REPO = Path(__file__).resolve().parents[1]
@@ -193,11 +194,11 @@ def test_template_placeholders_are_checked() -> None:
 
 def test_promtool_checks_the_config_and_its_rules(promtool: str) -> None:
     out = run_promtool(promtool, "check", "config", CONFIG_PATH)
-    assert "SUCCESS" in out and "10 rules found" in out
+    assert "SUCCESS" in out and "11 rules found" in out
 
 
 def test_promtool_checks_the_rules(promtool: str) -> None:
-    assert "SUCCESS: 10 rules found" in run_promtool(promtool, "check", "rules", ALERTS_PATH)
+    assert "SUCCESS: 11 rules found" in run_promtool(promtool, "check", "rules", ALERTS_PATH)
 
 
 def test_promtool_rule_unit_tests_pass(promtool: str) -> None:
@@ -217,7 +218,7 @@ def test_every_alert_has_severity_annotations_and_a_runbook_section() -> None:
     headings = {re.sub(r"[^a-z0-9 -]", "", h.lower()).replace(" ", "-")
                 for h in re.findall(r"^#+ (.+)$", DOC.read_text(), re.MULTILINE)}
     rules = alert_rules()
-    assert len(rules) == 10
+    assert len(rules) == 11
     for rule in rules:
         assert rule["labels"]["severity"] in {"critical", "warning"}, rule["alert"]
         notes = rule["annotations"]
@@ -229,6 +230,18 @@ def test_every_alert_has_severity_annotations_and_a_runbook_section() -> None:
 
 def test_alerts_query_only_catalogued_metrics() -> None:
     assert uncatalogued([r["expr"] for r in alert_rules()]) == {}
+
+
+def test_the_blend_learners_group_has_its_own_lag_rule() -> None:
+    """The group the rules single out is the one ``recs monitor`` watches for the learner:
+    every selector of the job's lag rules leaves it out, RecsBlendLearnerBehind selects it."""
+    rules = {r["alert"]: r["expr"] for r in alert_rules()}
+    for name in ("RecsConsumerLagGrowing", "RecsConsumerLagHigh"):
+        selectors = re.findall(r"recs_kafka_consumer_lag_\w+(\{[^}]*\})?", rules[name])
+        assert selectors and set(selectors) == {f'{{group!="{BLEND_GROUP}"}}'}, rules[name]
+    assert re.findall(r"recs_kafka_consumer_lag_\w+\{[^}]*\}", rules["RecsBlendLearnerBehind"]) \
+        == [f'recs_kafka_consumer_lag_seconds{{group="{BLEND_GROUP}"}}']
+    assert f"> {thresholds()['blend_learner']['lag_seconds']}" in rules["RecsBlendLearnerBehind"]
 
 
 # ---- Grafana ---------------------------------------------------------------------------------
@@ -392,7 +405,7 @@ def test_prometheus_scrapes_the_server(filled_url: str, prometheus_for: Any,
                 if r["metric"].get("alertstate") == "firing"] == []
         groups = json.loads(urllib.request.urlopen(prom.url + "/api/v1/rules",
                                                    timeout=5).read())["data"]["groups"]
-        assert sum(len(g["rules"]) for g in groups) == 10
+        assert sum(len(g["rules"]) for g in groups) == 11
 
 
 def test_render_config_rejects_bad_targets() -> None:

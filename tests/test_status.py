@@ -35,6 +35,7 @@ from recs.settings import Settings
 from recs.status import Check, checks
 from schemas.events import Interaction
 from state.redis_store import RedisStore
+from stream.monitor_kafka import BLEND_GROUP
 from tests.serving.kit import creds, fill, server_auth, serving_http
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -80,10 +81,11 @@ def monitor_registry(lag_records: float = 10, lag_seconds: float = 0.5,
                      checkpoint_age: float = 2.0) -> tuple[CollectorRegistry, dict[str, Any]]:
     r = CollectorRegistry()
     part = ["group", "topic", "partition"]
-    m = {"lag": Gauge("recs_kafka_consumer_lag_records", "", part, registry=r),
-         "lag_s": Gauge("recs_kafka_consumer_lag_seconds", "", part, registry=r),
-         "age": Gauge("recs_checkpoint_age_seconds", "", registry=r),
-         "dlq": Counter("recs_dlq_events", "", ["reason"], registry=r)}
+    m: dict[str, Any] = {
+        "lag": Gauge("recs_kafka_consumer_lag_records", "", part, registry=r),
+        "lag_s": Gauge("recs_kafka_consumer_lag_seconds", "", part, registry=r),
+        "age": Gauge("recs_checkpoint_age_seconds", "", registry=r),
+        "dlq": Counter("recs_dlq_events", "", ["reason"], registry=r)}
     m["lag"].labels(GROUP, TOPIC, "0").set(lag_records)
     m["lag_s"].labels(GROUP, TOPIC, "0").set(lag_seconds)
     m["age"].set(checkpoint_age)
@@ -243,6 +245,49 @@ def test_conditions_follow_the_alert_rules_at_their_thresholds() -> None:
     # no data is never an alert
     empty = judge(snap(0), snap(1))
     assert not any(c.alert for cs in empty.values() for c in cs)
+
+
+def test_the_blend_learners_lag_is_judged_by_its_own_rule() -> None:
+    """The learner's group lagging is RecsBlendLearnerBehind (warning, its threshold), never the
+    job's lag rules; the job's group lagging as much is RecsConsumerLagHigh as before."""
+    limit = LIMITS["blend_learner"]["lag_seconds"]
+    records = LIMITS["consumer_lag"]["records"]
+    assert LIMITS["consumer_lag"]["seconds"] < 700 and limit < 700  # both rules' conditions hold
+
+    def lagging(group: str, seconds: float) -> tuple[Snapshot, Snapshot]:
+        """``group`` ``seconds`` behind, its records above RecsConsumerLagGrowing's threshold
+        and growing."""
+        part = {"group": group, "topic": TOPIC, "partition": "0"}
+        return (snap(0, ("recs_kafka_consumer_lag_records", part, records + 1)),
+                snap(5, ("recs_kafka_consumer_lag_records", part, records + 500),
+                     ("recs_kafka_consumer_lag_seconds", part, seconds)))
+
+    def fired(group: str, seconds: float) -> list[tuple[str, str, float | None, float | None]]:
+        return [(c.rule, c.subject, c.value, c.threshold)
+                for cs in judge(*lagging(group, seconds)).values() for c in cs if c.alert]
+
+    assert fired(BLEND_GROUP, 700) == [
+        ("RecsBlendLearnerBehind", f"lag {BLEND_GROUP}/{TOPIC}", 700, limit)]
+    assert fired(BLEND_GROUP, limit) == []  # ">" as the rule
+    assert sorted(fired(GROUP, 700)) == [
+        ("RecsConsumerLagGrowing", f"lag {GROUP}/{TOPIC}", records + 500, records),
+        ("RecsConsumerLagHigh", f"lag {GROUP}/{TOPIC}", 700, LIMITS["consumer_lag"]["seconds"])]
+    # the learner's records are shown, for information only
+    before, after = lagging(BLEND_GROUP, 700)
+    shown = [(c.rule, c.value, c.unit) for c in checks(read(before, after), after, LIMITS)
+             if c.subject == f"lag {BLEND_GROUP}/{TOPIC}"]
+    assert shown == [("", records + 500, "records"), ("RecsBlendLearnerBehind", 700, "s")]
+
+
+def test_a_lagging_blend_learner_exits_1_with_its_own_alert() -> None:
+    registry, m = monitor_registry()  # the job's group healthy
+    m["lag_s"].labels(BLEND_GROUP, TOPIC, "0").set(700)
+    m["lag"].labels(BLEND_GROUP, TOPIC, "0").set(LIMITS["consumer_lag"]["records"] * 2)
+    with exporting(registry) as monitor:
+        code, doc = status("--targets", f"monitor={monitor}", "--server", "", "--window", "0.5")
+    assert (code, doc["status"], doc["alerts"]) == (1, "alert", ["RecsBlendLearnerBehind"]), doc
+    assert [(c["subject"], c["value"]) for c in doc["checks"] if c["alert"]] == \
+        [(f"lag {BLEND_GROUP}/{TOPIC}", 700)]
 
 
 # ---- the injected stall ------------------------------------------------------------------
