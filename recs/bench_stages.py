@@ -79,7 +79,8 @@ def _chain(env: Any, stage: str, runtime: str, raw: Any) -> list[Any]:
     if stage == "dedup":
         p = jvm.parse(raw)
         events = jvm.watermarks(p.events, cfg.out_of_orderness_ms, cfg.idleness_ms)
-        return [jvm.dedup(events, engine), p.dead]
+        grace = cfg.out_of_orderness_ms + cfg.state_expiry_lateness_ms
+        return [jvm.dedup(events, engine, grace_ms=grace), p.dead]
     if stage == "sessions":
         front = (topology._jvm_front(raw, cfg) if runtime == JVM
                  else topology._python_front(raw, cfg))

@@ -36,6 +36,10 @@ class Settings:
     out_of_orderness_ms: int = 2_000
     session_gap_ms: int = 30 * 60_000
     session_ttl_ms: int = 30 * 86_400_000
+    # how far behind the watermark an event may be and still meet the keyed state the operators'
+    # spec would (the JVM job clears an idle user's state that much after it could matter; a
+    # backlog drained from skewed partitions is minutes late, see docs/stream.md)
+    state_expiry_lateness_ms: int = 86_400_000
     # Flink
     parallelism: int = 1
     # where the per-event path runs: "jvm" (parse, dedup, sessions, neighbours, items and
@@ -119,6 +123,7 @@ class Settings:
             "RECS_OUT_OF_ORDERNESS_MS": str(self.out_of_orderness_ms),
             "RECS_SESSION_GAP_MS": str(self.session_gap_ms),
             "RECS_SESSION_TTL_MS": str(self.session_ttl_ms),
+            "RECS_STATE_EXPIRY_LATENESS_MS": str(self.state_expiry_lateness_ms),
             "RECS_PARALLELISM": str(self.parallelism),
             "RECS_STREAM_RUNTIME": self.stream_runtime,
             "RECS_WRITER": self.writer,
@@ -173,6 +178,8 @@ class Settings:
             out_of_orderness_ms=int(e.get("RECS_OUT_OF_ORDERNESS_MS", d.out_of_orderness_ms)),
             session_gap_ms=int(e.get("RECS_SESSION_GAP_MS", d.session_gap_ms)),
             session_ttl_ms=int(e.get("RECS_SESSION_TTL_MS", d.session_ttl_ms)),
+            state_expiry_lateness_ms=int(e.get("RECS_STATE_EXPIRY_LATENESS_MS",
+                                               d.state_expiry_lateness_ms)),
             parallelism=int(e.get("RECS_PARALLELISM", d.parallelism)),
             stream_runtime=e.get("RECS_STREAM_RUNTIME", d.stream_runtime),
             writer=e.get("RECS_WRITER", d.writer),

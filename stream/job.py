@@ -33,6 +33,7 @@ from typing import Final
 
 from infra.paths import python_path
 from infra.procs import LOOPBACK, port_is_free
+from operators.config import EngineConfig, SessionConfig
 from recs.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -105,6 +106,15 @@ def observability_options(settings: Settings) -> tuple[dict[str, str], list[Path
     return options, jars
 
 
+def engine_config(settings: Settings) -> EngineConfig:
+    """The operators' configuration the job runs with (the reference runner's, to compare)."""
+    return EngineConfig(session=SessionConfig(gap_ms=settings.session_gap_ms,
+                                              ttl_ms=settings.session_ttl_ms),
+                        mf=replace(EngineConfig().mf, negatives=settings.mf_negatives),
+                        ranker=replace(EngineConfig().ranker,
+                                       window_ms=settings.ranker_window_ms))
+
+
 def build(settings: Settings, opts: JobOptions):  # type: ignore[no-untyped-def]
     """Create the environment and the whole pipeline; returns the environment to execute."""
     from pyflink.common import Configuration, WatermarkStrategy
@@ -123,7 +133,6 @@ def build(settings: Settings, opts: JobOptions):  # type: ignore[no-untyped-def]
 
     from infra.paths import flink_connector_jar
     from infra.topics import producer_delivery_properties
-    from operators.config import EngineConfig, SessionConfig
     from stream import jvm
     from stream.topology import JVM, TopologyConfig, define_workflow
 
@@ -190,12 +199,9 @@ def build(settings: Settings, opts: JobOptions):  # type: ignore[no-untyped-def]
             builder = builder.set_property(key, value)
         return builder.build()
 
-    engine = EngineConfig(session=SessionConfig(gap_ms=settings.session_gap_ms,
-                                                ttl_ms=settings.session_ttl_ms),
-                          mf=replace(EngineConfig().mf, negatives=settings.mf_negatives),
-                          ranker=replace(EngineConfig().ranker,
-                                         window_ms=settings.ranker_window_ms))
+    engine = engine_config(settings)
     topo = TopologyConfig(engine=engine, out_of_orderness_ms=settings.out_of_orderness_ms,
+                          state_expiry_lateness_ms=settings.state_expiry_lateness_ms,
                           emit_interval_ms=settings.emit_interval_ms, models=settings.models,
                           model_publish_ms=settings.model_publish_ms,
                           model_max_events_per_s=settings.model_max_events_per_s,

@@ -77,9 +77,13 @@ def watermarks(events: Any, out_of_orderness_ms: int, idleness_ms: int) -> Any:
     return _wrap(_stages().watermarks(events._j_data_stream, out_of_orderness_ms, idleness_ms))
 
 
-def dedup(events: Any, cfg: EngineConfig) -> Any:
+def dedup(events: Any, cfg: EngineConfig, *, grace_ms: int) -> Any:
+    """``grace_ms``: how far behind the watermark an event may be and still meet the spec's state
+    (out-of-orderness + allowed lateness); a user's dedup state is cleared once the watermark
+    passes its newest event time + the window + ``grace_ms`` (the reasoning that this changes
+    no output is in ``DedupFunction.java``)."""
     return _wrap(_stages().dedup(events._j_data_stream, cfg.dedup.window_ms,
-                                 cfg.dedup.max_ids))
+                                 cfg.dedup.max_ids, grace_ms))
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,9 +96,12 @@ class Sessions:
     ranker_input: Any
 
 
-def session_config(cfg: EngineConfig, *, models: bool, publish_ms: int) -> str:
+def session_config(cfg: EngineConfig, *, models: bool, publish_ms: int, grace_ms: int) -> str:
     """What ``SessionFunction.java`` is configured with (``Stages.sessionConfig`` reads it);
-    ``publish_ms`` > 0 publishes a changed session at most that often (0: on every change)."""
+    ``publish_ms`` > 0 publishes a changed session at most that often (0: on every change);
+    ``grace_ms``, out-of-orderness + allowed lateness: a user's session state is cleared
+    once the watermark passes its newest event time + ``ttl_ms`` + ``grace_ms`` (the reasoning
+    that this changes no output is in ``SessionFunction.java``)."""
     s, mf = cfg.session, cfg.mf
     return orjson.dumps({
         "max_events": s.max_events, "gap_ms": s.gap_ms, "ttl_ms": s.ttl_ms,
@@ -102,16 +109,19 @@ def session_config(cfg: EngineConfig, *, models: bool, publish_ms: int) -> str:
         "max_basket": s.max_basket, "max_purchased": s.max_purchased,
         "cart_pair_weight": s.cart_pair_weight, "purchase_pair_weight": s.purchase_pair_weight,
         "max_shown": s.max_shown, "publish_ms": publish_ms, "models": models,
+        "expiry_grace_ms": grace_ms,
         "explicit": mf.mode == EXPLICIT,
         # stream/routing.py learns_from
         "learn_types": sorted(t for t, w in mf.event_weights.items() if w > 0),
     }).decode()
 
 
-def sessions(deduped: Any, cfg: EngineConfig, *, models: bool, publish_ms: int) -> Sessions:
+def sessions(deduped: Any, cfg: EngineConfig, *, models: bool, publish_ms: int,
+             grace_ms: int) -> Sessions:
     stages = _stages()
     j_sessions = stages.sessions(deduped._j_data_stream,
-                                 session_config(cfg, models=models, publish_ms=publish_ms))
+                                 session_config(cfg, models=models, publish_ms=publish_ms,
+                                                grace_ms=grace_ms))
     return Sessions(_wrap(j_sessions), _wrap(stages.sessionUpdates(j_sessions)),
                     _wrap(stages.modelInput(j_sessions)), _wrap(stages.rankerInput(j_sessions)))
 

@@ -97,6 +97,9 @@ ITEM_ROW = Types.ROW_NAMED(["item_id", "ts", "body"],
 class TopologyConfig:
     engine: EngineConfig
     out_of_orderness_ms: int = 2_000
+    # keyed state of an idle user is cleared this long (plus out_of_orderness_ms) after it last
+    # mattered: events up to that far behind the watermark still meet the spec's state
+    state_expiry_lateness_ms: int = 86_400_000
     idleness_ms: int = 5_000
     emit_interval_ms: int = 1_000  # neighbour lists, item values, trending lists
     models: bool = True             # the online models (stream/models.py)
@@ -206,9 +209,10 @@ def _jvm_front(interactions: DataStream, cfg: TopologyConfig) -> Front:
     """parse, watermarks, dedup and sessions as the Java twins (stream/jvm.py)."""
     parsed = jvm.parse(interactions)
     events = jvm.watermarks(parsed.events, cfg.out_of_orderness_ms, cfg.idleness_ms)
-    deduped = jvm.dedup(events, cfg.engine)
+    grace = cfg.out_of_orderness_ms + cfg.state_expiry_lateness_ms
+    deduped = jvm.dedup(events, cfg.engine, grace_ms=grace)
     sessions = jvm.sessions(deduped, cfg.engine, models=cfg.models,
-                            publish_ms=cfg.session_publish_ms)
+                            publish_ms=cfg.session_publish_ms, grace_ms=grace)
     return Front(deduped, parsed.dead, sessions.pairs, sessions.updates,
                  sessions.model_input, sessions.ranker_input)
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import random
 import time
+import urllib.request
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -13,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from kafka import KafkaConsumer, KafkaProducer
+from prometheus_client.parser import text_string_to_metric_families
 
 from infra.procs import free_port
 from infra.topics import engine_topics, ensure_topics, kafka_python_delivery
@@ -197,3 +199,22 @@ def reference(log: Log, cfg: EngineConfig | None = None) -> ReferenceRunner:
     runner = ReferenceRunner(cfg, models=True)
     runner.run([*log.items, *log.events])
     return runner
+
+
+Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
+FLINK_OPERATOR: str = "flink_taskmanager_job_task_operator_operator_"  # Flink's metric prefix
+
+
+def scrape(port: int) -> Samples:
+    """A Prometheus endpoint's samples on the loopback ``port``."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as resp:
+        text = resp.read().decode()
+    return {(s.name, frozenset(s.labels.items())): s.value
+            for family in text_string_to_metric_families(text) for s in family.samples}
+
+
+def metric_value(samples: Samples, name: str, **labels: str) -> float | None:
+    """The sum of ``name`` over the series that carry ``labels`` (None when there are none)."""
+    found = [v for (n, ls), v in samples.items()
+             if n == name and set(labels.items()) <= set(ls)]
+    return sum(found) if found else None

@@ -20,14 +20,12 @@ from __future__ import annotations
 
 import threading
 import time
-import urllib.request
 from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
 import redis
-from prometheus_client.parser import text_string_to_metric_families
 
 from operators.trending import daypart
 from recs import engine
@@ -39,6 +37,8 @@ from stream.job import JVM_WRITER, LOADER_WRITER, latest_checkpoint
 from stream.topology import JVM, PYTHON
 from tests import streamkit
 from tests.strategies import assert_same_top_k, naive_first_seen, naive_new_arrivals
+from tests.streamkit import metric_value as _value
+from tests.streamkit import scrape as _scrape
 
 pytestmark = pytest.mark.integration
 
@@ -220,23 +220,6 @@ def test_restart_from_checkpoint_converges_to_uninterrupted_state(
         job.stop()
         load.stop()
         monitor.stop()
-
-
-Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
-
-
-def _scrape(port: int) -> Samples:
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as resp:
-        text = resp.read().decode()
-    return {(s.name, frozenset(s.labels.items())): s.value
-            for family in text_string_to_metric_families(text) for s in family.samples}
-
-
-def _value(samples: Samples, name: str, **labels: str) -> float | None:
-    """The sum of ``name`` over the series that carry ``labels`` (None when there are none)."""
-    found = [v for (n, ls), v in samples.items()
-             if n == name and set(labels.items()) <= set(ls)]
-    return sum(found) if found else None
 
 
 def _check_metrics(settings: Settings, monitor: engine.EngineProcess) -> None:

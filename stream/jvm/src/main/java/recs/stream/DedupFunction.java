@@ -1,5 +1,19 @@
 // Twin of operators/dedup.py: duplicate suppression by event_id, keyed by user, on event time.
 // A copy of an event the user sent within the window is dropped here, before any stage counts it.
+//
+// Expiry (not in the spec, which keeps an idle user's ids until the user's next event): one
+// event-time timer per user at expiresAt(newest) = newest + window + grace + 1, grace being the
+// job's bounded out-of-orderness plus RECS_STATE_EXPIRY_LATENESS_MS (a backlog read from skewed
+// partitions runs minutes behind the watermark); when it fires the state is cleared. The outputs
+// stay the spec's. Once the watermark has passed that time, any event that is at most ``grace``
+// behind the watermark has ts > newest + window. Two cases:
+//  - its id is not remembered: the spec forgets every remembered id (all have ts <= newest < ts -
+//    window), keeps (id, ts) with newest = ts and passes it, exactly what an empty state does;
+//  - its id is remembered: a copy of a remembered event carries that event's time (the id and ts
+//    travel together: a producer's or client's retry resends the event), and ts <= newest is not
+//    within grace of the watermark. So this case is outside the bound.
+// Events later than that bound (a subset of recs_stream_late_events_total) may find a cleared state
+// that passes a copy the lazily kept state would have dropped.
 package recs.stream;
 
 import java.util.Arrays;
@@ -8,6 +22,7 @@ import org.apache.flink.api.common.functions.OpenContext;
 import org.apache.flink.api.common.state.ValueState;
 import org.apache.flink.api.common.state.ValueStateDescriptor;
 import org.apache.flink.api.common.typeinfo.TypeInformation;
+import org.apache.flink.metrics.Counter;
 import org.apache.flink.streaming.api.functions.KeyedProcessFunction;
 import org.apache.flink.types.Row;
 import org.apache.flink.util.Collector;
@@ -25,13 +40,19 @@ public class DedupFunction extends KeyedProcessFunction<String, Row, Row> {
 
     private final long windowMs;
     private final int maxIds;
+    private final long graceMs;
     private final OperatorMetrics metrics = new OperatorMetrics("dedup");
     private transient ValueState<State> state;
+    private transient Counter created;
+    private transient Counter expired;
     private long duplicates;
 
-    public DedupFunction(long windowMs, int maxIds) {
+    /** ``graceMs``: how far behind the watermark an event may be and still meet the spec's
+     *  state (see the expiry note above). */
+    public DedupFunction(long windowMs, int maxIds, long graceMs) {
         this.windowMs = windowMs;
         this.maxIds = maxIds;
+        this.graceMs = graceMs;
     }
 
     @Override
@@ -41,20 +62,44 @@ public class DedupFunction extends KeyedProcessFunction<String, Row, Row> {
         metrics.open(getRuntimeContext().getMetricGroup());
         getRuntimeContext().getMetricGroup().addGroup("operator", "dedup")
             .gauge("recs_stream_duplicates", () -> duplicates);
+        created = StateExpiry.created(getRuntimeContext().getMetricGroup(), "dedup");
+        expired = StateExpiry.expired(getRuntimeContext().getMetricGroup(), "dedup");
     }
 
     @Override
     public void processElement(Row event, Context ctx, Collector<Row> out) throws Exception {
         long ts = event.<Long>getFieldAs(1);
         metrics.arrived(ts, ctx.timerService().currentWatermark());
-        State next = step(state.value(), event.<String>getFieldAs(3), ts, windowMs, maxIds);
+        State cur = state.value();
+        State next = step(cur, event.<String>getFieldAs(3), ts, windowMs, maxIds);
         if (next == null) {
             duplicates++;
             return;
         }
         state.update(next);
+        if (cur == null) {
+            created.inc();
+        }
+        StateExpiry.reschedule(ctx.timerService(),
+                               cur == null ? StateExpiry.NONE : expiresAt(cur.newest),
+                               expiresAt(next.newest));
         metrics.emitted(1);
         out.collect(event);
+    }
+
+    long expiresAt(long newest) {
+        return StateExpiry.at(newest, windowMs, graceMs);
+    }
+
+    /** The user's expiry timer: the state is cleared (see the note at the top). */
+    @Override
+    public void onTimer(long timestamp, OnTimerContext ctx, Collector<Row> out) throws Exception {
+        State s = state.value();
+        if (s != null && expiresAt(s.newest) == timestamp
+                && !StateExpiry.endOfInput(ctx.timerService())) {
+            state.clear();
+            expired.inc();
+        }
     }
 
     /** operators/dedup.py step: the new state, or null when the id is a duplicate. */

@@ -1,6 +1,24 @@
 // Twin of operators/session.py (step, render, version) and of SessionFunction in
 // stream/functions.py (publication, pair grouping, model routing). The Python operator is the
 // specification; the parity tests run both on the same log and compare the Redis state.
+//
+// Expiry (the spec forgets lazily, on the user's next event): one event-time timer per user at
+// expiresAt(s) = version(s) + ttl + grace + 1, grace being the job's bounded out-of-orderness plus
+// RECS_STATE_EXPIRY_LATENESS_MS; when it fires the user's state is cleared. The outputs stay the
+// spec's. Once the watermark has passed that time, any event at most ``grace`` behind the watermark
+// has ts > version(s) + ttl, so ts is more than ttl after the last interest event and after every
+// shown entry (last_ts and each entry's time are <= version(s)). For such an event the spec's step:
+//  - interest event: _alive finds the interest part expired and no shown entry within ttl of
+//    max(version, ts) = ts, returns None, and the state starts over as if it had been empty;
+//  - impression: not ignored (newest = ts), _alive returns None as above, and a fresh state is
+//    built as from an empty one (an impression showing nothing changes neither state);
+//  - any other event: changes no state, either way.
+// The model and ranker routing does not read the state. So a cleared state and the lazily forgotten
+// one give the same pairs, the same published sessions (seq and version included) and the same
+// routing. Expiry itself publishes nothing new: with publishMs > 0 it publishes the state it clears
+// (a change may still wait for its processing-time timer, which would find no state), the same
+// value and version as the pending publication. Events later than that bound (a subset of
+// recs_stream_late_events_total) may find a cleared state and differ.
 package recs.stream;
 
 import java.util.ArrayList;
@@ -16,8 +34,10 @@ import org.apache.flink.api.common.state.ValueState;
 import org.apache.flink.api.common.state.ValueStateDescriptor;
 import org.apache.flink.api.common.typeinfo.TypeInformation;
 import org.apache.flink.api.common.typeinfo.Types;
+import org.apache.flink.metrics.Counter;
 import org.apache.flink.shaded.jackson2.com.fasterxml.jackson.databind.node.ArrayNode;
 import org.apache.flink.shaded.jackson2.com.fasterxml.jackson.databind.node.ObjectNode;
+import org.apache.flink.streaming.api.TimeDomain;
 import org.apache.flink.streaming.api.functions.KeyedProcessFunction;
 import org.apache.flink.types.Row;
 import org.apache.flink.util.Collector;
@@ -85,6 +105,7 @@ public class SessionFunction extends KeyedProcessFunction<String, Row, Row> {
         public double purchasePairWeight = 1.0;
         public int maxShown = 100;
         public long publishMs;  // 0: every change at once (as the Python twin)
+        public long expiryGraceMs;           // expiry: out-of-orderness + allowed lateness
         public boolean models;               // route model inputs (stream/routing.py)
         public boolean explicit;             // MFConfig mode: only ratings teach the model
         public String[] learnTypes = NONE;   // event types the model weighs above zero
@@ -94,6 +115,8 @@ public class SessionFunction extends KeyedProcessFunction<String, Row, Row> {
     private final Set<String> learnTypes;
     private final OperatorMetrics metrics = new OperatorMetrics("sessions");
     private transient ValueState<State> state;
+    private transient Counter created;
+    private transient Counter expired;
 
     public SessionFunction(Config cfg) {
         this.cfg = cfg;
@@ -105,6 +128,12 @@ public class SessionFunction extends KeyedProcessFunction<String, Row, Row> {
         state = getRuntimeContext().getState(
             new ValueStateDescriptor<>("session", TypeInformation.of(State.class)));
         metrics.open(getRuntimeContext().getMetricGroup());
+        created = StateExpiry.created(getRuntimeContext().getMetricGroup(), "sessions");
+        expired = StateExpiry.expired(getRuntimeContext().getMetricGroup(), "sessions");
+    }
+
+    long expiresAt(State s) {
+        return StateExpiry.at(version(s), cfg.ttlMs, cfg.expiryGraceMs);
     }
 
     @Override
@@ -131,6 +160,11 @@ public class SessionFunction extends KeyedProcessFunction<String, Row, Row> {
         State now = step(old, type, itemId, ev.getFieldAs(7), ev.getFieldAs(5), ts, pairs);
         if (now != old && now != null) {
             state.update(now);
+            if (old == null) {
+                created.inc();
+            }
+            StateExpiry.reschedule(ctx.timerService(),
+                                   old == null ? StateExpiry.NONE : expiresAt(old), expiresAt(now));
             if (cfg.publishMs <= 0) {
                 ctx.output(UPDATES, update(ctx.getCurrentKey(), now));
                 emitted++;
@@ -149,15 +183,27 @@ public class SessionFunction extends KeyedProcessFunction<String, Row, Row> {
 
     /** The user's newest session, at most once per publishMs and at the end of a bounded input.
      *  The Redis writers keep only the newest value of a key per flush anyway; rendering and
-     *  shipping every intermediate session was most of this stage's cost. */
+     *  shipping every intermediate session was most of this stage's cost. And the user's
+     *  expiry (see the note at the top). */
     @Override
     public void onTimer(long timestamp, OnTimerContext ctx, Collector<Row> out) throws Exception {
         State s = state.value();
         if (s == null) {
             return;
         }
-        ctx.output(UPDATES, update(ctx.getCurrentKey(), s));
-        metrics.emitted(1);
+        boolean expiry = ctx.timeDomain() == TimeDomain.EVENT_TIME
+            && timestamp != NeighbourFunction.END_OF_TIME;
+        if (expiry && (expiresAt(s) != timestamp || StateExpiry.endOfInput(ctx.timerService()))) {
+            return;
+        }
+        if (!expiry || cfg.publishMs > 0) {
+            ctx.output(UPDATES, update(ctx.getCurrentKey(), s));
+            metrics.emitted(1);
+        }
+        if (expiry) {
+            state.clear();
+            expired.inc();
+        }
     }
 
     /** stream/functions.py group_pairs: one row per (relation, src), in emission order. */

@@ -42,9 +42,11 @@ public final class Stages {
         return events.assignTimestampsAndWatermarks(strategy).name("watermarks").uid("watermarks");
     }
 
-    public static DataStream<Row> dedup(DataStream<Row> events, long windowMs, int maxIds) {
+    /** ``graceMs``: out-of-orderness + allowed lateness (DedupFunction's expiry). */
+    public static DataStream<Row> dedup(DataStream<Row> events, long windowMs, int maxIds,
+                                        long graceMs) {
         return events.keyBy(new FirstField())
-            .process(new DedupFunction(windowMs, maxIds), Rows.EVENT)
+            .process(new DedupFunction(windowMs, maxIds, graceMs), Rows.EVENT)
             .name("dedup").uid("dedup");
     }
 
@@ -178,6 +180,7 @@ public final class Stages {
         c.purchasePairWeight = doc.get("purchase_pair_weight").doubleValue();
         c.maxShown = doc.get("max_shown").intValue();
         c.publishMs = doc.get("publish_ms").longValue();
+        c.expiryGraceMs = doc.get("expiry_grace_ms").longValue();
         c.models = doc.get("models").booleanValue();
         c.explicit = doc.get("explicit").booleanValue();
         JsonNode types = doc.get("learn_types");
