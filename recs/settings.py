@@ -53,6 +53,9 @@ class Settings:
     writer: str = "loader"
     writer_flush_ms: int = 200
     checkpoint_interval_ms: int = 5_000
+    # Flink's keyed-state backend: "hashmap" (on the heap, full checkpoints) or "rocksdb" (on
+    # local disk, incremental checkpoints: only the changed state is written each interval)
+    state_backend: str = "hashmap"
     # how often a changed neighbour list, item value or trending list is published at most
     # (sessions are published on every change)
     emit_interval_ms: int = 1_000
@@ -126,6 +129,7 @@ class Settings:
             "RECS_STATE_EXPIRY_LATENESS_MS": str(self.state_expiry_lateness_ms),
             "RECS_PARALLELISM": str(self.parallelism),
             "RECS_STREAM_RUNTIME": self.stream_runtime,
+            "RECS_STATE_BACKEND": self.state_backend,
             "RECS_WRITER": self.writer,
             "RECS_WRITER_FLUSH_MS": str(self.writer_flush_ms),
             "RECS_CHECKPOINT_INTERVAL_MS": str(self.checkpoint_interval_ms),
@@ -182,6 +186,7 @@ class Settings:
                                                d.state_expiry_lateness_ms)),
             parallelism=int(e.get("RECS_PARALLELISM", d.parallelism)),
             stream_runtime=e.get("RECS_STREAM_RUNTIME", d.stream_runtime),
+            state_backend=_state_backend(e.get("RECS_STATE_BACKEND", d.state_backend)),
             writer=e.get("RECS_WRITER", d.writer),
             writer_flush_ms=int(e.get("RECS_WRITER_FLUSH_MS", d.writer_flush_ms)),
             checkpoint_interval_ms=int(e.get("RECS_CHECKPOINT_INTERVAL_MS",
@@ -222,6 +227,18 @@ class Settings:
 
 def _flag(value: str) -> bool:
     return value.strip().lower() not in ("", "0", "false", "no", "off")
+
+
+STATE_BACKENDS = ("hashmap", "rocksdb")
+
+
+def _state_backend(value: str) -> str:
+    """``RECS_STATE_BACKEND``: one of :data:`STATE_BACKENDS`."""
+    v = value.strip().lower()
+    if v not in STATE_BACKENDS:
+        raise ValueError(f"settings: RECS_STATE_BACKEND must be one of {STATE_BACKENDS}, "
+                         f"got {value!r}")
+    return v
 
 
 def _auth_off(value: str) -> bool:

@@ -159,6 +159,10 @@ def build(settings: Settings, opts: JobOptions):  # type: ignore[no-untyped-def]
         conf.set_string("restart-strategy.fixed-delay.delay", "2 s")
     if opts.checkpoint_dir is not None:
         conf.set_string("execution.checkpointing.dir", opts.checkpoint_dir.resolve().as_uri())
+    # RocksDB ships in flink-dist: no extra jar; its checkpoints are incremental
+    conf.set_string("state.backend.type", settings.state_backend)
+    if settings.state_backend == "rocksdb":
+        conf.set_string("execution.checkpointing.incremental", "true")
     if opts.restore_from is not None:
         conf.set_string("execution.state-recovery.path", str(opts.restore_from))
     env = StreamExecutionEnvironment.get_execution_environment(conf)

@@ -29,7 +29,7 @@ from recs import engine
 from recs.settings import Settings
 from schemas.events import Interaction
 from state.redis_store import RedisStore
-from stream.job import JVM_WRITER, engine_config
+from stream.job import JVM_WRITER, engine_config, latest_checkpoint
 from stream.reference import ReferenceRunner
 from stream.topology import JVM
 from tests import streamkit
@@ -143,8 +143,11 @@ def _wait(settings: Settings, job: engine.EngineProcess, live: int, expired: int
         time.sleep(1)
 
 
+@pytest.mark.parametrize("backend", ["hashmap", "rocksdb"])
 def test_idle_users_state_expires_and_the_redis_state_stays_the_references(
-        kafka: Any, redis_store: RedisStore, tmp_path: Path) -> None:
+        backend: str, kafka: Any, redis_store: RedisStore, tmp_path: Path) -> None:
+    """On the heap backend without checkpoints, and on RocksDB with incremental checkpoints
+    every second (``RECS_STATE_BACKEND=rocksdb``): timers and state live in RocksDB then."""
     client = redis_store.client
     assert isinstance(client, redis.Redis)
     url = client.connection_pool.connection_kwargs
@@ -152,7 +155,8 @@ def test_idle_users_state_expires_and_the_redis_state_stays_the_references(
         kafka.bootstrap, f"redis://{url['host']}:{url['port']}/{url.get('db', 0)}", tmp_path,
         stream_runtime=JVM, writer=JVM_WRITER, models=False, session_ttl_ms=TTL_MS,
         session_gap_ms=GAP_MS, out_of_orderness_ms=GRACE_MS,
-        state_expiry_lateness_ms=LATENESS_MS)
+        state_expiry_lateness_ms=LATENESS_MS, state_backend=backend,
+        checkpoint_interval_ms=1_000)
     log = idle_log()
     ref = ReferenceRunner(engine_config(settings))
     ref.run([*log.items, *log.events])
@@ -162,7 +166,8 @@ def test_idle_users_state_expires_and_the_redis_state_stays_the_references(
     first = Log(log.items, log.events[:split])
     assert {e.user_id for e in log.events[split:]} & {f"back{u}" for u in range(N_BACK)}
 
-    job = engine.start_job(settings, tmp_path / "logs")
+    checkpoints = tmp_path / "checkpoints" if backend == "rocksdb" else None
+    job = engine.start_job(settings, tmp_path / "logs", checkpoint_dir=checkpoints)
     try:
         _wait(settings, job, 0, 0, timeout_s=120)  # running: its metrics are up
         streamkit.publish(settings, log, stop=split, rate=RATE)
@@ -187,6 +192,9 @@ def test_idle_users_state_expires_and_the_redis_state_stays_the_references(
     # every user got a state once; "edge" users who came back after their timer had fired got
     # one again (how many depends on the watermark's pace: at most those back after the TTL);
     # then every "back" user, who met a cleared state
+    if checkpoints is not None:  # incremental: RocksDB's files shared between checkpoints
+        assert latest_checkpoint(checkpoints) is not None
+        assert any(f.is_file() for f in checkpoints.glob("*/shared/**/*")), "not incremental"
     for op in ("sessions", "dedup"):
         assert len(users) <= before[op][0] <= len(users) + N_EDGE // 2, (op, before[op])
         assert after[op][0] - before[op][0] == N_BACK, (op, before[op], after[op])
