@@ -59,7 +59,7 @@ from state.keys import new_arrivals_scope
 
 def score(first_seen_ms: int, half_life_s: float) -> float:
     """The log score of an item first seen at ``first_seen_ms``: ``λ·first_seen_s``. Strictly
-    increasing in ``first_seen_ms``: with the default 6 h half-life one millisecond moves it by
+    increasing in ``first_seen_ms``: with a 6 h half-life one millisecond moves it by
     ~4,000 float ulps at today's times (by more than one for half-lives up to ~2 years)."""
     return log_term(1.0, first_seen_ms, half_life_s)
 
