@@ -438,14 +438,21 @@ async def _update(index: VectorIndex, upserts: Mapping[str, Vec],
         index.upsert({n: upserts[n] for n in names[start:start + UPSERT_CHUNK]})
 
 
-def _restore_ranker(raw: bytes) -> tuple[Envelope, Ranker | None]:
-    """Decode and restore a ranker snapshot (in a worker thread: it may be large)."""
+def _object_envelope(raw: bytes, what: str) -> tuple[Envelope, Mapping[str, Any] | None]:
+    """A model's envelope and its value: an object, or ``None`` when the model was deleted;
+    a ValueError naming ``what`` it is when the value is anything else."""
     env = decode_envelope(raw)
     if env.data is None:
         return env, None
     if not isinstance(env.data, Mapping):
-        raise ValueError(f"snapshot is a {type(env.data).__name__}, not an object")
-    return env, Ranker.restore(env.data)
+        raise ValueError(f"{what} is a {type(env.data).__name__}, not an object")
+    return env, env.data
+
+
+def _restore_ranker(raw: bytes) -> tuple[Envelope, Ranker | None]:
+    """Decode and restore a ranker snapshot (in a worker thread: it may be large)."""
+    env, doc = _object_envelope(raw, "snapshot")
+    return env, Ranker.restore(doc) if doc is not None else None
 
 
 #: What :func:`decode_blend` raises on a value it cannot read.
@@ -462,12 +469,8 @@ def decode_blend(raw: bytes) -> tuple[Envelope, tuple[BlendModel, LearnedBlendCo
     >>> env.version, model == learned_blend.initial(), cfg == LearnedBlendConfig()
     (3, True, True)
     """
-    env = decode_envelope(raw)
-    if env.data is None:
-        return env, None
-    if not isinstance(env.data, Mapping):
-        raise ValueError(f"value is a {type(env.data).__name__}, not an object")
-    return env, learned_blend.from_published(env.data)
+    env, doc = _object_envelope(raw, "value")
+    return env, learned_blend.from_published(doc) if doc is not None else None
 
 
 def _number(value: Any) -> float | None:
