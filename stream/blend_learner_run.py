@@ -175,8 +175,7 @@ class Shell:
             self.learner.vectors = models
         if not await self.resume():
             await source.close()
-            return {**self.learner.counts.as_dict(), "labelled": self.learner.model.labelled,
-                    "warm": self.learner.warm}
+            return self.summary()
         consumer = self.make_consumer(self.opts)
         log.info("blend learner: consuming topic=%s group=%s sample=%s publish_every_s=%s "
                  "vectors=%s", self.opts.topic, self.opts.group, self.opts.sample,
@@ -222,7 +221,11 @@ class Shell:
             finally:
                 consumer.close()
                 await source.close()
-        return {**counts.as_dict(), "labelled": self.learner.model.labelled,
+        return self.summary()
+
+    def summary(self) -> dict[str, Any]:
+        """What :meth:`run` returns: the counts, the labelled events and whether warm."""
+        return {**self.learner.counts.as_dict(), "labelled": self.learner.model.labelled,
                 "warm": self.learner.warm}
 
     async def _learn(self, events: list[Interaction], source: RedisModelSource) -> None:

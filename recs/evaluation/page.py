@@ -29,12 +29,26 @@ PUBLISHED_RATING: Final = (("River reco.BiasedMF (docs)", 0.749, 0.948),
 STREAMING_ROWS: Final = ("online_mf", "engine", "engine_prior", "engine_static", "pop")
 SESSION_ROWS: Final = ("engine", "engine_prior", "engine_holdout", "engine_static", "online_mf",
                        *SIMPLE_BASELINES, "vsknn")
-SESSION_RUNS: Final = ("rsc15", "diginetica", "globo", "globo-time-split",
-                       "globo-time-split-users10")
+SESSION_RUNS: Final = ("rsc15", "diginetica", "globo", "globo-time-split")
 #: the runs of the aim (every log, the engine's defaults) and the baselines it is held against
-AIM_RUNS: Final = ("rsc15", "diginetica", "ml100k", "globo", "globo-time-split",
-                   "globo-time-split-users10")
+AIM_RUNS: Final = ("rsc15", "diginetica", "ml100k", "globo", "globo-time-split")
 AIM_BASELINES: Final = (*SIMPLE_BASELINES, "vsknn")
+
+
+def listed(runs: Mapping[str, Any], names: Sequence[str]) -> list[tuple[str, Any]]:
+    """The runs of ``names`` in that order, each followed by its user samples
+    (``<name>-users<percent>``, ``recs eval --sample-users``), in name order.
+
+    >>> [n for n, _ in listed(dict.fromkeys(["b-users5", "a", "b", "c"]), ("b", "a"))]
+    ['b', 'b-users5', 'a']
+    """
+    out: list[tuple[str, Any]] = []
+    for name in names:
+        if name in runs:
+            out.append((name, runs[name]))
+        out += [(n, runs[n]) for n in sorted(runs)
+                if n.startswith(f"{name}-users") and n[len(name) + 6:].replace(".", "").isdigit()]
+    return out
 
 PAGE_HEAD = """# Measured quality
 
@@ -128,7 +142,7 @@ def aim(runs: Mapping[str, Mapping[str, Any]]) -> list[str]:
     """The aim: on every log, the engine's HR@20 and MRR@20 against the best of the simple
     baselines (popularity, recent popularity, co-visitation, association and sequential rules,
     V-SKNN) in the same run; then the hold-out table."""
-    present = [(name, runs[name]) for name in AIM_RUNS if name in runs]
+    present = listed(runs, AIM_RUNS)
     if not present:
         return []
     out = ["The aim: on every log, with the engine's defaults and nothing tuned per log, the "
@@ -187,7 +201,7 @@ def summary(runs: Mapping[str, Mapping[str, Any]]) -> list[str]:
         out += [f"| {name} | {r:.3f} | {mpr:.2f} | published |"
                 for name, r, mpr in PUBLISHED_STREAMING]
         out.append(f"\nCommand: `{ml['command']}` ({ml['seconds']:.0f} s, every method).\n")
-    sessions = [(name, runs[name]) for name in SESSION_RUNS if name in runs]
+    sessions = listed(runs, SESSION_RUNS)
     if sessions:
         out += ["Session next-click, HR@20 / MRR@20, every method in the same run:\n",
                 "| method | " + " | ".join(n for n, _ in sessions) + " |",
