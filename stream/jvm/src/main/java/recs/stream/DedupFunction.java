@@ -2,10 +2,11 @@
 // A copy of an event the user sent within the window is dropped here, before any stage counts it.
 //
 // Expiry (not in the spec, which keeps an idle user's ids until the user's next event): one
-// event-time timer per user at expiresAt(newest) = newest + window + grace + 1, grace being the
-// job's bounded out-of-orderness plus RECS_STATE_EXPIRY_LATENESS_MS (a backlog read from skewed
-// partitions runs minutes behind the watermark); when it fires the state is cleared. The outputs
-// stay the spec's. Once the watermark has passed that time, any event that is at most ``grace``
+// event-time timer per user at expiresAt(newest) >= newest + window + grace + 1 (rounded up by
+// StateExpiry.at), grace being the job's bounded out-of-orderness plus
+// RECS_STATE_EXPIRY_LATENESS_MS (a backlog read from skewed partitions runs minutes behind the
+// watermark); when it fires the state is cleared. The outputs stay the spec's. Once the
+// watermark has passed that time, any event that is at most ``grace``
 // behind the watermark has ts > newest + window. Two cases:
 //  - its id is not remembered: the spec forgets every remembered id (all have ts <= newest < ts -
 //    window), keeps (id, ts) with newest = ts and passes it, exactly what an empty state does;

@@ -3,11 +3,12 @@
 // specification; the parity tests run both on the same log and compare the Redis state.
 //
 // Expiry (the spec forgets lazily, on the user's next event): one event-time timer per user at
-// expiresAt(s) = version(s) + ttl + grace + 1, grace being the job's bounded out-of-orderness plus
-// RECS_STATE_EXPIRY_LATENESS_MS; when it fires the user's state is cleared. The outputs stay the
-// spec's. Once the watermark has passed that time, any event at most ``grace`` behind the watermark
-// has ts > version(s) + ttl, so ts is more than ttl after the last interest event and after every
-// shown entry (last_ts and each entry's time are <= version(s)). For such an event the spec's step:
+// expiresAt(s) >= version(s) + ttl + grace + 1 (rounded up by StateExpiry.at), grace being the
+// job's bounded out-of-orderness plus RECS_STATE_EXPIRY_LATENESS_MS; when it fires the user's
+// state is cleared. The outputs stay the spec's. Once the watermark has passed that time, any
+// event at most ``grace`` behind the watermark has ts > version(s) + ttl, so ts is more than ttl
+// after the last interest event and after every shown entry (last_ts and each entry's time are
+// <= version(s)). For such an event the spec's step:
 //  - interest event: _alive finds the interest part expired and no shown entry within ttl of
 //    max(version, ts) = ts, returns None, and the state starts over as if it had been empty;
 //  - impression: not ignored (newest = ts), _alive returns None as above, and a fresh state is
