@@ -29,7 +29,7 @@ import os
 import sys
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 from infra.paths import python_path
 from infra.procs import LOOPBACK, port_is_free
@@ -174,7 +174,7 @@ def build(settings: Settings, opts: JobOptions):  # type: ignore[no-untyped-def]
             ExternalizedCheckpointRetention.RETAIN_ON_CANCELLATION)
         ck.set_min_pause_between_checkpoints(500)
 
-    def source(topic: str, name: str):  # type: ignore[no-untyped-def]
+    def source(topic: str, name: str, watermarks: Any = None):  # type: ignore[no-untyped-def]
         builder = (KafkaSource.builder()
                    .set_bootstrap_servers(settings.kafka_bootstrap)
                    .set_topics(topic)
@@ -185,7 +185,7 @@ def build(settings: Settings, opts: JobOptions):  # type: ignore[no-untyped-def]
                    .set_property("partition.discovery.interval.ms", "10000"))
         if opts.bounded:
             builder = builder.set_bounded(KafkaOffsetsInitializer.latest())
-        return env.from_source(builder.build(), WatermarkStrategy.no_watermarks(),
+        return env.from_source(builder.build(), watermarks or WatermarkStrategy.no_watermarks(),
                                name).uid(f"source-{name}")
 
     def sink(topic: str):  # type: ignore[no-untyped-def]
@@ -204,14 +204,18 @@ def build(settings: Settings, opts: JobOptions):  # type: ignore[no-untyped-def]
         return builder.build()
 
     engine = engine_config(settings)
+    # jvm runtime: event time read at the source, a watermark per partition (EventTimes.java)
+    per_partition = settings.stream_runtime == JVM
     topo = TopologyConfig(engine=engine, out_of_orderness_ms=settings.out_of_orderness_ms,
                           state_expiry_lateness_ms=settings.state_expiry_lateness_ms,
                           emit_interval_ms=settings.emit_interval_ms, models=settings.models,
                           model_publish_ms=settings.model_publish_ms,
                           model_max_events_per_s=settings.model_max_events_per_s,
-                          runtime=settings.stream_runtime)
-    updates, dead = define_workflow(source(settings.topics.interactions, "interactions"),
-                                    source(settings.topics.items, "items"), topo)
+                          runtime=settings.stream_runtime, source_watermarks=per_partition)
+    interactions = source(settings.topics.interactions, "interactions",
+                          jvm.source_watermarks(topo.out_of_orderness_ms, topo.idleness_ms)
+                          if per_partition else None)
+    updates, dead = define_workflow(interactions, source(settings.topics.items, "items"), topo)
     if settings.writer == JVM_WRITER:
         # straight to Redis from the job: coalesced, versioned, flushed on every checkpoint
         updates.sink_to(jvm.redis_sink(settings)).name("redis-writer").uid("redis-writer")

@@ -73,6 +73,14 @@ def parse(raw: Any) -> Parsed:
     return Parsed(_wrap(j_parsed), _wrap(_stages().deadLetters(j_parsed)))
 
 
+def source_watermarks(out_of_orderness_ms: int, idleness_ms: int) -> Any:
+    """The interactions' Kafka source's WatermarkStrategy: event time read from the raw
+    document, a watermark per partition (``EventTimes.java``)."""
+    from pyflink.common import WatermarkStrategy
+
+    return WatermarkStrategy(_stages().sourceWatermarks(out_of_orderness_ms, idleness_ms))
+
+
 def watermarks(events: Any, out_of_orderness_ms: int, idleness_ms: int) -> Any:
     return _wrap(_stages().watermarks(events._j_data_stream, out_of_orderness_ms, idleness_ms))
 

@@ -101,6 +101,9 @@ class TopologyConfig:
     # mattered: events up to that far behind the watermark still meet the spec's state
     state_expiry_lateness_ms: int = 86_400_000
     idleness_ms: int = 5_000
+    # jvm runtime: the interactions arrive with event time and watermarks from their source
+    # (a watermark per Kafka partition: stream/job.py, EventTimes.java); no assigner after parse
+    source_watermarks: bool = False
     emit_interval_ms: int = 1_000  # neighbour lists, item values, trending lists
     models: bool = True             # the online models (stream/models.py)
     model_publish_ms: int = 2_000   # changed vectors and the ranker, at most this often
@@ -119,6 +122,9 @@ class TopologyConfig:
         if self.runtime not in RUNTIMES:
             raise ValueError(f"TopologyConfig.runtime: expected one of {RUNTIMES}, "
                              f"got {self.runtime!r}")
+        if self.source_watermarks and self.runtime != JVM:
+            raise ValueError("TopologyConfig.source_watermarks: only the jvm runtime reads "
+                             f"event time at the source, got runtime {self.runtime!r}")
 
 
 class EventTime(TimestampAssigner):  # type: ignore[misc]
@@ -208,7 +214,8 @@ def _python_front(interactions: DataStream, cfg: TopologyConfig) -> Front:
 def _jvm_front(interactions: DataStream, cfg: TopologyConfig) -> Front:
     """parse, watermarks, dedup and sessions as the Java twins (stream/jvm.py)."""
     parsed = jvm.parse(interactions)
-    events = jvm.watermarks(parsed.events, cfg.out_of_orderness_ms, cfg.idleness_ms)
+    events = (parsed.events if cfg.source_watermarks
+              else jvm.watermarks(parsed.events, cfg.out_of_orderness_ms, cfg.idleness_ms))
     grace = cfg.out_of_orderness_ms + cfg.state_expiry_lateness_ms
     deduped = jvm.dedup(events, cfg.engine, grace_ms=grace)
     sessions = jvm.sessions(deduped, cfg.engine, models=cfg.models,

@@ -1,5 +1,7 @@
 """The JVM validation (``Interactions.java``) and ``schemas/events.py`` accept and reject the same
-documents, naming the same field, and agree on the canonical form of what they accept.
+documents, naming the same field, and agree on the canonical form of what they accept; the event
+time the Kafka source reads from the raw document (``EventTimes.java``) is that of every event
+accepted.
 
 One Java process (``recs.stream.ValidateMain``) answers every generated document over a pipe.
 """
@@ -67,6 +69,8 @@ def assert_same(java: Validator, raw: str) -> dict[str, Any]:
     assert got["ok"] == want["ok"], (raw[:300], want, got)
     if want["ok"]:
         assert got["event"] == want["event"], raw[:300]
+        # the Kafka source's event time (EventTimes.java) is the accepted event's own
+        assert got["source_ts"] == want["event"]["ts"], raw[:300]
     else:
         assert got["field"] == want["field"], (raw[:300], want["reason"], got["reason"])
         assert f".{want['field']}:" in got["reason"]
@@ -146,3 +150,25 @@ def test_the_e2e_malformed_records_name_the_same_field(java: Validator, raw: byt
 ])
 def test_edge_documents(java: Validator, raw: str) -> None:
     assert_same(java, raw)
+
+
+EVENT = '"event_id":"e","type":"view","user_id":"u","session_id":"s","item_id":"i"'
+
+
+@pytest.mark.parametrize(("raw", "ts"), [
+    # "ts" elsewhere than as a top-level key: nested, as a value, inside strings
+    ('{"context":{"ts":"1700000000999"},' + EVENT + ',"ts":1700000000000}', TS),
+    ('{"ts" : 1700000000000 ,"context":{"ts":1700000000999},"item_ids":["ts"],' + EVENT + '}',
+     TS),
+    ('{"event_id":"e\\\",\"ts\":1700000000999","type":"view","user_id":"u",'
+     '"session_id":"s","item_id":"i","ts":1700000000000}', TS),
+    # duplicate keys: the last one, as the parsers
+    ('{' + EVENT + ',"ts":1700000000999,"ts":1700000000000}', TS),
+    ('{' + EVENT + ',"ts":1700000000000,"ts":1.7e12}', None),
+    ('{' + EVENT + ',"ts":-1700000000000}', None),
+    ('{' + EVENT + ',"ts":17000000000000000000000}', None),
+    ('{' + EVENT + ',"ts":"1700000000000"}', None),
+    ('{' + EVENT + ',"ts":1700000000000', TS),  # cut: malformed, its time read all the same
+])
+def test_the_source_reads_the_top_level_ts(java: Validator, raw: str, ts: int | None) -> None:
+    assert assert_same(java, raw)["source_ts"] == ts

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import pytest
 from pyflink.common import Row
 
 from operators import arrivals, neighbours, trending
@@ -29,6 +30,7 @@ from stream.functions import (
 from stream.job import latest_checkpoint
 from stream.loader import LoaderStats, apply_batch
 from stream.reference import ReferenceRunner
+from stream.topology import JVM, PYTHON, TopologyConfig
 
 
 def test_grouped_pairs_give_the_same_neighbours_as_one_by_one() -> None:
@@ -255,3 +257,12 @@ def test_catalogue_path_publishes_new_arrivals_and_item_values_like_the_referenc
     assert [i for i, _ in published["recs:v1:trending:new:cat:c1"].data["items"]] == ["i1"]
     assert published["recs:v1:item:i2"].data["first_seen_ms"] == T0 + 500
     assert published["recs:v1:item:i2"].version == T0 + 1_000
+
+
+def test_only_the_jvm_runtime_takes_its_watermarks_from_the_source() -> None:
+    """The python front assigns its own after parse; it must not be told they come from the
+    source (it would then have none)."""
+    assert TopologyConfig(EngineConfig(), runtime=JVM, source_watermarks=True).source_watermarks
+    with pytest.raises(ValueError, match=r"source_watermarks.*'python'"):
+        TopologyConfig(EngineConfig(), runtime=PYTHON, source_watermarks=True)
+

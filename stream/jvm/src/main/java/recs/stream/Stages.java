@@ -32,7 +32,15 @@ public final class Stages {
         return parsed.getSideOutput(ParseInteractions.DLQ);
     }
 
-    /** Event time from the row's ``ts``; bounded out-of-orderness; idle partitions do not stall. */
+    /** The interactions' Kafka source's strategy: event time read from the raw document,
+     *  watermarks per partition (EventTimes). */
+    public static WatermarkStrategy<String> sourceWatermarks(long outOfOrdernessMs,
+                                                             long idlenessMs) {
+        return EventTimes.strategy(outOfOrdernessMs, idlenessMs);
+    }
+
+    /** Event time from the row's ``ts``; bounded out-of-orderness; idle partitions do not stall.
+     *  One watermark for the records as they come (a source without per-partition ones). */
     public static DataStream<Row> watermarks(DataStream<Row> events, long outOfOrdernessMs,
                                              long idlenessMs) {
         WatermarkStrategy<Row> strategy = WatermarkStrategy

@@ -4,7 +4,8 @@
 //   java -cp recs-stream-jvm.jar:flink-dist.jar recs.stream.ValidateMain
 //
 // Each input line is one document encoded as a JSON string; each output line is
-// {"ok": true, "event": <canonical document>} or {"ok": false, "field": ..., "reason": ...}.
+// {"ok": true, "event": <canonical document>} or {"ok": false, "field": ..., "reason": ...}, each
+// with "source_ts": the event time the Kafka source reads (EventTimes.of; null: none).
 package recs.stream;
 
 import java.io.BufferedReader;
@@ -25,6 +26,12 @@ public final class ValidateMain {
         while ((line = in.readLine()) != null) {
             String raw = Interactions.JSON.readTree(line).textValue();
             ObjectNode result = Interactions.NODES.objectNode();
+            long sourceTs = EventTimes.of(raw);
+            if (sourceTs == EventTimes.NONE) {
+                result.putNull("source_ts");
+            } else {
+                result.put("source_ts", sourceTs);
+            }
             try {
                 Interactions.Event event = Interactions.decode(raw);
                 result.put("ok", true);
