@@ -147,20 +147,38 @@ def _wait(settings: Settings, job: engine.EngineProcess, live: int, expired: int
         time.sleep(1)
 
 
+def _settings(kafka: Any, redis_store: RedisStore, tmp_path: Path, **extra: Any) -> Settings:
+    client = redis_store.client
+    assert isinstance(client, redis.Redis)
+    url = client.connection_pool.connection_kwargs
+    return streamkit.settings_for(
+        kafka.bootstrap, f"redis://{url['host']}:{url['port']}/{url.get('db', 0)}", tmp_path,
+        stream_runtime=JVM, writer=JVM_WRITER, models=False, session_ttl_ms=TTL_MS,
+        session_gap_ms=GAP_MS, out_of_orderness_ms=GRACE_MS,
+        state_expiry_lateness_ms=LATENESS_MS, **extra)
+
+
+def _until_equal(job: engine.EngineProcess, ref: ReferenceRunner, redis_store: RedisStore,
+                 log: Log, timeout_s: float) -> None:
+    """Until the job has written the log's newest event and Redis equals the reference."""
+    final_ts = max(e.ts for e in log.events)
+    deadline = time.monotonic() + timeout_s
+    diffs = ["not started"]
+    while diffs and time.monotonic() < deadline:
+        assert job.alive(), job.tail()
+        time.sleep(2)
+        if redis_store.freshness().get("stream", 0) == final_ts:
+            diffs = streamkit.differences(ref, redis_store, models=False)
+    assert diffs == [], f"{len(diffs)} differences, first: {diffs[:10]}"
+
+
 @pytest.mark.parametrize("backend", ["hashmap", "rocksdb"])
 def test_idle_users_state_expires_and_the_redis_state_stays_the_references(
         backend: str, kafka: Any, redis_store: RedisStore, tmp_path: Path) -> None:
     """On the heap backend without checkpoints, and on RocksDB with incremental checkpoints
     every second (``RECS_STATE_BACKEND=rocksdb``): timers and state live in RocksDB then."""
-    client = redis_store.client
-    assert isinstance(client, redis.Redis)
-    url = client.connection_pool.connection_kwargs
-    settings = streamkit.settings_for(
-        kafka.bootstrap, f"redis://{url['host']}:{url['port']}/{url.get('db', 0)}", tmp_path,
-        stream_runtime=JVM, writer=JVM_WRITER, models=False, session_ttl_ms=TTL_MS,
-        session_gap_ms=GAP_MS, out_of_orderness_ms=GRACE_MS,
-        state_expiry_lateness_ms=LATENESS_MS, state_backend=backend,
-        checkpoint_interval_ms=1_000)
+    settings = _settings(kafka, redis_store, tmp_path, state_backend=backend,
+                         checkpoint_interval_ms=1_000)
     log = idle_log()
     ref = ReferenceRunner(engine_config(settings))
     ref.run([*log.items, *log.events])
@@ -180,15 +198,7 @@ def test_idle_users_state_expires_and_the_redis_state_stays_the_references(
         idle = len(users) - N_BUSY
         before = _wait(settings, job, N_BUSY, idle, timeout_s=60)
         streamkit.publish(settings, log, start=split, rate=RATE)
-        final_ts = max(e.ts for e in log.events)
-        deadline = time.monotonic() + 180
-        diffs = ["not started"]
-        while diffs and time.monotonic() < deadline:
-            assert job.alive(), job.tail()
-            time.sleep(2)
-            if redis_store.freshness().get("stream", 0) == final_ts:
-                diffs = streamkit.differences(ref, redis_store, models=False)
-        assert diffs == [], f"{len(diffs)} differences, first: {diffs[:10]}"
+        _until_equal(job, ref, redis_store, log, timeout_s=180)
         assert _live(log) == {f"busy{u}" for u in range(N_BUSY)}
         after = _wait(settings, job, N_BUSY, idle + N_BACK, timeout_s=120)
     finally:
@@ -220,29 +230,14 @@ def test_a_backlog_of_four_partitions_has_no_late_event(
     bound): none is late, the state of every idle user expires all the same, and the Redis
     state is the reference runner's. With one watermark assigned after parse, the same
     backlog had most of its events late (docs/stream.md)."""
-    client = redis_store.client
-    assert isinstance(client, redis.Redis)
-    url = client.connection_pool.connection_kwargs
-    settings = streamkit.settings_for(
-        kafka.bootstrap, f"redis://{url['host']}:{url['port']}/{url.get('db', 0)}", tmp_path,
-        stream_runtime=JVM, writer=JVM_WRITER, models=False, session_ttl_ms=TTL_MS,
-        session_gap_ms=GAP_MS, out_of_orderness_ms=GRACE_MS,
-        state_expiry_lateness_ms=LATENESS_MS)
+    settings = _settings(kafka, redis_store, tmp_path)
     log = idle_log(seed=12)
     ref = ReferenceRunner(engine_config(settings))
     ref.run([*log.items, *log.events])
     streamkit.publish(settings, log)
-    final_ts = max(e.ts for e in log.events)
     job = engine.start_job(settings, tmp_path / "logs")
     try:
-        deadline = time.monotonic() + 240
-        diffs = ["not started"]
-        while diffs and time.monotonic() < deadline:
-            assert job.alive(), job.tail()
-            time.sleep(2)
-            if redis_store.freshness().get("stream", 0) == final_ts:
-                diffs = streamkit.differences(ref, redis_store, models=False)
-        assert diffs == [], f"{len(diffs)} differences, first: {diffs[:10]}"
+        _until_equal(job, ref, redis_store, log, timeout_s=240)
         idle = len({e.user_id for e in log.events}) - N_BUSY
         counts = _wait(settings, job, N_BUSY, idle, timeout_s=120)
         late = _late(settings)
