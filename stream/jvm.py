@@ -172,10 +172,11 @@ def trending(scores: Any, cfg: EngineConfig, emit_interval_ms: int) -> Any:
                                     emit_interval_ms))
 
 
-def untimed(updates: Any) -> Any:
+def untimed(updates: Any, name: str = "untimed") -> Any:
     """The Update lines without record timestamps (``Stages.untimed``: an end-of-input timer's
-    side output carries 2^62, which a Kafka sink must not send)."""
-    return _wrap(_stages().untimed(updates._j_data_stream))
+    side output carries 2^62, which a Kafka sink must not send); ``name``: the operator's name
+    and uid, for a second use (the dead letters)."""
+    return _wrap(_stages().untimed(updates._j_data_stream, name))
 
 
 def redis_sink(settings: Any) -> Any:

@@ -184,6 +184,8 @@ def define_workflow(interactions: DataStream, items: DataStream,
     if cfg.models:
         updates += [out.get_side_output(UPDATES) for out in _models(front, catalogue, cfg)]
     dead = front.dead.union(parsed_items.get_side_output(DLQ))
+    if cfg.source_watermarks:  # dead letters with the event's time: a broker would drop old ones
+        dead = jvm.untimed(dead, "dlq-untimed")
     merged = updates[0].union(*updates[1:])
     return (jvm.untimed(merged) if cfg.runtime == JVM else merged), dead
 
