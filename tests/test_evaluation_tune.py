@@ -82,3 +82,25 @@ def test_tune_learned_runs_the_learned_blend_with_the_settings_given(
                       (["--lb", "negatives"], "expected NAME=VALUE, got 'negatives'")):
         assert tune_learned.main(["--dataset", "rsc15", "--data-dir", str(tmp_path), *bad]) == 2
         assert said in capsys.readouterr().err
+
+
+def test_last_days_keeps_every_user_of_the_logs_last_days(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from recs import datasets
+    from recs.evaluation import tune_learned
+
+    write_rsc15(tmp_path / "rsc15-sample")
+    full = datasets.load("rsc15", tmp_path / "rsc15-sample")
+    recent = full.last_days(2, quantile=1.0)
+    cut = full.events[-1].ts - 2 * 86_400_000
+    assert recent.events == [e for e in full.events if e.ts >= cut]
+    assert 0 < len(recent.events) < len(full.events)
+    assert recent.test_sessions == full.test_sessions  # the test day lies in the last 2 days
+    # the log ends at its 99.9 % quantile: the events after it (here the last) are dropped
+    assert full.last_days(1).events[-1].ts < full.events[-1].ts
+    with pytest.raises(ValueError, match="days must be a finite number > 0, got 0"):
+        full.last_days(0)
+    argv = ["--dataset", "rsc15", "--data-dir", str(tmp_path), "--no-progress",
+            "--last-days", "2", "--lb", "min_labelled=5", "--baselines", "ar"]
+    assert tune_learned.main(argv) == 0
+    assert f"rsc15: {len(full.last_days(2).events):,} events" in capsys.readouterr().out

@@ -3,10 +3,12 @@
     python -m recs.evaluation.tune_learned --sample-users 0.1
     python -m recs.evaluation.tune_learned --sample-users 0.1 --set similar.half_life_s=86400
     python -m recs.evaluation.tune_learned --sample-users 0.1 --lb negatives=6 --lb pool=100
+    python -m recs.evaluation.tune_learned --last-days 3
 
 Replays a log (default: the whole Globo log, time split, as ``recs eval --dataset globo
 --limit 0 --protocol time-split``; ``--sample-users`` keeps a stable share of its users, see
-:meth:`recs.datasets.Dataset.user_sample`) through one engine learner whose settings are the
+:meth:`recs.datasets.Dataset.user_sample`, ``--last-days`` its last days, every user, see
+:meth:`~recs.datasets.Dataset.last_days`) through one engine learner whose settings are the
 engine's defaults changed by ``--set PART.FIELD=VALUE`` (a field of :class:`operators.config.
 EngineConfig`'s parts: ``session``, ``similar``, ``bought``, ``trending``) and ``--lb
 FIELD=VALUE`` (a field of :class:`operators.learned_blend.LearnedBlendConfig`), and scores the
@@ -118,6 +120,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--protocol", default="time-split", choices=protocols.PROTOCOLS)
     p.add_argument("--limit", type=int, default=0, help="events per file (0: all)")
     p.add_argument("--sample-users", type=float, default=None, metavar="SHARE")
+    p.add_argument("--last-days", type=float, default=None, metavar="DAYS",
+                   help="keep only the log's last DAYS days, every user (recent traffic at "
+                        "its full density)")
     p.add_argument("--set", action="append", default=[], metavar="PART.FIELD=VALUE")
     p.add_argument("--lb", action="append", default=[], metavar="FIELD=VALUE")
     p.add_argument("--baselines", default="sr,vsknn,ar",
@@ -132,6 +137,8 @@ def main(argv: list[str] | None = None) -> int:
                              limit=args.limit or None)
         if args.sample_users is not None:
             data = data.user_sample(args.sample_users)
+        if args.last_days is not None:
+            data = data.last_days(args.last_days)
     except (datasets.DatasetError, ValueError) as exc:
         print(f"tune_learned: {exc}", file=sys.stderr)
         return 2
