@@ -192,7 +192,9 @@ def _features(prior: Sequence[Scored], session: Mapping[str, Any] | None,
     for rank, s in enumerate(prior):
         f: dict[str, float] = {"prior_rr": 1.0 / (rank + 1)}
         if s.score > 0 and top > 0:
-            f["prior"] = max(math.log(s.score / top), PRIOR_FLOOR) / -PRIOR_FLOOR + 1.0
+            ratio = s.score / top  # 0.0 when it underflows: the floor, as log(0) = -inf
+            f["prior"] = max(math.log(ratio) if ratio > 0 else PRIOR_FLOOR,
+                             PRIOR_FLOOR) / -PRIOR_FLOOR + 1.0
         for e in s.evidence:
             if e.source == BOUGHT_TOGETHER:
                 f["bought"] = min(e.score, 1.0)

@@ -272,6 +272,19 @@ def _warm_model(rnd: random.Random) -> learned_blend.BlendModel:
 
 
 @needs_core
+def test_a_prior_score_too_small_to_divide_sits_at_the_floor_on_both_sides() -> None:
+    """A candidate whose score over the best one's underflows to 0.0 (long logs at short
+    half-lives) gets the floor's ``prior`` (0.0) from Python, as from the twin's ln(0) = -inf,
+    instead of a math domain error."""
+    assert CORE is not None
+    prior = [Scored("a", 1e300, []), Scored("b", 1e-300, [])]
+    args = (prior, None, {}, [], BlendParams(), learned_blend.LearnedBlendConfig(), ())
+    want = learned_blend._features(*args)
+    assert want[1].features["prior"] == 0.0 and want[0].features["prior"] == 1.0
+    assert [dict(c.features) for c in CORE.features(*args)] == [dict(c.features) for c in want]
+
+
+@needs_core
 def test_learned_twins_answer_what_the_python_learned_blend_answers() -> None:
     """The learned blend's candidates and features (the warm homepage's step after the blend):
     the same candidates in the same order, each feature dict with the same keys in the same
