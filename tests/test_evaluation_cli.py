@@ -150,3 +150,23 @@ def test_sample_users_keeps_whole_histories_of_a_stable_share_of_the_users(
     assert rec["command"].endswith("--sample-users 0.5 --report " + report.as_posix())
     assert main(["--dataset", "rsc15", "--data-dir", str(tmp_path), "--sample-users", "0"]) == 2
     assert "share must be in (0, 1], got 0.0" in capsys.readouterr().err
+
+
+def test_last_days_is_run_and_stored_under_its_own_name(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from recs import datasets
+
+    write_rsc15(tmp_path / "rsc15-sample")
+    recent = datasets.load("rsc15", tmp_path / "rsc15-sample").last_days(2)
+    report = tmp_path / "docs" / "quality"
+    code = main(["--dataset", "rsc15", "--data-dir", str(tmp_path), "--no-progress",
+                 "--last-days", "2", "--methods", "engine,ar", "--report", str(report)])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert f"{len(recent.events):,} events" in out and "its last 2 days" in out
+    assert last_json(out)["events"] == len(recent.events)  # type: ignore[comparison-overlap]
+    rec = orjson.loads((report / "rsc15-last2d.json").read_bytes())
+    assert rec["command"].endswith("--last-days 2 --report " + report.as_posix())
+    assert "\n## rsc15-last2d\n" in (tmp_path / "docs" / "quality.md").read_text()
+    assert main(["--dataset", "rsc15", "--data-dir", str(tmp_path), "--last-days", "-1"]) == 2
+    assert "days must be a finite number > 0, got -1.0" in capsys.readouterr().err

@@ -8,6 +8,7 @@ command that measured it), then each run in full. The page is the commands' own 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Final
@@ -36,18 +37,20 @@ AIM_BASELINES: Final = (*SIMPLE_BASELINES, "vsknn")
 
 
 def listed(runs: Mapping[str, Any], names: Sequence[str]) -> list[tuple[str, Any]]:
-    """The runs of ``names`` in that order, each followed by its user samples
-    (``<name>-users<percent>``, ``recs eval --sample-users``), in name order.
+    """The runs of ``names`` in that order, each followed by its user samples and its last
+    days (``<name>-users<percent>``, ``<name>-last<days>d``: ``recs eval --sample-users``,
+    ``--last-days``), in name order.
 
-    >>> [n for n, _ in listed(dict.fromkeys(["b-users5", "a", "b", "c"]), ("b", "a"))]
-    ['b', 'b-users5', 'a']
+    >>> runs = dict.fromkeys(["b-users5", "a", "b", "c", "b-last3d", "b-lastx"])
+    >>> [n for n, _ in listed(runs, ("b", "a"))]
+    ['b', 'b-last3d', 'b-users5', 'a']
     """
     out: list[tuple[str, Any]] = []
     for name in names:
         if name in runs:
             out.append((name, runs[name]))
-        out += [(n, runs[n]) for n in sorted(runs)
-                if n.startswith(f"{name}-users") and n[len(name) + 6:].replace(".", "").isdigit()]
+        part = re.compile(re.escape(name) + r"-(users[0-9.]+|last[0-9.]+d)")
+        out += [(n, runs[n]) for n in sorted(runs) if part.fullmatch(n)]
     return out
 
 PAGE_HEAD = """# Measured quality
