@@ -79,7 +79,8 @@ def test_tune_learned_runs_the_learned_blend_with_the_settings_given(
     for bad, said in ((["--set", "similar.nope=1"], "similar has no field 'nope'"),
                       (["--set", "model.lr=1"], "part must be one of"),
                       (["--lb", "negatives=two"], "expected a int, got 'two'"),
-                      (["--lb", "negatives"], "expected NAME=VALUE, got 'negatives'")):
+                      (["--lb", "negatives"], "expected NAME=VALUE, got 'negatives'"),
+                      (["--engine", "engine_prior"], "'engine' first")):
         assert tune_learned.main(["--dataset", "rsc15", "--data-dir", str(tmp_path), *bad]) == 2
         assert said in capsys.readouterr().err
 
@@ -104,3 +105,6 @@ def test_last_days_keeps_every_user_of_the_logs_last_days(
             "--last-days", "2", "--lb", "min_labelled=5", "--baselines", "ar"]
     assert tune_learned.main(argv) == 0
     assert f"rsc15: {len(full.last_days(2).events):,} events" in capsys.readouterr().out
+    assert tune_learned.main([*argv, "--engine", "engine"]) == 0  # the learned blend alone
+    rows = last_json(capsys.readouterr().out)["rows"]
+    assert isinstance(rows, list) and [r["method"] for r in rows] == ["engine", "ar"]

@@ -98,12 +98,16 @@ def blend_config(settings: list[str]) -> LearnedBlendConfig:
     return dataclasses.replace(base, **fields)
 
 
-def methods(cfg: EngineConfig, lb: LearnedBlendConfig,
-            baselines: list[str]) -> tuple[list[Method], EngineLearner]:
+def methods(cfg: EngineConfig, lb: LearnedBlendConfig, baselines: list[str],
+            engine_names: tuple[str, ...] = ENGINE) -> tuple[list[Method], EngineLearner]:
     unknown = [b for b in baselines if b not in BASELINES]
     if unknown:
         raise ValueError(f"--baselines: unknown {unknown}; choose from {sorted(BASELINES)}")
-    engine = [m for m in engine_methods(cfg, TUNED_BLEND) if m.name in ENGINE]
+    odd = [n for n in engine_names if n not in ENGINE]
+    if odd or not engine_names or engine_names[0] != "engine":
+        raise ValueError(f"--engine: 'engine' first, then any of {list(ENGINE[1:])}; got "
+                         f"{list(engine_names)}")
+    engine = [m for m in engine_methods(cfg, TUNED_BLEND) if m.name in engine_names]
     learner = engine[0].learner
     if not isinstance(learner, EngineLearner):
         raise TypeError("tune_learned: the engine's methods share no EngineLearner")
@@ -127,12 +131,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--lb", action="append", default=[], metavar="FIELD=VALUE")
     p.add_argument("--baselines", default="sr,vsknn,ar",
                    help="comma-separated baselines run beside (empty: none)")
+    p.add_argument("--engine", default=",".join(ENGINE),
+                   help="the engine's methods scored, 'engine' first (fewer: a faster run; "
+                        "they share one learner)")
     p.add_argument("--no-progress", action="store_true")
     args = p.parse_args(argv)
     started = time.perf_counter()
     try:
         cfg, lb = engine_config(args.set), blend_config(args.lb)
-        ms, learner = methods(cfg, lb, [b for b in args.baselines.split(",") if b])
+        ms, learner = methods(cfg, lb, [b for b in args.baselines.split(",") if b],
+                              tuple(n for n in args.engine.split(",") if n))
         data = datasets.load(args.dataset, args.data_dir / FOLDERS[args.dataset],
                              limit=args.limit or None)
         if args.sample_users is not None:
