@@ -87,6 +87,7 @@ FEATURES: Final = (
     "bought", "vector", *(f"seen{r}" for r in range(POSITIONS)), "repeats", "remind",
     "trend", "trend_rr", "trend_cat", "trend_cat_rr", "trend_ctx", "trend_ctx_rr", "new",
     "new_rr", "prior", "prior_rr",
+    *(f"simr{r}" for r in range(POSITIONS)), *(f"simr_rr{r}" for r in range(POSITIONS)),
 )
 #: The cold-start weights: the hand-tuned blend's order (see the module docstring).
 PRIOR_WEIGHTS: Final = {"prior": 1.0}
@@ -173,18 +174,22 @@ def label_of(event: Interaction) -> str | None:
 def candidates(session: Mapping[str, Any] | None, similar: Mapping[str, Shares],
                bought: Mapping[str, Shares], fills: Sequence[Fill], params: BlendParams,
                cfg: LearnedBlendConfig, *, exclude: Collection[str] = (), vector: Shares = (),
-               vector_because: str = "", vector_events: int = 0) -> tuple[Candidate, ...]:
+               vector_because: str = "", vector_events: int = 0,
+               similar_recent: Mapping[str, Shares] | None = None) -> tuple[Candidate, ...]:
     """The hand-tuned blend's best ``cfg.pool`` candidates in its order, then the best
     ``cfg.fill_pool`` items of every fill list not among them, each with its features. The
-    arguments are :func:`operators.blend.blend`'s."""
+    arguments are :func:`operators.blend.blend`'s; ``similar_recent``: the recent items'
+    similar lists at a shorter half-life (features ``simr*``), when there are any."""
     prior = blend(session, similar, bought, fills, params, k=cfg.pool, exclude=exclude,
                   vector=vector, vector_because=vector_because, vector_events=vector_events)
-    return _features(prior, session, similar, fills, params, cfg, exclude)
+    return _features(prior, session, similar, fills, params, cfg, exclude,
+                     similar_recent=similar_recent)
 
 
 def _features(prior: Sequence[Scored], session: Mapping[str, Any] | None,
               similar: Mapping[str, Shares], fills: Sequence[Fill], params: BlendParams,
-              cfg: LearnedBlendConfig, exclude: Collection[str]) -> tuple[Candidate, ...]:
+              cfg: LearnedBlendConfig, exclude: Collection[str], *,
+              similar_recent: Mapping[str, Shares] | None = None) -> tuple[Candidate, ...]:
     history = recent_items(session, POSITIONS) if session else []
     feats: dict[str, dict[str, float]] = {}
     order: list[str] = []
@@ -229,16 +234,17 @@ def _features(prior: Sequence[Scored], session: Mapping[str, Any] | None,
             if name is not None and name not in found:
                 found[name] = math.exp(float(entry[1]) - best)
                 found[name + "_rr"] = 1.0 / place
-    for r, src in enumerate(history):
-        lst = similar.get(src)
-        if not lst:
-            continue
-        sim, sim_rr = f"sim{r}", f"sim_rr{r}"
-        for rank, (item_id, share) in enumerate(lst):
-            found = feats.get(item_id)
-            if found is not None and sim not in found:
-                found[sim] = share
-                found[sim_rr] = 1.0 / (rank + 1)
+    for lists, name in ((similar, "sim"), (similar_recent or {}, "simr")):
+        for r, src in enumerate(history):
+            lst = lists.get(src)
+            if not lst:
+                continue
+            sim, sim_rr = f"{name}{r}", f"{name}_rr{r}"
+            for rank, (item_id, share) in enumerate(lst):
+                found = feats.get(item_id)
+                if found is not None and sim not in found:
+                    found[sim] = share
+                    found[sim_rr] = 1.0 / (rank + 1)
     if session:
         counts: dict[str, int] = {}
         for item_id, _etype, _ts in session.get("events", ()):

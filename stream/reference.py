@@ -18,7 +18,7 @@ from pathlib import Path
 import orjson
 
 from operators import dedup, neighbours, ranker, session, trending
-from operators.config import EngineConfig
+from operators.config import EngineConfig, NeighbourConfig
 from operators.ranker_state import RankerModel
 from operators.vector_model import VectorModel
 from schemas.events import Interaction, ItemUpsert
@@ -40,8 +40,12 @@ class ReferenceRunner:
     at the end of :meth:`run` (the Flink job: by event-time timers, and all at end of input)."""
 
     def __init__(self, cfg: EngineConfig | None = None, store: Store | None = None, *,
-                 models: bool = False) -> None:
+                 models: bool = False, similar_recent: NeighbourConfig | None = None) -> None:
         self.cfg = cfg or EngineConfig()
+        # the similar-items pairs decayed a second time, faster (recs eval's experiments with
+        # candidate half-lives; not published, the stream has no such relation)
+        self.similar_recent_cfg = similar_recent
+        self.similar_recent: dict[str, neighbours.NeighbourState] = {}
         self.models = ReferenceModels(self.cfg) if models else None
         self.store: Store = store if store is not None else MemoryStore()
         self.seen: dict[str, dedup.DedupState] = {}
@@ -91,6 +95,9 @@ class ReferenceRunner:
             ncfg = self.cfg.similar if pair.relation == keys.KIND_SIMILAR else self.cfg.bought
             self.relations[rkey] = neighbours.step(self.relations.get(rkey), pair, ncfg)
             self._dirty_relations.add(rkey)
+            if self.similar_recent_cfg is not None and pair.relation == keys.KIND_SIMILAR:
+                self.similar_recent[pair.src] = neighbours.step(
+                    self.similar_recent.get(pair.src), pair, self.similar_recent_cfg)
         device = trending.context_field(event, keys.CONTEXT_DEVICE)
         country = trending.context_field(event, keys.CONTEXT_COUNTRY)
         for item_id in item_targets(event):

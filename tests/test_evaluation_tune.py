@@ -108,3 +108,22 @@ def test_last_days_keeps_every_user_of_the_logs_last_days(
     assert tune_learned.main([*argv, "--engine", "engine"]) == 0  # the learned blend alone
     rows = last_json(capsys.readouterr().out)["rows"]
     assert isinstance(rows, list) and [r["method"] for r in rows] == ["engine", "ar"]
+    # a second similar-items list at a shorter half-life, for the learned blend only
+    _, learner = tune_learned.methods(tune_learned.engine_config([]),
+                                       tune_learned.blend_config([]), [], ("engine",))
+    learner.learn_similar_recent(3600.0)
+    for e in full.events[:200]:
+        learner.learn(e)
+    slow, fast = learner.runner.relations, learner.runner.similar_recent
+    assert fast and set(fast) == {src for rel, src in slow if rel == "similar"}
+    src = next(iter(fast))
+    assert set(fast[src].scores) == set(slow[("similar", src)].scores)
+    _, plain = tune_learned.methods(tune_learned.engine_config([]),
+                                    tune_learned.blend_config([]), [], ("engine",))
+    for e in full.events[:200]:
+        plain.learn(e)
+    published = [(u.key, u.data) for u in learner.runner.pending_updates()]
+    assert published == [(u.key, u.data) for u in plain.runner.pending_updates()]  # not in it
+    with pytest.raises(ValueError, match="events already learned"):
+        learner.learn_similar_recent(3600.0)
+    assert tune_learned.main([*argv, "--engine", "engine", "--similar-recent", "3600"]) == 0

@@ -188,3 +188,23 @@ def test_learned_weights_follow_the_source_that_predicts() -> None:
         hits = sum(lb.order(m, ex.candidates, 1, cfg)[0].item_id == ex.target
                    for ex in examples_)
         assert hits >= 0.8 * len(examples_), (source, hits)
+
+
+def test_similar_lists_at_a_second_half_life_are_features_of_their_own() -> None:
+    """``similar_recent`` (the recent items' lists at a shorter half-life) adds ``simr*``
+    beside ``sim*``; without it the candidates are exactly those of before."""
+    recent = {"b": shares([["d", 2.0], ["c", 1.0]])}
+    cfg = lb.LearnedBlendConfig()
+    plain = lb.candidates(SESSION, SIMILAR, {}, FILLS, BlendParams(), cfg)
+    both = lb.candidates(SESSION, SIMILAR, {}, FILLS, BlendParams(), cfg, similar_recent=recent)
+    assert [c.item_id for c in both] == [c.item_id for c in plain]
+    by_id = {c.item_id: c.features for c in both}
+    assert by_id["d"]["simr0"] == 1.0 and by_id["d"]["simr_rr0"] == 1.0
+    assert by_id["c"]["simr0"] == pytest.approx(recent["b"][1][1]) and \
+        by_id["c"]["simr_rr0"] == 0.5
+    for c in plain:  # the rest is unchanged, and nothing of the second list without it
+        assert {k: v for k, v in by_id[c.item_id].items() if not k.startswith("simr")} == \
+            dict(c.features)
+        assert not any(k.startswith("simr") for k in c.features)
+    assert all(f"simr{r}" in lb.FEATURES and f"simr_rr{r}" in lb.FEATURES
+               for r in range(lb.POSITIONS))

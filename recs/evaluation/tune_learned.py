@@ -131,6 +131,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--lb", action="append", default=[], metavar="FIELD=VALUE")
     p.add_argument("--baselines", default="sr,vsknn,ar",
                    help="comma-separated baselines run beside (empty: none)")
+    p.add_argument("--similar-recent", type=float, default=0.0, metavar="SECONDS",
+                   help="also decay the similar-items pairs at this half-life, a second list "
+                        "the learned blend takes as features (simr*); 0: none")
     p.add_argument("--engine", default=",".join(ENGINE),
                    help="the engine's methods scored, 'engine' first (fewer: a faster run; "
                         "they share one learner)")
@@ -141,6 +144,8 @@ def main(argv: list[str] | None = None) -> int:
         cfg, lb = engine_config(args.set), blend_config(args.lb)
         ms, learner = methods(cfg, lb, [b for b in args.baselines.split(",") if b],
                               tuple(n for n in args.engine.split(",") if n))
+        if args.similar_recent > 0:
+            learner.learn_similar_recent(args.similar_recent)
         data = datasets.load(args.dataset, args.data_dir / FOLDERS[args.dataset],
                              limit=args.limit or None)
         if args.sample_users is not None:
