@@ -65,9 +65,9 @@ class NeighbourConfig:
 
 @dataclass(frozen=True, slots=True)
 class TrendingConfig:
-    # 1 h (was 6 h until the whole Globo log was measured: a news log's interest moves in hours;
-    # docs/quality/tuning.md has the runs on every log)
-    half_life_s: float = 3_600.0
+    # 30 min (6 h until the whole Globo log was measured, then 1 h: a news log's interest
+    # moves within the hour, and no shop log lost by it; docs/quality/tuning.md has the runs)
+    half_life_s: float = 1_800.0
     top_k: int = 100
     max_context_scopes: int = 16  # context scopes (device, country, daypart) scored per item
     new_top_k: int = 100          # items per new-arrivals list (operators/arrivals.py)
