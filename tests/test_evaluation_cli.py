@@ -127,6 +127,24 @@ def test_save_blend_then_holdout_freezes_the_weights_of_another_log(
     assert "bad.json" in capsys.readouterr().err
 
 
+def _run_reduced(tmp_path: Path, capsys: pytest.CaptureFixture[str], option: list[str],
+                 events: int, said: str, name: str, bad: str, refused: str) -> None:
+    """``recs eval`` on a reduced log (``option``): run on its ``events``, saying ``said``,
+    stored as ``name`` and listed on the page; ``bad`` in place of the value is refused."""
+    report = tmp_path / "docs" / "quality"
+    code = main(["--dataset", "rsc15", "--data-dir", str(tmp_path), "--no-progress", *option,
+                 "--methods", "engine,ar", "--report", str(report)])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert f"{events:,} events" in out and said in out
+    assert last_json(out)["events"] == events  # type: ignore[comparison-overlap]
+    rec = orjson.loads((report / f"{name}.json").read_bytes())
+    assert rec["command"].endswith(" ".join(option) + " --report " + report.as_posix())
+    assert f"\n## {name}\n" in (tmp_path / "docs" / "quality.md").read_text()
+    assert main(["--dataset", "rsc15", "--data-dir", str(tmp_path), option[0], bad]) == 2
+    assert refused in capsys.readouterr().err
+
+
 def test_sample_users_keeps_whole_histories_of_a_stable_share_of_the_users(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from recs import datasets
@@ -139,17 +157,9 @@ def test_sample_users_keeps_whole_histories_of_a_stable_share_of_the_users(
     assert half.events == [e for e in full.events if e.user_id in users]  # whole histories
     assert half.test_sessions == full.test_sessions & {e.session_id for e in half.events}
     assert full.user_sample(0.5) == half and full.user_sample(1.0) is full
-    report = tmp_path / "docs" / "quality"
-    code = main(["--dataset", "rsc15", "--data-dir", str(tmp_path), "--no-progress",
-                 "--sample-users", "0.5", "--methods", "engine,ar", "--report", str(report)])
-    out = capsys.readouterr().out
-    assert code == 0
-    assert f"{len(half.events):,} events" in out and "50% sample of the users" in out
-    assert last_json(out)["events"] == len(half.events)  # type: ignore[comparison-overlap]
-    rec = orjson.loads((report / "rsc15-users50.json").read_bytes())
-    assert rec["command"].endswith("--sample-users 0.5 --report " + report.as_posix())
-    assert main(["--dataset", "rsc15", "--data-dir", str(tmp_path), "--sample-users", "0"]) == 2
-    assert "share must be in (0, 1], got 0.0" in capsys.readouterr().err
+    _run_reduced(tmp_path, capsys, ["--sample-users", "0.5"], len(half.events),
+                 "50% sample of the users", "rsc15-users50", "0",
+                 "share must be in (0, 1], got 0.0")
 
 
 def test_last_days_is_run_and_stored_under_its_own_name(
@@ -158,15 +168,5 @@ def test_last_days_is_run_and_stored_under_its_own_name(
 
     write_rsc15(tmp_path / "rsc15-sample")
     recent = datasets.load("rsc15", tmp_path / "rsc15-sample").last_days(2)
-    report = tmp_path / "docs" / "quality"
-    code = main(["--dataset", "rsc15", "--data-dir", str(tmp_path), "--no-progress",
-                 "--last-days", "2", "--methods", "engine,ar", "--report", str(report)])
-    out = capsys.readouterr().out
-    assert code == 0
-    assert f"{len(recent.events):,} events" in out and "its last 2 days" in out
-    assert last_json(out)["events"] == len(recent.events)  # type: ignore[comparison-overlap]
-    rec = orjson.loads((report / "rsc15-last2d.json").read_bytes())
-    assert rec["command"].endswith("--last-days 2 --report " + report.as_posix())
-    assert "\n## rsc15-last2d\n" in (tmp_path / "docs" / "quality.md").read_text()
-    assert main(["--dataset", "rsc15", "--data-dir", str(tmp_path), "--last-days", "-1"]) == 2
-    assert "days must be a finite number > 0, got -1.0" in capsys.readouterr().err
+    _run_reduced(tmp_path, capsys, ["--last-days", "2"], len(recent.events), "its last 2 days",
+                 "rsc15-last2d", "-1", "days must be a finite number > 0, got -1.0")
