@@ -73,7 +73,6 @@ class Dataset:
         return dataclasses.replace(self, events=events, test_sessions=test,
                                    test_start_ts=first if test else None)
 
-
     def last_days(self, days: float, quantile: float = 0.999) -> Dataset:
         """The events of the log's last ``days`` days, every user: recent traffic at its full
         density, at a fraction of the cost of the whole log. The log ends at the time by which
@@ -103,6 +102,7 @@ class Dataset:
         first = min((e.ts for e in events if e.session_id in test), default=None)
         return dataclasses.replace(self, events=events, test_sessions=test,
                                    test_start_ts=first if test else None)
+
 
 def sort_by_time(events: Iterable[Interaction]) -> list[Interaction]:
     """Events sorted by ``ts``; stable, so events with equal times keep their input order."""
