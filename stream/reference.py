@@ -40,11 +40,12 @@ class ReferenceRunner:
     at the end of :meth:`run` (the Flink job: by event-time timers, and all at end of input)."""
 
     def __init__(self, cfg: EngineConfig | None = None, store: Store | None = None, *,
-                 models: bool = False, similar_recent: NeighbourConfig | None = None) -> None:
+                 models: bool = False) -> None:
         self.cfg = cfg or EngineConfig()
         # the similar-items pairs decayed a second time, faster (recs eval's experiments with
-        # candidate half-lives; not published, the stream has no such relation)
-        self.similar_recent_cfg = similar_recent
+        # candidate half-lives, set by EngineLearner.learn_similar_recent; not published, the
+        # stream has no such relation)
+        self.similar_recent_cfg: NeighbourConfig | None = None
         self.similar_recent: dict[str, neighbours.NeighbourState] = {}
         self.models = ReferenceModels(self.cfg) if models else None
         self.store: Store = store if store is not None else MemoryStore()

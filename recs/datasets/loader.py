@@ -66,12 +66,7 @@ class Dataset:
         if share == 1.0:
             return self
         cut = share * 2**32
-        events = [e for e in self.events if zlib.crc32(e.user_id.encode()) < cut]
-        kept = {e.session_id for e in events}
-        test = self.test_sessions & kept
-        first = min((e.ts for e in events if e.session_id in test), default=None)
-        return dataclasses.replace(self, events=events, test_sessions=test,
-                                   test_start_ts=first if test else None)
+        return self._keeping([e for e in self.events if zlib.crc32(e.user_id.encode()) < cut])
 
     def last_days(self, days: float, quantile: float = 0.999) -> Dataset:
         """The events of the log's last ``days`` days, every user: recent traffic at its full
@@ -96,9 +91,12 @@ class Dataset:
             return self
         end = self.events[int(quantile * (len(self.events) - 1))].ts
         cut = end - int(days * 86_400_000)
-        events = [e for e in self.events if cut <= e.ts <= end]
-        kept = {e.session_id for e in events}
-        test = self.test_sessions & kept
+        return self._keeping([e for e in self.events if cut <= e.ts <= end])
+
+    def _keeping(self, events: list[Interaction]) -> Dataset:
+        """This log reduced to ``events`` (in order): its test sessions those still holding
+        an event, the test start their first event."""
+        test = self.test_sessions & {e.session_id for e in events}
         first = min((e.ts for e in events if e.session_id in test), default=None)
         return dataclasses.replace(self, events=events, test_sessions=test,
                                    test_start_ts=first if test else None)
