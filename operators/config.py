@@ -18,6 +18,10 @@ DEFAULT_EVENT_WEIGHTS: Final = MappingProxyType(
 )
 INTEREST_TYPES: Final = frozenset({"view", "click", "add_to_cart", "purchase", "rating"})
 IMPRESSION: Final = "impression"  # the items a storefront showed: recorded, never an interest
+# the neighbour relations (state.keys' kinds of the same names; operators do not import state)
+SIMILAR: Final = "similar"
+BOUGHT: Final = "bought"
+SIMILAR_RECENT: Final = "similar_recent"
 BASKET_TYPES: Final = frozenset({"add_to_cart", "purchase"})
 
 
@@ -87,6 +91,12 @@ class EngineConfig:
         default_factory=lambda: NeighbourConfig(half_life_s=90 * 86_400.0))
     bought: NeighbourConfig = field(
         default_factory=lambda: NeighbourConfig(half_life_s=30 * 86_400.0))
+    # a second similar-items list: the same pairs decayed at a shorter half-life, published
+    # under its own key (state.keys.KIND_SIMILAR_RECENT); None: off. The learned blend takes
+    # its shares as features of their own (simr*), so each deployment's learned weights pick
+    # the time scale: a news log's interest moves within a day, a catalogue's over months
+    # (docs/quality/tuning.md). Made with recent_similar(); RECS_SIMILAR_RECENT_HALF_LIFE_S
+    similar_recent: NeighbourConfig | None = None
     trending: TrendingConfig = field(default_factory=TrendingConfig)
     event_weights: MappingProxyType[str, float] = field(
         default_factory=lambda: DEFAULT_EVENT_WEIGHTS)
@@ -96,11 +106,31 @@ class EngineConfig:
     mf: MFConfig = field(default_factory=lambda: MFConfig(negatives=10))
     ranker: RankerConfig = field(default_factory=lambda: _ranker_config())
 
+    def neighbour(self, relation: str) -> NeighbourConfig:
+        """The configuration of one neighbour relation (a kind of :mod:`state.keys`)."""
+        if relation == SIMILAR:
+            return self.similar
+        if relation == BOUGHT:
+            return self.bought
+        if relation == SIMILAR_RECENT and self.similar_recent is not None:
+            return self.similar_recent
+        raise ValueError(f"EngineConfig.neighbour: relation {relation!r} is not kept "
+                         f"(expected {SIMILAR!r}, {BOUGHT!r} or, when on, {SIMILAR_RECENT!r})")
+
     def weight(self, etype: str, value: float | None = None) -> float:
         if etype == "rating" and value is not None:
             # a rating is interest in proportion to how much the user liked it (5 -> full weight)
             return self.event_weights["rating"] * max(value, 0.0) / 5.0
         return self.event_weights.get(etype, 0.0)
+
+
+def recent_similar(similar: NeighbourConfig, half_life_s: float) -> NeighbourConfig | None:
+    """The second similar-items list at ``half_life_s`` (0: off), as large as ``similar``."""
+    if half_life_s < 0:
+        raise ValueError(f"similar_recent half_life_s: expected >= 0 (0: off), got {half_life_s}")
+    if half_life_s == 0:
+        return None
+    return NeighbourConfig(similar.capacity, similar.top_k, half_life_s)
 
 
 def _ranker_config() -> RankerConfig:

@@ -70,6 +70,8 @@ class Settings:
     # machine (`make bench-stream`); half of that leaves room for bursts and the ranker
     model_max_events_per_s: float = 500.0
     mf_negatives: int = 10
+    # the second similar-items list's half-life in seconds (EngineConfig.similar_recent; 0: off)
+    similar_recent_half_life_s: float = 0.0
     ranker_window_ms: int = 30 * 60_000  # attribution window of an impression (event time)
     # the blend learner (`recs blend-learner`, stream/blend_learner.py): the share of interest
     # events it learns from (sampled by event id) and how often it publishes the learned blend
@@ -138,6 +140,7 @@ class Settings:
             "RECS_MODEL_PUBLISH_MS": str(self.model_publish_ms),
             "RECS_MODEL_MAX_EVENTS_PER_S": str(self.model_max_events_per_s),
             "RECS_MF_NEGATIVES": str(self.mf_negatives),
+            "RECS_SIMILAR_RECENT_HALF_LIFE_S": repr(self.similar_recent_half_life_s),
             "RECS_RANKER_WINDOW_MS": str(self.ranker_window_ms),
             "RECS_BLEND_SAMPLE": repr(self.blend_sample),
             "RECS_BLEND_PUBLISH_MS": str(self.blend_publish_ms),
@@ -197,6 +200,8 @@ class Settings:
             model_max_events_per_s=float(e.get("RECS_MODEL_MAX_EVENTS_PER_S",
                                                d.model_max_events_per_s)),
             mf_negatives=int(e.get("RECS_MF_NEGATIVES", d.mf_negatives)),
+            similar_recent_half_life_s=float(e.get("RECS_SIMILAR_RECENT_HALF_LIFE_S",
+                                                   d.similar_recent_half_life_s)),
             ranker_window_ms=int(e.get("RECS_RANKER_WINDOW_MS", d.ranker_window_ms)),
             blend_sample=float(e.get("RECS_BLEND_SAMPLE", d.blend_sample)),
             blend_publish_ms=int(e.get("RECS_BLEND_PUBLISH_MS", d.blend_publish_ms)),

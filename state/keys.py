@@ -74,6 +74,9 @@ PREFIX: Final = f"recs:v{LAYOUT_VERSION}:"
 KIND_SESSION: Final = "session"
 KIND_SIMILAR: Final = "similar"
 KIND_BOUGHT: Final = "bought"
+# the similar-items pairs decayed a second time, faster (EngineConfig.similar_recent; only
+# published when it is on)
+KIND_SIMILAR_RECENT: Final = "similar_recent"
 KIND_TRENDING: Final = "trending"
 KIND_ITEM: Final = "item"
 KIND_ITEMSTATS: Final = "itemstats"
@@ -81,7 +84,7 @@ KIND_ITEMVEC: Final = "itemvec"
 KIND_USERVEC: Final = "uservec"
 KIND_MODEL: Final = "model"
 KINDS: Final = (KIND_SESSION, KIND_SIMILAR, KIND_BOUGHT, KIND_TRENDING, KIND_ITEM,
-                KIND_ITEMSTATS, KIND_ITEMVEC, KIND_USERVEC, KIND_MODEL)
+                KIND_ITEMSTATS, KIND_ITEMVEC, KIND_USERVEC, KIND_MODEL, KIND_SIMILAR_RECENT)
 MODEL_KINDS: Final = (KIND_ITEMVEC, KIND_USERVEC, KIND_MODEL)  # versioned by model version
 MODEL_MF: Final = "mf"          # the online collaborative model's header
 MODEL_RANKER: Final = "ranker"  # the online ranker's snapshot
@@ -128,6 +131,10 @@ def session_key(user_id: str) -> str:
 
 def similar_key(item_id: str) -> str:
     return key_for(KIND_SIMILAR, item_id)
+
+
+def similar_recent_key(item_id: str) -> str:
+    return key_for(KIND_SIMILAR_RECENT, item_id)
 
 
 def bought_key(item_id: str) -> str:

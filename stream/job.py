@@ -33,7 +33,7 @@ from typing import Any, Final
 
 from infra.paths import python_path
 from infra.procs import LOOPBACK, port_is_free
-from operators.config import EngineConfig, SessionConfig
+from operators.config import EngineConfig, SessionConfig, recent_similar
 from recs.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -108,10 +108,13 @@ def observability_options(settings: Settings) -> tuple[dict[str, str], list[Path
 
 def engine_config(settings: Settings) -> EngineConfig:
     """The operators' configuration the job runs with (the reference runner's, to compare)."""
+    base = EngineConfig()
     return EngineConfig(session=SessionConfig(gap_ms=settings.session_gap_ms,
                                               ttl_ms=settings.session_ttl_ms),
-                        mf=replace(EngineConfig().mf, negatives=settings.mf_negatives),
-                        ranker=replace(EngineConfig().ranker,
+                        similar_recent=recent_similar(base.similar,
+                                                      settings.similar_recent_half_life_s),
+                        mf=replace(base.mf, negatives=settings.mf_negatives),
+                        ranker=replace(base.ranker,
                                        window_ms=settings.ranker_window_ms))
 
 

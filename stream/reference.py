@@ -18,7 +18,7 @@ from pathlib import Path
 import orjson
 
 from operators import dedup, neighbours, ranker, session, trending
-from operators.config import EngineConfig, NeighbourConfig
+from operators.config import EngineConfig
 from operators.ranker_state import RankerModel
 from operators.vector_model import VectorModel
 from schemas.events import Interaction, ItemUpsert
@@ -42,11 +42,6 @@ class ReferenceRunner:
     def __init__(self, cfg: EngineConfig | None = None, store: Store | None = None, *,
                  models: bool = False) -> None:
         self.cfg = cfg or EngineConfig()
-        # the similar-items pairs decayed a second time, faster (recs eval's experiments with
-        # candidate half-lives, set by EngineLearner.learn_similar_recent; not published, the
-        # stream has no such relation)
-        self.similar_recent_cfg: NeighbourConfig | None = None
-        self.similar_recent: dict[str, neighbours.NeighbourState] = {}
         self.models = ReferenceModels(self.cfg) if models else None
         self.store: Store = store if store is not None else MemoryStore()
         self.seen: dict[str, dedup.DedupState] = {}
@@ -92,13 +87,10 @@ class ReferenceRunner:
                 self.sessions[event.user_id] = new
             self._dirty_sessions.add(event.user_id)
         for pair in pairs:
-            rkey = (pair.relation, pair.src)
-            ncfg = self.cfg.similar if pair.relation == keys.KIND_SIMILAR else self.cfg.bought
-            self.relations[rkey] = neighbours.step(self.relations.get(rkey), pair, ncfg)
-            self._dirty_relations.add(rkey)
-            if self.similar_recent_cfg is not None and pair.relation == keys.KIND_SIMILAR:
-                self.similar_recent[pair.src] = neighbours.step(
-                    self.similar_recent.get(pair.src), pair, self.similar_recent_cfg)
+            self._relate(pair.relation, pair)
+            if pair.relation == keys.KIND_SIMILAR and self.cfg.similar_recent is not None:
+                # the same pair, decayed at the second list's half-life (its own key)
+                self._relate(keys.KIND_SIMILAR_RECENT, pair)
         device = trending.context_field(event, keys.CONTEXT_DEVICE)
         country = trending.context_field(event, keys.CONTEXT_COUNTRY)
         for item_id in item_targets(event):
@@ -108,6 +100,12 @@ class ReferenceRunner:
             self.items[item_id] = state
             self._dirty_items.add(item_id)
             self._offer(scores)
+
+    def _relate(self, relation: str, pair: session.Pair) -> None:
+        rkey = (relation, pair.src)
+        self.relations[rkey] = neighbours.step(self.relations.get(rkey), pair,
+                                               self.cfg.neighbour(relation))
+        self._dirty_relations.add(rkey)
 
     def _offer(self, scores: list[trending.ScopeScore]) -> None:
         for score in scores:

@@ -26,9 +26,8 @@ def session_update(user_id: str, state: session.SessionState | None,
 
 def neighbour_update(relation: str, item_id: str, state: neighbours.NeighbourState,
                      cfg: EngineConfig) -> Update:
-    ncfg = cfg.similar if relation == keys.KIND_SIMILAR else cfg.bought
     return Update(keys.key_for(relation, item_id), state.as_of, state.as_of,
-                  neighbours.render(state, ncfg))
+                  neighbours.render(state, cfg.neighbour(relation)))
 
 
 def item_updates(item_id: str, state: trending.ItemState) -> list[Update]:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import orjson
 import pytest
 
+from operators.config import NeighbourConfig, recent_similar
 from recs.evaluation.tune import main
 from tests.test_evaluation_cli import write_ml100k, write_rsc15
 
@@ -108,22 +110,24 @@ def test_last_days_keeps_every_user_of_the_logs_last_days(
     assert tune_learned.main([*argv, "--engine", "engine"]) == 0  # the learned blend alone
     rows = last_json(capsys.readouterr().out)["rows"]
     assert isinstance(rows, list) and [r["method"] for r in rows] == ["engine", "ar"]
-    # a second similar-items list at a shorter half-life, for the learned blend only
-    _, learner = tune_learned.methods(tune_learned.engine_config([]),
-                                       tune_learned.blend_config([]), [], ("engine",))
-    learner.learn_similar_recent(3600.0)
+    # a second similar-items list at a shorter half-life (EngineConfig.similar_recent)
+    cfg = dataclasses.replace(tune_learned.engine_config([]),
+                              similar_recent=recent_similar(NeighbourConfig(), 3600.0))
+    _, learner = tune_learned.methods(cfg, tune_learned.blend_config([]), [], ("engine",))
     for e in full.events[:200]:
         learner.learn(e)
-    slow, fast = learner.runner.relations, learner.runner.similar_recent
-    assert fast and set(fast) == {src for rel, src in slow if rel == "similar"}
+    rel = learner.runner.relations
+    fast = {src: st for (kind, src), st in rel.items() if kind == "similar_recent"}
+    assert fast and set(fast) == {src for kind, src in rel if kind == "similar"}
     src = next(iter(fast))
-    assert set(fast[src].scores) == set(slow[("similar", src)].scores)
+    assert set(fast[src].scores) == set(rel[("similar", src)].scores)
+    assert fast[src].scores != rel[("similar", src)].scores  # decayed at its own half-life
     _, plain = tune_learned.methods(tune_learned.engine_config([]),
                                     tune_learned.blend_config([]), [], ("engine",))
     for e in full.events[:200]:
         plain.learn(e)
-    published = [(u.key, u.data) for u in learner.runner.pending_updates()]
-    assert published == [(u.key, u.data) for u in plain.runner.pending_updates()]  # not in it
-    with pytest.raises(ValueError, match="events already learned"):
-        learner.learn_similar_recent(3600.0)
+    published = {u.key: u.data for u in learner.runner.pending_updates()}
+    alone = {u.key: u.data for u in plain.runner.pending_updates()}
+    assert {k: v for k, v in published.items() if ":similar_recent:" not in k} == alone
+    assert published[f"recs:v1:similar_recent:{src}"] is not None  # published under its key
     assert tune_learned.main([*argv, "--engine", "engine", "--similar-recent", "3600"]) == 0

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import pytest
 
+from operators import config
+from operators.config import EngineConfig
+from recs.settings import Settings
 from state import keys
 from state.records import Update, decode_envelope, encode_envelope
 
@@ -12,6 +15,7 @@ GOLDEN = [
     (keys.session_key("u42"), "recs:v1:session:u42"),
     (keys.similar_key("i7"), "recs:v1:similar:i7"),
     (keys.bought_key("i7"), "recs:v1:bought:i7"),
+    (keys.similar_recent_key("i7"), "recs:v1:similar_recent:i7"),
     (keys.item_key("sku:9/x"), "recs:v1:item:sku:9/x"),
     (keys.itemstats_key("i7"), "recs:v1:itemstats:i7"),
     (keys.trending_key(), "recs:v1:trending:global"),
@@ -101,3 +105,21 @@ def test_new_arrival_scopes_split_back_and_are_told_apart() -> None:
     for scope in (keys.trending_scope(), keys.trending_scope("new"),
                   keys.trending_context_scope("device", "new")):
         assert not keys.is_new_arrivals_scope(scope), scope
+
+
+def test_the_neighbour_relations_are_the_kinds_and_the_second_list_is_opt_in() -> None:
+    from stream.job import engine_config
+
+    assert (config.SIMILAR, config.BOUGHT, config.SIMILAR_RECENT) == (
+        keys.KIND_SIMILAR, keys.KIND_BOUGHT, keys.KIND_SIMILAR_RECENT)
+    off = EngineConfig()
+    assert off.similar_recent is None and off.neighbour("bought") is off.bought
+    with pytest.raises(ValueError, match="relation 'similar_recent' is not kept"):
+        off.neighbour(keys.KIND_SIMILAR_RECENT)
+    on = engine_config(Settings(similar_recent_half_life_s=86_400.0))
+    recent = on.neighbour(keys.KIND_SIMILAR_RECENT)
+    assert (recent.capacity, recent.top_k, recent.half_life_s) == (
+        off.similar.capacity, off.similar.top_k, 86_400.0)
+    assert engine_config(Settings()).similar_recent is None
+    with pytest.raises(ValueError, match="expected >= 0 \\(0: off\\), got -1"):
+        config.recent_similar(off.similar, -1)

@@ -40,6 +40,7 @@ from tests.strategies import (
 
 CFG = EngineConfig(similar=NeighbourConfig(capacity=4, top_k=3),
                    bought=NeighbourConfig(capacity=4, top_k=3, half_life_s=30 * 86_400.0),
+                   similar_recent=NeighbourConfig(capacity=4, top_k=3, half_life_s=3_600.0),
                    trending=TrendingConfig(top_k=3))
 examples = settings(max_examples=60, deadline=None)
 
@@ -88,6 +89,8 @@ def expected_versions(log: list[Record]) -> dict[str, int]:
                     bump(keys.key_for(keys.KIND_TRENDING, scope), rec.ts)
     for pair in naive_pairs(log, CFG.session):
         bump(keys.key_for(pair.relation, pair.src), pair.ts)
+        if pair.relation == keys.KIND_SIMILAR:  # the second list (CFG.similar_recent is on)
+            bump(keys.similar_recent_key(pair.src), pair.ts)
     for scope, ts in naive_new_arrival_versions(log).items():
         bump(keys.key_for(keys.KIND_TRENDING, scope), ts)
     return dict(newest)

@@ -58,7 +58,7 @@ from operators.blend import (
     vector_shares,
 )
 from operators.candidates import recent_items
-from operators.config import INTEREST_TYPES, EngineConfig, NeighbourConfig
+from operators.config import INTEREST_TYPES, EngineConfig
 from operators.learned_blend import BlendModel, LearnedBlendConfig
 from operators.online_mf import OnlineMF
 from schemas.events import Interaction, ItemUpsert
@@ -132,15 +132,6 @@ class EngineLearner:
         """Learn the blend's weights (``prior``'s candidates) from every interest event."""
         self.blend_prior, self.blend_cfg = prior, cfg
 
-    def learn_similar_recent(self, half_life_s: float) -> None:
-        """Also decay the similar-items pairs at ``half_life_s`` (before any event): a second
-        list per item whose shares the learned blend takes as features of their own (``simr*``:
-        candidate half-lives, measured here; the stream has no such list yet)."""
-        if self.runner.events_applied:
-            raise ValueError("EngineLearner.learn_similar_recent: events already learned")
-        self.runner.similar_recent_cfg = NeighbourConfig(
-            self.cfg.similar.capacity, self.cfg.similar.top_k, half_life_s)
-
     def blend_candidates(self, user_id: str, session_id: str, ts: int,
                          exclude: Collection[str] = ()) -> tuple[learned_blend.Candidate, ...]:
         """The learned blend's candidates for a request (cached for the event at ``ts``)."""
@@ -152,13 +143,9 @@ class EngineLearner:
             raise ValueError("EngineLearner.blend_candidates: learn_blend() was not called")
         inputs = blend_inputs(self, self.blend_prior, user_id, session_id, exclude)
         recent: dict[str, Shares] = {}
-        ncfg = self.runner.similar_recent_cfg
-        if ncfg is not None and inputs[0] is not None:
-            for i in recent_items(inputs[0], learned_blend.POSITIONS):
-                st = self.runner.similar_recent.get(i)
-                if st is not None:
-                    recent[i] = self._cached("similar_recent", i, st, lambda st=st: shares(
-                        neighbours.render(st, ncfg)["items"]))
+        if self.cfg.similar_recent is not None and inputs[0] is not None:
+            recent = self.neighbour_shares(keys.KIND_SIMILAR_RECENT,
+                                           recent_items(inputs[0], learned_blend.POSITIONS))
         cands = learned_blend.candidates(*inputs[:5], self.blend_cfg, exclude=exclude,
                                          vector=inputs[5], vector_because=inputs[6],
                                          vector_events=inputs[7], similar_recent=recent)
@@ -290,7 +277,7 @@ class EngineLearner:
         st = self.runner.relations.get((relation, item_id))
         if st is None:
             return []
-        ncfg = self.cfg.similar if relation == keys.KIND_SIMILAR else self.cfg.bought
+        ncfg = self.cfg.neighbour(relation)
         return self._cached(relation, item_id, st,  # type: ignore[no-any-return]
                             lambda: neighbours.render(st, ncfg)["items"])
 

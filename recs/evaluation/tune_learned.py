@@ -28,7 +28,7 @@ from typing import Any
 
 import orjson
 
-from operators.config import EngineConfig
+from operators.config import EngineConfig, recent_similar
 from operators.learned_blend import LearnedBlendConfig
 from recs import datasets
 from recs.evaluation import protocols
@@ -142,10 +142,11 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     try:
         cfg, lb = engine_config(args.set), blend_config(args.lb)
+        if args.similar_recent > 0:
+            cfg = dataclasses.replace(cfg, similar_recent=recent_similar(cfg.similar,
+                                                                         args.similar_recent))
         ms, learner = methods(cfg, lb, [b for b in args.baselines.split(",") if b],
                               tuple(n for n in args.engine.split(",") if n))
-        if args.similar_recent > 0:
-            learner.learn_similar_recent(args.similar_recent)
         data = datasets.load(args.dataset, args.data_dir / FOLDERS[args.dataset],
                              limit=args.limit or None)
         if args.sample_users is not None:
