@@ -369,23 +369,26 @@ def serve(model: BlendModel | None, cfg: LearnedBlendConfig,
           session: Mapping[str, Any] | None, similar: Mapping[str, Shares],
           bought: Mapping[str, Shares], fills: Sequence[Fill], params: BlendParams, *, k: int,
           exclude: Collection[str] = (), vector: Shares = (), vector_because: str = "",
-          vector_events: int = 0, blend_fn: Callable[..., list[Scored]] = blend,
+          vector_events: int = 0, similar_recent: Mapping[str, Shares] | None = None,
+          blend_fn: Callable[..., list[Scored]] = blend,
           features_fn: Callable[..., tuple[Candidate, ...]] | None = None,
           order_fn: Callable[..., list[Candidate]] | None = None) -> list[Scored]:
     """The server's homepage blend: exactly :func:`operators.blend.blend` while ``model`` is
-    absent or cold; when warm, the learned order of :func:`candidates` (pool at least ``k``),
-    each candidate keeping the hand-tuned blend's evidence (a fill added as a candidate: its
-    list's), scored ``exp(w·x − best)`` so the scores fall with the rank. ``blend_fn``,
-    ``features_fn`` and ``order_fn``: the hand-tuned blend, the features and the learned order
-    to call (:func:`~operators.blend.blend`, :func:`_features` and :func:`learned_order` by
-    default, or their compiled twins)."""
+    absent or cold; when warm, the learned order of :func:`candidates` (pool at least ``k``;
+    ``similar_recent`` as there: the ``simr*`` features), each candidate keeping the hand-tuned
+    blend's evidence (a fill added as a candidate: its list's), scored ``exp(w·x − best)`` so
+    the scores fall with the rank. ``blend_fn``, ``features_fn`` and ``order_fn``: the
+    hand-tuned blend, the features and the learned order to call
+    (:func:`~operators.blend.blend`, :func:`_features` and :func:`learned_order` by default, or
+    their compiled twins)."""
     if model is None or not is_warm(model, cfg):
         return blend_fn(session, similar, bought, fills, params, k=k, exclude=exclude,
                      vector=vector, vector_because=vector_because, vector_events=vector_events)
     pool = max(cfg.pool, k)
     prior = blend_fn(session, similar, bought, fills, params, k=pool, exclude=exclude,
                   vector=vector, vector_because=vector_because, vector_events=vector_events)
-    cands = (features_fn or _features)(prior, session, similar, fills, params, cfg, exclude)
+    cands = (features_fn or _features)(prior, session, similar, fills, params, cfg, exclude,
+                                       similar_recent=similar_recent)
     evidence = {s.item_id: s.evidence for s in prior}
     ranked = (order_fn or learned_order)(model, cands)[:k]
     if not ranked:

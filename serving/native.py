@@ -52,7 +52,7 @@ class FeaturesFn(Protocol):
     """``operators.learned_blend._features``' signature."""
 
     def __call__(self, prior: Any, session: Any, similar: Any, fills: Any, params: Any,
-                 cfg: Any, exclude: Any) -> Any: ...
+                 cfg: Any, exclude: Any, *, similar_recent: Any = None) -> Any: ...
 
 
 class OrderFn(Protocol):

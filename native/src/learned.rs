@@ -1,6 +1,7 @@
 //! Twins of `operators/learned_blend.py`'s `_features` and `learned_order`: the candidates of
 //! the learned blend (the hand-tuned blend's, then the best entries of every fill list) with
-//! their features, and their learned order. Same arguments, same results (`Candidate`s, each
+//! their features (`sim*` from the similar lists, `simr*` from the second ones when given),
+//! and their learned order. Same arguments, same results (`Candidate`s, each
 //! feature dict filled in the same order, so the learned score sums its terms in the same
 //! order), the same floating-point operations; the Python functions are the specification,
 //! and their constants (`POSITIONS`, `PRIOR_FLOOR`, `_FILL_FEATURES`) are read from them.
@@ -38,13 +39,17 @@ fn capped(x: f64) -> f64 {
     if 1.0 < x { 1.0 } else { x }
 }
 
+/// Twin of `_features`; `similar_recent` (keyword, `None` or empty: none) the recent items'
+/// second similar-items lists, whose shares and ranks become `simr*` as `similar`'s `sim*`.
 #[pyfunction]
-#[pyo3(signature = (prior, session, similar, fills, params, cfg, exclude))]
+#[pyo3(signature = (prior, session, similar, fills, params, cfg, exclude, *,
+                    similar_recent=None))]
 #[allow(clippy::too_many_arguments)]
 pub fn features<'py>(prior: Bound<'py, PyAny>, session: Option<Bound<'py, PyAny>>,
                      similar: Bound<'py, PyAny>, fills: Bound<'py, PyAny>,
                      params: Bound<'py, PyAny>, cfg: Bound<'py, PyAny>,
-                     exclude: Bound<'py, PyAny>) -> PyResult<Bound<'py, PyTuple>> {
+                     exclude: Bound<'py, PyAny>, similar_recent: Option<Bound<'py, PyAny>>)
+                     -> PyResult<Bound<'py, PyTuple>> {
     let py = prior.py();
     let (positions, prior_floor, fill_features) = spec(py)?;
     let session = match session {
@@ -145,21 +150,29 @@ pub fn features<'py>(prior: Bound<'py, PyAny>, session: Option<Bound<'py, PyAny>
             set(found, &rr, 1.0 / place as f64)?;
         }
     }
-    for (r, src) in history.iter().enumerate() {
-        let Some(lst) = get(&similar, src)? else { continue };
-        if !lst.is_truthy()? {
-            continue;
-        }
-        let sim = PyString::new(py, &format!("sim{r}"));
-        let sim_rr = PyString::new(py, &format!("sim_rr{r}"));
-        for (rank, entry) in elements(&lst)?.iter().enumerate() {
-            let item_id = nth(entry, 0)?;
-            let Some(found) = feats.get(item_id.downcast::<PyString>()?.to_str()?) else {
+    // `(similar_recent or {})`: the second lists only when there are any
+    let recent_lists = match similar_recent {
+        Some(m) if m.is_truthy()? => Some(m),
+        _ => None,
+    };
+    for (lists, name) in [(Some(similar), "sim"), (recent_lists, "simr")] {
+        let Some(lists) = lists else { continue };
+        for (r, src) in history.iter().enumerate() {
+            let Some(lst) = get(&lists, src)? else { continue };
+            if !lst.is_truthy()? {
                 continue;
-            };
-            if !found.contains(&sim)? {
-                found.set_item(&sim, nth(entry, 1)?)?;
-                set(found, &sim_rr, 1.0 / (rank + 1) as f64)?;
+            }
+            let sim = PyString::new(py, &format!("{name}{r}"));
+            let sim_rr = PyString::new(py, &format!("{name}_rr{r}"));
+            for (rank, entry) in elements(&lst)?.iter().enumerate() {
+                let item_id = nth(entry, 0)?;
+                let Some(found) = feats.get(item_id.downcast::<PyString>()?.to_str()?) else {
+                    continue;
+                };
+                if !found.contains(&sim)? {
+                    found.set_item(&sim, nth(entry, 1)?)?;
+                    set(found, &sim_rr, 1.0 / (rank + 1) as f64)?;
+                }
             }
         }
     }

@@ -22,7 +22,8 @@ from __future__ import annotations
 import logging
 import math
 import random
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from types import MappingProxyType
 from typing import Any
 
 import pytest
@@ -157,8 +158,15 @@ def test_twins_do_not_mutate_their_input() -> None:
     for _ in range(200):
         args, kwargs = blend_case(rnd)
         before = repr((args, kwargs))
-        CORE.blend(*args, **kwargs)
+        prior = CORE.blend(*args, **kwargs)
         assert repr((args, kwargs)) == before
+        session, similar, _bought, fills, params = args
+        recent = similar_recent_case(rnd, session, similar)
+        before = repr((prior, args, recent))
+        CORE.features(prior, session, similar, fills, params,
+                      learned_blend.LearnedBlendConfig(), kwargs["exclude"],
+                      similar_recent=recent)
+        assert repr((prior, args, recent)) == before
         case = rerank_case(rnd)
         before = repr(case)
         CORE.rerank(*case)
@@ -262,6 +270,29 @@ def test_rules_twin_answers_what_the_python_rules_answer() -> None:
         assert notes.get(kind, 0) > 200, notes
 
 
+def similar_recent_case(rnd: random.Random, session: dict[str, Any] | None,
+                        similar: dict[str, Any]) -> Mapping[str, Any] | None:
+    """The recent items' second similar-items lists (``simr*``): absent (``None`` or empty,
+    the list off), or a list for most session items, often sharing items with the first list
+    (the same pairs at a shorter half-life: a reordered or shortened copy), sometimes empty;
+    sometimes a read-only mapping (the twin reads it through ``.get``)."""
+    kind = rnd.random()
+    if session is None or kind < 0.15:
+        return None if kind < 0.08 else {}
+    lists: dict[str, Any] = {}
+    for item in sorted({str(e[0]) for e in session["events"]}):
+        if rnd.random() < 0.15:
+            continue
+        first = list(similar.get(item, ()))
+        if first and rnd.random() < 0.6:
+            kept = rnd.sample(first, rnd.randrange(0, len(first) + 1))
+            lists[item] = tuple(sorted(((i, rnd.choice((w, w / 2, *SHARES))) for i, w in kept),
+                                       key=lambda e: -e[1]))
+        else:
+            lists[item] = _shares(rnd, rnd.randrange(0, 25))
+    return MappingProxyType(lists) if rnd.random() < 0.2 else lists
+
+
 def _warm_model(rnd: random.Random) -> learned_blend.BlendModel:
     """Weights over the features, some zero, some equal (learned scores tie: the hand-tuned
     order breaks the tie), some of sizes that make the terms' sum round."""
@@ -278,7 +309,8 @@ def test_a_prior_score_too_small_to_divide_sits_at_the_floor_on_both_sides() -> 
     instead of a math domain error."""
     assert CORE is not None
     prior = [Scored("a", 1e300, []), Scored("b", 1e-300, [])]
-    args = (prior, None, {}, [], BlendParams(), learned_blend.LearnedBlendConfig(), ())
+    args: tuple[Any, ...] = (prior, None, {}, [], BlendParams(),
+                             learned_blend.LearnedBlendConfig(), ())
     want = learned_blend._features(*args)
     assert want[1].features["prior"] == 0.0 and want[0].features["prior"] == 1.0
     assert [dict(c.features) for c in CORE.features(*args)] == [dict(c.features) for c in want]
@@ -292,34 +324,59 @@ def test_learned_twins_answer_what_the_python_learned_blend_answers() -> None:
     order the same; and the warm blend served through each side's kernels the same answer."""
     assert CORE is not None
     rnd = random.Random(23)
+    second = random.Random(29)  # the second lists drawn apart: the other draws stay as before
     problems: list[str] = []
-    fill_added = 0
+    fill_added = with_simr = 0
     for n in range(FEATURES_CASES):
         (session, similar, bought, fills, params), kwargs = blend_case(rnd)
+        recent = similar_recent_case(second, session, similar)
         cfg = learned_blend.LearnedBlendConfig(pool=rnd.choice((5, 50)),
                                                fill_pool=rnd.choice((1, 3, 20)))
         prior = blend(session, similar, bought, fills, params, **{**kwargs, "k": cfg.pool})
         feature_args = (prior, session, similar, fills, params, cfg, kwargs["exclude"])
-        want = learned_blend._features(*feature_args)
-        got = CORE.features(*feature_args)
+        want = learned_blend._features(*feature_args, similar_recent=recent)
+        got = CORE.features(*feature_args, similar_recent=recent)
         a = [(c.item_id, c.prior_rank, list(c.features.items())) for c in got]
         b = [(c.item_id, c.prior_rank, list(c.features.items())) for c in want]
         if a != b and len(problems) < 10:
             problems.append(f"features case {n}: {a[:3]} != {b[:3]}")
         fill_added += len(want) > len(prior)
+        with_simr += any(k.startswith("simr") for c in want for k in c.features)
         model = _warm_model(rnd)
         order = [c.item_id for c in learned_blend.learned_order(model, want)]
         if [c.item_id for c in CORE.learned_order(model, want)] != order and len(problems) < 10:
             problems.append(f"order case {n}: {order[:5]}")
         served = [learned_blend.serve(model, cfg, session, similar, bought, fills, params,
-                                      **kwargs, blend_fn=k.blend, features_fn=k.features,
-                                      order_fn=k.learned_order)
+                                      **kwargs, similar_recent=recent, blend_fn=k.blend,
+                                      features_fn=k.features, order_fn=k.learned_order)
                   for k in (CORE, native.python())]
         diff = _differences(*served)
         if diff and len(problems) < 10:
             problems.append(f"serve case {n}: {diff[:3]}")
     assert problems == []
     assert fill_added > FEATURES_CASES // 4, fill_added
+    assert with_simr > FEATURES_CASES // 3, with_simr  # the second lists were exercised
+
+
+@needs_core
+def test_without_second_lists_the_twin_gives_the_candidates_of_before() -> None:
+    """``similar_recent`` absent, ``None`` or empty: no ``simr*`` feature on either side, the
+    same candidates as a call without it (the second list off changes nothing)."""
+    assert CORE is not None
+    rnd = random.Random(31)
+    for _ in range(300):
+        (session, similar, bought, fills, params), kwargs = blend_case(rnd)
+        cfg = learned_blend.LearnedBlendConfig()
+        prior = blend(session, similar, bought, fills, params, **{**kwargs, "k": cfg.pool})
+        args = (prior, session, similar, fills, params, cfg, kwargs["exclude"])
+        plain = [(c.item_id, dict(c.features)) for c in learned_blend._features(*args)]
+        nothing: tuple[dict[str, Any] | None, ...] = (None, {})
+        for recent in nothing:
+            for fn in (CORE.features, learned_blend._features):
+                got = [(c.item_id, dict(c.features)) for c in fn(*args, similar_recent=recent)]
+                assert got == plain
+        assert [(c.item_id, dict(c.features)) for c in CORE.features(*args)] == plain
+        assert not any(k.startswith("simr") for _, f in plain for k in f)
 
 
 def test_the_python_path_when_off_or_not_built(caplog: pytest.LogCaptureFixture,
