@@ -112,6 +112,13 @@ class Settings:
     demo_storefront: bool = False
     demo_public_key: str = ""
 
+    @property
+    def similar_recent_on(self) -> bool:
+        """The second similar-items list's one switch: on, the job publishes it and the server
+        and the blend learner read it (every process reads the same variable, so the lists
+        read are the lists published, and the features learned the features served)."""
+        return self.similar_recent_half_life_s > 0
+
     def to_env(self) -> dict[str, str]:
         """Environment that makes a child process's :meth:`from_env` equal to these settings."""
         return {

@@ -102,7 +102,8 @@ class App:
                                  cache_ttl_ms=settings.serve_cache_ttl_ms,
                                  budget_s=settings.serve_budget_ms / 1000,
                                  model_refresh_ms=model_refresh_ms,
-                                 kernels=native.load(settings.native))
+                                 kernels=native.load(settings.native),
+                                 similar_recent=settings.similar_recent_on)
         self.router = build_router(self.handlers, settings, self.guard)
         self._owns_publisher = False
         self._owns_reader = False  # True once the lifespan opened the reader itself

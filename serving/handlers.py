@@ -127,8 +127,11 @@ class Core:
                  cache_ttl_ms: int = 1000, budget_s: float = 0.1,
                  model_refresh_ms: int = DEFAULT_REFRESH_MS,
                  answer_cache: int = DEFAULT_CAPACITY,
-                 kernels: Kernels | None = None) -> None:
+                 kernels: Kernels | None = None, similar_recent: bool = False) -> None:
         self.kernels = kernels if kernels is not None else native.python()
+        # the second similar-items lists are published (Settings.similar_recent_on): the
+        # homepage reads them for the learned blend's simr* features
+        self.similar_recent = similar_recent
         self.fetch = Fetcher(reader, ttl_ms=cache_ttl_ms, budget_s=budget_s)
         self.answers = AnswerCache(answer_cache)
         self.rec_ids: Callable[[], str] = new_rec_id

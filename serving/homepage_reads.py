@@ -9,16 +9,19 @@ all of them). So both read the same keys and decode them the same way, and the l
 learns from the inputs the server ranks.
 
 Round trips: the user's session and vector; then the neighbour lists and metadata of the
-recent items and the trending lists (global, the context's, the asked category); then the new
-arrivals and the last item's category list. ``derive`` turns envelopes into shares and the
-context fill (the server memoises both per published version; :data:`PLAIN` does not) and
-retrieves the learned vector's candidates.
+recent items and the trending lists (global, the context's, the asked category), with, when
+the second similar-items list is read (``similar_recent``), the second lists of the learned
+blend's recent items (``recs:v1:similar_recent:<item>`` of the newest
+:data:`operators.learned_blend.POSITIONS`: its ``simr*`` features) in the same round trip;
+then the new arrivals and the last item's category list. ``derive`` turns envelopes into
+shares and the context fill (the server memoises both per published version; :data:`PLAIN`
+does not) and retrieves the learned vector's candidates.
 """
 
 from __future__ import annotations
 
 from collections.abc import Collection, Generator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Final, Protocol
 
 from operators.blend import (
@@ -31,6 +34,7 @@ from operators.blend import (
     vector_shares,
 )
 from operators.candidates import recent_items
+from operators.learned_blend import POSITIONS
 from operators.trending import daypart
 from serving import pipeline as P
 from state.keys import (
@@ -39,6 +43,7 @@ from state.keys import (
     new_arrivals_key,
     session_key,
     similar_key,
+    similar_recent_key,
     trending_context_key,
     trending_context_scope,
     trending_key,
@@ -73,6 +78,8 @@ class HomepageInputs:
     metas: Meta
     times: list[int]
     new_env: Envelope | None
+    # the learned blend's recent items' second similar-items lists (empty when not read)
+    similar_recent: dict[str, Shares] = field(default_factory=dict)
 
 
 class Vectors(Protocol):
@@ -159,8 +166,9 @@ def learned_vector(models: Vectors | None, uvec: Envelope | None,
 
 def reads(user: str, params: BlendParams, *, category: str | None,
           ctx_keys: Sequence[tuple[str, str]], exclude: Collection[str], pool: int,
-          models: Vectors | None, derive: Derive = PLAIN) -> Reads:
-    """The homepage's reads for ``user`` (module docstring)."""
+          models: Vectors | None, derive: Derive = PLAIN, similar_recent: bool = False) -> Reads:
+    """The homepage's reads for ``user`` (module docstring); ``similar_recent``: read the
+    second similar-items lists too (off: not one of their keys is read)."""
     env, uvec = yield Read([session_key(user), uservec_key(user)], cache=False)
     session = env.data if env is not None else None
     recent = recent_items(session, params.recent) if session else []
@@ -168,16 +176,21 @@ def reads(user: str, params: BlendParams, *, category: str | None,
     shared = [trending_key(None), *(k for _, k in ctx_keys)]
     if category is not None:
         shared.append(trending_key(category))
+    # the learned blend's features read the newest POSITIONS items (not params.recent)
+    second = recent_items(session, POSITIONS) if similar_recent and session else []
     found = yield Read([*(similar_key(i) for i in recent), *(bought_key(i) for i in recent),
-                        *(item_key(i) for i in recent), *shared])
-    n = len(recent)
+                        *(item_key(i) for i in recent),
+                        *(similar_recent_key(i) for i in second), *shared])
+    n, m = len(recent), len(second)
     similar = {i: derive.shares(e) for i, e in zip(recent, found[:n], strict=True)
                if e is not None}
     bought = {i: derive.shares(e) for i, e in zip(recent, found[n:2 * n], strict=True)
               if e is not None}
     metas: Meta = {i: (e.data if e is not None else None)
                    for i, e in zip(recent, found[2 * n:3 * n], strict=True)}
-    trending_envs = found[3 * n:]
+    recent_lists = {i: derive.shares(e) for i, e in zip(second, found[3 * n:3 * n + m],
+                                                        strict=True) if e is not None}
+    trending_envs = found[3 * n + m:]
     global_env, ctx_envs = trending_envs[0], trending_envs[1:1 + len(ctx_keys)]
     fills: list[Fill] = []
     if category is not None and trending_envs[-1] is not None:
@@ -197,7 +210,7 @@ def reads(user: str, params: BlendParams, *, category: str | None,
     if new_env is not None:  # new items fill in last (and explore, after the blend)
         fills.append(Fill(P.NEW_ARRIVAL, arrivals_cat or "", new_env.data["items"]))
     return HomepageInputs(session, uvec, recent, similar, bought, fills, vector, metas, times,
-                          new_env)
+                          new_env, recent_lists)
 
 
 def category_of(meta: Mapping[str, Any] | None) -> str | None:

@@ -7,9 +7,10 @@ Round trips (MGET each; shared lists and metadata come from the in-process cache
 than its bound, so most requests need only the first):
 
 * homepage: the session; then the neighbour lists, metadata of the recent items and the trending
-  lists (global, the request's context, the asked category); then the category list of the last
-  item (these three: :mod:`serving.homepage_reads`, shared with the blend learner); then the
-  metadata of the candidates.
+  lists (global, the request's context, the asked category), and the recent items' second
+  similar-items lists when they are on and the learned order is served; then the category list
+  of the last item (these three: :mod:`serving.homepage_reads`, shared with the blend learner);
+  then the metadata of the candidates.
 * session ("because you viewed"): the session; then the similar-items lists; then metadata.
 * similar / bought together: the list and the item; then metadata.
 * cart: the lists of the cart items and their metadata; then metadata.
@@ -227,15 +228,21 @@ class Handlers(Core):
 
     async def _homepage_draft(self, o: Options, now: int, user: str) -> Draft:
         params = self.experiments.assign("homepage", user).rules.blend
+        # one model for the whole request (the refresher may swap it while reads are awaited);
+        # the second similar-items lists only feed the learned order's features, so they are
+        # read only when that order is served
+        model, cfg = self.models.blend, self.models.blend_cfg
+        second = self.similar_recent and model is not None and learned_blend.is_warm(model, cfg)
         inputs = await self._drive(homepage_reads.reads(
             user, params, category=o.category, ctx_keys=self._context_keys(o, now),
-            exclude=o.exclude, pool=o.pool, models=self.models, derive=self))
+            exclude=o.exclude, pool=o.pool, models=self.models, derive=self,
+            similar_recent=second))
         uvec = inputs.uvec
         cands = learned_blend.serve(
-            self.models.blend, self.models.blend_cfg, inputs.session, inputs.similar,
-            inputs.bought, inputs.fills, params, k=o.pool, exclude=o.exclude,
-            vector=inputs.vector, vector_because=_model_version(uvec),
-            vector_events=learned_events(uvec), blend_fn=self.kernels.blend,
+            model, cfg, inputs.session, inputs.similar, inputs.bought, inputs.fills, params,
+            k=o.pool, exclude=o.exclude, vector=inputs.vector,
+            vector_because=_model_version(uvec), vector_events=learned_events(uvec),
+            similar_recent=inputs.similar_recent, blend_fn=self.kernels.blend,
             features_fn=self.kernels.features, order_fn=self.kernels.learned_order)
         times = inputs.times
         if inputs.vector and uvec is not None:

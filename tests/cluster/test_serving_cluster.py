@@ -5,6 +5,8 @@
 * the server on the cluster answers exactly what it answers on one Redis holding the same state
   (the answer-equality replay of ``tests/serving/test_answer_equality.py``), as that state
   changes round after round;
+* with the second similar-items list on, the homepage reads it in the similar lists' round
+  trip through the cluster reader and serves the learned blend's candidates on it;
 * the real server (``recs serve`` on a ``redis+cluster://`` URL) under a few hundred requests a
   second keeps answering 200 while a master is SIGKILLed: degraded at most until its replica
   is promoted, then full answers again, the same as before.
@@ -36,6 +38,7 @@ from state.redis_connect import SyncClient, sync_client
 from state.redis_store import RedisStore
 from tests.serving.kit import fill, server_auth, serving_http
 from tests.serving.test_answer_equality import RULES, World, _app, _requests, replay
+from tests.serving.test_similar_recent import check_served, published
 
 pytestmark = [pytest.mark.integration, pytest.mark.cluster]
 EQUALITY_ROUNDS = 10  # 4,000 requests; the models change at round 8
@@ -289,3 +292,17 @@ def test_a_killed_master_costs_degraded_answers_during_the_failover_at_most(
     first = {url: items for _, url, _, _, items, _ in before}
     assert {url: items for _, url, _, _, items, _ in after} == first
     assert all(first[url] for url in URLS)  # every answer had items to compare
+
+
+def test_the_second_similar_lists_are_read_through_the_cluster_reader(
+        redis_cluster_clean: RedisCluster) -> None:
+    """The homepage with the second similar-items list on, reading a cluster the reference
+    runner wrote with it on: the second lists come in the similar lists' round trip (one MGET
+    split per node) and the candidates are the learned blend's on the same lists (held here by
+    the in-memory runner)."""
+    cluster_store = RedisStore(sync_client(redis_cluster_clean.url))
+    _, users, now = published(cluster_store)
+    memory, same_users, _ = published()
+    assert users == same_users and len(users) >= 15
+    check_served(memory.store.get_many, ClusterReader.from_url(redis_cluster_clean.url),
+                 users[:15], now)
