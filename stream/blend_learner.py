@@ -9,6 +9,11 @@ from the session the event itself and everything at or after its time
 hand-tuned blend would have answered and steps the model with the event's item as the label:
 test-then-train, as ``recs eval`` does on a replay.
 
+When the second similar-items list is on (``Settings.similar_recent_on``, the variable the
+job publishes it by), the plan also reads the recent items' second lists, in the similar lists'
+round trip, and the candidates carry their ``simr*`` features: the weights learned (and
+published) then weigh them, as the server computes them from the same keys.
+
 Reads are batched: the events read together walk the read plan in lockstep
 (:func:`read_plans`), one MGET per round trip for all of them (three round trips, keys shared
 by several events read once). This module holds the pure steps and the learner's state
@@ -55,6 +60,7 @@ from serving.params import DEFAULT_K
 from state.keys import (
     KIND_BOUGHT,
     KIND_SIMILAR,
+    KIND_SIMILAR_RECENT,
     KIND_TRENDING,
     NEW_ARRIVALS_PREFIX,
     context_value,
@@ -200,7 +206,7 @@ def counts_event(key: str, env: Envelope | None, ts: int) -> bool:
     if env is None or env.as_of < ts:
         return False
     kind, entity = split_key(key)
-    return kind in (KIND_SIMILAR, KIND_BOUGHT) or \
+    return kind in (KIND_SIMILAR, KIND_BOUGHT, KIND_SIMILAR_RECENT) or \
         (kind == KIND_TRENDING and not entity.startswith(NEW_ARRIVALS_PREFIX))
 
 
@@ -263,6 +269,9 @@ class BlendLearner:
     counts: Counts = field(default_factory=Counts)
     examples: list[Example] | None = None  # kept when a list is given (tests, the bench)
     skip_leaked: bool = False  # learn only from events none of whose lists counts them yet
+    # read the recent items' second similar-items lists (Settings.similar_recent_on): the
+    # weights learned then include simr*, the features the server computes from the same keys
+    similar_recent: bool = False
 
     def __post_init__(self) -> None:
         self.share = check_share(self.share)
@@ -321,7 +330,8 @@ class BlendLearner:
             params = self._params(event)
             cands = learned_blend.candidates(
                 inp.session, inp.similar, inp.bought, inp.fills, params, self.cfg,
-                vector=inp.vector, vector_events=learned_events(inp.uvec))
+                vector=inp.vector, vector_events=learned_events(inp.uvec),
+                similar_recent=inp.similar_recent)
             example = Example(target, cands, event.ts)
             self.model, outcome = learned_blend.step(self.model, example, self.cfg)
             if self.examples is not None:
@@ -338,7 +348,8 @@ class BlendLearner:
         pool = Options(DEFAULT_K, frozenset(), None, ctx, False, event.user_id).pool
         return reads(event.user_id, self._params(event), category=None,
                      ctx_keys=context_keys(ctx, event.ts), exclude=(), pool=pool,
-                     models=self.vectors, derive=memo or _Memo())
+                     models=self.vectors, derive=memo or _Memo(),
+                     similar_recent=self.similar_recent)
 
     def _params(self, event: Interaction) -> BlendParams:
         """The blend parameters the server uses for the user (its rules, its A/B variant)."""

@@ -119,7 +119,8 @@ class Shell:
         experiments = load_experiments(
             Path(settings.experiments_file) if settings.experiments_file else None, rules)
         self.learner = BlendLearner(experiments, opts.sample, examples=examples,
-                                    skip_leaked=opts.skip_leaked)
+                                    skip_leaked=opts.skip_leaked,
+                                    similar_recent=settings.similar_recent_on)
         self.make_consumer = make_consumer or (
             lambda o: group_consumer(o.bootstrap, o.group, o.topic, o.reset))
         self.stopping = False

@@ -23,6 +23,7 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from infra.procs import free_port
 from infra.topics import kafka_python_delivery
 from operators import learned_blend as lb
+from operators.config import EngineConfig, recent_similar
 from recs.engine import spawn
 from recs.readings import Target, samples_of, scrape
 from recs.settings import Settings
@@ -280,13 +281,14 @@ async def _drive(plan: Any, store: RedisStore) -> Any:
 
 
 def _one_at_a_time(shell: Shell, events: Sequence[Any], url: str,
-                   cfg: lb.LearnedBlendConfig) -> lb.BlendModel:
+                   cfg: lb.LearnedBlendConfig, share: float = SHARE,
+                   similar_recent: bool = False) -> lb.BlendModel:
     """A second learner, fed one event per batch (three round trips each), with the vector
     index the first one used."""
     from serving.experiments import load_experiments
 
-    single = BlendLearner(load_experiments(None, load_rules(None)), SHARE, cfg=cfg,
-                          vectors=shell.learner.vectors)
+    single = BlendLearner(load_experiments(None, load_rules(None)), share, cfg=cfg,
+                          vectors=shell.learner.vectors, similar_recent=similar_recent)
     store = RedisStore.from_url(url)
 
     async def get_many(keys: Sequence[str]) -> list[Envelope | None]:
@@ -298,6 +300,44 @@ def _one_at_a_time(shell: Shell, events: Sequence[Any], url: str,
 
     asyncio.run(go())
     return single.model
+
+
+def test_with_the_second_similar_list_on_the_learned_weights_include_its_features(
+        kafka: Any, redis_server: Any, redis_store: RedisStore, fresh_topics: Any) -> None:
+    """RECS_SIMILAR_RECENT_HALF_LIFE_S on (the stream publishing the second lists): the learner
+    reads the recent items' second lists with their similar lists, its candidates carry
+    ``simr*`` and the weights it publishes include them; exactly what one event at a time
+    learns with the lists read from Redis, and not what it learns without them."""
+    base = EngineConfig()
+    cfg = dataclasses.replace(base, similar_recent=recent_similar(base.similar, 3_600.0))
+    log = generated_log(2_000, n_users=60, n_items=450, seed=13)
+    ReferenceRunner(cfg, store=redis_store).run([*log.items, *log.events])
+    (topic,) = fresh_topics("clicks", partitions=1)
+    tail = log.events[-500:]
+    _produce(kafka.bootstrap, topic, [e.to_json() for e in tail])
+    url = redis_server.url_for(redis_store.db)
+    settings = Settings(kafka_bootstrap=kafka.bootstrap, redis_url=url,
+                        similar_recent_half_life_s=3_600.0)
+    opts = LearnerOptions(kafka.bootstrap, topic, url, 1.0, 0.5,
+                          group=f"g-{uuid.uuid4().hex[:8]}", max_events=len(tail),
+                          idle_exit_s=20.0, skip_leaked=False, reset="earliest")
+    examples: list[lb.Example] = []
+    shell = Shell(opts, settings, examples=examples)
+    assert shell.learner.similar_recent
+    result = asyncio.run(shell.run())
+
+    raw = redis_store.client.get(model_key(MODEL_BLEND))
+    assert isinstance(raw, bytes)
+    model, blend_cfg = lb.from_published(decode_envelope(raw).data)
+    assert model.labelled == result["labelled"] > 0
+    with_simr = [ex for ex in examples
+                 if any(k.startswith("simr") for c in ex.candidates for k in c.features)]
+    assert len(with_simr) > len(examples) // 2, (len(with_simr), len(examples))
+    assert any(k.startswith("simr") and w != 0.0 for k, w in model.weights.items())
+    wanted = [e for e in tail if lb.label_of(e) is not None]
+    assert model == _one_at_a_time(shell, wanted, url, blend_cfg, 1.0, similar_recent=True)
+    off = _one_at_a_time(shell, wanted, url, blend_cfg, 1.0)
+    assert not any(k.startswith("simr") for k in off.weights) and off != model
 
 
 def test_the_bench_prints_one_json_line(redis_server: Any, redis_store: RedisStore,
