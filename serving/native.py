@@ -32,6 +32,10 @@ log = logging.getLogger("serving")
 
 NATIVE: Final = "native"
 PYTHON: Final = "python"
+# native/Cargo.toml's version, raised with every change of a twin's arguments (0.2.0: the
+# features' similar_recent): a module built from older sources is not loaded, the Python path
+# runs instead of a call that would fail on every warm homepage
+CORE_VERSION: Final = "0.2.0"
 
 
 class BlendFn(Protocol):
@@ -77,10 +81,16 @@ def python() -> Kernels:
 
 
 def compiled() -> Kernels | None:
-    """The compiled twins, ``None`` when the module was not built (or does not load)."""
+    """The compiled twins, ``None`` when the module was not built (or does not load, or was
+    built from older sources: its version is not :data:`CORE_VERSION`)."""
     try:
         from serving import _core
     except ImportError:
+        return None
+    if getattr(_core, "VERSION", None) != CORE_VERSION:
+        log.warning("serving: compiled core built from older sources version=%s expected=%s "
+                    "(make install rebuilds it): running the Python path",
+                    getattr(_core, "VERSION", None), CORE_VERSION)
         return None
     return Kernels(NATIVE, _core.blend, _core.rerank, _core.features, _core.learned_order)
 

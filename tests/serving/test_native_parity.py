@@ -384,6 +384,12 @@ def test_the_python_path_when_off_or_not_built(caplog: pytest.LogCaptureFixture,
     caplog.set_level(logging.INFO, logger="serving")
     assert native.load(False).name == native.PYTHON
     assert "RECS_NATIVE=0" in caplog.text
+    if CORE is not None:  # a module built from older sources is not loaded
+        from serving import _core
+        monkeypatch.setattr(_core, "VERSION", "0.1.0")
+        assert native.compiled() is None
+        assert "built from older sources version=0.1.0" in caplog.text
+        monkeypatch.undo()
     monkeypatch.setattr(native, "compiled", lambda: None)
     assert native.load(True).blend is blend
     assert native.load(True).rerank is rerank
