@@ -28,7 +28,7 @@ export RECS_CARGO_HOME := $(CACHE_DIR)/cargo
 NATIVE := native/target/.built
 NATIVE_SOURCES := native/Cargo.toml native/Cargo.lock native/build.sh $(wildcard native/src/*.rs)
 
-.PHONY: install prerequisites lock demo test test-cluster test-unit lint typecheck bench-stream bench-cluster bench-stages bench-serve bench-writer bench-memory alerts infra-up infra-down clean
+.PHONY: install prerequisites lock demo test test-cluster test-unit lint typecheck bench-stream bench-cluster bench-stages bench-serve bench-serve-simr bench-writer bench-memory alerts infra-up infra-down clean
 
 # The installer itself, pinned with hashes (infra/lock/tools.txt), bootstrapped with pip.
 $(UV): infra/lock/tools.txt
@@ -124,6 +124,12 @@ bench-serve: $(BIN)/.installed $(NATIVE)
 	bash infra/ensure-redis.sh
 	bash infra/ensure-wrk.sh
 	$(BIN)/recs bench-serve
+
+# The homepage with the second similar-items list off and on, two servers side by side, a warm
+# learned blend served by both (recs/bench_serve_simr.py).
+bench-serve-simr: $(BIN)/.installed $(NATIVE)
+	bash infra/ensure-redis.sh
+	$(BIN)/python -m recs.bench_serve_simr
 
 alerts: $(BIN)/.installed
 	bash infra/ensure-prometheus.sh

@@ -43,11 +43,12 @@ class Dataset:
 
 
 def fill(redis_url: str, *, seed: int, events: int, items: int, users: int,
-         keep: int = 0, hold_back: bool = False) -> Dataset:
+         keep: int = 0, hold_back: bool = False, similar_recent_s: float = 0.0) -> Dataset:
     """Synthetic storefront -> ReferenceRunner -> RedisStore; event times end now. The online
     models run too (with the stream's settings), so the served path includes the learned
-    vector source and, once warm, the ranker."""
-    from operators.config import EngineConfig
+    vector source and, once warm, the ranker. ``similar_recent_s`` > 0: the second
+    similar-items list on at that half-life (``recs.bench_serve_simr``)."""
+    from operators.config import EngineConfig, recent_similar
     from recs.settings import Settings
     from recs.synthetic import Storefront
     from state.redis_store import RedisStore
@@ -61,7 +62,8 @@ def fill(redis_url: str, *, seed: int, events: int, items: int, users: int,
     store = RedisStore.from_url(redis_url)
     base = EngineConfig()
     cfg = dataclasses.replace(base, mf=dataclasses.replace(
-        base.mf, negatives=Settings.from_env().mf_negatives))
+        base.mf, negatives=Settings.from_env().mf_negatives),
+        similar_recent=recent_similar(base.similar, similar_recent_s))
     runner = ReferenceRunner(cfg, store=store, models=True)
     inter = [n for n, r in enumerate(records) if isinstance(r, Interaction)][-keep:] \
         if keep else []

@@ -69,3 +69,30 @@ def test_bench_serve_prints_a_consistent_summary_as_its_last_line(
     sources = endpoints["session"]["preflight_sources"]
     assert sources.get("session", 0) > sum(sources.values()) // 2
     assert not list((tmp_path / "bench-serve" / "redis").glob("*.pid")), "Redis left running"
+
+
+def test_the_second_list_bench_measures_the_homepage_off_and_on(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """``python -m recs.bench_serve_simr``: Redis holds the second lists and a warm learned
+    blend, both servers answer every preflight request and are measured, and only the one
+    with the list on looks up more keys."""
+    from recs import bench_serve_simr
+
+    if shutil.which("redis-server") is None:
+        pytest.skip("redis-server is not on PATH (bash infra/ensure-redis.sh)")
+    monkeypatch.setenv("RECS_RUN_DIR", str(tmp_path))
+    code = bench_serve_simr.main(["--events", "3000", "--items", "300", "--users", "300",
+                                  "--duration", "1", "--warmup", "0", "--rounds", "1",
+                                  "--connections", "4", "--load-generator", "python"])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    summary: dict[str, Any] = orjson.loads(out.strip().splitlines()[-1])
+    assert summary["bench"] == "serve_simr" and summary["similar_recent_keys"] > 0
+    assert set(summary["targets"]) == {"off", "on"}
+    for row in summary["targets"].values():
+        assert row["rps"] > 0 and row["non_2xx"] == 0 and row["socket_errors"] == 0
+        assert row["redis_keys_per_req"] > 0 and row["server_cpu_us_per_req"] > 0
+    assert summary["on_vs_off"]["rps_ratio"] == pytest.approx(
+        summary["targets"]["on"]["rps"] / summary["targets"]["off"]["rps"], abs=1e-3)
+    assert summary["load_avg_before"] is not None and summary["load_avg_after"] is not None
