@@ -11,6 +11,9 @@ string category), every rule and diversity method is on or off, factors that pri
 digits, sponsored slots past the end. Outputs are compared field by field: items, order, scores
 (within 1e-9; they are in fact bit-identical, the same operations in the same order), every
 piece of evidence (source, score, ``because``) in order, and the rules' notes word for word.
+The learned blend's features are compared with the second similar-items lists present
+(``similar_recent``: the ``simr*`` features) on the generated cases and, as a Hypothesis
+property, on any small session, lists and fills.
 The whole server on each path is compared by ``test_answer_equality.py``.
 
 Skipped, saying so, when the compiled core was not built (``make install`` builds it with
@@ -27,6 +30,8 @@ from types import MappingProxyType
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from operators import learned_blend
 from operators.blend import BlendParams, Evidence, Fill, Scored, blend, shares, vector_shares
@@ -394,3 +399,39 @@ def test_the_python_path_when_off_or_not_built(caplog: pytest.LogCaptureFixture,
     assert native.load(True).blend is blend
     assert native.load(True).rerank is rerank
     assert "compiled core not built" in caplog.text
+
+
+_ids = st.sampled_from(ITEMS[:12])
+_lists = st.dictionaries(_ids, st.lists(st.tuples(_ids, st.sampled_from(SHARES)), max_size=8)
+                         .map(lambda es: tuple(sorted(es, key=lambda e: -e[1]))), max_size=8)
+
+
+@needs_core
+@settings(max_examples=300, deadline=None)
+@given(events=st.lists(_ids, max_size=10), similar=_lists, recent=_lists,
+       fills=st.lists(st.lists(_ids, max_size=6), max_size=2))
+def test_the_twin_reads_the_second_lists_as_the_operator_for_any_input(
+        events: list[str], similar: dict[str, Any], recent: dict[str, Any],
+        fills: list[list[str]]) -> None:
+    """Property: over any session of a small catalogue, any first and second lists (shared
+    items, repeats within a list, lists of items outside the session) and any fills, the
+    twin's candidates and features equal the operator's, ``simr*`` included; and the second
+    lists give ``simr*`` exactly where the same lists as first lists would give ``sim*``."""
+    assert CORE is not None
+    session = {"events": [[i, "view", t] for t, i in enumerate(events)], "purchased": []}
+    fill_lists = [Fill("trending", "global", [[i, -float(n)] for n, i in enumerate(f)])
+                  for f in fills]
+    params, cfg = BlendParams(), learned_blend.LearnedBlendConfig(pool=20, fill_pool=5)
+    prior = blend(session, similar, {}, fill_lists, params, k=cfg.pool)
+    args = (prior, session, similar, fill_lists, params, cfg, ())
+    want = learned_blend._features(*args, similar_recent=recent)
+    got = CORE.features(*args, similar_recent=recent)
+    assert [(c.item_id, c.prior_rank, list(c.features.items())) for c in got] == \
+        [(c.item_id, c.prior_rank, list(c.features.items())) for c in want]
+    as_first = learned_blend._features(prior, session, recent, fill_lists, params, cfg, ())
+    by_id = {c.item_id: c.features for c in as_first}
+    for c in want:  # same candidates (the prior does not depend on the second lists)
+        simr = {k[4:]: v for k, v in c.features.items() if k.startswith("simr")}
+        first = {k[3:]: v for k, v in by_id[c.item_id].items() if k.startswith("sim")
+                 and not k.startswith("simr")}
+        assert simr == first
