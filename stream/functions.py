@@ -292,7 +292,15 @@ class SessionFunction(_Measured, KeyedProcessFunction):  # type: ignore[misc]
 
 
 class NeighbourFunction(_Measured, KeyedProcessFunction):  # type: ignore[misc]
-    """Keyed by ``relation|src``: bounded decayed neighbours of one item."""
+    """Keyed by ``relation|src``: bounded decayed neighbours of one item.
+
+    With the second similar-items list on (``EngineConfig.similar_recent``), a ``similar`` key
+    also keeps the same pairs decayed at that list's half-life in a second state of its own and
+    publishes it on the same timer, at ``recs:v1:similar_recent:{src}`` (the reference runner
+    steps every similar pair into both). A second state of the key that already receives the
+    pairs costs one more state read and write per record; routing the pairs to a key of their
+    own would send every similar pair through the shuffle and into Python a second time, and
+    double the timers. Off, the function has no second state at all."""
 
     OPERATOR = "neighbours"
 
@@ -300,36 +308,53 @@ class NeighbourFunction(_Measured, KeyedProcessFunction):  # type: ignore[misc]
         self.cfg = cfg
         self.publisher = Publisher(emit_interval_ms)
         self.metrics = OperatorMetrics(self.OPERATOR)
+        self.recent: Any = None
 
     def open(self, runtime_context: RuntimeContext) -> None:
         super().open(runtime_context)
         self.state = runtime_context.get_state(_json_state("neighbours"))
+        if self.cfg.similar_recent is not None:
+            self.recent = runtime_context.get_state(_json_state("neighbours_recent"))
 
     def process_element(self, value: Row, ctx: KeyedProcessFunction.Context) -> Any:
         self.metrics.arrived(ctx, value.ts)
-        ncfg = self.cfg.similar if value.relation == keys.KIND_SIMILAR else self.cfg.bought
-        raw = self.state.value()
-        new = None if raw is None else neighbours.decode(orjson.loads(raw))
-        for dst, weight in zip(value.dsts, value.weights, strict=True):
-            pair = session.Pair(value.relation, value.src, dst, weight, value.ts)
-            new = neighbours.step(new, pair, ncfg)
-        if new is None:
+        if not value.dsts:  # group_pairs sends none such; nothing to step
             return iter(())
-        self.state.update(orjson.dumps(neighbours.encode(new)).decode())
+        raw = self.state.value()
+        self.state.update(self._stepped(raw, value, value.relation))
+        if self.recent is not None and value.relation == keys.KIND_SIMILAR:
+            self.recent.update(self._stepped(self.recent.value(), value,
+                                             keys.KIND_SIMILAR_RECENT))
         self.publisher.schedule(ctx, (value.relation, value.src), new_key=raw is None)
         return iter(())
+
+    def _stepped(self, raw: str | None, value: Row, relation: str) -> str:
+        """The encoded state ``raw`` after the row's pairs, decayed as ``relation`` is."""
+        ncfg = self.cfg.neighbour(relation)
+        state = None if raw is None else neighbours.decode(orjson.loads(raw))
+        for dst, weight in zip(value.dsts, value.weights, strict=True):
+            state = neighbours.step(state, session.Pair(value.relation, value.src, dst, weight,
+                                                        value.ts), ncfg)
+        if state is None:  # process_element skips such rows
+            raise ValueError(f"NeighbourFunction: expected a pairs row with destinations, got "
+                             f"none for {value.relation}|{value.src}")
+        return orjson.dumps(neighbours.encode(state)).decode()
 
     def on_timer(self, timestamp: int, ctx: KeyedProcessFunction.OnTimerContext) -> Any:
         self.metrics.tick(ctx)
         return self.metrics.counted(self._publish(ctx))
 
     def _publish(self, ctx: KeyedProcessFunction.OnTimerContext) -> Any:
-        raw = self.state.value()
-        if raw is not None:
-            relation, _, src = ctx.get_current_key().partition("|")
-            upd = views.neighbour_update(relation, src, neighbours.decode(orjson.loads(raw)),
-                                         self.cfg)
-            yield UPDATES, upd.to_wire().decode()
+        relation, _, src = ctx.get_current_key().partition("|")
+        lists = [(relation, self.state)]
+        if self.recent is not None and relation == keys.KIND_SIMILAR:
+            lists.append((keys.KIND_SIMILAR_RECENT, self.recent))
+        for kind, state in lists:
+            raw = state.value()
+            if raw is not None:
+                upd = views.neighbour_update(kind, src, neighbours.decode(orjson.loads(raw)),
+                                             self.cfg)
+                yield UPDATES, upd.to_wire().decode()
 
 
 class ItemFunction(_Measured, KeyedCoProcessFunction):  # type: ignore[misc]

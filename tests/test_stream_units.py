@@ -1,6 +1,7 @@
 """Service-free pieces of the stream shells: pair grouping, checkpoint discovery, loader batches,
-the rows an event becomes, the item function's coalesced offers and the catalogue path to the
-new-arrival lists (with fake Flink contexts)."""
+the rows an event becomes, the item function's coalesced offers, the catalogue path to the
+new-arrival lists and the neighbour function's lists, both similar-items lists included (with
+fake Flink contexts)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import orjson
 import pytest
 from pyflink.common import Row
 
-from operators import arrivals, neighbours, trending
+from operators import arrivals, neighbours, session, trending
 from operators.config import EngineConfig, NeighbourConfig, TrendingConfig
 from operators.session import Pair
 from schemas.events import Interaction, ItemUpsert
@@ -22,6 +23,7 @@ from state.store import MemoryStore
 from stream.functions import (
     UPDATES,
     ItemFunction,
+    NeighbourFunction,
     SessionFunction,
     TopKFunction,
     explode_items,
@@ -31,6 +33,7 @@ from stream.job import latest_checkpoint
 from stream.loader import LoaderStats, apply_batch
 from stream.reference import ReferenceRunner
 from stream.topology import JVM, PYTHON, TopologyConfig
+from tests.streamkit import generated_log
 
 
 def test_grouped_pairs_give_the_same_neighbours_as_one_by_one() -> None:
@@ -266,3 +269,79 @@ def test_only_the_jvm_runtime_takes_its_watermarks_from_the_source() -> None:
     with pytest.raises(ValueError, match=r"source_watermarks.*'python'"):
         TopologyConfig(EngineConfig(), runtime=PYTHON, source_watermarks=True)
 
+
+
+class _NamedKeyed(_Keyed):
+    """Keyed value states by descriptor name (NeighbourFunction keeps two with the second
+    similar-items list on); records the names the function opened."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.opened: list[str] = []
+        self.named: dict[tuple[str, str], str] = {}
+
+    def get_state(self, descriptor: Any) -> Any:
+        self.opened.append(descriptor.name)
+        keyed, name = self, descriptor.name
+
+        class _Value:
+            def value(self) -> str | None:
+                return keyed.named.get((name, keyed.key))
+
+            def update(self, value: str) -> None:
+                keyed.named[(name, keyed.key)] = value
+
+        return _Value()
+
+
+@pytest.mark.parametrize("recent_s", [None, 1_800.0])
+def test_neighbour_function_publishes_what_the_reference_does(recent_s: float | None) -> None:
+    """The session pairs of a generated log, grouped as SessionFunction sends them, through
+    NeighbourFunction with publication ticks in between: the last publication of every key
+    equals the reference runner's, the second similar-items list included when it is on (a
+    second state of the similar keys, published on their timer). Small tables, so Space-Saving
+    overflows. Off, no second state is opened and no such key is published."""
+    small = NeighbourConfig(capacity=6, top_k=4, half_life_s=86_400.0)
+    cfg = EngineConfig(similar=small, bought=NeighbourConfig(capacity=6, top_k=4),
+                       similar_recent=None if recent_s is None else NeighbourConfig(
+                           capacity=6, top_k=4, half_life_s=recent_s))
+    log = generated_log(3_000, n_users=60, n_items=401, seed=3)
+    keyed = _NamedKeyed()
+    fn = NeighbourFunction(cfg, 1_000)
+    fn.open(keyed)
+    published: dict[str, Update] = {}
+
+    def tick() -> None:
+        for key in sorted({k for _, k in keyed.named}):
+            keyed.key = key
+            for tag, wire in fn.on_timer(0, keyed):
+                assert tag == UPDATES
+                upd = Update.from_wire(wire.encode())
+                published[upd.key] = upd
+
+    sessions: dict[str, session.SessionState] = {}
+    for n, event in enumerate(log.events):
+        state, pairs = session.step(sessions.get(event.user_id), event, cfg.session)
+        if state is not None:
+            sessions[event.user_id] = state
+        for row in group_pairs(pairs):
+            keyed.key = f"{row.relation}|{row.src}"
+            assert list(fn.process_element(row, keyed)) == []
+        if n % 250 == 249:
+            tick()
+    tick()
+    ref = ReferenceRunner(cfg)
+    ref.run(log.events)
+    kinds = (keys.KIND_SIMILAR, keys.KIND_BOUGHT, keys.KIND_SIMILAR_RECENT)
+    want = {k: ref.store.get(k) for k in ref.store.keys(keys.PREFIX)
+            if keys.split_key(k)[0] in kinds}
+    assert {k: (u.version, u.as_of, u.data) for k, u in published.items()} == {
+        k: (e.version, e.as_of, e.data) for k, e in want.items() if e is not None}
+    recent = {k for k in published if keys.split_key(k)[0] == keys.KIND_SIMILAR_RECENT}
+    similar = {k for k in published if keys.split_key(k)[0] == keys.KIND_SIMILAR}
+    assert any(len(s.scores) >= small.capacity for s in ref.relations.values())  # overflowed
+    if recent_s is None:
+        assert keyed.opened == ["neighbours"] and not recent
+    else:
+        assert keyed.opened == ["neighbours", "neighbours_recent"]
+        assert {keys.split_key(k)[1] for k in recent} == {keys.split_key(k)[1] for k in similar}
