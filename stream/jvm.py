@@ -29,7 +29,7 @@ from typing import Any, Final
 
 import orjson
 
-from operators.config import EngineConfig
+from operators.config import EngineConfig, NeighbourConfig
 from operators.mf_config import EXPLICIT
 
 JVM_DIR: Final = Path(__file__).resolve().parent / "jvm"
@@ -142,14 +142,24 @@ def model_feed(events: Any, name: str, budget: float, max_batch: int, max_delay_
                                      max_delay_ms))
 
 
-def neighbours(pairs: Any, cfg: EngineConfig, emit_interval_ms: int) -> Any:
-    """Co-visitation and co-purchase neighbours; returns the stream of Update lines."""
-    def one(n: Any) -> dict[str, Any]:
+def neighbour_config(cfg: EngineConfig, emit_interval_ms: int) -> str:
+    """What ``NeighbourFunction.java`` is configured with (``Stages.neighbours`` reads it):
+    one ``NeighbourConfig`` per relation, ``similar_recent`` null when the second
+    similar-items list is off."""
+    def one(n: NeighbourConfig) -> dict[str, Any]:
         return {"capacity": n.capacity, "top_k": n.top_k, "half_life_s": n.half_life_s}
 
-    conf = orjson.dumps({"similar": one(cfg.similar), "bought": one(cfg.bought),
+    recent = cfg.similar_recent
+    return orjson.dumps({"similar": one(cfg.similar), "bought": one(cfg.bought),
+                         "similar_recent": None if recent is None else one(recent),
                          "emit_interval_ms": emit_interval_ms}).decode()
-    return _wrap(_stages().neighbours(pairs._j_data_stream, conf))
+
+
+def neighbours(pairs: Any, cfg: EngineConfig, emit_interval_ms: int) -> Any:
+    """Co-visitation and co-purchase neighbours (and the second similar-items list when it is
+    on); returns the stream of Update lines."""
+    return _wrap(_stages().neighbours(pairs._j_data_stream,
+                                      neighbour_config(cfg, emit_interval_ms)))
 
 
 def items(events: Any, catalogue: Any, cfg: EngineConfig, emit_interval_ms: int

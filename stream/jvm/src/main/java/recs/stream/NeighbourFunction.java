@@ -1,6 +1,11 @@
 // Twin of operators/neighbours.py (step, top, render; the decay of operators/decay.py) and of
 // NeighbourFunction in stream/functions.py (publication at most once per emit interval and at
 // the end of a bounded input). The Python operator is the specification.
+//
+// With the second similar-items list on (EngineConfig.similar_recent), a "similar" key keeps the
+// same pairs decayed at that list's half-life in a second state of its own and publishes it on
+// the same timer at recs:v1:similar_recent:<src>, as the Python function does (and for the same
+// reason: no second shuffle of every similar pair, no second timer). Off, no second state.
 package recs.stream;
 
 import java.util.Arrays;
@@ -16,6 +21,10 @@ import org.apache.flink.util.Collector;
 /** Keyed by ``relation|src``: bounded (Space-Saving) decayed neighbours; emits Update lines. */
 public class NeighbourFunction extends KeyedProcessFunction<String, Row, String> {
     static final long END_OF_TIME = 1L << 62;  // stream/functions.py END_OF_TIME
+    // the relations (state/keys.py KIND_SIMILAR, KIND_BOUGHT, KIND_SIMILAR_RECENT)
+    static final String SIMILAR = "similar";
+    static final String BOUGHT = "bought";
+    static final String SIMILAR_RECENT = "similar_recent";
 
     /** operators/neighbours.py NeighbourState: neighbour -> log score, seq, as_of. */
     public static class State {
@@ -44,13 +53,17 @@ public class NeighbourFunction extends KeyedProcessFunction<String, Row, String>
 
     private final Config similar;
     private final Config bought;
+    private final Config similarRecent;  // null: the second similar-items list is off
     private final long emitIntervalMs;
     private final OperatorMetrics metrics = new OperatorMetrics("neighbours");
     private transient ValueState<State> state;
+    private transient ValueState<State> recent;  // null when similarRecent is
 
-    public NeighbourFunction(Config similar, Config bought, long emitIntervalMs) {
+    public NeighbourFunction(Config similar, Config bought, Config similarRecent,
+                             long emitIntervalMs) {
         this.similar = similar;
         this.bought = bought;
+        this.similarRecent = similarRecent;
         this.emitIntervalMs = emitIntervalMs;
     }
 
@@ -58,11 +71,30 @@ public class NeighbourFunction extends KeyedProcessFunction<String, Row, String>
     public void open(OpenContext context) {
         state = getRuntimeContext().getState(
             new ValueStateDescriptor<>("neighbours", TypeInformation.of(State.class)));
+        if (similarRecent != null) {
+            recent = getRuntimeContext().getState(
+                new ValueStateDescriptor<>("neighbours_recent", TypeInformation.of(State.class)));
+        }
         metrics.open(getRuntimeContext().getMetricGroup());
     }
 
-    private Config config(String relation) {
-        return relation.equals("similar") ? similar : bought;
+    /** operators/config.py EngineConfig.neighbour. */
+    Config config(String relation) {
+        switch (relation) {
+            case SIMILAR:
+                return similar;
+            case BOUGHT:
+                return bought;
+            case SIMILAR_RECENT:
+                if (similarRecent != null) {
+                    return similarRecent;
+                }
+                break;
+            default:
+                break;
+        }
+        throw new IllegalArgumentException("NeighbourFunction: relation '" + relation
+            + "' is not kept (expected similar, bought or, when on, similar_recent)");
     }
 
     @Override
@@ -70,20 +102,29 @@ public class NeighbourFunction extends KeyedProcessFunction<String, Row, String>
         long ts = pairs.<Long>getFieldAs(4);
         metrics.arrived(ts, ctx.timerService().currentWatermark());
         String relation = pairs.getFieldAs(0);
-        Config cfg = config(relation);
         java.util.List<String> dsts = pairs.getFieldAs(2);
         java.util.List<Double> weights = pairs.getFieldAs(3);
         State old = state.value();
-        State s = old == null ? new State() : copy(old);
-        for (int i = 0; i < dsts.size(); i++) {
-            step(s, old == null && i == 0, dsts.get(i), weights.get(i), ts, cfg);
+        state.update(stepped(old, dsts, weights, ts, config(relation)));
+        if (recent != null && relation.equals(SIMILAR)) {
+            recent.update(stepped(recent.value(), dsts, weights, ts, similarRecent));
         }
-        state.update(s);
         long now = ctx.timerService().currentProcessingTime();
         ctx.timerService().registerProcessingTimeTimer((now / emitIntervalMs + 1) * emitIntervalMs);
         if (old == null) {
             ctx.timerService().registerEventTimeTimer(END_OF_TIME);
         }
+    }
+
+    /** ``old`` (null: none) after one row's pairs, a new object (Flink's heap state keeps
+     *  the object it was given). */
+    static State stepped(State old, java.util.List<String> dsts, java.util.List<Double> weights,
+                         long ts, Config cfg) {
+        State s = old == null ? new State() : copy(old);
+        for (int i = 0; i < dsts.size(); i++) {
+            step(s, old == null && i == 0, dsts.get(i), weights.get(i), ts, cfg);
+        }
+        return s;
     }
 
     static State copy(State s) {
@@ -141,8 +182,14 @@ public class NeighbourFunction extends KeyedProcessFunction<String, Row, String>
         String key = ctx.getCurrentKey();
         int bar = key.indexOf('|');
         String relation = key.substring(0, bar);
-        out.collect(update(relation, key.substring(bar + 1), s, config(relation)));
+        String src = key.substring(bar + 1);
+        out.collect(update(relation, src, s, config(relation)));
         metrics.emitted(1);
+        State r = recent != null && relation.equals(SIMILAR) ? recent.value() : null;
+        if (r != null) {
+            out.collect(update(SIMILAR_RECENT, src, r, similarRecent));
+            metrics.emitted(1);
+        }
     }
 
     /** stream/views.py neighbour_update: the best top_k, ties by item id. */

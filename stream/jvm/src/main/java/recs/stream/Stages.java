@@ -97,13 +97,17 @@ public final class Stages {
         }
     }
 
-    /** Decayed, bounded neighbours per (relation, source item); a stream of Update lines. */
+    /** Decayed, bounded neighbours per (relation, source item); a stream of Update lines.
+     *  ``similar_recent`` null: the second similar-items list is off. */
     public static DataStream<String> neighbours(DataStream<Row> pairs, String configJson)
             throws Exception {
         JsonNode doc = Interactions.JSON.readTree(configJson);
+        JsonNode recent = doc.get("similar_recent");
         return pairs.keyBy(new RelationKey())
             .process(new NeighbourFunction(neighbourConfig(doc.get("similar")),
                                            neighbourConfig(doc.get("bought")),
+                                           recent == null || recent.isNull() ? null
+                                               : neighbourConfig(recent),
                                            doc.get("emit_interval_ms").longValue()),
                      org.apache.flink.api.common.typeinfo.Types.STRING)
             .name("neighbours").uid("neighbours");
