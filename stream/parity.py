@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 from state import keys
 from state.store import Store
 from stream.reference import ReferenceRunner
+
+# the neighbour lists (the second similar-items list is published only when it is on)
+NEIGHBOUR_KINDS: Final = (keys.KIND_SIMILAR, keys.KIND_BOUGHT, keys.KIND_SIMILAR_RECENT)
 
 
 def _close(a: Any, b: Any) -> bool:
@@ -54,13 +57,14 @@ def differences(ref: ReferenceRunner, store: Store, *, head: int = 5,
                 models: bool = True) -> list[str]:
     """Keys whose value differs between the reference run and ``store``.
 
-    Neighbour lists whose Space-Saving table overflowed depend on the order pairs arrived in
-    (documented in operators/neighbours.py); for those only the ``head`` strongest neighbours
-    must agree, up to the Space-Saving error bound (:func:`_overflowed_head_differs`). The
-    online models learn in the order events reach their one subtask, which interleaves Kafka
-    partitions differently from the log: what must agree is what they learnt
-    from (:func:`model_differences`). Everything else must match exactly (floats to 1e-9) with
-    equal versions. ``models=False`` leaves the models out (they learnt from a sample).
+    Neighbour lists (:data:`NEIGHBOUR_KINDS`) whose Space-Saving table overflowed depend on
+    the order pairs arrived in (documented in operators/neighbours.py); for those only the
+    ``head`` strongest neighbours must agree, up to the Space-Saving error bound
+    (:func:`_overflowed_head_differs`). The online models learn in the order events reach
+    their one subtask, which interleaves Kafka partitions differently from the log: what must
+    agree is what they learnt from (:func:`model_differences`). Everything else must match
+    exactly (floats to 1e-9) with equal versions. ``models=False`` leaves the models out (they
+    learnt from a sample).
     """
     diffs = model_differences(ref, store) if models else []
     want = [k for k in ref.store.keys(keys.PREFIX) if keys.split_key(k)[0] not in keys.MODEL_KINDS]
@@ -73,8 +77,8 @@ def differences(ref: ReferenceRunner, store: Store, *, head: int = 5,
             diffs.append(f"unreadable {key}")
             continue
         kind, entity = keys.split_key(key)
-        if kind in (keys.KIND_SIMILAR, keys.KIND_BOUGHT):
-            cfg = ref.cfg.similar if kind == keys.KIND_SIMILAR else ref.cfg.bought
+        if kind in NEIGHBOUR_KINDS:
+            cfg = ref.cfg.neighbour(kind)
             state = ref.relations[(kind, entity)]
             if len(state.scores) >= cfg.capacity:
                 items_a, items_b = a.data["items"], b.data["items"]

@@ -5,8 +5,15 @@ from __future__ import annotations
 
 import math
 
-from stream.parity import _overflowed_head_differs
+from operators.config import EngineConfig, NeighbourConfig, recent_similar
+from schemas.events import Interaction
+from state import keys
+from state.records import Update
+from state.store import MemoryStore
+from stream.parity import _overflowed_head_differs, differences
+from stream.reference import ReferenceRunner
 
+T0 = 1_700_000_000_000
 WEAKEST = math.log(1.0)  # the table's weakest entry: 1.0 in linear space
 
 
@@ -39,3 +46,42 @@ def test_short_lists_compare_whole() -> None:
     a = _list(("x", 5.0), ("y", 4.0))
     assert not _overflowed_head_differs(a, a, 5, WEAKEST)
     assert _overflowed_head_differs(a, _list(("x", 5.0), ("z", 4.0)), 5, WEAKEST)
+
+
+def test_the_second_similar_items_list_is_compared_like_the_similar_list() -> None:
+    """With EngineConfig.similar_recent on, its keys must be in the store with the reference's
+    values; an overflowed one may differ below its certain head (Space-Saving's near-ties),
+    as any neighbour list, and not in it."""
+    small = NeighbourConfig(capacity=3, top_k=3, half_life_s=86_400.0)
+    cfg = EngineConfig(similar=small, similar_recent=recent_similar(small, 600.0))
+    # "a" seen with "b" forty times, then once each with four more items: a's tables overflow
+    # and "b" leads them by far
+    seen = ["a", "b"] * 20 + ["c", "a", "d", "a", "e", "a", "f", "a"]
+    events = [Interaction(f"e{n}", "view", "u", "s", T0 + 1_000 * n, item_id=item)
+              for n, item in enumerate(seen)]
+    ref = ReferenceRunner(cfg)
+    ref.run(events)
+    recent = ref.store.keys(f"{keys.PREFIX}{keys.KIND_SIMILAR_RECENT}:")
+    assert recent == [k.replace(":similar:", ":similar_recent:")
+                      for k in ref.store.keys(f"{keys.PREFIX}{keys.KIND_SIMILAR}:")]
+    copy = MemoryStore()
+    copy.apply([Update(k, e.version, e.as_of, e.data) for k in ref.store.keys(keys.PREFIX)
+                for e in [ref.store.get(k)] if e is not None])
+    assert differences(ref, copy, models=False) == []
+    key = keys.similar_recent_key("a")
+    assert len(ref.relations[(keys.KIND_SIMILAR_RECENT, "a")].scores) >= small.capacity
+    env = ref.store.get(key)
+    assert env is not None
+    items = env.data["items"]
+    assert items[0][0] == "b"
+
+    def stored(listed: list[list[object]], version: int = env.version) -> None:
+        copy.apply([Update(key, version, env.as_of, {**env.data, "items": listed})])
+
+    stored([items[0], [items[2][0], items[1][1]], [items[1][0], items[2][1]]])
+    assert differences(ref, copy, head=1, models=False) == []  # a near-tie below the head
+    stored([["elsewhere", items[0][1]], *items[1:]])
+    assert [d.split(" ")[0] for d in differences(ref, copy, head=1, models=False)] == ["head"]
+    stored(items)
+    copy.apply([Update(key, env.version + 1, env.as_of, None)])  # deleted: missing
+    assert differences(ref, copy, models=False) == [f"missing {key}"]

@@ -1,7 +1,8 @@
 """The real stream path: Kafka -> PyFlink (local mini-cluster) -> recs.updates -> loader -> Redis.
 
 - parity: a generated log (20k events, 4 partitions, malformed records mixed in) through the
-  Flink job at parallelism 1 and 2 gives the same Redis state as the reference runner, context
+  Flink job at parallelism 1 and 2, with the second similar-items list on (the other runs
+  here have it off), gives the same Redis state as the reference runner, context
   trending lists (``trending:ctx:...``), sessions' ``shown`` lists, new-arrival lists
   (``trending:new:...``, with a recategorisation, a deletion and late corrections) and the
   items' ``first_seen_ms`` included, and the new-arrival lists equal the naive recompute;
@@ -33,7 +34,7 @@ from recs.settings import Settings
 from state import keys
 from state.redis_store import RedisStore
 from stream import loader
-from stream.job import JVM_WRITER, LOADER_WRITER, latest_checkpoint
+from stream.job import JVM_WRITER, LOADER_WRITER, engine_config, latest_checkpoint
 from stream.topology import JVM, PYTHON
 from tests import streamkit
 from tests.strategies import assert_same_top_k, naive_first_seen, naive_new_arrivals
@@ -43,6 +44,7 @@ from tests.streamkit import scrape as _scrape
 pytestmark = pytest.mark.integration
 
 N_EVENTS = 20_000
+SIMILAR_RECENT_S = 3_600.0  # the second similar-items list's half-life where it is on
 
 
 def _settings(kafka: Any, store: RedisStore, tmp_path: Path, **kw: Any) -> Settings:
@@ -73,15 +75,25 @@ def ref(log: streamkit.Log) -> Any:
     return streamkit.reference(log)
 
 
+@pytest.fixture(scope="module")
+def ref_recent(log: streamkit.Log) -> Any:
+    """The reference with the second similar-items list on (RECS_SIMILAR_RECENT_HALF_LIFE_S)."""
+    return streamkit.reference(log, engine_config(Settings(
+        similar_recent_half_life_s=SIMILAR_RECENT_S)))
+
+
 @pytest.mark.parametrize("runtime", [PYTHON, JVM])
 @pytest.mark.parametrize("parallelism", [1, 2])
 def test_flink_job_matches_reference_and_dead_letters_bad_input(
         parallelism: int, runtime: str, kafka: Any, redis_store: RedisStore, tmp_path: Path,
-        log: streamkit.Log, ref: Any) -> None:
+        log: streamkit.Log, ref_recent: Any) -> None:
     # the JVM front writes through the JVM writer (RedisUpdateSink), the Python one through
-    # recs.updates and the loader: both writers, end to end, against the reference runner
+    # recs.updates and the loader: both writers, end to end, against the reference runner;
+    # with the second similar-items list on (the other runs here have it off, the default)
+    ref = ref_recent
     writer = JVM_WRITER if runtime == JVM else LOADER_WRITER
-    settings = _settings(kafka, redis_store, tmp_path, stream_runtime=runtime, writer=writer)
+    settings = _settings(kafka, redis_store, tmp_path, stream_runtime=runtime, writer=writer,
+                         similar_recent_half_life_s=SIMILAR_RECENT_S)
     bad = [raw for raw, _ in streamkit.MALFORMED]
     streamkit.publish(settings, log, bad)
     _run_bounded(settings, tmp_path, parallelism)
@@ -90,6 +102,12 @@ def test_flink_job_matches_reference_and_dead_letters_bad_input(
         assert stats.malformed == 0
     diffs = streamkit.differences(ref, redis_store)
     assert diffs == [], f"{len(diffs)} differences, first: {diffs[:10]}"
+    # the second similar-items list: one per similar list, decayed at its own half-life
+    recent = set(redis_store.keys(f"{keys.PREFIX}{keys.KIND_SIMILAR_RECENT}:"))
+    similar = set(redis_store.keys(f"{keys.PREFIX}{keys.KIND_SIMILAR}:"))
+    assert recent and {k.rsplit(":", 1)[1] for k in recent} == {
+        k.rsplit(":", 1)[1] for k in similar}
+    assert redis_store.client.ttl(min(recent)) == -1  # kept like the similar lists: no TTL
     # the context trending lists and the sessions' shown lists made it to Redis
     for dimension, value in (("device", "web"), ("device", "ios"), ("country", "fr"),
                              ("daypart", daypart(streamkit.T0))):
