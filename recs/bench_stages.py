@@ -1,6 +1,7 @@
 """Stage benchmark: each stream stage alone, its Python shell and its JVM twin side by side.
 
     recs bench-stages [--parallelism 1] [--scale 1.0] [--only sessions,...] [--runtime jvm]
+                      [--similar-recent SECONDS]
     make bench-stages
 
 A generator source (``Bench.java``: synthetic storefront events as raw JSON, the job's Kafka
@@ -18,10 +19,12 @@ Rows: ``source`` (generator alone), ``parse``, ``dedup`` (JVM only), ``sessions`
 per-event front: parse, watermarks, [dedup], sessions), ``neighbours`` (the front and the
 co-visitation / co-purchase stage), ``topology`` (``define_workflow`` with
 the models off: the front, neighbours, items and trending; catalogue stream empty).
+``--similar-recent SECONDS`` runs every row with the second similar-items list on at that
+half-life (``EngineConfig.similar_recent``; off by default, as in the job).
 
 The last line is one JSON object: ``{"stages": [{"stage", "runtime", "events",
-"events_per_s", "us_per_event", "cpu_us_per_event"}, ...], "parallelism", "cpu_count",
-"load_avg_1m"}``.
+"events_per_s", "us_per_event", "cpu_us_per_event"}, ...], "parallelism",
+"similar_recent_s", "cpu_count", "load_avg_1m"}``.
 """
 
 from __future__ import annotations
@@ -38,7 +41,7 @@ from typing import Any, Final
 
 import orjson
 
-from operators.config import EngineConfig
+from operators.config import EngineConfig, recent_similar
 from stream.topology import JVM, PYTHON
 
 USERS: Final = 100_000
@@ -59,14 +62,16 @@ RUNS: Final[tuple[tuple[str, str, int], ...]] = (
 )
 
 
-def _chain(env: Any, stage: str, runtime: str, raw: Any) -> list[Any]:
-    """The streams to discard for ``stage`` run on ``runtime``."""
+def _chain(env: Any, stage: str, runtime: str, raw: Any, similar_recent_s: float) -> list[Any]:
+    """The streams to discard for ``stage`` run on ``runtime`` (``similar_recent_s`` > 0: the
+    second similar-items list on at that half-life)."""
     from pyflink.common.typeinfo import Types
 
     from stream import jvm, topology
     from stream.functions import DLQ, EVENT_ROW, UPDATES, NeighbourFunction, ParseInteractions
 
-    engine = EngineConfig()
+    base = EngineConfig()
+    engine = EngineConfig(similar_recent=recent_similar(base.similar, similar_recent_s))
     cfg = topology.TopologyConfig(engine=engine, models=False, runtime=runtime)
     if stage == "source":
         return [raw]
@@ -112,7 +117,8 @@ def _source(env: Any, n: int, probe: str, name: str = "generator") -> Any:
                                    SESSION_LENGTH, probe, name))
 
 
-def run_one(stage: str, runtime: str, n: int, parallelism: int) -> dict[str, Any]:
+def run_one(stage: str, runtime: str, n: int, parallelism: int,
+            similar_recent_s: float = 0.0) -> dict[str, Any]:
     """One measurement in this process (called in a child process by :func:`main`)."""
     from pyflink.common import Configuration
     from pyflink.datastream import StreamExecutionEnvironment
@@ -135,7 +141,7 @@ def run_one(stage: str, runtime: str, n: int, parallelism: int) -> dict[str, Any
         probe = str(Path(tmp) / "first")
         raw = _source(env, n, probe)
         bench = get_gateway().jvm.recs.stream.Bench
-        for i, stream in enumerate(_chain(env, stage, runtime, raw)):
+        for i, stream in enumerate(_chain(env, stage, runtime, raw, similar_recent_s)):
             bench.discard(stream._j_data_stream, f"discard-{i}")
         env.execute(f"bench-stages-{stage}-{runtime}")
         ended = time.time() * 1000
@@ -164,12 +170,14 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--only", default="", help="comma-separated stages (default: all)")
     parser.add_argument("--runtime", choices=(PYTHON, JVM), default=None,
                         help="only the rows of one runtime")
+    parser.add_argument("--similar-recent", type=float, default=0.0, metavar="SECONDS",
+                        help="the second similar-items list's half-life (default 0: off)")
     parser.add_argument("--one", nargs=3, metavar=("STAGE", "RUNTIME", "EVENTS"),
                         help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.one:
         stage, runtime, n = args.one
-        result = run_one(stage, runtime, int(n), args.parallelism)
+        result = run_one(stage, runtime, int(n), args.parallelism, args.similar_recent)
         sys.stdout.write(orjson.dumps(result).decode() + "\n")
         return 0
     only = {s for s in args.only.split(",") if s}
@@ -183,7 +191,8 @@ def main(argv: list[str]) -> int:
         events = max(1_000, int(n * args.scale))
         proc = subprocess.run(
             [sys.executable, "-m", "recs.bench_stages", "--parallelism",
-             str(args.parallelism), "--one", stage, runtime, str(events)],
+             str(args.parallelism), "--similar-recent", repr(args.similar_recent),
+             "--one", stage, runtime, str(events)],
             capture_output=True, text=True, check=False, env=os.environ.copy())
         if proc.returncode != 0:
             sys.stderr.write(proc.stdout[-2000:] + proc.stderr[-4000:])
@@ -192,7 +201,8 @@ def main(argv: list[str]) -> int:
         rows.append(row)
         out(f"{stage:<10} {runtime:<8} {events:>9} {row['events_per_s']:>10} "
             f"{row['us_per_event']:>9} {row['cpu_us_per_event']:>13}\n")
-    summary = {"stages": rows, "parallelism": args.parallelism, "cpu_count": os.cpu_count(),
+    summary = {"stages": rows, "parallelism": args.parallelism,
+               "similar_recent_s": args.similar_recent, "cpu_count": os.cpu_count(),
                "load_avg_1m": round(os.getloadavg()[0], 2)}
     sys.stdout.write(orjson.dumps(summary).decode() + "\n")
     return 0
