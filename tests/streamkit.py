@@ -164,23 +164,29 @@ def publish(settings: Settings, log: Log, malformed: Iterable[bytes] = (),
     producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap, linger_ms=10,
                              batch_size=256 * 1024, max_request_size=2 * 1024 * 1024,
                              **kafka_python_delivery())
+    sent = []  # every send's future: a send that failed must fail the test, not thin the log
     if start == 0:
         for item in log.items:
-            producer.send(settings.topics.items, key=item.item_id.encode(),
-                          value=item.to_json())
+            sent.append(producer.send(settings.topics.items, key=item.item_id.encode(),
+                                      value=item.to_json()))
     bad = list(malformed)
     began = time.monotonic()
     for n, event in enumerate(log.events[start:stop]):
         if rate is not None and n % 100 == 0:
             time.sleep(max(0.0, began + n / rate - time.monotonic()))
-        producer.send(settings.topics.interactions, key=event.user_id.encode(),
-                      value=event.to_json())
+        sent.append(producer.send(settings.topics.interactions, key=event.user_id.encode(),
+                                  value=event.to_json()))
         if bad and n % every == every - 1:
-            producer.send(settings.topics.interactions, key=b"bad", value=bad.pop())
+            sent.append(producer.send(settings.topics.interactions, key=b"bad",
+                                      value=bad.pop()))
     for raw in bad:
-        producer.send(settings.topics.interactions, key=b"bad", value=raw)
+        sent.append(producer.send(settings.topics.interactions, key=b"bad", value=raw))
     producer.flush()
     producer.close()
+    failed = [f for f in sent if not f.succeeded()]
+    if failed:
+        raise RuntimeError(f"publish: {len(failed)} of {len(sent)} records were not written, "
+                           f"the first because {failed[0].exception!r}")
 
 
 def drain(settings: Settings, topic: str, expect: int, timeout_s: float = 30.0) -> list[bytes]:
