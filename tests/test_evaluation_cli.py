@@ -9,8 +9,10 @@ from pathlib import Path
 import orjson
 import pytest
 
+from recs import datasets
 from recs.cli import COMMANDS
-from recs.evaluation.cli import main
+from recs.evaluation.cli import build_methods, engine_config, main, parser
+from recs.evaluation.engine_recs import EngineLearner
 
 T0 = 1_396_310_400  # 2014-04-01, unix seconds
 
@@ -147,8 +149,6 @@ def _run_reduced(tmp_path: Path, capsys: pytest.CaptureFixture[str], option: lis
 
 def test_sample_users_keeps_whole_histories_of_a_stable_share_of_the_users(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from recs import datasets
-
     write_rsc15(tmp_path / "rsc15-sample")
     full = datasets.load("rsc15", tmp_path / "rsc15-sample")
     half = full.user_sample(0.5)
@@ -164,9 +164,34 @@ def test_sample_users_keeps_whole_histories_of_a_stable_share_of_the_users(
 
 def test_last_days_is_run_and_stored_under_its_own_name(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from recs import datasets
-
     write_rsc15(tmp_path / "rsc15-sample")
     recent = datasets.load("rsc15", tmp_path / "rsc15-sample").last_days(2)
     _run_reduced(tmp_path, capsys, ["--last-days", "2"], len(recent.events), "its last 2 days",
                  "rsc15-last2d", "-1", "days must be a finite number > 0, got -1.0")
+
+
+def test_similar_recent_runs_the_engine_with_the_second_list_and_is_never_stored(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    write_rsc15(tmp_path / "rsc15-sample")
+    base = ["--dataset", "rsc15", "--data-dir", str(tmp_path), "--no-progress",
+            "--methods", "engine"]
+    assert main(base) == 0
+    off = last_json(capsys.readouterr().out)["engine"]
+    assert main([*base, "--similar-recent", "3600"]) == 0
+    on = last_json(capsys.readouterr().out)["engine"]
+    assert set(on) == set(off)  # the same metrics, of an engine that kept the second list:
+    args = parser().parse_args([*base, "--similar-recent", "3600"])
+    assert engine_config(args).neighbour("similar_recent").half_life_s == 3600.0
+    assert engine_config(parser().parse_args(base)).similar_recent is None
+    (engine,) = build_methods(["engine"], None, engine_config(args))
+    learner = engine.learner
+    assert isinstance(learner, EngineLearner)
+    for event in datasets.load("rsc15", tmp_path / "rsc15-sample").events[:300]:
+        learner.learn(event)
+    kinds = {kind for kind, _ in learner.runner.relations}
+    assert kinds == {"similar", "similar_recent"}
+    assert main([*base, "--similar-recent", "-1"]) == 2
+    assert "expected >= 0 (0: off), got -1.0" in capsys.readouterr().err
+    assert main([*base, "--similar-recent", "3600", "--report", str(tmp_path / "q")]) == 2
+    assert "--similar-recent is not stored with --report" in capsys.readouterr().err
+    assert not (tmp_path / "q").exists()

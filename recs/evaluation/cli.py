@@ -15,7 +15,10 @@ users about 7 minutes. ``--last-days DAYS`` keeps every user's events of the log
 (its last 3 days: an eighth of the events, 15 minutes): co-visitation as dense as in the whole
 log, which a user sample thins out; it is how changes are compared before the whole run
 (docs/quality/tuning.md). The runs are stored as ``<name>-users<percent>`` and
-``<name>-last<days>d``.
+``<name>-last<days>d``. ``--similar-recent SECONDS`` runs the engine with the second
+similar-items list (``EngineConfig.similar_recent``, what a deployment with
+``RECS_SIMILAR_RECENT_HALF_LIFE_S`` runs); such runs are compared in docs/quality/tuning.md and
+not stored with ``--report``, since the results page holds the defaults.
 
 Prints the protocol, a Markdown table and, as the last line, one JSON object mapping each method
 to its metrics plus ``events`` and ``seconds``. ``--report DIR`` also stores the run as
@@ -40,12 +43,14 @@ import datetime as dt
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Final
 
 import orjson
 
 from operators import learned_blend
+from operators.config import EngineConfig, recent_similar
 from operators.learned_blend import BlendModel, LearnedBlendConfig
 from recs import datasets
 from recs.evaluation import protocols, report
@@ -96,6 +101,10 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--last-days", type=float, default=None, metavar="DAYS",
                    help="keep only the log's last DAYS days, every user (ended where the time "
                    "split ends it): recent traffic at its full density")
+    p.add_argument("--similar-recent", type=float, default=0.0, metavar="SECONDS",
+                   help="the engine keeps the second similar-items list at this half-life, "
+                   "as a deployment with RECS_SIMILAR_RECENT_HALF_LIFE_S does (0: off, the "
+                   "default; not with --report: the results page holds the defaults)")
     p.add_argument("--warmup", type=float, default=0.2,
                    help="next-item: share of events that only train (default 0.2)")
     p.add_argument("--frozen", action="store_true",
@@ -121,9 +130,10 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-def build_methods(selected: list[str] | None, holdout: Path | None = None) -> list[Method]:
+def build_methods(selected: list[str] | None, holdout: Path | None = None,
+                  cfg: EngineConfig = TUNED_CONFIG) -> list[Method]:
     frozen = load_blend(holdout) if holdout is not None else None
-    methods: list[Method] = [*engine_methods(TUNED_CONFIG, TUNED_BLEND, frozen)]
+    methods: list[Method] = [*engine_methods(cfg, TUNED_BLEND, frozen)]
     methods += [make() for make in BASELINES.values()]
     methods += [make() for make in LEARNED_METHODS.values()]
     if selected is None:
@@ -191,8 +201,11 @@ def main(argv: list[str] | None = None) -> int:
     limit = limit or None
     started = time.perf_counter()
     try:
+        if args.similar_recent and args.report is not None:
+            raise ValueError("--similar-recent is not stored with --report: the results page "
+                             "holds the engine's defaults (docs/quality/tuning.md has the runs)")
         methods = build_methods(args.methods.split(",") if args.methods else None,
-                                args.holdout)
+                                args.holdout, engine_config(args))
         data = datasets.load(args.dataset, path, limit=limit, columns=args.columns,
                              ts_unit=args.ts_unit, type_map=args.type_map)
         loaded = len(data.events)
@@ -251,6 +264,12 @@ def main(argv: list[str] | None = None) -> int:
         _write_report(args, protocol, outcome, table, path, limit)
     print(orjson.dumps(report.summary(outcome, protocol)).decode())
     return 0
+
+
+def engine_config(args: argparse.Namespace) -> EngineConfig:
+    """The engine's defaults, with the second similar-items list when asked for."""
+    return replace(TUNED_CONFIG, similar_recent=recent_similar(TUNED_CONFIG.similar,
+                                                               args.similar_recent))
 
 
 def _write_report(args: argparse.Namespace, protocol: str, outcome: Outcome, table: str,
