@@ -12,6 +12,7 @@ import ctypes
 import ctypes.util
 import json
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -26,11 +27,48 @@ from typing import Any, Self
 LOOPBACK = "127.0.0.1"
 
 
+EPHEMERAL_RANGE_FILE = Path("/proc/sys/net/ipv4/ip_local_port_range")
+LOWEST_PICK = 10_000  # free_port's picks lie between this and the ephemeral range
+_picked: set[int] = set()  # ports this process handed out (never handed out twice)
+
+
+def ephemeral_range() -> tuple[int, int]:
+    """The ports the kernel gives outgoing connections (Linux's default when unreadable)."""
+    try:
+        low, high = EPHEMERAL_RANGE_FILE.read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 32_768, 60_999
+
+
 def free_port(host: str = LOOPBACK) -> int:
-    """A port nobody listens on right now (the kernel's pick for an ephemeral bind)."""
+    """A port nobody listens on or connects from right now, for a service started later.
+
+    Picked at random *below* the kernel's ephemeral range: a port of that range (the kernel's
+    pick for a bind to port 0) can be taken by any outgoing connection between this check and
+    the service's own bind, which is how a test's Flink REST endpoint once failed to start
+    under load ("Could not start rest endpoint on any port"). Outgoing connections never take
+    a port below the range. Falls back to the kernel's pick when no such port is free."""
+    low, _ = ephemeral_range()
+    rng = random.SystemRandom()
+    for _ in range(64 if low > LOWEST_PICK + 1_000 else 0):
+        port = rng.randrange(LOWEST_PICK, low)
+        if port not in _picked and _bindable(port, host):
+            _picked.add(port)
+            return port
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind((host, 0))
         return int(s.getsockname()[1])
+
+
+def _bindable(port: int, host: str) -> bool:
+    """Whether ``port`` can be bound without SO_REUSEADDR (no listener, no socket on it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        try:
+            s.bind((host, port))
+        except OSError:
+            return False
+        return True
 
 
 def port_is_free(port: int, host: str = LOOPBACK) -> bool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -13,8 +14,9 @@ import pytest
 import redis
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
+import infra.procs
 from infra.paths import flink_connector_jar
-from infra.procs import command_line, port_open, read_json
+from infra.procs import command_line, ephemeral_range, free_port, port_open, read_json
 from infra.topics import partition_counts, topic_configs
 from recs.settings import Settings
 
@@ -142,3 +144,22 @@ def test_recs_infra_up_status_down(tmp_path: Path) -> None:
     assert not port_open(kafka_port) and not port_open(redis_port)
     assert not (run_dir / "services.json").exists()
     assert _recs_infra(run_dir, "status").returncode == 3
+
+
+def test_free_ports_lie_below_the_ephemeral_range_and_are_never_handed_out_twice(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    low, high = ephemeral_range()
+    assert 0 < low <= high
+    ports = [free_port() for _ in range(50)]
+    assert len(set(ports)) == len(ports)  # outgoing connections never take these
+    assert all(infra.procs.LOWEST_PICK <= p < low for p in ports)
+    with socket.socket() as s:  # a port picked is one a server can listen on
+        s.bind(("127.0.0.1", ports[0]))
+        s.listen()
+    # no room below the range (or an unreadable range file): the kernel's pick
+    narrow = tmp_path / "range"
+    narrow.write_text(f"{infra.procs.LOWEST_PICK + 10}\t60999\n")
+    monkeypatch.setattr(infra.procs, "EPHEMERAL_RANGE_FILE", narrow)
+    assert free_port() >= infra.procs.LOWEST_PICK + 10
+    monkeypatch.setattr(infra.procs, "EPHEMERAL_RANGE_FILE", tmp_path / "missing")
+    assert ephemeral_range() == (32_768, 60_999)
