@@ -83,6 +83,8 @@ KIND_ITEMSTATS: Final = "itemstats"
 KIND_ITEMVEC: Final = "itemvec"
 KIND_USERVEC: Final = "uservec"
 KIND_MODEL: Final = "model"
+# the neighbour lists (the second similar-items list is published only when it is on)
+NEIGHBOUR_KINDS: Final = (KIND_SIMILAR, KIND_BOUGHT, KIND_SIMILAR_RECENT)
 KINDS: Final = (KIND_SESSION, KIND_SIMILAR, KIND_BOUGHT, KIND_TRENDING, KIND_ITEM,
                 KIND_ITEMSTATS, KIND_ITEMVEC, KIND_USERVEC, KIND_MODEL, KIND_SIMILAR_RECENT)
 MODEL_KINDS: Final = (KIND_ITEMVEC, KIND_USERVEC, KIND_MODEL)  # versioned by model version

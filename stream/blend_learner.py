@@ -58,10 +58,8 @@ from serving.homepage_reads import (
 from serving.models import BLEND_UNREADABLE, decode_blend
 from serving.params import DEFAULT_K
 from state.keys import (
-    KIND_BOUGHT,
-    KIND_SIMILAR,
-    KIND_SIMILAR_RECENT,
     KIND_TRENDING,
+    NEIGHBOUR_KINDS,
     NEW_ARRIVALS_PREFIX,
     context_value,
     split_key,
@@ -206,7 +204,7 @@ def counts_event(key: str, env: Envelope | None, ts: int) -> bool:
     if env is None or env.as_of < ts:
         return False
     kind, entity = split_key(key)
-    return kind in (KIND_SIMILAR, KIND_BOUGHT, KIND_SIMILAR_RECENT) or \
+    return kind in NEIGHBOUR_KINDS or \
         (kind == KIND_TRENDING and not entity.startswith(NEW_ARRIVALS_PREFIX))
 
 

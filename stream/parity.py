@@ -9,14 +9,11 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any
 
 from state import keys
 from state.store import Store
 from stream.reference import ReferenceRunner
-
-# the neighbour lists (the second similar-items list is published only when it is on)
-NEIGHBOUR_KINDS: Final = (keys.KIND_SIMILAR, keys.KIND_BOUGHT, keys.KIND_SIMILAR_RECENT)
 
 
 def _close(a: Any, b: Any) -> bool:
@@ -57,8 +54,8 @@ def differences(ref: ReferenceRunner, store: Store, *, head: int = 5,
                 models: bool = True) -> list[str]:
     """Keys whose value differs between the reference run and ``store``.
 
-    Neighbour lists (:data:`NEIGHBOUR_KINDS`) whose Space-Saving table overflowed depend on
-    the order pairs arrived in (documented in operators/neighbours.py); for those only the
+    Neighbour lists (:data:`state.keys.NEIGHBOUR_KINDS`) whose Space-Saving table overflowed
+    depend on the order pairs arrived in (documented in operators/neighbours.py); for those only the
     ``head`` strongest neighbours must agree, up to the Space-Saving error bound
     (:func:`_overflowed_head_differs`). The online models learn in the order events reach
     their one subtask, which interleaves Kafka partitions differently from the log: what must
@@ -77,7 +74,7 @@ def differences(ref: ReferenceRunner, store: Store, *, head: int = 5,
             diffs.append(f"unreadable {key}")
             continue
         kind, entity = keys.split_key(key)
-        if kind in NEIGHBOUR_KINDS:
+        if kind in keys.NEIGHBOUR_KINDS:
             cfg = ref.cfg.neighbour(kind)
             state = ref.relations[(kind, entity)]
             if len(state.scores) >= cfg.capacity:

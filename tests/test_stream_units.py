@@ -332,7 +332,7 @@ def test_neighbour_function_publishes_what_the_reference_does(recent_s: float | 
     tick()
     ref = ReferenceRunner(cfg)
     ref.run(log.events)
-    kinds = (keys.KIND_SIMILAR, keys.KIND_BOUGHT, keys.KIND_SIMILAR_RECENT)
+    kinds = keys.NEIGHBOUR_KINDS
     want = {k: ref.store.get(k) for k in ref.store.keys(keys.PREFIX)
             if keys.split_key(k)[0] in kinds}
     assert {k: (u.version, u.as_of, u.data) for k, u in published.items()} == {
