@@ -169,10 +169,15 @@ def run(redis_url: str, body: Callable[[AsgiClient], Awaitable[Any]], *,
          monotonic: Callable[[], float] = time.monotonic, **settings_kw: Any) -> Any:
     """Build an app on a fresh reader inside one event loop, run ``body``, close the reader.
     The learned models' refresher gets a source on ``redis_url`` but no task: a test refreshes
-    with ``await client.app.handlers.models.refresh()`` (``models_page``: its changelog page)."""
+    with ``await client.app.handlers.models.refresh()`` (``models_page``: its changelog page).
+    The read budget and the reader's socket timeout are generous (3 s, 2 s) unless a test sets
+    ``serve_budget_ms``: a read slowed by a busy machine must not turn an answer degraded; an
+    unreachable Redis still fails at once (connection refused)."""
+    settings_kw.setdefault("serve_budget_ms", 3000)
+
     async def go() -> Any:
         reader = AsyncReader.from_url(reader_url or redis_url, socket_connect_timeout=0.5,
-                                      socket_timeout=0.5)
+                                      socket_timeout=2.0)
         source = RedisModelSource.from_url(redis_url, socket_connect_timeout=0.5,
                                            socket_timeout=0.5)
         try:
