@@ -19,6 +19,11 @@ r-th recent item (``seen0`` … ``seen4``) and how often the session repeated it
 statistics), the calibrated reminder score, its share in the global, category and context
 trending lists and its reciprocal rank there (popularity at the trending half-life), a
 new-arrivals share, and the hand-tuned blend's own score and rank (``prior``, ``prior_rr``).
+**Ages** (``LearnedBlendConfig.ages``, off by default; with the request's ``now``): a news
+user's recent items are often days old, their votes noise, so each vote is also weighed by its
+recent item's freshness (:mod:`operators.freshness`, halving per hour / per day): ``simh`` /
+``simd`` sum ``share · fresh / 5`` over the recent items whose list holds the candidate
+(``simrh`` / ``simrd``: second lists), ``seenh`` / ``seend`` the freshness of the one it *is*.
 
 **Cold start.** The initial weights put everything on ``prior`` (the hand-tuned blend's
 log-score share), so the untrained model answers exactly what the hand-tuned blend answers.
@@ -73,6 +78,7 @@ from operators.blend import (
 )
 from operators.candidates import recent_items
 from operators.config import INTEREST_TYPES
+from operators.freshness import freshness
 from schemas.events import Interaction
 
 CODEC: Final = 1
@@ -88,6 +94,7 @@ FEATURES: Final = (
     "trend", "trend_rr", "trend_cat", "trend_cat_rr", "trend_ctx", "trend_ctx_rr", "new",
     "new_rr", "prior", "prior_rr",
     *(f"simr{r}" for r in range(POSITIONS)), *(f"simr_rr{r}" for r in range(POSITIONS)),
+    "simh", "simd", "seenh", "seend", "simrh", "simrd",  # the age features (cfg.ages)
 )
 #: The cold-start weights: the hand-tuned blend's order (see the module docstring).
 PRIOR_WEIGHTS: Final = {"prior": 1.0}
@@ -107,6 +114,7 @@ class LearnedBlendConfig:
     k: int = 20                # cut-off of the prequential comparison (HR@k, MRR@k)
     min_labelled: int = 500    # labelled events before the learned order may be served
     window: int = 1000         # horizon of the moving averages of the two orders' gains
+    ages: bool = False         # the age features (module docstring); off: none computed
 
     def __post_init__(self) -> None:
         for name in ("negatives", "pool", "fill_pool", "k", "min_labelled", "window"):
@@ -119,9 +127,15 @@ class LearnedBlendConfig:
             if not (math.isfinite(value) and value >= 0):
                 raise ValueError(f"operators.learned_blend: {name} must be a finite number "
                                  f">= 0, got {value!r}")
+        if not isinstance(self.ages, bool):
+            raise ValueError(f"operators.learned_blend: ages must be true or false, "
+                             f"got {self.ages!r}")
 
     def to_dict(self) -> dict[str, Any]:
-        return {name: getattr(self, name) for name in self.__dataclass_fields__}
+        """The fields, ``ages`` only when on: off, the published value and the reports'
+        config stay those of the code before it (which refuses unknown fields)."""
+        return {name: getattr(self, name) for name in self.__dataclass_fields__
+                if name != "ages" or self.ages}
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,22 +189,27 @@ def candidates(session: Mapping[str, Any] | None, similar: Mapping[str, Shares],
                bought: Mapping[str, Shares], fills: Sequence[Fill], params: BlendParams,
                cfg: LearnedBlendConfig, *, exclude: Collection[str] = (), vector: Shares = (),
                vector_because: str = "", vector_events: int = 0,
-               similar_recent: Mapping[str, Shares] | None = None) -> tuple[Candidate, ...]:
+               similar_recent: Mapping[str, Shares] | None = None,
+               now: int | None = None) -> tuple[Candidate, ...]:
     """The hand-tuned blend's best ``cfg.pool`` candidates in its order, then the best
     ``cfg.fill_pool`` items of every fill list not among them, each with its features. The
     arguments are :func:`operators.blend.blend`'s; ``similar_recent``: the recent items'
-    similar lists at a shorter half-life (features ``simr*``), when there are any."""
+    similar lists at a shorter half-life (features ``simr*``), when there are any; ``now``:
+    the request's time in ms (the age features, when ``cfg.ages``; none without it)."""
     prior = blend(session, similar, bought, fills, params, k=cfg.pool, exclude=exclude,
                   vector=vector, vector_because=vector_because, vector_events=vector_events)
     return _features(prior, session, similar, fills, params, cfg, exclude,
-                     similar_recent=similar_recent)
+                     similar_recent=similar_recent, now=now)
 
 
 def _features(prior: Sequence[Scored], session: Mapping[str, Any] | None,
               similar: Mapping[str, Shares], fills: Sequence[Fill], params: BlendParams,
               cfg: LearnedBlendConfig, exclude: Collection[str], *,
-              similar_recent: Mapping[str, Shares] | None = None) -> tuple[Candidate, ...]:
+              similar_recent: Mapping[str, Shares] | None = None,
+              now: int | None = None) -> tuple[Candidate, ...]:
     history = recent_items(session, POSITIONS) if session else []
+    fresh = freshness(session, history, now) if session and cfg.ages and now is not None \
+        else []
     feats: dict[str, dict[str, float]] = {}
     order: list[str] = []
     top = prior[0].score if prior else 1.0
@@ -245,6 +264,10 @@ def _features(prior: Sequence[Scored], session: Mapping[str, Any] | None,
                 if found is not None and sim not in found:
                     found[sim] = share
                     found[sim_rr] = 1.0 / (rank + 1)
+                    if fresh:
+                        fh, fd = fresh[r]
+                        found[name + "h"] = found.get(name + "h", 0.0) + share * fh / POSITIONS
+                        found[name + "d"] = found.get(name + "d", 0.0) + share * fd / POSITIONS
     if session:
         counts: dict[str, int] = {}
         for item_id, _etype, _ts in session.get("events", ()):
@@ -253,6 +276,8 @@ def _features(prior: Sequence[Scored], session: Mapping[str, Any] | None,
             found = feats.get(item_id)
             if found is not None:
                 found[f"seen{r}"] = 1.0
+                if fresh:
+                    found["seenh"], found["seend"] = fresh[r]
                 found["repeats"] = min(math.log1p(counts.get(item_id, 0)) / 3.0, 1.0)
     return tuple(Candidate(i, n, feats[i]) for n, i in enumerate(order))
 
@@ -370,12 +395,12 @@ def serve(model: BlendModel | None, cfg: LearnedBlendConfig,
           bought: Mapping[str, Shares], fills: Sequence[Fill], params: BlendParams, *, k: int,
           exclude: Collection[str] = (), vector: Shares = (), vector_because: str = "",
           vector_events: int = 0, similar_recent: Mapping[str, Shares] | None = None,
-          blend_fn: Callable[..., list[Scored]] = blend,
+          now: int | None = None, blend_fn: Callable[..., list[Scored]] = blend,
           features_fn: Callable[..., tuple[Candidate, ...]] | None = None,
           order_fn: Callable[..., list[Candidate]] | None = None) -> list[Scored]:
     """The server's homepage blend: exactly :func:`operators.blend.blend` while ``model`` is
     absent or cold; when warm, the learned order of :func:`candidates` (pool at least ``k``;
-    ``similar_recent`` as there: the ``simr*`` features), each candidate keeping the hand-tuned
+    ``similar_recent`` and ``now`` as there), each candidate keeping the hand-tuned
     blend's evidence (a fill added as a candidate: its list's), scored ``exp(w·x − best)`` so
     the scores fall with the rank. ``blend_fn``, ``features_fn`` and ``order_fn``: the
     hand-tuned blend, the features and the learned order to call
@@ -388,7 +413,7 @@ def serve(model: BlendModel | None, cfg: LearnedBlendConfig,
     prior = blend_fn(session, similar, bought, fills, params, k=pool, exclude=exclude,
                   vector=vector, vector_because=vector_because, vector_events=vector_events)
     cands = (features_fn or _features)(prior, session, similar, fills, params, cfg, exclude,
-                                       similar_recent=similar_recent)
+                                       similar_recent=similar_recent, now=now)
     evidence = {s.item_id: s.evidence for s in prior}
     ranked = (order_fn or learned_order)(model, cands)[:k]
     if not ranked:

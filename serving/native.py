@@ -33,9 +33,10 @@ log = logging.getLogger("serving")
 NATIVE: Final = "native"
 PYTHON: Final = "python"
 # native/Cargo.toml's version, raised with every change of a twin's arguments (0.2.0: the
-# features' similar_recent): a module built from older sources is not loaded, the Python path
-# runs instead of a call that would fail on every warm homepage
-CORE_VERSION: Final = "0.2.0"
+# features' similar_recent; 0.3.0: their now, the age features): a module built from older
+# sources is not loaded, the Python path runs instead of a call that would fail on every warm
+# homepage (or compute features other than those the weights were learned on)
+CORE_VERSION: Final = "0.3.0"
 
 
 class BlendFn(Protocol):
@@ -56,7 +57,8 @@ class FeaturesFn(Protocol):
     """``operators.learned_blend._features``' signature."""
 
     def __call__(self, prior: Any, session: Any, similar: Any, fills: Any, params: Any,
-                 cfg: Any, exclude: Any, *, similar_recent: Any = None) -> Any: ...
+                 cfg: Any, exclude: Any, *, similar_recent: Any = None,
+                 now: Any = None) -> Any: ...
 
 
 class OrderFn(Protocol):

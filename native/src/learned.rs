@@ -1,15 +1,18 @@
 //! Twins of `operators/learned_blend.py`'s `_features` and `learned_order`: the candidates of
 //! the learned blend (the hand-tuned blend's, then the best entries of every fill list) with
-//! their features (`sim*` from the similar lists, `simr*` from the second ones when given),
-//! and their learned order. Same arguments, same results (`Candidate`s, each
+//! their features (`sim*` from the similar lists, `simr*` from the second ones when given,
+//! the age features `simh`, `simd`, `simrh`, `simrd`, `seenh`, `seend` when the config's `ages`
+//! is on and `now` is given: `operators/freshness.py`), and their learned order. Same arguments, same results (`Candidate`s, each
 //! feature dict filled in the same order, so the learned score sums its terms in the same
 //! order), the same floating-point operations; the Python functions are the specification,
-//! and their constants (`POSITIONS`, `PRIOR_FLOOR`, `_FILL_FEATURES`) are read from them.
+//! and their constants (`POSITIONS`, `PRIOR_FLOOR`, `_FILL_FEATURES`, the freshness half-lives
+//! `HOUR_S` and `DAY_S`) are read from them.
 
 use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::sync::GILOnceCell;
-use pyo3::types::{PyDict, PyFloat, PyList, PyString, PyTuple, PyType};
+use pyo3::exceptions::PyValueError;
+use pyo3::types::{PyDict, PyFloat, PyInt, PyList, PyString, PyTuple, PyType};
 use rustc_hash::{FxHashMap, FxHashSet};
 
 use crate::blend::recent;
@@ -18,6 +21,7 @@ use crate::py::{elements, get, import_class, len_of, new_slotted, nth, Seq};
 
 static CANDIDATE: GILOnceCell<Py<PyType>> = GILOnceCell::new();
 static SPEC: GILOnceCell<(usize, f64, Py<PyAny>)> = GILOnceCell::new();
+static HALF_LIVES: GILOnceCell<(f64, f64)> = GILOnceCell::new();
 
 /// `POSITIONS`, `PRIOR_FLOOR` and `_FILL_FEATURES` of `operators.learned_blend`.
 fn spec(py: Python<'_>) -> PyResult<(usize, f64, Bound<'_, PyAny>)> {
@@ -30,6 +34,60 @@ fn spec(py: Python<'_>) -> PyResult<(usize, f64, Bound<'_, PyAny>)> {
     Ok((*positions, *floor, fill_features.bind(py).clone()))
 }
 
+/// `HOUR_S` and `DAY_S` of `operators.freshness`.
+fn half_lives(py: Python<'_>) -> PyResult<(f64, f64)> {
+    Ok(*HALF_LIVES.get_or_try_init(py, || -> PyResult<_> {
+        let m = py.import("operators.freshness")?;
+        Ok((m.getattr("HOUR_S")?.extract::<f64>()?, m.getattr("DAY_S")?.extract::<f64>()?))
+    })?)
+}
+
+/// `int(x)` (an int as is, a float truncated, as Python's `int`).
+fn int_of(x: &Bound<'_, PyAny>) -> PyResult<i64> {
+    match x.extract::<i64>() {
+        Ok(n) => Ok(n),
+        Err(_) => x.py().get_type::<PyInt>().call1((x,))?.extract(),
+    }
+}
+
+/// Twin of `operators.freshness.freshness`: for each recent item, `(0.5 ** (age / HOUR_S),
+/// 0.5 ** (age / DAY_S))`, `age` the seconds from its newest event in the session to `now`
+/// (never below 0).
+fn freshness<'py>(session: &Bound<'py, PyAny>, history: &[Bound<'py, PyAny>], now: i64)
+                  -> PyResult<Vec<(f64, f64)>> {
+    let py = session.py();
+    let (hour, day) = half_lives(py)?;
+    let wanted: FxHashSet<&str> = history.iter()
+        .map(|h| Ok(h.downcast::<PyString>()?.to_str()?))
+        .collect::<PyResult<_>>()?;
+    let mut newest: FxHashMap<String, i64> = FxHashMap::default();
+    if let Some(events) = get(session, intern!(py, "events").as_any())? {
+        for ev in elements(&events)?.iter().rev() {
+            let item = nth(ev, 0)?;
+            let key = item.downcast::<PyString>()?.to_str()?;
+            if wanted.contains(key) && !newest.contains_key(key) {
+                newest.insert(key.to_owned(), int_of(&nth(ev, 2)?)?);
+                if newest.len() == wanted.len() {
+                    break;
+                }
+            }
+        }
+    }
+    history.iter().map(|h| {
+        let key = h.downcast::<PyString>()?.to_str()?;
+        let Some(&ts) = newest.get(key) else {
+            return Err(PyValueError::new_err(format!(
+                "operators.freshness: recent item {} has no event in the session",
+                h.repr()?)));
+        };
+        let age = (now - ts).max(0) as f64 / 1000.0;
+        // libm's pow, as Python's `0.5 ** x`: a constant base of a power of two would let
+        // LLVM call exp2(-x) instead, which rounds differently by an ulp now and then
+        let half = std::hint::black_box(0.5f64);
+        Ok((half.powf(age / hour), half.powf(age / day)))
+    }).collect()
+}
+
 fn set(d: &Bound<'_, PyDict>, name: &Bound<'_, PyString>, value: f64) -> PyResult<()> {
     d.set_item(name, PyFloat::new(d.py(), value))
 }
@@ -40,16 +98,17 @@ fn capped(x: f64) -> f64 {
 }
 
 /// Twin of `_features`; `similar_recent` (keyword, `None` or empty: none) the recent items'
-/// second similar-items lists, whose shares and ranks become `simr*` as `similar`'s `sim*`.
+/// second similar-items lists, whose shares and ranks become `simr*` as `similar`'s `sim*`;
+/// `now` (keyword, `None`: no age features) the request's time in ms.
 #[pyfunction]
 #[pyo3(signature = (prior, session, similar, fills, params, cfg, exclude, *,
-                    similar_recent=None))]
+                    similar_recent=None, now=None))]
 #[allow(clippy::too_many_arguments)]
 pub fn features<'py>(prior: Bound<'py, PyAny>, session: Option<Bound<'py, PyAny>>,
                      similar: Bound<'py, PyAny>, fills: Bound<'py, PyAny>,
                      params: Bound<'py, PyAny>, cfg: Bound<'py, PyAny>,
-                     exclude: Bound<'py, PyAny>, similar_recent: Option<Bound<'py, PyAny>>)
-                     -> PyResult<Bound<'py, PyTuple>> {
+                     exclude: Bound<'py, PyAny>, similar_recent: Option<Bound<'py, PyAny>>,
+                     now: Option<Bound<'py, PyAny>>) -> PyResult<Bound<'py, PyTuple>> {
     let py = prior.py();
     let (positions, prior_floor, fill_features) = spec(py)?;
     let session = match session {
@@ -57,6 +116,12 @@ pub fn features<'py>(prior: Bound<'py, PyAny>, session: Option<Bound<'py, PyAny>
         _ => None,
     };
     let history = match &session { Some(s) => recent(s, positions)?, None => Vec::new() };
+    let fresh = match (&session, &now) {
+        (Some(s), Some(now)) if !now.is_none()
+            && cfg.getattr(intern!(py, "ages"))?.is_truthy()? =>
+            freshness(s, &history, now.extract::<i64>()?)?,
+        _ => Vec::new(),
+    };
     let mut feats: FxHashMap<String, Bound<'py, PyDict>> = FxHashMap::default();
     let mut order: Vec<(String, Bound<'py, PyAny>)> = Vec::new();
     let prior = elements(&prior)?;
@@ -164,14 +229,29 @@ pub fn features<'py>(prior: Bound<'py, PyAny>, session: Option<Bound<'py, PyAny>
             }
             let sim = PyString::new(py, &format!("{name}{r}"));
             let sim_rr = PyString::new(py, &format!("{name}_rr{r}"));
+            let aged = fresh.get(r).map(|&(fh, fd)| {
+                [(PyString::new(py, &format!("{name}h")), fh),
+                 (PyString::new(py, &format!("{name}d")), fd)]
+            });
             for (rank, entry) in elements(&lst)?.iter().enumerate() {
                 let item_id = nth(entry, 0)?;
                 let Some(found) = feats.get(item_id.downcast::<PyString>()?.to_str()?) else {
                     continue;
                 };
                 if !found.contains(&sim)? {
-                    found.set_item(&sim, nth(entry, 1)?)?;
+                    let share = nth(entry, 1)?;
+                    found.set_item(&sim, &share)?;
                     set(found, &sim_rr, 1.0 / (rank + 1) as f64)?;
+                    if let Some(aged) = &aged {
+                        let share: f64 = share.extract()?;
+                        for (key, f) in aged {
+                            let sum = match found.get_item(key)? {
+                                Some(v) => v.extract::<f64>()?,
+                                None => 0.0,
+                            };
+                            set(found, key, sum + share * f / positions as f64)?;
+                        }
+                    }
                 }
             }
         }
@@ -188,6 +268,10 @@ pub fn features<'py>(prior: Bound<'py, PyAny>, session: Option<Bound<'py, PyAny>
             let key = item_id.downcast::<PyString>()?.to_str()?;
             if let Some(found) = feats.get(key) {
                 set(found, &PyString::new(py, &format!("seen{r}")), 1.0)?;
+                if let Some(&(fh, fd)) = fresh.get(r) {
+                    set(found, intern!(py, "seenh"), fh)?;
+                    set(found, intern!(py, "seend"), fd)?;
+                }
                 let n = *counts.get(key).unwrap_or(&0) as f64;
                 set(found, intern!(py, "repeats"), capped(n.ln_1p() / 3.0))?;
             }

@@ -148,7 +148,8 @@ class EngineLearner:
                                            recent_items(inputs[0], learned_blend.POSITIONS))
         cands = learned_blend.candidates(*inputs[:5], self.blend_cfg, exclude=exclude,
                                          vector=inputs[5], vector_because=inputs[6],
-                                         vector_events=inputs[7], similar_recent=recent)
+                                         vector_events=inputs[7], similar_recent=recent,
+                                         now=ts)
         self._asked = (user_id, ts, exclude, cands)
         return cands
 

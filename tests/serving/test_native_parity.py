@@ -13,7 +13,8 @@ digits, sponsored slots past the end. Outputs are compared field by field: items
 piece of evidence (source, score, ``because``) in order, and the rules' notes word for word.
 The learned blend's features are compared with the second similar-items lists present
 (``similar_recent``: the ``simr*`` features) on the generated cases and, as a Hypothesis
-property, on any small session, lists and fills.
+property, on any small session, lists and fills; and with the age features on
+(``LearnedBlendConfig.ages``) at a random request time, on both as well.
 The whole server on each path is compared by ``test_answer_equality.py``.
 
 Skipped, saying so, when the compiled core was not built (``make install`` builds it with
@@ -48,6 +49,7 @@ BLEND_CASES = 12_000
 RERANK_CASES = 12_000
 FEATURES_CASES = 10_000
 NOW = 1_700_000_000_000
+AGE_FEATURES = ("simh", "simd", "seenh", "seend", "simrh", "simrd")
 
 
 def _ranked(rnd: random.Random, n: int) -> list[list[Any]]:
@@ -330,29 +332,35 @@ def test_learned_twins_answer_what_the_python_learned_blend_answers() -> None:
     assert CORE is not None
     rnd = random.Random(23)
     second = random.Random(29)  # the second lists drawn apart: the other draws stay as before
+    ages = random.Random(37)  # so are the age features' switch and the request time
     problems: list[str] = []
-    fill_added = with_simr = 0
+    fill_added = with_simr = with_ages = 0
     for n in range(FEATURES_CASES):
         (session, similar, bought, fills, params), kwargs = blend_case(rnd)
         recent = similar_recent_case(second, session, similar)
         cfg = learned_blend.LearnedBlendConfig(pool=rnd.choice((5, 50)),
-                                               fill_pool=rnd.choice((1, 3, 20)))
+                                               fill_pool=rnd.choice((1, 3, 20)),
+                                               ages=ages.random() < 0.7)
+        # the events' times are 0..11 ms: a clock behind them, within them, hours or days on
+        now = ages.choice((None, -1, 6, ages.randrange(0, 3 * 86_400_000)))
         prior = blend(session, similar, bought, fills, params, **{**kwargs, "k": cfg.pool})
         feature_args = (prior, session, similar, fills, params, cfg, kwargs["exclude"])
-        want = learned_blend._features(*feature_args, similar_recent=recent)
-        got = CORE.features(*feature_args, similar_recent=recent)
+        want = learned_blend._features(*feature_args, similar_recent=recent, now=now)
+        got = CORE.features(*feature_args, similar_recent=recent, now=now)
         a = [(c.item_id, c.prior_rank, list(c.features.items())) for c in got]
         b = [(c.item_id, c.prior_rank, list(c.features.items())) for c in want]
         if a != b and len(problems) < 10:
             problems.append(f"features case {n}: {a[:3]} != {b[:3]}")
         fill_added += len(want) > len(prior)
         with_simr += any(k.startswith("simr") for c in want for k in c.features)
+        with_ages += any(k in AGE_FEATURES for c in want for k in c.features)
         model = _warm_model(rnd)
         order = [c.item_id for c in learned_blend.learned_order(model, want)]
         if [c.item_id for c in CORE.learned_order(model, want)] != order and len(problems) < 10:
             problems.append(f"order case {n}: {order[:5]}")
         served = [learned_blend.serve(model, cfg, session, similar, bought, fills, params,
-                                      **kwargs, similar_recent=recent, blend_fn=k.blend,
+                                      **kwargs, similar_recent=recent, now=now,
+                                      blend_fn=k.blend,
                                       features_fn=k.features, order_fn=k.learned_order)
                   for k in (CORE, native.python())]
         diff = _differences(*served)
@@ -361,6 +369,7 @@ def test_learned_twins_answer_what_the_python_learned_blend_answers() -> None:
     assert problems == []
     assert fill_added > FEATURES_CASES // 4, fill_added
     assert with_simr > FEATURES_CASES // 3, with_simr  # the second lists were exercised
+    assert with_ages > FEATURES_CASES // 3, with_ages  # and the age features
 
 
 @needs_core
@@ -435,3 +444,30 @@ def test_the_twin_reads_the_second_lists_as_the_operator_for_any_input(
         first = {k[3:]: v for k, v in by_id[c.item_id].items() if k.startswith("sim")
                  and not k.startswith("simr")}
         assert simr == first
+
+
+_times = st.integers(0, 5 * 86_400_000) | st.floats(0, 5 * 86_400_000, allow_nan=False)
+
+
+@needs_core
+@settings(max_examples=300, deadline=None)
+@given(events=st.lists(st.tuples(_ids, _times), max_size=10), similar=_lists, recent=_lists,
+       now=st.integers(-86_400_000, 10 * 86_400_000), repeats=st.booleans())
+def test_the_twin_computes_the_age_features_as_the_operator_for_any_input(
+        events: list[tuple[str, float]], similar: dict[str, Any], recent: dict[str, Any],
+        now: int, repeats: bool) -> None:
+    """Property: with the age features on, over any session (its events' times in any order,
+    ints or floats, after or before the request), any lists and any request time, the twin's
+    candidates and features equal the operator's: the same keys in the same order, the same
+    floating-point values."""
+    assert CORE is not None
+    session = {"events": [[i, "view", t] for i, t in events], "purchased": []}
+    fill_lists = [Fill("trending", "global", [[i, -float(n)] for n, i in enumerate(ITEMS[:12])])]
+    params = BlendParams(allow_repeats=repeats)
+    cfg = learned_blend.LearnedBlendConfig(pool=20, fill_pool=12, ages=True)
+    prior = blend(session, similar, {}, fill_lists, params, k=cfg.pool)
+    args = (prior, session, similar, fill_lists, params, cfg, ())
+    want = learned_blend._features(*args, similar_recent=recent, now=now)
+    got = CORE.features(*args, similar_recent=recent, now=now)
+    assert [(c.item_id, c.prior_rank, list(c.features.items())) for c in got] == \
+        [(c.item_id, c.prior_rank, list(c.features.items())) for c in want]
