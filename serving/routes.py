@@ -242,7 +242,7 @@ class Handlers(Core):
             model, cfg, inputs.session, inputs.similar, inputs.bought, inputs.fills, params,
             k=o.pool, exclude=o.exclude, vector=inputs.vector,
             vector_because=_model_version(uvec), vector_events=learned_events(uvec),
-            similar_recent=inputs.similar_recent, blend_fn=self.kernels.blend,
+            similar_recent=inputs.similar_recent, now=now, blend_fn=self.kernels.blend,
             features_fn=self.kernels.features, order_fn=self.kernels.learned_order)
         times = inputs.times
         if inputs.vector and uvec is not None:

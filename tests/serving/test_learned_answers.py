@@ -256,3 +256,37 @@ def test_homepage_follows_the_published_learned_blend_when_warm(
     top = with_warm.json["items"][0]
     assert {s["source"] for s in top["explanation"]["sources"]} & {"session", "trending",
                                                                   "bought_together"}
+
+
+def test_homepage_computes_the_age_features_at_the_request_time(
+        filled: str, store: RedisStore) -> None:
+    """A warm learned blend published with ``ages`` on, whose weight is against ``simh`` (the
+    similar votes of the recent items read within the hour): at the request time just after
+    u1's session its order puts them last, unlike the same weights published with ``ages``
+    off (no ``simh`` computed: the hand-tuned order); a day later the votes are stale and
+    their weight vanishes, so the order is that of ``ages`` off again. The server computes
+    the features at its own clock, on the compiled core and on the Python path alike."""
+    warm = learned_blend.BlendModel({"simh": -100.0, "prior": 1.0}, events=50, labelled=40,
+                                    prior_gain=0.4, learned_gain=0.6)
+    url = "/v1/users/u1/recommendations?k=5"
+    later = NOW + 86_400_000
+    versions = iter(range(2, 100))
+
+    def answers(ages: bool, now: int, native: bool) -> list[str]:
+        cfg = learned_blend.LearnedBlendConfig(min_labelled=10, ages=ages)
+        store.apply([Update(model_key(MODEL_BLEND), next(versions), NOW - 1000,
+                            learned_blend.published(warm, cfg))])
+
+        async def body(client: AsgiClient) -> Reply:
+            assert await client.app.handlers.models.refresh()
+            return await client.get(url)
+
+        return ids(run(filled, body, now=now, native=native))
+
+    for native in (True, False):
+        off, on, on_later = (answers(False, NOW, native), answers(True, NOW, native),
+                             answers(True, later, native))
+        # u1's recent items i5 and i1, read 5 s and 60 s before: their similar votes (i6, i2,
+        # i3) fall behind the reminder and the trending and bought-together candidates
+        assert off[:2] == ["i6", "i2"] and on[:2] == ["i5", "lonely"], (off, on)
+        assert on_later == answers(False, later, native)
