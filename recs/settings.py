@@ -78,6 +78,9 @@ class Settings:
     # and commits its offsets
     blend_sample: float = 1.0
     blend_publish_ms: int = 5_000
+    # the learned blend's age features (LearnedBlendConfig.ages), in the config the learner
+    # publishes, so the server computes them exactly when the weights learned them
+    blend_ages: bool = False
     # serving: rules and experiments files ("" = the ones shipped in serving/config), how long
     # shared lists stay in the server's cache, the time budget of its Redis reads
     rules_file: str = ""
@@ -151,6 +154,7 @@ class Settings:
             "RECS_RANKER_WINDOW_MS": str(self.ranker_window_ms),
             "RECS_BLEND_SAMPLE": repr(self.blend_sample),
             "RECS_BLEND_PUBLISH_MS": str(self.blend_publish_ms),
+            "RECS_BLEND_AGES": "1" if self.blend_ages else "0",
             "RECS_RULES_FILE": self.rules_file,
             "RECS_EXPERIMENTS_FILE": self.experiments_file,
             "RECS_SERVE_CACHE_TTL_MS": str(self.serve_cache_ttl_ms),
@@ -212,6 +216,7 @@ class Settings:
             ranker_window_ms=int(e.get("RECS_RANKER_WINDOW_MS", d.ranker_window_ms)),
             blend_sample=float(e.get("RECS_BLEND_SAMPLE", d.blend_sample)),
             blend_publish_ms=int(e.get("RECS_BLEND_PUBLISH_MS", d.blend_publish_ms)),
+            blend_ages=_flag(e.get("RECS_BLEND_AGES", "0")),
             rules_file=e.get("RECS_RULES_FILE", d.rules_file),
             experiments_file=e.get("RECS_EXPERIMENTS_FILE", d.experiments_file),
             serve_cache_ttl_ms=int(e.get("RECS_SERVE_CACHE_TTL_MS", d.serve_cache_ttl_ms)),

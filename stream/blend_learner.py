@@ -329,7 +329,7 @@ class BlendLearner:
             cands = learned_blend.candidates(
                 inp.session, inp.similar, inp.bought, inp.fills, params, self.cfg,
                 vector=inp.vector, vector_events=learned_events(inp.uvec),
-                similar_recent=inp.similar_recent)
+                similar_recent=inp.similar_recent, now=event.ts)
             example = Example(target, cands, event.ts)
             self.model, outcome = learned_blend.step(self.model, example, self.cfg)
             if self.examples is not None:

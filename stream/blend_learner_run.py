@@ -118,7 +118,9 @@ class Shell:
         rules = load_rules(Path(settings.rules_file) if settings.rules_file else None)
         experiments = load_experiments(
             Path(settings.experiments_file) if settings.experiments_file else None, rules)
-        self.learner = BlendLearner(experiments, opts.sample, examples=examples,
+        self.learner = BlendLearner(experiments, opts.sample,
+                                    learned_blend.LearnedBlendConfig(ages=settings.blend_ages),
+                                    examples=examples,
                                     skip_leaked=opts.skip_leaked,
                                     similar_recent=settings.similar_recent_on)
         self.make_consumer = make_consumer or (

@@ -250,3 +250,40 @@ def test_metrics_render_the_counts_and_have_no_publication_series_before_one() -
     assert (after[("recs_blend_learner_published_version", ())],
             after[("recs_blend_learner_published_event_time_seconds", ())],
             after[("recs_blend_learner_last_publish_timestamp_seconds", ())]) == (2, 5.0, 12.5)
+
+
+def test_with_ages_on_the_examples_carry_the_age_features_at_each_events_time() -> None:
+    """``RECS_BLEND_AGES`` (Settings.blend_ages) builds the learner's config with ``ages`` on,
+    published with the weights; its examples are the candidates of the learner with it off
+    plus the age features, computed at each event's time, and the weights learn them."""
+    from stream.blend_learner_run import Shell
+
+    on_settings = Settings(blend_ages=True)
+    assert Shell(options_of(on_settings), on_settings).learner.cfg.ages
+    assert not Shell(options_of(Settings()), Settings()).learner.cfg.ages
+    log = generated_log(1_500, n_users=60, n_items=450, seed=3)
+    store = reference(log).store
+    assert isinstance(store, MemoryStore)
+    wanted = [e for e in log.events[-300:] if lb.label_of(e) is not None]
+    rules = load_rules(None)
+    on = BlendLearner(load_experiments(None, rules), 1.0, lb.LearnedBlendConfig(ages=True),
+                      examples=[])
+    off = _learner()
+    for learner in (on, off):
+        asyncio.run(learner.learn(wanted, _reader(store, [])))
+    ages = ("simh", "simd", "seenh", "seend")
+    assert on.examples is not None and off.examples is not None
+    for a, b in zip(on.examples, off.examples, strict=True):
+        assert (a.target, a.ts) == (b.target, b.ts)
+        assert [(c.item_id, c.prior_rank, {k: v for k, v in c.features.items() if k not in ages})
+                for c in a.candidates] == \
+            [(c.item_id, c.prior_rank, dict(c.features)) for c in b.candidates]
+        for c in a.candidates:  # the freshness of a vote is that of an event before this one
+            assert all(0.0 < c.features.get(k, 1.0) <= 1.0 for k in ("seenh", "seend"))
+    aged = [ex for ex in on.examples if any(k in ages for c in ex.candidates
+                                             for k in c.features)]
+    assert len(aged) > len(on.examples) // 2
+    assert any(k in ages and w != 0.0 for k, w in on.model.weights.items())
+    assert not any(k in ages for k in off.model.weights)
+    (upd,) = blend_updates(on.model, on.cfg)
+    assert upd.data is not None and upd.data["cfg"]["ages"] is True

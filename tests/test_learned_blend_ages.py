@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from operators import learned_blend as lb
 from operators.blend import TRENDING, BlendParams, Fill
 from operators.freshness import DAY_S, HOUR_S, freshness
+from recs.settings import Settings
 
 AGES = ("simh", "simd", "seenh", "seend", "simrh", "simrd")
 HOUR_MS, DAY_MS = 3_600_000, 86_400_000
@@ -131,6 +132,20 @@ def test_the_config_travels_with_the_published_model() -> None:
     assert lb.from_published(orjson.loads(orjson.dumps(off)))[1].ages is False
     with pytest.raises(ValueError, match="ages must be true or false, got 'yes'"):
         lb.from_published({**doc, "cfg": {**doc["cfg"], "ages": "yes"}})
+
+
+def test_switched_on_by_the_blend_learners_setting_and_the_tuner() -> None:
+    from recs.evaluation import tune_learned
+
+    assert Settings().blend_ages is False and Settings.from_env({}).blend_ages is False
+    for text, on in (("1", True), ("true", True), ("0", False), ("false", False)):
+        assert Settings.from_env({"RECS_BLEND_AGES": text}).blend_ages is on
+    s = Settings(blend_ages=True)
+    assert s.to_env()["RECS_BLEND_AGES"] == "1" and Settings.from_env(s.to_env()) == s
+    assert tune_learned.blend_config(["ages=true"]) == ON
+    assert tune_learned.blend_config(["ages=false"]) == lb.LearnedBlendConfig()
+    with pytest.raises(ValueError, match="--lb ages: expected true or false, got 'yes'"):
+        tune_learned.blend_config(["ages=yes"])
 
 
 def test_the_evaluation_learns_the_age_features_with_lb_ages_true(tmp_path: Path) -> None:
