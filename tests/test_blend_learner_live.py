@@ -340,6 +340,36 @@ def test_with_the_second_similar_list_on_the_learned_weights_include_its_feature
     assert not any(k.startswith("simr") for k in off.weights) and off != model
 
 
+def test_with_ages_on_the_published_config_and_weights_carry_them(
+        kafka: Any, redis_server: Any, redis_store: RedisStore, fresh_topics: Any) -> None:
+    """RECS_BLEND_AGES on: the learner publishes its config with ``ages`` and weights that
+    include the age features, exactly what one event at a time learns with that config, and
+    not what it learns with it off."""
+    log = generated_log(2_000, n_users=60, n_items=450, seed=13)
+    ReferenceRunner(EngineConfig(), store=redis_store).run([*log.items, *log.events])
+    (topic,) = fresh_topics("clicks", partitions=1)
+    tail = log.events[-500:]
+    _produce(kafka.bootstrap, topic, [e.to_json() for e in tail])
+    url = redis_server.url_for(redis_store.db)
+    settings = Settings(kafka_bootstrap=kafka.bootstrap, redis_url=url, blend_ages=True)
+    opts = LearnerOptions(kafka.bootstrap, topic, url, 1.0, 0.5,
+                          group=f"g-{uuid.uuid4().hex[:8]}", max_events=len(tail),
+                          idle_exit_s=20.0, skip_leaked=False, reset="earliest")
+    shell = Shell(opts, settings)
+    result = asyncio.run(shell.run())
+
+    raw = redis_store.client.get(model_key(MODEL_BLEND))
+    assert isinstance(raw, bytes)
+    model, blend_cfg = lb.from_published(decode_envelope(raw).data)
+    assert blend_cfg.ages and model.labelled == result["labelled"] > 0
+    ages = ("simh", "simd", "seenh", "seend")
+    assert any(k in ages and w != 0.0 for k, w in model.weights.items())
+    wanted = [e for e in tail if lb.label_of(e) is not None]
+    assert model == _one_at_a_time(shell, wanted, url, blend_cfg, 1.0)
+    off = _one_at_a_time(shell, wanted, url, dataclasses.replace(blend_cfg, ages=False), 1.0)
+    assert not any(k in ages for k in off.weights) and off != model
+
+
 def test_the_bench_prints_one_json_line(redis_server: Any, redis_store: RedisStore,
                                         capsys: pytest.CaptureFixture[str]) -> None:
     from recs import bench_blend_learner
