@@ -288,13 +288,16 @@ def serving_http(redis_url: str, log_path: Path | None = None, **env: str) -> It
          "--workers", "1"],
         cwd=REPO, env=full, stdout=out, stderr=subprocess.STDOUT)
     try:
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 60  # a loaded 2-core machine starts it in 5 to 30 s
         while True:
             try:
                 with socket.create_connection(("127.0.0.1", port), timeout=1):
                     break
             except OSError:
                 if proc.poll() is not None or time.monotonic() > deadline:
+                    if proc.poll() is None:  # stop it first: its pipe ends only when it does
+                        proc.kill()
+                        proc.wait(timeout=10)
                     said = proc.stdout.read().decode() if proc.stdout else \
                         f"(its output: {log_path})"
                     raise RuntimeError(
