@@ -22,6 +22,8 @@ IMPRESSION: Final = "impression"  # the items a storefront showed: recorded, nev
 SIMILAR: Final = "similar"
 BOUGHT: Final = "bought"
 SIMILAR_RECENT: Final = "similar_recent"
+# the second similar-items list's default half-life (EngineConfig.similar_recent)
+SIMILAR_RECENT_HALF_LIFE_S: Final = 86_400.0
 BASKET_TYPES: Final = frozenset({"add_to_cart", "purchase"})
 
 
@@ -95,8 +97,10 @@ class EngineConfig:
     # under its own key (state.keys.KIND_SIMILAR_RECENT); None: off. The learned blend takes
     # its shares as features of their own (simr*), so each deployment's learned weights pick
     # the time scale: a news log's interest moves within a day, a catalogue's over months
-    # (docs/quality/tuning.md). Made with recent_similar(); RECS_SIMILAR_RECENT_HALF_LIFE_S
-    similar_recent: NeighbourConfig | None = None
+    # (docs/quality/tuning.md). 1 day, as large as `similar`; made with recent_similar();
+    # RECS_SIMILAR_RECENT_HALF_LIFE_S (0: off)
+    similar_recent: NeighbourConfig | None = field(
+        default_factory=lambda: NeighbourConfig(half_life_s=SIMILAR_RECENT_HALF_LIFE_S))
     trending: TrendingConfig = field(default_factory=TrendingConfig)
     event_weights: MappingProxyType[str, float] = field(
         default_factory=lambda: DEFAULT_EVENT_WEIGHTS)

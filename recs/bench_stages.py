@@ -19,8 +19,8 @@ Rows: ``source`` (generator alone), ``parse``, ``dedup`` (JVM only), ``sessions`
 per-event front: parse, watermarks, [dedup], sessions), ``neighbours`` (the front and the
 co-visitation / co-purchase stage), ``topology`` (``define_workflow`` with
 the models off: the front, neighbours, items and trending; catalogue stream empty).
-``--similar-recent SECONDS`` runs every row with the second similar-items list on at that
-half-life (``EngineConfig.similar_recent``; off by default, as in the job).
+``--similar-recent SECONDS`` runs every row with the second similar-items list at that
+half-life (``EngineConfig.similar_recent``; 1 day by default, as in the job; 0: off).
 
 The last line is one JSON object: ``{"stages": [{"stage", "runtime", "events",
 "events_per_s", "us_per_event", "cpu_us_per_event"}, ...], "parallelism",
@@ -41,7 +41,7 @@ from typing import Any, Final
 
 import orjson
 
-from operators.config import EngineConfig, recent_similar
+from operators.config import SIMILAR_RECENT_HALF_LIFE_S, EngineConfig, recent_similar
 from stream.topology import JVM, PYTHON
 
 USERS: Final = 100_000
@@ -118,7 +118,7 @@ def _source(env: Any, n: int, probe: str, name: str = "generator") -> Any:
 
 
 def run_one(stage: str, runtime: str, n: int, parallelism: int,
-            similar_recent_s: float = 0.0) -> dict[str, Any]:
+            similar_recent_s: float = SIMILAR_RECENT_HALF_LIFE_S) -> dict[str, Any]:
     """One measurement in this process (called in a child process by :func:`main`)."""
     from pyflink.common import Configuration
     from pyflink.datastream import StreamExecutionEnvironment
@@ -170,8 +170,9 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--only", default="", help="comma-separated stages (default: all)")
     parser.add_argument("--runtime", choices=(PYTHON, JVM), default=None,
                         help="only the rows of one runtime")
-    parser.add_argument("--similar-recent", type=float, default=0.0, metavar="SECONDS",
-                        help="the second similar-items list's half-life (default 0: off)")
+    parser.add_argument("--similar-recent", type=float, default=SIMILAR_RECENT_HALF_LIFE_S,
+                        metavar="SECONDS", help="the second similar-items list's half-life "
+                        "(default: the job's, 1 day; 0: off)")
     parser.add_argument("--one", nargs=3, metavar=("STAGE", "RUNTIME", "EVENTS"),
                         help=argparse.SUPPRESS)
     args = parser.parse_args(argv)

@@ -7,6 +7,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from operators.config import SIMILAR_RECENT_HALF_LIFE_S
+
 
 @dataclass(frozen=True, slots=True)
 class Topics:
@@ -71,7 +73,7 @@ class Settings:
     model_max_events_per_s: float = 500.0
     mf_negatives: int = 10
     # the second similar-items list's half-life in seconds (EngineConfig.similar_recent; 0: off)
-    similar_recent_half_life_s: float = 0.0
+    similar_recent_half_life_s: float = SIMILAR_RECENT_HALF_LIFE_S
     ranker_window_ms: int = 30 * 60_000  # attribution window of an impression (event time)
     # the blend learner (`recs blend-learner`, stream/blend_learner.py): the share of interest
     # events it learns from (sampled by event id) and how often it publishes the learned blend

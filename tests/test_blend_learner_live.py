@@ -79,6 +79,7 @@ def test_the_learner_learns_publishes_resumes_and_the_server_serves_it(
     examples: list[lb.Example] = []
     shell = Shell(opts, settings, examples=examples)
     shell.learner.cfg = lb.LearnedBlendConfig(min_labelled=MIN_LABELLED)
+    assert shell.learner.similar_recent  # the default: the second lists are read
     result = asyncio.run(shell.run())
 
     raw = redis_store.client.get(model_key(MODEL_BLEND))
@@ -122,10 +123,13 @@ def test_the_learner_learns_publishes_resumes_and_the_server_serves_it(
         reply = await client.get(f"/v1/users/{user}/recommendations?k=10&explain=true")
         params = h.experiments.assign("homepage", user).rules.blend
         plan = reads(user, params, category=None, ctx_keys=context_keys({}, now),
-                     exclude=(), pool=_opts().pool, models=h.models)
+                     exclude=(), pool=_opts().pool, models=h.models,
+                     similar_recent=h.similar_recent)
         inp = await _drive(plan, redis_store)
+        assert h.similar_recent and inp.similar_recent  # the default: the second lists are read
         args = (inp.session, inp.similar, inp.bought, inp.fills, params)
-        kw = {"k": _opts().pool, "vector": inp.vector, "vector_events": learned_events(inp.uvec)}
+        kw = {"k": _opts().pool, "vector": inp.vector, "vector_events": learned_events(inp.uvec),
+              "similar_recent": inp.similar_recent}
         learned = [s.item_id for s in lb.serve(model, cfg, *args, **kw)]
         hand = [s.item_id for s in lb.serve(None, cfg, *args, **kw)]
         return reply, learned, hand
@@ -256,7 +260,9 @@ def test_redis_down_loses_batches_not_the_learner_and_commits_nothing(
     result = asyncio.run(shell.run())  # returns: no exception escapes
     assert result["seen"] == 100 and result["stepped"] == 0
     assert result["unread"] == result["sampled"] > 0 and result["publishes"] == 0
-    assert _committed(kafka.bootstrap, opts.group, topic) is None  # re-learnt on restart
+    # re-learnt on restart: no offset past the unread events is committed (a publication tick
+    # before the first batch, Redis not yet seen down, may commit the start position, 0)
+    assert _committed(kafka.bootstrap, opts.group, topic) in (None, 0)
     # started while Redis is down, it waits to read the published value until stopped
     waiting = Shell(opts, Settings(redis_url=url))
     timer = threading.Timer(1.5, waiting.stop)
@@ -282,9 +288,11 @@ async def _drive(plan: Any, store: RedisStore) -> Any:
 
 def _one_at_a_time(shell: Shell, events: Sequence[Any], url: str,
                    cfg: lb.LearnedBlendConfig, share: float = SHARE,
-                   similar_recent: bool = False) -> lb.BlendModel:
+                   similar_recent: bool | None = None) -> lb.BlendModel:
     """A second learner, fed one event per batch (three round trips each), with the vector
-    index the first one used."""
+    index the first one used (and, unless told, the first one's second-list switch)."""
+    if similar_recent is None:
+        similar_recent = shell.learner.similar_recent
     from serving.experiments import load_experiments
 
     single = BlendLearner(load_experiments(None, load_rules(None)), share, cfg=cfg,
@@ -336,7 +344,7 @@ def test_with_the_second_similar_list_on_the_learned_weights_include_its_feature
     assert any(k.startswith("simr") and w != 0.0 for k, w in model.weights.items())
     wanted = [e for e in tail if lb.label_of(e) is not None]
     assert model == _one_at_a_time(shell, wanted, url, blend_cfg, 1.0, similar_recent=True)
-    off = _one_at_a_time(shell, wanted, url, blend_cfg, 1.0)
+    off = _one_at_a_time(shell, wanted, url, blend_cfg, 1.0, similar_recent=False)
     assert not any(k.startswith("simr") for k in off.weights) and off != model
 
 

@@ -175,14 +175,18 @@ def test_similar_recent_runs_the_engine_with_the_second_list_and_is_never_stored
     write_rsc15(tmp_path / "rsc15-sample")
     base = ["--dataset", "rsc15", "--data-dir", str(tmp_path), "--no-progress",
             "--methods", "engine"]
-    assert main(base) == 0
+    assert main([*base, "--similar-recent", "0"]) == 0
     off = last_json(capsys.readouterr().out)["engine"]
     assert main([*base, "--similar-recent", "3600"]) == 0
     on = last_json(capsys.readouterr().out)["engine"]
     assert set(on) == set(off)  # the same metrics, of an engine that kept the second list:
     args = parser().parse_args([*base, "--similar-recent", "3600"])
     assert engine_config(args).neighbour("similar_recent").half_life_s == 3600.0
-    assert engine_config(parser().parse_args(base)).similar_recent is None
+    # the default is the engine's (the list at 1 day); 0 runs without it
+    assert engine_config(parser().parse_args(base)).neighbour("similar_recent").half_life_s \
+        == 86_400.0
+    assert engine_config(parser().parse_args([*base, "--similar-recent", "0"])) \
+        .similar_recent is None
     (engine,) = build_methods(["engine"], None, engine_config(args))
     learner = engine.learner
     assert isinstance(learner, EngineLearner)
@@ -192,6 +196,7 @@ def test_similar_recent_runs_the_engine_with_the_second_list_and_is_never_stored
     assert kinds == {"similar", "similar_recent"}
     assert main([*base, "--similar-recent", "-1"]) == 2
     assert "expected >= 0 (0: off), got -1.0" in capsys.readouterr().err
-    assert main([*base, "--similar-recent", "3600", "--report", str(tmp_path / "q")]) == 2
-    assert "--similar-recent is not stored with --report" in capsys.readouterr().err
+    for given in ("3600", "0"):  # not even the default's value: the page holds the defaults
+        assert main([*base, "--similar-recent", given, "--report", str(tmp_path / "q")]) == 2
+        assert "--similar-recent is not stored with --report" in capsys.readouterr().err
     assert not (tmp_path / "q").exists()

@@ -122,8 +122,8 @@ def test_last_days_keeps_every_user_of_the_logs_last_days(
     src = next(iter(fast))
     assert set(fast[src].scores) == set(rel[("similar", src)].scores)
     assert fast[src].scores != rel[("similar", src)].scores  # decayed at its own half-life
-    _, plain = tune_learned.methods(tune_learned.engine_config([]),
-                                    tune_learned.blend_config([]), [], ("engine",))
+    without = dataclasses.replace(tune_learned.engine_config([]), similar_recent=None)
+    _, plain = tune_learned.methods(without, tune_learned.blend_config([]), [], ("engine",))
     for e in full.events[:200]:
         plain.learn(e)
     published = {u.key: u.data for u in learner.runner.pending_updates()}
@@ -131,3 +131,4 @@ def test_last_days_keeps_every_user_of_the_logs_last_days(
     assert {k: v for k, v in published.items() if ":similar_recent:" not in k} == alone
     assert published[f"recs:v1:similar_recent:{src}"] is not None  # published under its key
     assert tune_learned.main([*argv, "--engine", "engine", "--similar-recent", "3600"]) == 0
+    assert tune_learned.main([*argv, "--engine", "engine", "--similar-recent", "0"]) == 0

@@ -107,19 +107,24 @@ def test_new_arrival_scopes_split_back_and_are_told_apart() -> None:
         assert not keys.is_new_arrivals_scope(scope), scope
 
 
-def test_the_neighbour_relations_are_the_kinds_and_the_second_list_is_opt_in() -> None:
+def test_the_neighbour_relations_are_the_kinds_and_the_second_list_is_on_at_one_day() -> None:
     from stream.job import engine_config
 
     assert (config.SIMILAR, config.BOUGHT, config.SIMILAR_RECENT) == (
         keys.KIND_SIMILAR, keys.KIND_BOUGHT, keys.KIND_SIMILAR_RECENT)
-    off = EngineConfig()
+    default = EngineConfig()
+    assert default.neighbour(keys.KIND_SIMILAR_RECENT) == config.NeighbourConfig(
+        default.similar.capacity, default.similar.top_k, 86_400.0)
+    assert engine_config(Settings()).similar_recent == default.similar_recent
+    assert Settings().similar_recent_on and Settings.from_env({}).similar_recent_on
+    off = engine_config(Settings(similar_recent_half_life_s=0.0))
     assert off.similar_recent is None and off.neighbour("bought") is off.bought
     with pytest.raises(ValueError, match="relation 'similar_recent' is not kept"):
         off.neighbour(keys.KIND_SIMILAR_RECENT)
-    on = engine_config(Settings(similar_recent_half_life_s=86_400.0))
+    on = engine_config(Settings(similar_recent_half_life_s=3_600.0))
     recent = on.neighbour(keys.KIND_SIMILAR_RECENT)
     assert (recent.capacity, recent.top_k, recent.half_life_s) == (
-        off.similar.capacity, off.similar.top_k, 86_400.0)
-    assert engine_config(Settings()).similar_recent is None
+        off.similar.capacity, off.similar.top_k, 3_600.0)
+    assert not Settings.from_env({"RECS_SIMILAR_RECENT_HALF_LIFE_S": "0"}).similar_recent_on
     with pytest.raises(ValueError, match="expected >= 0 \\(0: off\\), got -1"):
         config.recent_similar(off.similar, -1)

@@ -16,9 +16,10 @@ users about 7 minutes. ``--last-days DAYS`` keeps every user's events of the log
 log, which a user sample thins out; it is how changes are compared before the whole run
 (docs/quality/tuning.md). The runs are stored as ``<name>-users<percent>`` and
 ``<name>-last<days>d``. ``--similar-recent SECONDS`` runs the engine with the second
-similar-items list (``EngineConfig.similar_recent``, what a deployment with
-``RECS_SIMILAR_RECENT_HALF_LIFE_S`` runs); such runs are compared in docs/quality/tuning.md and
-not stored with ``--report``, since the results page holds the defaults.
+similar-items list at another half-life than the default 1 day (0: without it), what a
+deployment with ``RECS_SIMILAR_RECENT_HALF_LIFE_S`` runs; such runs are compared in
+docs/quality/tuning.md and not stored with ``--report``, since the results page holds the
+defaults.
 
 Prints the protocol, a Markdown table and, as the last line, one JSON object mapping each method
 to its metrics plus ``events`` and ``seconds``. ``--report DIR`` also stores the run as
@@ -101,10 +102,11 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--last-days", type=float, default=None, metavar="DAYS",
                    help="keep only the log's last DAYS days, every user (ended where the time "
                    "split ends it): recent traffic at its full density")
-    p.add_argument("--similar-recent", type=float, default=0.0, metavar="SECONDS",
-                   help="the engine keeps the second similar-items list at this half-life, "
-                   "as a deployment with RECS_SIMILAR_RECENT_HALF_LIFE_S does (0: off, the "
-                   "default; not with --report: the results page holds the defaults)")
+    p.add_argument("--similar-recent", type=float, default=None, metavar="SECONDS",
+                   help="the engine keeps the second similar-items list at this half-life "
+                   "instead of the default (1 day), as a deployment with "
+                   "RECS_SIMILAR_RECENT_HALF_LIFE_S does (0: off; not with --report: the "
+                   "results page holds the defaults)")
     p.add_argument("--warmup", type=float, default=0.2,
                    help="next-item: share of events that only train (default 0.2)")
     p.add_argument("--frozen", action="store_true",
@@ -201,7 +203,7 @@ def main(argv: list[str] | None = None) -> int:
     limit = limit or None
     started = time.perf_counter()
     try:
-        if args.similar_recent and args.report is not None:
+        if args.similar_recent is not None and args.report is not None:
             raise ValueError("--similar-recent is not stored with --report: the results page "
                              "holds the engine's defaults (docs/quality/tuning.md has the runs)")
         methods = build_methods(args.methods.split(",") if args.methods else None,
@@ -267,7 +269,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def engine_config(args: argparse.Namespace) -> EngineConfig:
-    """The engine's defaults, with the second similar-items list when asked for."""
+    """The engine's defaults, with the second similar-items list's half-life when one is given
+    (0: without the list)."""
+    if args.similar_recent is None:
+        return TUNED_CONFIG
     return replace(TUNED_CONFIG, similar_recent=recent_similar(TUNED_CONFIG.similar,
                                                                args.similar_recent))
 

@@ -346,6 +346,7 @@ def describe(cfg: EngineConfig, blend: Blend) -> dict[str, Any]:
     return {
         "session": _fields(cfg.session), "similar": _fields(cfg.similar),
         "bought": _fields(cfg.bought), "trending": _fields(cfg.trending),
+        "similar_recent": _fields(cfg.similar_recent) if cfg.similar_recent else None,
         "mf": cfg.mf.to_dict(), "blend": _fields(blend),
     }
 

@@ -131,9 +131,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--lb", action="append", default=[], metavar="FIELD=VALUE")
     p.add_argument("--baselines", default="sr,vsknn,ar",
                    help="comma-separated baselines run beside (empty: none)")
-    p.add_argument("--similar-recent", type=float, default=0.0, metavar="SECONDS",
-                   help="also decay the similar-items pairs at this half-life, a second list "
-                        "the learned blend takes as features (simr*); 0: none")
+    p.add_argument("--similar-recent", type=float, default=None, metavar="SECONDS",
+                   help="the second similar-items list's half-life (the learned blend's simr* "
+                        "features) instead of the default 1 day; 0: without the list")
     p.add_argument("--engine", default=",".join(ENGINE),
                    help="the engine's methods scored, 'engine' first (fewer: a faster run; "
                         "they share one learner)")
@@ -142,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     try:
         cfg, lb = engine_config(args.set), blend_config(args.lb)
-        if args.similar_recent > 0:
+        if args.similar_recent is not None:  # recent_similar refuses a negative half-life
             cfg = dataclasses.replace(cfg, similar_recent=recent_similar(cfg.similar,
                                                                          args.similar_recent))
         ms, learner = methods(cfg, lb, [b for b in args.baselines.split(",") if b],
