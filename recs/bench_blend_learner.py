@@ -49,7 +49,6 @@ def _parser() -> argparse.ArgumentParser:
 
 
 async def _learn(redis_url: str, raws: Sequence[bytes], batch: int) -> dict[str, Any]:
-    from recs.settings import Settings
     from serving.experiments import load_experiments
     from serving.model_source import RedisModelSource
     from serving.models import ModelRefresher
@@ -62,9 +61,7 @@ async def _learn(redis_url: str, raws: Sequence[bytes], batch: int) -> dict[str,
     began = time.perf_counter()
     await models.refresh()
     refresh_s = time.perf_counter() - began
-    # as the command runs by default: the second similar-items lists read too
-    learner = BlendLearner(load_experiments(None, load_rules(None)), 1.0, vectors=models,
-                           similar_recent=Settings().similar_recent_on)
+    learner = BlendLearner(load_experiments(None, load_rules(None)), 1.0, vectors=models)
     reads = {"calls": 0, "keys": 0, "s": 0.0}
 
     async def get_many(keys: Sequence[str]) -> list[Envelope | None]:

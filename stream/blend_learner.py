@@ -38,7 +38,7 @@ from typing import Any, Final
 
 from operators import learned_blend
 from operators.blend import BlendParams, Fill, Shares
-from operators.config import BASKET_TYPES
+from operators.config import BASKET_TYPES, SIMILAR_RECENT_HALF_LIFE_S
 from operators.learned_blend import BlendModel, Example, LearnedBlendConfig
 from schemas.events import Interaction, SchemaError, decode_interaction
 from serving.experiments import Experiments
@@ -267,9 +267,10 @@ class BlendLearner:
     counts: Counts = field(default_factory=Counts)
     examples: list[Example] | None = None  # kept when a list is given (tests, the bench)
     skip_leaked: bool = False  # learn only from events none of whose lists counts them yet
-    # read the recent items' second similar-items lists (Settings.similar_recent_on): the
-    # weights learned then include simr*, the features the server computes from the same keys
-    similar_recent: bool = False
+    # read the recent items' second similar-items lists (Settings.similar_recent_on; by default
+    # as the engine's default publishes them): the weights learned then include simr*, the
+    # features the server computes from the same keys
+    similar_recent: bool = SIMILAR_RECENT_HALF_LIFE_S > 0
 
     def __post_init__(self) -> None:
         self.share = check_share(self.share)

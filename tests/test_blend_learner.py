@@ -266,9 +266,10 @@ def test_with_ages_on_the_examples_carry_the_age_features_at_each_events_time() 
     assert isinstance(store, MemoryStore)
     wanted = [e for e in log.events[-300:] if lb.label_of(e) is not None]
     rules = load_rules(None)
+    # the second lists left out: the age features of the similar lists alone are compared
     on = BlendLearner(load_experiments(None, rules), 1.0, lb.LearnedBlendConfig(ages=True),
-                      examples=[])
-    off = _learner()
+                      examples=[], similar_recent=False)
+    off = BlendLearner(load_experiments(None, rules), 1.0, examples=[], similar_recent=False)
     for learner in (on, off):
         asyncio.run(learner.learn(wanted, _reader(store, [])))
     ages = ("simh", "simd", "seenh", "seend")

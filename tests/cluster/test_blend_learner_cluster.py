@@ -64,9 +64,7 @@ def test_the_learner_on_a_cluster_learns_what_it_learns_in_memory(
     async def get_many(keys: Sequence[str]) -> list[Envelope | None]:
         return store.get_many(keys)
 
-    # the settings' switch, as the Shell's learner (on by default: the second lists are read)
-    same = BlendLearner(load_experiments(None, load_rules(None)), SHARE,
-                        similar_recent=Settings().similar_recent_on)
+    same = BlendLearner(load_experiments(None, load_rules(None)), SHARE)
     asyncio.run(same.learn(wanted, get_many))
     assert same.model == model
     # a second learner resumes from the cluster's value
