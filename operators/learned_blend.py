@@ -19,7 +19,7 @@ r-th recent item (``seen0`` … ``seen4``) and how often the session repeated it
 statistics), the calibrated reminder score, its share in the global, category and context
 trending lists and its reciprocal rank there (popularity at the trending half-life), a
 new-arrivals share, and the hand-tuned blend's own score and rank (``prior``, ``prior_rr``).
-**Ages** (``LearnedBlendConfig.ages``, off by default; with the request's ``now``): a news
+**Ages** (``LearnedBlendConfig.ages``, on by default; with the request's ``now``): a news
 user's recent items are often days old, their votes noise, so each vote is also weighed by its
 recent item's freshness (:mod:`operators.freshness`, halving per hour / per day): ``simh`` /
 ``simd`` sum ``share · fresh / 5`` over the recent items whose list holds the candidate
@@ -114,7 +114,7 @@ class LearnedBlendConfig:
     k: int = 20                # cut-off of the prequential comparison (HR@k, MRR@k)
     min_labelled: int = 500    # labelled events before the learned order may be served
     window: int = 1000         # horizon of the moving averages of the two orders' gains
-    ages: bool = False         # the age features (module docstring); off: none computed
+    ages: bool = True          # the age features (module docstring); off: none computed
 
     def __post_init__(self) -> None:
         for name in ("negatives", "pool", "fill_pool", "k", "min_labelled", "window"):
@@ -474,7 +474,8 @@ def from_published(doc: Mapping[str, Any]) -> tuple[BlendModel, LearnedBlendConf
     if unknown:
         raise ValueError(f"operators.learned_blend.from_published: unknown cfg fields "
                          f"{unknown}")
-    return decode(doc), LearnedBlendConfig(**raw)
+    # a value published before the age features existed has no ``ages``: learned without them
+    return decode(doc), LearnedBlendConfig(**{"ages": False, **raw})
 
 
 # ---- codec --------------------------------------------------------------------------------

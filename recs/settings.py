@@ -82,7 +82,7 @@ class Settings:
     blend_publish_ms: int = 5_000
     # the learned blend's age features (LearnedBlendConfig.ages), in the config the learner
     # publishes, so the server computes them exactly when the weights learned them
-    blend_ages: bool = False
+    blend_ages: bool = True
     # serving: rules and experiments files ("" = the ones shipped in serving/config), how long
     # shared lists stay in the server's cache, the time budget of its Redis reads
     rules_file: str = ""
@@ -218,7 +218,7 @@ class Settings:
             ranker_window_ms=int(e.get("RECS_RANKER_WINDOW_MS", d.ranker_window_ms)),
             blend_sample=float(e.get("RECS_BLEND_SAMPLE", d.blend_sample)),
             blend_publish_ms=int(e.get("RECS_BLEND_PUBLISH_MS", d.blend_publish_ms)),
-            blend_ages=_flag(e.get("RECS_BLEND_AGES", "0")),
+            blend_ages=_flag(e.get("RECS_BLEND_AGES", "1")),
             rules_file=e.get("RECS_RULES_FILE", d.rules_file),
             experiments_file=e.get("RECS_EXPERIMENTS_FILE", d.experiments_file),
             serve_cache_ttl_ms=int(e.get("RECS_SERVE_CACHE_TTL_MS", d.serve_cache_ttl_ms)),

@@ -253,14 +253,15 @@ def test_metrics_render_the_counts_and_have_no_publication_series_before_one() -
 
 
 def test_with_ages_on_the_examples_carry_the_age_features_at_each_events_time() -> None:
-    """``RECS_BLEND_AGES`` (Settings.blend_ages) builds the learner's config with ``ages`` on,
-    published with the weights; its examples are the candidates of the learner with it off
-    plus the age features, computed at each event's time, and the weights learn them."""
+    """``RECS_BLEND_AGES`` (Settings.blend_ages, on by default) builds the learner's config
+    with ``ages`` on, published with the weights; its examples are the candidates of the
+    learner with it off plus the age features, computed at each event's time, and the weights
+    learn them."""
     from stream.blend_learner_run import Shell
 
-    on_settings = Settings(blend_ages=True)
-    assert Shell(options_of(on_settings), on_settings).learner.cfg.ages
-    assert not Shell(options_of(Settings()), Settings()).learner.cfg.ages
+    off_settings = Settings(blend_ages=False)
+    assert Shell(options_of(Settings()), Settings()).learner.cfg.ages
+    assert not Shell(options_of(off_settings), off_settings).learner.cfg.ages
     log = generated_log(1_500, n_users=60, n_items=450, seed=3)
     store = reference(log).store
     assert isinstance(store, MemoryStore)
@@ -269,7 +270,8 @@ def test_with_ages_on_the_examples_carry_the_age_features_at_each_events_time() 
     # the second lists left out: the age features of the similar lists alone are compared
     on = BlendLearner(load_experiments(None, rules), 1.0, lb.LearnedBlendConfig(ages=True),
                       examples=[], similar_recent=False)
-    off = BlendLearner(load_experiments(None, rules), 1.0, examples=[], similar_recent=False)
+    off = BlendLearner(load_experiments(None, rules), 1.0, lb.LearnedBlendConfig(ages=False),
+                       examples=[], similar_recent=False)
     for learner in (on, off):
         asyncio.run(learner.learn(wanted, _reader(store, [])))
     ages = ("simh", "simd", "seenh", "seend")

@@ -28,6 +28,7 @@ SESSION = {"events": [["a", "view", NOW - 2 * DAY_MS], ["b", "view", NOW - HOUR_
 SIMILAR = {"b": (("c", 1.0), ("d", 0.5)), "a": (("d", 1.0), ("e", 0.5))}
 FILLS = [Fill(TRENDING, "global", [["t", 5.0], ["c", 4.0], ["a", 3.0], ["b", 2.0]])]
 ON = lb.LearnedBlendConfig(ages=True)
+OFF = lb.LearnedBlendConfig(ages=False)
 
 
 def _features(cfg: lb.LearnedBlendConfig, **kwargs: Any) -> dict[str, dict[str, float]]:
@@ -47,8 +48,7 @@ def test_freshness_halves_per_hour_and_per_day_from_the_newest_event() -> None:
 
 
 def test_age_features_only_when_on_and_given_the_time() -> None:
-    for cfg, kwargs in ((lb.LearnedBlendConfig(), {}), (lb.LearnedBlendConfig(), {"now": NOW}),
-                        (ON, {})):
+    for cfg, kwargs in ((OFF, {}), (OFF, {"now": NOW}), (ON, {})):
         assert not any(k in AGES for f in _features(cfg, **kwargs).values() for k in f)
     on = _features(ON, now=NOW, similar_recent=SIMILAR)
     assert {k for f in on.values() for k in f if k in AGES} == set(AGES)
@@ -68,7 +68,7 @@ def test_values_on_a_hand_built_session() -> None:
     assert (f["a"]["seenh"], f["a"]["seend"]) == fa and f["a"]["seen1"] == 1.0
     assert "simh" not in f["t"] and "seenh" not in f["c"]  # trending only; not a recent item
     # the features of before are unchanged, in the same order
-    plain = _features(lb.LearnedBlendConfig())
+    plain = _features(OFF)
     assert {i: {k: v for k, v in x.items() if k not in AGES} for i, x in f.items()} == plain
     assert [list(x) for x in plain.values()] == \
         [[k for k in x if k not in AGES] for x in f.values()]
@@ -113,20 +113,21 @@ def test_off_changes_nothing(events: list[tuple[str, int]], similar: dict[str, A
         return [(c.item_id, c.prior_rank, [(k, v) for k, v in c.features.items()
                                            if k not in AGES]) for c in found]
 
-    before = cands(lb.LearnedBlendConfig())
-    off, on = cands(lb.LearnedBlendConfig(ages=False), now=now), cands(ON, now=now)
+    before = cands(OFF)
+    off, on = cands(OFF, now=now), cands(ON, now=now)
     assert off == before
     assert plain(on) == plain(before)
 
 
 def test_the_config_travels_with_the_published_model() -> None:
-    """On, ``ages`` is published and read back; off it is left out, so the published value
-    is the one of before (which the code of before, refusing unknown fields, still reads), and
-    a value published before it decodes as off."""
+    """On (the default), ``ages`` is published and read back; off it is left out, so the
+    published value is the one of before (which the code of before, refusing unknown fields,
+    still reads), and a value published before it, without ``ages``, decodes as off."""
     model = lb.BlendModel({"simh": 0.5, "prior": 1.0}, events=3)
     doc = orjson.loads(orjson.dumps(lb.published(model, ON)))
     assert doc["cfg"]["ages"] is True and lb.from_published(doc) == (model, ON)
-    off = lb.published(model, lb.LearnedBlendConfig())
+    assert lb.published(model, lb.LearnedBlendConfig()) == lb.published(model, ON)
+    off = lb.published(model, OFF)
     assert "ages" not in off["cfg"] and set(off["cfg"]) == {
         "lr", "l2", "negatives", "pool", "fill_pool", "k", "min_labelled", "window"}
     assert lb.from_published(orjson.loads(orjson.dumps(off)))[1].ages is False
@@ -137,20 +138,21 @@ def test_the_config_travels_with_the_published_model() -> None:
 def test_switched_on_by_the_blend_learners_setting_and_the_tuner() -> None:
     from recs.evaluation import tune_learned
 
-    assert Settings().blend_ages is False and Settings.from_env({}).blend_ages is False
+    assert Settings().blend_ages is True and Settings.from_env({}).blend_ages is True
     for text, on in (("1", True), ("true", True), ("0", False), ("false", False)):
         assert Settings.from_env({"RECS_BLEND_AGES": text}).blend_ages is on
-    s = Settings(blend_ages=True)
-    assert s.to_env()["RECS_BLEND_AGES"] == "1" and Settings.from_env(s.to_env()) == s
+    s = Settings(blend_ages=False)
+    assert s.to_env()["RECS_BLEND_AGES"] == "0" and Settings.from_env(s.to_env()) == s
     assert tune_learned.blend_config(["ages=true"]) == ON
-    assert tune_learned.blend_config(["ages=false"]) == lb.LearnedBlendConfig()
+    assert tune_learned.blend_config([]) == ON == lb.LearnedBlendConfig()
+    assert tune_learned.blend_config(["ages=false"]) == OFF
     with pytest.raises(ValueError, match="--lb ages: expected true or false, got 'yes'"):
         tune_learned.blend_config(["ages=yes"])
 
 
 def test_the_evaluation_learns_the_age_features_with_lb_ages_true(tmp_path: Path) -> None:
     """``tune_learned --lb ages=true``'s learner computes them at each event's time (the
-    weights learned include them); with the default config none is learned."""
+    weights learned include them); with ``ages=false`` none is learned."""
     from recs import datasets
     from recs.evaluation import tune_learned
     from tests.test_evaluation_cli import write_rsc15
@@ -158,7 +160,7 @@ def test_the_evaluation_learns_the_age_features_with_lb_ages_true(tmp_path: Path
     write_rsc15(tmp_path / "rsc15-sample")
     events = datasets.load("rsc15", tmp_path / "rsc15-sample").events[:400]
     weights = []
-    for lbs in (["ages=true"], []):
+    for lbs in (["ages=true"], ["ages=false"]):
         _, learner = tune_learned.methods(tune_learned.engine_config([]),
                                           tune_learned.blend_config(lbs), [], ("engine",))
         for e in events:

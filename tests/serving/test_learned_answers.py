@@ -265,7 +265,8 @@ def test_homepage_computes_the_age_features_at_the_request_time(
     u1's session its order puts them last, unlike the same weights published with ``ages``
     off (no ``simh`` computed: the hand-tuned order); a day later the votes are stale and
     their weight vanishes, so the order is that of ``ages`` off again. The server computes
-    the features at its own clock, on the compiled core and on the Python path alike."""
+    the features at its ranking clock (the request's minute, rounded up: cacheable), on the
+    compiled core and on the Python path alike."""
     warm = learned_blend.BlendModel({"simh": -100.0, "prior": 1.0}, events=50, labelled=40,
                                     prior_gain=0.4, learned_gain=0.6)
     url = "/v1/users/u1/recommendations?k=5"
