@@ -27,6 +27,7 @@ from operators.config import EngineConfig, recent_similar
 from recs.engine import spawn
 from recs.readings import Target, samples_of, scrape
 from recs.settings import Settings
+from serving.handlers import rank_clock
 from serving.homepage_reads import context_keys, learned_events, reads
 from serving.pipeline import EXPLORE
 from serving.rules import load_rules
@@ -128,8 +129,9 @@ def test_the_learner_learns_publishes_resumes_and_the_server_serves_it(
         inp = await _drive(plan, redis_store)
         assert h.similar_recent and inp.similar_recent  # the default: the second lists are read
         args = (inp.session, inp.similar, inp.bought, inp.fills, params)
+        # the age features (on by default) at the server's ranking clock
         kw = {"k": _opts().pool, "vector": inp.vector, "vector_events": learned_events(inp.uvec),
-              "similar_recent": inp.similar_recent}
+              "similar_recent": inp.similar_recent, "now": rank_clock(now)}
         learned = [s.item_id for s in lb.serve(model, cfg, *args, **kw)]
         hand = [s.item_id for s in lb.serve(None, cfg, *args, **kw)]
         return reply, learned, hand
