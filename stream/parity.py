@@ -2,12 +2,14 @@
 
 Used by the end-to-end tests (``tests/streamkit.py``) and by ``make bench-cluster``:
 :func:`differences` lists the keys whose values differ, :func:`count_differences` counts the
-events an item's counters (``recs:v1:itemstats:{item}``, by event type) miss or hold twice.
+events an item's counters (``recs:v1:itemstats:{item}``, by event type) miss or hold twice,
+and :func:`diagnosis` sums both up for a failure message.
 """
 
 from __future__ import annotations
 
 import math
+from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
@@ -139,3 +141,38 @@ def count_differences(ref: ReferenceRunner, store: Store) -> CountDifferences:
             lost += max(0, gap)
             double += max(0, -gap)
     return CountDifferences(lost, double)
+
+
+def diagnosis(ref: ReferenceRunner, store: Store, diffs: list[str]) -> str:
+    """What a list of :func:`differences` says about the run: per kind of key, how many are
+    missing, unexpected, in the head of an overflowed list, or of another value, the latter
+    by the store's version against the reference's (``older``: the run's last value of the key
+    never arrived, or came from fewer events; ``same version``: the same events, another
+    result; ``newer``; ``value`` when either cannot be read). Other differences (a model's
+    header) count as ``other``. Then the item counters' lost and double-counted events
+    (:func:`count_differences`).
+
+    >>> from state.store import MemoryStore
+    >>> diagnosis(ReferenceRunner(), MemoryStore(), ["missing recs:v1:session:u1", "model x"])
+    'session: 1 missing; other: 1; item counters: 0 events lost, 0 double'
+    """
+    found: dict[str, Counter[str]] = {}
+    for diff in diffs:
+        how, _, key = diff.partition(" ")
+        if how not in ("missing", "unexpected", "head", "value", "unreadable") or \
+                not key.startswith(keys.PREFIX):
+            found.setdefault("other", Counter())[""] += 1  # a model's header, "not started"
+            continue
+        key = key.split(" ", 1)[0].rstrip(":")  # "head KEY: ..." names it with a colon
+        kind, _ = keys.split_key(key)
+        if how == "value":
+            a, b = ref.store.get(key), store.get(key)
+            if a is not None and b is not None:
+                how = ("older" if b.version < a.version else
+                       "same version" if b.version == a.version else "newer")
+        found.setdefault(kind, Counter())[how] += 1
+    parts = [f"{kind}: " + ", ".join(f"{n} {how}".strip() for how, n in sorted(c.items()))
+             for kind, c in sorted(found.items(), key=lambda kv: (kv[0] == "other", kv[0]))]
+    counts = count_differences(ref, store)
+    return "; ".join([*parts, f"item counters: {counts.lost} events lost, "
+                               f"{counts.double} double"])

@@ -21,6 +21,7 @@ from infra.topics import engine_topics, ensure_topics, kafka_python_delivery
 from operators.config import EngineConfig
 from recs.settings import Settings, Topics
 from schemas.events import Interaction, ItemUpsert
+from stream.parity import diagnosis as diagnosis  # re-exported
 from stream.parity import differences as differences  # re-exported
 from stream.parity import model_differences as model_differences  # re-exported
 from stream.reference import ReferenceRunner

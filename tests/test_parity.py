@@ -10,7 +10,7 @@ from schemas.events import Interaction
 from state import keys
 from state.records import Update
 from state.store import MemoryStore
-from stream.parity import _overflowed_head_differs, differences
+from stream.parity import _overflowed_head_differs, diagnosis, differences
 from stream.reference import ReferenceRunner
 
 T0 = 1_700_000_000_000
@@ -85,3 +85,27 @@ def test_the_second_similar_items_list_is_compared_like_the_similar_list() -> No
     stored(items)
     copy.apply([Update(key, env.version + 1, env.as_of, None)])  # deleted: missing
     assert differences(ref, copy, models=False) == [f"missing {key}"]
+
+
+def test_the_diagnosis_tells_a_lost_last_value_from_a_different_result() -> None:
+    """A run whose last session value never arrived (an older version stored), whose item
+    counter missed an event, whose list is missing and whose model differs: each is named by
+    kind and how, and the lost event is counted."""
+    events = [Interaction(f"e{n}", "view", "u", "s", T0 + 1_000 * n, item_id=item)
+              for n, item in enumerate(["a", "b", "a", "c"])]
+    ref = ReferenceRunner(EngineConfig())
+    ref.run(events)
+    early = ReferenceRunner(EngineConfig())
+    early.run(events[:-1])  # the run that stopped one event short
+    session, stats = keys.session_key("u"), keys.itemstats_key("c")
+    copy = MemoryStore()
+    copy.apply([Update(k, e.version, e.as_of, e.data) for k in ref.store.keys(keys.PREFIX)
+                if k not in (session, stats) for e in [ref.store.get(k)] if e is not None])
+    older, newest = early.store.get(session), ref.store.get(session)
+    assert older is not None and newest is not None and older.version < newest.version
+    copy.apply([Update(session, older.version, older.as_of, older.data)])
+    diffs = differences(ref, copy, models=False)
+    assert f"value {session}" in diffs and f"missing {stats}" in diffs
+    said = diagnosis(ref, copy, [*diffs, "model ranker.stats: 1 != 2"])
+    assert "session: 1 older" in said and "itemstats: 1 missing" in said
+    assert said.endswith("other: 1; item counters: 1 events lost, 0 double"), said

@@ -169,7 +169,9 @@ def _until_equal(job: engine.EngineProcess, ref: ReferenceRunner, redis_store: R
         time.sleep(2)
         if redis_store.freshness().get("stream", 0) == final_ts:
             diffs = streamkit.differences(ref, redis_store, models=False)
-    assert diffs == [], f"{len(diffs)} differences, first: {diffs[:10]}"
+    assert diffs == [], \
+        f"{len(diffs)} differences ({streamkit.diagnosis(ref, redis_store, diffs)}), " \
+        f"first: {diffs[:10]}"
 
 
 @pytest.mark.parametrize("backend", ["hashmap", "rocksdb"])

@@ -101,7 +101,9 @@ def test_flink_job_matches_reference_and_dead_letters_bad_input(
         stats = loader.run(settings, redis_store, idle_exit_s=4.0, max_seconds=120)
         assert stats.malformed == 0
     diffs = streamkit.differences(ref, redis_store)
-    assert diffs == [], f"{len(diffs)} differences, first: {diffs[:10]}"
+    assert diffs == [], \
+        f"{len(diffs)} differences ({streamkit.diagnosis(ref, redis_store, diffs)}), " \
+        f"first: {diffs[:10]}"
     # the second similar-items list: one per similar list, decayed at its own half-life
     recent = set(redis_store.keys(f"{keys.PREFIX}{keys.KIND_SIMILAR_RECENT}:"))
     similar = set(redis_store.keys(f"{keys.PREFIX}{keys.KIND_SIMILAR}:"))
@@ -157,7 +159,9 @@ def test_every_event_published_twice_gives_the_state_of_publishing_once(
     loader.run(settings, redis_store, idle_exit_s=4.0, max_seconds=120)
     assert ref.duplicates == 0
     diffs = streamkit.differences(ref, redis_store)
-    assert diffs == [], f"{len(diffs)} differences, first: {diffs[:10]}"
+    assert diffs == [], \
+        f"{len(diffs)} differences ({streamkit.diagnosis(ref, redis_store, diffs)}), " \
+        f"first: {diffs[:10]}"
 
 
 def test_models_that_cannot_keep_up_learn_from_a_sample_and_counting_is_unchanged(
@@ -171,7 +175,9 @@ def test_models_that_cannot_keep_up_learn_from_a_sample_and_counting_is_unchange
     streamkit.publish(settings, log)
     _run_bounded(settings, tmp_path, 2)
     diffs = streamkit.differences(ref, redis_store, models=False)
-    assert diffs == [], f"{len(diffs)} differences, first: {diffs[:10]}"
+    assert diffs == [], \
+        f"{len(diffs)} differences ({streamkit.diagnosis(ref, redis_store, diffs)}), " \
+        f"first: {diffs[:10]}"
     header = redis_store.get(keys.model_key(keys.MODEL_MF))
     want = ref.store.get(keys.model_key(keys.MODEL_MF))
     assert header is not None and want is not None
@@ -231,7 +237,9 @@ def test_restart_from_checkpoint_converges_to_uninterrupted_state(
             time.sleep(2)
             if redis_store.freshness().get("stream", 0) == final_ts:
                 diffs = streamkit.differences(ref, redis_store)
-        assert diffs == [], f"{len(diffs)} differences, first: {diffs[:10]}"
+        assert diffs == [], \
+            f"{len(diffs)} differences ({streamkit.diagnosis(ref, redis_store, diffs)}), " \
+            f"first: {diffs[:10]}"
         assert "restoring from" in job.tail(400) and str(restored_from) in job.tail(400)
         _check_metrics(settings, monitor)
     finally:
