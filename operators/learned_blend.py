@@ -474,8 +474,7 @@ def from_published(doc: Mapping[str, Any]) -> tuple[BlendModel, LearnedBlendConf
     if unknown:
         raise ValueError(f"operators.learned_blend.from_published: unknown cfg fields "
                          f"{unknown}")
-    # a value published before the age features existed has no ``ages``: learned without them
-    return decode(doc), LearnedBlendConfig(**{"ages": False, **raw})
+    return decode(doc), LearnedBlendConfig(**{"ages": False, **raw})  # older values: no ages
 
 
 # ---- codec --------------------------------------------------------------------------------
